@@ -1,0 +1,102 @@
+package store
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// cache holds hot look-ups (extensions by number, bindings by extension) so that a call does not
+// pay a database round trip per step.
+//
+// Writes through this Store invalidate the key at once. Writes by another process (the officepbx
+// CLI, a second PBX node) are seen after at most the TTL. A fill that raced with an invalidation
+// is discarded: a reader notes the generation before it queries the database and stores its result
+// only if no invalidation happened since, so a stale row never outlives a write of this process.
+type cache[V any] struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu  sync.RWMutex
+	gen uint64
+	m   map[string]cacheEntry[V]
+
+	hits, misses atomic.Int64
+}
+
+type cacheEntry[V any] struct {
+	v       V
+	found   bool // false: a remembered "not found"
+	expires time.Time
+}
+
+func newCache[V any](ttl time.Duration, now func() time.Time) *cache[V] {
+	return &cache[V]{ttl: ttl, now: now, m: make(map[string]cacheEntry[V])}
+}
+
+// get returns the cached value, whether it was found in the database, and whether the cache had
+// a live entry at all. On a miss it returns the generation to hand to put.
+func (c *cache[V]) get(key string) (v V, found, ok bool, gen uint64) {
+	if c.ttl <= 0 {
+		c.misses.Add(1)
+		return v, false, false, 0
+	}
+	c.mu.RLock()
+	e, hit := c.m[key]
+	gen = c.gen
+	c.mu.RUnlock()
+	if hit && c.now().Before(e.expires) {
+		c.hits.Add(1)
+		return e.v, e.found, true, gen
+	}
+	c.misses.Add(1)
+	return v, false, false, gen
+}
+
+// generation returns the current generation, for a fill that does not start with get.
+func (c *cache[V]) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+func (c *cache[V]) put(key string, gen uint64, v V, found bool) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	c.m[key] = cacheEntry[V]{v: v, found: found, expires: c.now().Add(c.ttl)}
+	if len(c.m) > 4*cacheSweepAt && len(c.m)%cacheSweepAt == 0 {
+		c.sweepLocked()
+	}
+}
+
+// cacheSweepAt bounds the map: a scanner trying random numbers fills it with negative entries.
+const cacheSweepAt = 4096
+
+func (c *cache[V]) sweepLocked() {
+	now := c.now()
+	for k, e := range c.m {
+		if !now.Before(e.expires) {
+			delete(c.m, k)
+		}
+	}
+}
+
+func (c *cache[V]) invalidate(key string) {
+	c.mu.Lock()
+	c.gen++
+	delete(c.m, key)
+	c.mu.Unlock()
+}
+
+func (c *cache[V]) invalidateAll() {
+	c.mu.Lock()
+	c.gen++
+	clear(c.m)
+	c.mu.Unlock()
+}

@@ -1,0 +1,368 @@
+package store
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// MaxNumberLen is the longest extension number or queue name accepted.
+const MaxNumberLen = 64
+
+// validName matches extension numbers and queue names: digits, letters, '.', '-' and '_'.
+// The set keeps numbers safe inside a SIP URI user part without escaping (RFC 3261 §25.1
+// "unreserved"), in Lua scripts and in log lines.
+var validName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// ValidateNumber reports whether number is a usable extension number.
+func ValidateNumber(number string) error {
+	return validateName("number", number)
+}
+
+func validateName(field, s string) error {
+	switch {
+	case s == "":
+		return invalid(field, "must not be empty")
+	case len(s) > MaxNumberLen:
+		return invalid(field, fmt.Sprintf("is longer than %d characters", MaxNumberLen))
+	case !validName.MatchString(s):
+		return invalid(field, fmt.Sprintf("%q may contain only digits, letters, '.', '-' and '_'", s))
+	}
+	return nil
+}
+
+// ValidateTarget reports whether t is a usable forwarding target: empty (no forwarding), an
+// extension number, or a sip:/sips: URI.
+func ValidateTarget(field, t string) error {
+	if t == "" {
+		return nil
+	}
+	lower := strings.ToLower(t)
+	if strings.HasPrefix(lower, "sip:") || strings.HasPrefix(lower, "sips:") {
+		rest := t[strings.IndexByte(t, ':')+1:]
+		if rest == "" || strings.ContainsAny(rest, " \t\r\n<>\"") {
+			return invalid(field, fmt.Sprintf("%q is not a valid SIP URI", t))
+		}
+		return nil
+	}
+	if err := validateName(field, t); err != nil {
+		return invalid(field, fmt.Sprintf("%q is neither an extension number nor a sip: URI", t))
+	}
+	return nil
+}
+
+// Extension is one phone account of the PBX.
+//
+// Passwords are never stored: only the digest HA1 values for the extension's realm, for MD5
+// (RFC 2617) and SHA-256 (RFC 8760). Changing the realm therefore needs a new password; SetPassword
+// computes both hashes.
+type Extension struct {
+	ID              int64     `gorm:"column:id;primaryKey"`
+	Number          string    `gorm:"column:number"`
+	Name            string    `gorm:"column:name"`
+	Realm           string    `gorm:"column:realm"`
+	HA1MD5          string    `gorm:"column:ha1_md5"`
+	HA1SHA256       string    `gorm:"column:ha1_sha256"`
+	Enabled         bool      `gorm:"column:enabled"`
+	DND             bool      `gorm:"column:dnd"`
+	ForwardAlways   string    `gorm:"column:forward_always"`
+	ForwardBusy     string    `gorm:"column:forward_busy"`
+	ForwardNoAnswer string    `gorm:"column:forward_noanswer"`
+	RingTimeout     int       `gorm:"column:ring_timeout"` // seconds; 0 means the PBX default
+	CreatedAt       time.Time `gorm:"column:created_at"`
+	UpdatedAt       time.Time `gorm:"column:updated_at"`
+}
+
+// TableName tells gorm the table; the schema itself comes from migrations/.
+func (Extension) TableName() string { return "extensions" }
+
+// SetPassword replaces the stored credentials with HA1 hashes of password for realm.
+func (e *Extension) SetPassword(realm, password string) error {
+	if realm == "" {
+		return invalid("realm", "must not be empty")
+	}
+	if password == "" {
+		return invalid("password", "must not be empty")
+	}
+	e.Realm = realm
+	e.HA1MD5 = HA1(AlgMD5, e.Number, realm, password)
+	e.HA1SHA256 = HA1(AlgSHA256, e.Number, realm, password)
+	return nil
+}
+
+// HA1 returns the stored hash for the digest algorithm alg ("MD5" or "SHA-256", case-insensitive,
+// with or without the "-sess" suffix), or "" when there is none.
+func (e *Extension) HA1(alg string) string {
+	switch normalizeAlg(alg) {
+	case AlgMD5:
+		return e.HA1MD5
+	case AlgSHA256:
+		return e.HA1SHA256
+	}
+	return ""
+}
+
+// CheckPassword reports whether password matches the stored MD5 and SHA-256 credentials.
+func (e *Extension) CheckPassword(password string) bool {
+	if e.HA1MD5 == "" || e.HA1SHA256 == "" {
+		return false
+	}
+	return equalHex(e.HA1MD5, HA1(AlgMD5, e.Number, e.Realm, password)) &&
+		equalHex(e.HA1SHA256, HA1(AlgSHA256, e.Number, e.Realm, password))
+}
+
+func (e *Extension) validate() error {
+	if err := ValidateNumber(e.Number); err != nil {
+		return err
+	}
+	if len(e.Name) > 128 || strings.ContainsAny(e.Name, "\r\n\"") {
+		return invalid("name", "must be at most 128 characters without quotes or line breaks")
+	}
+	if e.HA1MD5 == "" || e.HA1SHA256 == "" {
+		return invalid("password", "must be set")
+	}
+	for _, f := range []struct{ field, v string }{
+		{"forward_always", e.ForwardAlways},
+		{"forward_busy", e.ForwardBusy},
+		{"forward_noanswer", e.ForwardNoAnswer},
+	} {
+		if err := ValidateTarget(f.field, f.v); err != nil {
+			return err
+		}
+	}
+	if e.RingTimeout < 0 || e.RingTimeout > 600 {
+		return invalid("ring_timeout", "must be between 0 and 600 seconds")
+	}
+	return nil
+}
+
+// ExtensionPatch changes some fields of an extension; nil fields stay as they are.
+type ExtensionPatch struct {
+	Name            *string
+	Password        *string // hashed with the extension's realm (or Realm when also given)
+	Realm           *string // requires Password: the stored hashes depend on the realm
+	Enabled         *bool
+	DND             *bool
+	ForwardAlways   *string
+	ForwardBusy     *string
+	ForwardNoAnswer *string
+	RingTimeout     *int
+}
+
+func (p ExtensionPatch) apply(e *Extension) error {
+	if p.Name != nil {
+		e.Name = *p.Name
+	}
+	if p.Realm != nil && p.Password == nil {
+		return invalid("realm", "changing the realm needs a new password")
+	}
+	if p.Password != nil {
+		realm := e.Realm
+		if p.Realm != nil {
+			realm = *p.Realm
+		}
+		if err := e.SetPassword(realm, *p.Password); err != nil {
+			return err
+		}
+	}
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&e.ForwardAlways, p.ForwardAlways)
+	set(&e.ForwardBusy, p.ForwardBusy)
+	set(&e.ForwardNoAnswer, p.ForwardNoAnswer)
+	if p.Enabled != nil {
+		e.Enabled = *p.Enabled
+	}
+	if p.DND != nil {
+		e.DND = *p.DND
+	}
+	if p.RingTimeout != nil {
+		e.RingTimeout = *p.RingTimeout
+	}
+	return e.validate()
+}
+
+// Binding is one registered contact of an extension (RFC 3261 §10.3): a REGISTER's Contact with
+// where it came from, so that requests reach the phone through NAT (RFC 3581).
+type Binding struct {
+	ID        int64     `gorm:"column:id;primaryKey"`
+	Extension string    `gorm:"column:extension"`
+	Contact   string    `gorm:"column:contact"`   // the Contact URI as the phone sent it
+	Source    string    `gorm:"column:source"`    // "ip:port" the REGISTER came from
+	Transport string    `gorm:"column:transport"` // "udp", "tcp", ...
+	ExpiresAt time.Time `gorm:"column:expires_at"`
+	CallID    string    `gorm:"column:call_id"`
+	CSeq      uint32    `gorm:"column:cseq"`
+	UserAgent string    `gorm:"column:user_agent"`
+	Q         float64   `gorm:"column:q"`
+	NodeID    string    `gorm:"column:node_id"` // the PBX node that holds the connection
+	CreatedAt time.Time `gorm:"column:created_at"`
+	UpdatedAt time.Time `gorm:"column:updated_at"`
+}
+
+// TableName tells gorm the table.
+func (Binding) TableName() string { return "registrations" }
+
+func (b *Binding) validate() error {
+	if err := ValidateNumber(b.Extension); err != nil {
+		return err
+	}
+	if b.Contact == "" || len(b.Contact) > 1024 {
+		return invalid("contact", "must be 1 to 1024 characters")
+	}
+	if b.ExpiresAt.IsZero() {
+		return invalid("expires_at", "must be set")
+	}
+	if b.Q < 0 || b.Q > 1 {
+		return invalid("q", "must be between 0 and 1")
+	}
+	return nil
+}
+
+// Disposition says how a call ended, for CDRs.
+type Disposition string
+
+// Dispositions of a CDR.
+const (
+	Answered  Disposition = "answered"
+	NoAnswer  Disposition = "no_answer"
+	Busy      Disposition = "busy"
+	Failed    Disposition = "failed"
+	Cancelled Disposition = "cancelled"
+)
+
+func (d Disposition) valid() bool {
+	switch d {
+	case Answered, NoAnswer, Busy, Failed, Cancelled:
+		return true
+	}
+	return false
+}
+
+// LegStats are a call leg's media statistics, as the RTP relay measured them.
+type LegStats struct {
+	Packets  int64
+	Bytes    int64
+	Lost     int64
+	JitterMS float64
+}
+
+// CDR is the record of one call. DurationSec and BillableSec are derived from the times when the
+// record is written: duration from start to end, billable from answer to end (rounded up to
+// whole seconds, as carriers bill).
+type CDR struct {
+	ID          int64       `gorm:"column:id;primaryKey"`
+	CallID      string      `gorm:"column:call_id"`
+	Caller      string      `gorm:"column:caller"`
+	Callee      string      `gorm:"column:callee"`
+	Source      string      `gorm:"column:source"`
+	StartAt     time.Time   `gorm:"column:start_at"`
+	AnswerAt    *time.Time  `gorm:"column:answer_at"`
+	EndAt       time.Time   `gorm:"column:end_at"`
+	DurationSec int         `gorm:"column:duration_sec"`
+	BillableSec int         `gorm:"column:billable_sec"`
+	Disposition Disposition `gorm:"column:disposition"`
+	Status      int         `gorm:"column:status"`    // final SIP status sent to the caller
+	HangupBy    string      `gorm:"column:hangup_by"` // "caller", "callee" or "pbx"
+	Reason      string      `gorm:"column:reason"`
+	NodeID      string      `gorm:"column:node_id"`
+	ALeg        LegStats    `gorm:"embedded;embeddedPrefix:a_"`
+	BLeg        LegStats    `gorm:"embedded;embeddedPrefix:b_"`
+	CreatedAt   time.Time   `gorm:"column:created_at"`
+}
+
+// TableName tells gorm the table.
+func (CDR) TableName() string { return "cdrs" }
+
+func (c *CDR) prepare() error {
+	if c.CallID == "" {
+		return invalid("call_id", "must be set")
+	}
+	if !c.Disposition.valid() {
+		return invalid("disposition", fmt.Sprintf("%q is not one of answered, no_answer, busy, failed, cancelled", c.Disposition))
+	}
+	if c.StartAt.IsZero() || c.EndAt.Before(c.StartAt) {
+		return invalid("end_at", "must be set and not before start_at")
+	}
+	if c.Status != 0 && (c.Status < 100 || c.Status > 699) {
+		return invalid("status", "must be a SIP status code")
+	}
+	c.DurationSec = int(c.EndAt.Sub(c.StartAt) / time.Second)
+	c.BillableSec = 0
+	if c.AnswerAt != nil {
+		if c.AnswerAt.Before(c.StartAt) || c.AnswerAt.After(c.EndAt) {
+			return invalid("answer_at", "must lie between start_at and end_at")
+		}
+		talk := c.EndAt.Sub(*c.AnswerAt)
+		c.BillableSec = int((talk + time.Second - 1) / time.Second)
+	}
+	return nil
+}
+
+// Queue strategies: how a queued caller is offered to the members.
+const (
+	StrategyRingAll     = "ringall"     // every free member at once
+	StrategyRoundRobin  = "roundrobin"  // one member at a time, continuing after the last one tried
+	StrategyLeastRecent = "leastrecent" // the member whose last call ended longest ago
+	StrategyFewestCalls = "fewestcalls" // the member who took the fewest calls
+	StrategyRandom      = "random"
+	StrategyLinear      = "linear" // one at a time, always in member order
+)
+
+// Strategies lists every queue strategy name.
+var Strategies = []string{StrategyRingAll, StrategyRoundRobin, StrategyLeastRecent, StrategyFewestCalls, StrategyRandom, StrategyLinear}
+
+// Queue is a call queue: callers wait with hold audio until a member answers.
+type Queue struct {
+	ID       int64         `gorm:"column:id;primaryKey"`
+	Name     string        `gorm:"column:name"`
+	Strategy string        `gorm:"column:strategy"`
+	MaxWait  int           `gorm:"column:max_wait"` // seconds a caller waits at most; 0 = no limit
+	MaxLen   int           `gorm:"column:max_len"`  // callers waiting at most; 0 = no limit
+	Announce int           `gorm:"column:announce"` // seconds between position announcements (182); 0 = once
+	Music    string        `gorm:"column:music"`    // WAV file for hold audio, "" or "tone"
+	Members  []QueueMember `gorm:"foreignKey:QueueID"`
+	CreatedAt,
+	UpdatedAt time.Time
+}
+
+// TableName tells gorm the table.
+func (Queue) TableName() string { return "queues" }
+
+func (q *Queue) validate() error {
+	if err := validateName("name", q.Name); err != nil {
+		return err
+	}
+	if q.Strategy == "" {
+		q.Strategy = StrategyRingAll
+	}
+	ok := false
+	for _, s := range Strategies {
+		ok = ok || s == q.Strategy
+	}
+	if !ok {
+		return invalid("strategy", fmt.Sprintf("%q is not one of %s", q.Strategy, strings.Join(Strategies, ", ")))
+	}
+	if q.MaxWait < 0 || q.MaxLen < 0 || q.Announce < 0 {
+		return invalid("queue", "max wait, max length and announce interval must not be negative")
+	}
+	return nil
+}
+
+// QueueMember is an extension that answers a queue's calls.
+type QueueMember struct {
+	ID        int64  `gorm:"column:id;primaryKey"`
+	QueueID   int64  `gorm:"column:queue_id"`
+	Extension string `gorm:"column:extension"`
+	Penalty   int    `gorm:"column:penalty"` // lower is offered first
+	Paused    bool   `gorm:"column:paused"`
+	CreatedAt,
+	UpdatedAt time.Time
+}
+
+// TableName tells gorm the table.
+func (QueueMember) TableName() string { return "queue_members" }
