@@ -26,12 +26,12 @@ import (
 // backend opens a fresh, isolated database of one kind.
 type backend struct {
 	name string
-	dsn  func(t *testing.T) string
+	dsn  func(t testing.TB) string
 }
 
 var backends = []backend{
-	{"postgres", func(t *testing.T) string { return testenv.PostgresDSN(t) }},
-	{"sqlite", func(t *testing.T) string { return testenv.SQLiteDSN(t) }},
+	{"postgres", func(t testing.TB) string { return testenv.PostgresDSN(t) }},
+	{"sqlite", func(t testing.TB) string { return testenv.SQLiteDSN(t) }},
 }
 
 // each runs fn once per backend, each in its own database.
