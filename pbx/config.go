@@ -1,0 +1,174 @@
+package pbx
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config configures a PBX. The zero value of every field means its default; the field comments are
+// the reference for users.
+type Config struct {
+	// SIP is the address the PBX listens on, for UDP and TCP alike. Port 0 picks a free port (read
+	// it back with UDPAddr and TCPAddr). Default "0.0.0.0:5060".
+	SIP string
+
+	// Database is the store DSN: "postgres://...", "sqlite:PATH" or "sqlite::memory:". It is used
+	// when no store is given with WithStore; the PBX then owns the store and closes it on Shutdown.
+	Database string
+
+	// Domain is the PBX's SIP domain, used as the digest realm. Extensions' credentials are hashed
+	// with it, so changing it needs every password set again. Default "pbxkit".
+	Domain string
+
+	// Trusted lists source networks whose requests need no digest authentication (trunks, load
+	// generators, an SBC in front of the PBX).
+	Trusted []netip.Prefix
+
+	// NodeID names this PBX among several sharing one database; it marks the registrations it
+	// holds and the branch of requests it sends (loop detection). Default: the host name.
+	NodeID string
+
+	// UserAgent is sent in the Server and User-Agent headers. Default "pbxkit".
+	UserAgent string
+
+	// MaxContacts is how many contacts one extension may register at once. Default 5.
+	MaxContacts int
+
+	// MinExpires is the shortest registration accepted; shorter ones get 423 Interval Too Brief
+	// with Min-Expires. Default 60 s.
+	MinExpires time.Duration
+	// MaxExpires is the longest registration granted; longer ones are shortened. Default 3600 s.
+	MaxExpires time.Duration
+	// DefaultExpires applies to a REGISTER that names no expiry. Default 3600 s.
+	DefaultExpires time.Duration
+
+	// DigestAlgorithms lists the digest algorithms offered in challenges, in order of preference:
+	// "SHA-256" (RFC 8760) and/or "MD5". Default both, SHA-256 first.
+	DigestAlgorithms []string
+	// NonceTTL is how long a digest nonce stays fresh; an older one is answered with stale=true.
+	// Default 5 minutes.
+	NonceTTL time.Duration
+
+	// AuthFailLimit failed authentications from one source IP within AuthFailWindow ban that IP for
+	// AuthBanTime: its requests are answered 403 without looking at credentials. Defaults 10,
+	// 1 minute, 5 minutes. A negative AuthFailLimit turns banning off.
+	AuthFailLimit  int
+	AuthFailWindow time.Duration
+	AuthBanTime    time.Duration
+
+	// MaxBodyBytes is the largest message body accepted; larger gets 413. Default 16384.
+	MaxBodyBytes int
+	// MaxURILength is the longest Request-URI accepted; longer gets 414. Default 1024.
+	MaxURILength int
+
+	// PurgeInterval is how often expired registrations are deleted. Default 30 s.
+	PurgeInterval time.Duration
+}
+
+// Defaults.
+const (
+	DefaultSIP         = "0.0.0.0:5060"
+	DefaultDomain      = "pbxkit"
+	DefaultUserAgent   = "pbxkit"
+	DefaultMaxContacts = 5
+)
+
+func (c Config) withDefaults() Config {
+	if c.SIP == "" {
+		c.SIP = DefaultSIP
+	}
+	if c.Domain == "" {
+		c.Domain = DefaultDomain
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = DefaultUserAgent
+	}
+	if c.NodeID == "" {
+		c.NodeID = hostname()
+	}
+	if c.MaxContacts == 0 {
+		c.MaxContacts = DefaultMaxContacts
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.MinExpires, 60*time.Second)
+	def(&c.MaxExpires, 3600*time.Second)
+	def(&c.DefaultExpires, 3600*time.Second)
+	def(&c.NonceTTL, 5*time.Minute)
+	def(&c.AuthFailWindow, time.Minute)
+	def(&c.AuthBanTime, 5*time.Minute)
+	def(&c.PurgeInterval, 30*time.Second)
+	if len(c.DigestAlgorithms) == 0 {
+		c.DigestAlgorithms = []string{"SHA-256", "MD5"}
+	}
+	if c.AuthFailLimit == 0 {
+		c.AuthFailLimit = 10
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 16384
+	}
+	if c.MaxURILength == 0 {
+		c.MaxURILength = 1024
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.SIP); err != nil {
+		errs = append(errs, fmt.Errorf("sip address %q: %w", c.SIP, err))
+	}
+	if strings.ContainsAny(c.Domain, " \t\r\n\"<>@;:") {
+		errs = append(errs, fmt.Errorf("domain %q: must be a host name", c.Domain))
+	}
+	for _, a := range c.DigestAlgorithms {
+		if a != "MD5" && a != "SHA-256" {
+			errs = append(errs, fmt.Errorf("digest algorithm %q: want MD5 or SHA-256", a))
+		}
+	}
+	if c.MinExpires < time.Second || c.MaxExpires < c.MinExpires {
+		errs = append(errs, fmt.Errorf("expires: need 1s <= min (%v) <= max (%v)", c.MinExpires, c.MaxExpires))
+	}
+	if c.DefaultExpires < c.MinExpires || c.DefaultExpires > c.MaxExpires {
+		errs = append(errs, fmt.Errorf("default expires %v: must lie between min and max", c.DefaultExpires))
+	}
+	if c.MaxContacts < 1 {
+		errs = append(errs, fmt.Errorf("max contacts %d: must be at least 1", c.MaxContacts))
+	}
+	if c.MaxBodyBytes < 0 || c.MaxURILength < 0 {
+		errs = append(errs, errors.New("max body and URI sizes must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseTrusted parses a comma-separated list of CIDRs or single addresses ("10.0.0.0/8,192.0.2.7").
+func ParseTrusted(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("trusted network %q: not an address or CIDR", f)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("trusted network %q: not an address or CIDR", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

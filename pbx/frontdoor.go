@@ -1,0 +1,513 @@
+package pbx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/internal/sipx"
+)
+
+// knownMethods are the methods of RFC 3261 and its extensions that pbxkit recognises: a request
+// with one of them that pbxkit does not serve gets 405 with Allow; any other method gets 501.
+var knownMethods = []sip.RequestMethod{
+	sip.INVITE, sip.ACK, sip.CANCEL, sip.BYE, sip.OPTIONS, sip.REGISTER, sip.INFO, sip.UPDATE,
+	sip.PRACK, sip.SUBSCRIBE, sip.NOTIFY, sip.PUBLISH, sip.MESSAGE, sip.REFER,
+}
+
+// served are the methods pbxkit handles; Allow lists them.
+var served = map[sip.RequestMethod]bool{
+	sip.INVITE: true, sip.ACK: true, sip.CANCEL: true, sip.BYE: true, sip.OPTIONS: true,
+	sip.REGISTER: true, sip.INFO: true, sip.UPDATE: true,
+}
+
+const (
+	allowValue  = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
+	acceptValue = "application/sdp"
+)
+
+// supportedTags are the option tags pbxkit implements (Require: anything else gets 420).
+var supportedTags = map[string]bool{}
+
+// supportedValue is the Supported header value; empty while no extension is implemented, which the
+// grammar allows (RFC 3261 §20.37).
+func supportedValue() string {
+	return strings.Join(sortedKeys(supportedTags), ", ")
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// errContactNeedsBrackets: a Contact URI with headers ('?') must be in name-addr form
+// (RFC 3261 §20.10; RFC 4475 §3.1.2.13).
+var errContactNeedsBrackets = errors.New("contact URI with headers must be enclosed in <>")
+
+// newParser is sipgo's parser with one stricter rule the default lacks: the bracket rule above,
+// which cannot be checked after parsing because the parsed header forgets the brackets.
+func newParser() *sip.Parser {
+	hp := maps.Clone(sip.DefaultHeadersParser())
+	contact := hp["contact"]
+	strict := func(name []byte, data string) (sip.Header, error) {
+		if strings.IndexByte(data, '?') >= 0 && strings.IndexByte(data, '<') < 0 {
+			return nil, errContactNeedsBrackets
+		}
+		return contact(name, data)
+	}
+	hp["contact"], hp["m"] = strict, strict
+	return sip.NewParser(sip.WithHeadersParsers(hp))
+}
+
+// readFilter sees every UDP datagram before sipgo parses it. A datagram sipgo cannot parse would
+// be dropped there with no answer; here a request gets a stateless 400 (or 416 / 505) when it
+// names enough of itself to be answered (RFC 3261 §18.3, §8.2; RFC 4475 §3.1.2). It never returns
+// an error: sipgo stops the whole listener on one.
+func (p *PBX) readFilter(info sip.TransportReadProps, data []byte) ([]byte, error) {
+	if !strings.EqualFold(info.Transport, "udp") || len(bytes.TrimSpace(data)) == 0 {
+		return data, nil
+	}
+	if _, err := p.parser.ParseSIP(data); err != nil {
+		p.rejectUnparseable(info.RemoteAddr, data, err)
+		return nil, nil
+	}
+	return data, nil
+}
+
+// rejectUnparseable answers a datagram the parser refused, from its raw header lines, to the
+// address it came from.
+func (p *PBX) rejectUnparseable(raddr net.Addr, data []byte, perr error) {
+	p.metrics.unparseable.Inc()
+	src := raddr.String()
+	if bytes.HasPrefix(data, []byte("SIP/")) {
+		p.log.Info("unparseable response dropped", "src", src, "error", perr)
+		return
+	}
+	head := data
+	if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
+		head = head[:i]
+	} else if i := bytes.Index(head, []byte("\n\n")); i >= 0 {
+		head = head[:i]
+	}
+	lines := unfoldLines(string(head))
+	if len(lines) == 0 {
+		return
+	}
+	reqLine := lines[0]
+	method, _, _ := strings.Cut(reqLine, " ")
+	if method == "ACK" {
+		p.log.Info("unparseable ACK dropped", "src", src, "error", perr)
+		return
+	}
+	var vias []string
+	fields := map[string]string{}
+	for _, l := range lines[1:] {
+		name, value, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		name = strings.ToLower(strings.TrimSpace(name))
+		value = strings.TrimSpace(value)
+		switch name {
+		case "via", "v":
+			vias = append(vias, value)
+		case "from", "f", "to", "t", "call-id", "i", "cseq":
+			long := map[string]string{"f": "from", "t": "to", "i": "call-id"}[name]
+			if long == "" {
+				long = name
+			}
+			if _, dup := fields[long]; !dup {
+				fields[long] = value
+			}
+		}
+	}
+	if len(vias) == 0 || fields["from"] == "" || fields["to"] == "" || fields["call-id"] == "" || fields["cseq"] == "" {
+		p.log.Info("unparseable request dropped: too broken to answer", "src", src, "error", perr)
+		return
+	}
+	code := 400
+	parts := strings.Split(reqLine, " ")
+	if len(parts) == 3 && strings.HasPrefix(parts[2], "SIP/") && parts[2] != "SIP/2.0" {
+		code = 505
+	} else if len(parts) == 3 {
+		if scheme, _, ok := strings.Cut(parts[1], ":"); ok && validScheme(scheme) && !supportedScheme(scheme) {
+			code = 416
+		}
+	}
+	to := fields["to"]
+	if !strings.Contains(strings.ToLower(to), ";tag=") {
+		to += ";tag=" + randomToken(8)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, sipx.Reason(code))
+	for _, v := range vias {
+		fmt.Fprintf(&b, "Via: %s\r\n", v)
+	}
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\n", fields["from"], to, fields["call-id"], fields["cseq"])
+	fmt.Fprintf(&b, "Server: %s\r\n", p.cfg.UserAgent)
+	fmt.Fprintf(&b, "Warning: %s\r\n", p.warning("malformed request: "+perr.Error()))
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	if _, err := p.udp.WriteTo([]byte(b.String()), raddr); err != nil {
+		p.log.Warn("answering unparseable request", "src", src, "error", err)
+	}
+	p.metrics.response(code)
+	p.log.Info("malformed request rejected", "src", src, "status", code, "error", perr)
+}
+
+// unfoldLines splits a header block into lines and joins continuation lines (RFC 3261 §7.3.1).
+func unfoldLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
+		if len(out) > 0 && l != "" && (l[0] == ' ' || l[0] == '\t') {
+			out[len(out)-1] += " " + strings.TrimSpace(l)
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// validScheme checks RFC 3986 scheme syntax: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+func validScheme(s string) bool {
+	if s == "" || !isAlpha(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !isAlpha(c) && !('0' <= c && c <= '9') && c != '+' && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlpha(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
+
+func supportedScheme(s string) bool {
+	switch strings.ToLower(s) {
+	case "sip", "sips", "tel":
+		return true
+	}
+	return false
+}
+
+// rejection is a front-door answer: a status, a Warning text saying why, and extra headers.
+type rejection struct {
+	code    int
+	warning string
+	headers []sip.Header
+}
+
+func reject(code int, format string, args ...any) *rejection {
+	return &rejection{code: code, warning: fmt.Sprintf(format, args...)}
+}
+
+// singleValued are header fields that may appear only once (RFC 3261 §7.3.1, §20).
+var singleValued = []string{"From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type", "Expires"}
+
+// validate checks a parsed request before any logic, in the order of RFC 3261 §8.2: syntax (400,
+// 505, 416, 414, 413), method (501, 405), loops (482, 483), extensions (420), content (415, 406).
+func (p *PBX) validate(req *sip.Request) *rejection {
+	if req.SipVersion != "SIP/2.0" {
+		return reject(505, "only SIP/2.0 is supported")
+	}
+	for _, h := range []string{"Via", "From", "To", "Call-ID", "CSeq"} {
+		if req.GetHeader(h) == nil {
+			return reject(400, "missing %s header", h)
+		}
+	}
+	for _, h := range singleValued {
+		if len(req.GetHeaders(h)) > 1 {
+			return reject(400, "duplicate %s header", h)
+		}
+	}
+	cseq := req.CSeq()
+	if cseq == nil || req.From() == nil || req.To() == nil || req.CallID() == nil || req.Via() == nil {
+		return reject(400, "malformed mandatory header")
+	}
+	if cseq.MethodName != req.Method {
+		return reject(400, "CSeq method %s does not match request method %s", cseq.MethodName, req.Method)
+	}
+	if cl := req.ContentLength(); cl != nil && int(*cl) != len(req.Body()) {
+		return reject(400, "Content-Length %d does not match body of %d bytes", int(*cl), len(req.Body()))
+	}
+	if b, ok := req.Via().Params.Get("branch"); ok && b == sip.RFC3261BranchMagicCookie {
+		return reject(400, "Via branch has no transaction identifier")
+	}
+	if req.Recipient.Headers.Length() > 0 {
+		return reject(400, "Request-URI must not contain headers")
+	}
+	if !supportedScheme(req.Recipient.Scheme) {
+		return &rejection{code: 416, warning: fmt.Sprintf("URI scheme %q is not supported", req.Recipient.Scheme)}
+	}
+	if p.cfg.MaxURILength > 0 && len(req.Recipient.String()) > p.cfg.MaxURILength {
+		return reject(414, "Request-URI longer than %d bytes", p.cfg.MaxURILength)
+	}
+	if p.cfg.MaxBodyBytes > 0 && len(req.Body()) > p.cfg.MaxBodyBytes {
+		return reject(413, "body larger than %d bytes", p.cfg.MaxBodyBytes)
+	}
+	if !isKnown(req.Method) {
+		return reject(501, "method %s is not implemented", req.Method)
+	}
+	if !served[req.Method] {
+		return &rejection{code: 405, warning: fmt.Sprintf("method %s is not served", req.Method),
+			headers: []sip.Header{sip.NewHeader("Allow", allowValue)}}
+	}
+	for _, h := range req.GetHeaders("Via") {
+		if v, ok := h.(*sip.ViaHeader); ok {
+			if b, _ := v.Params.Get("branch"); strings.HasPrefix(b, p.branchPrefix) {
+				return reject(482, "request has already passed this PBX")
+			}
+		}
+	}
+	if req.Method == sip.ACK || req.Method == sip.CANCEL {
+		return nil // never challenged, never checked for extensions (RFC 3261 §8.2.2.3)
+	}
+	if mf := req.MaxForwards(); mf != nil && *mf == 0 && req.Method != sip.OPTIONS && req.Method != sip.REGISTER {
+		// OPTIONS and REGISTER end here, so the PBX answers them as a UAS would (RFC 4475 §3.3.11).
+		return reject(483, "Max-Forwards is 0")
+	}
+	if unknown := unsupportedTags(req); len(unknown) > 0 {
+		return &rejection{code: 420, warning: "unsupported extension required",
+			headers: []sip.Header{sip.NewHeader("Unsupported", strings.Join(unknown, ", "))}}
+	}
+	if req.Method == sip.INVITE && len(req.Body()) > 0 {
+		ct := req.ContentType()
+		if ct == nil || !isSDP(ct.Value()) {
+			return &rejection{code: 415, warning: "INVITE body must be application/sdp",
+				headers: []sip.Header{sip.NewHeader("Accept", acceptValue)}}
+		}
+	}
+	if req.Method == sip.INVITE && !acceptsSDP(req) {
+		return &rejection{code: 406, warning: "responses carry application/sdp, which Accept excludes",
+			headers: []sip.Header{sip.NewHeader("Accept", acceptValue)}}
+	}
+	if p.merged.seen(req, p.now()) {
+		return reject(482, "merged request")
+	}
+	return nil
+}
+
+func isKnown(m sip.RequestMethod) bool {
+	for _, k := range knownMethods {
+		if k == m {
+			return true
+		}
+	}
+	return false
+}
+
+func isSDP(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/sdp")
+}
+
+// acceptsSDP: no Accept header means application/sdp (RFC 3261 §20.1).
+func acceptsSDP(req *sip.Request) bool {
+	hs := req.GetHeaders("Accept")
+	if len(hs) == 0 {
+		return true
+	}
+	for _, h := range hs {
+		for _, v := range strings.Split(h.Value(), ",") {
+			mt, _, _ := strings.Cut(v, ";")
+			switch strings.ToLower(strings.TrimSpace(mt)) {
+			case "application/sdp", "application/*", "*/*", "":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// unsupportedTags lists the Require and Proxy-Require option tags pbxkit does not implement. The
+// PBX is both the caller's UAS and its outbound proxy, so it answers for both headers.
+func unsupportedTags(req *sip.Request) []string {
+	var out []string
+	for _, name := range []string{"Require", "Proxy-Require"} {
+		for _, h := range req.GetHeaders(name) {
+			for _, t := range strings.Split(h.Value(), ",") {
+				t = strings.TrimSpace(t)
+				if t != "" && !supportedTags[strings.ToLower(t)] {
+					out = append(out, t)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// mergeTracker finds merged requests (RFC 3261 §8.2.2.2): an initial request whose From tag,
+// Call-ID and CSeq match one in progress but that arrived by another path (another branch), as
+// happens when a forking proxy upstream sends the same INVITE twice.
+type mergeTracker struct {
+	mu    sync.Mutex
+	items map[string]string // key -> top Via branch
+	exp   []mergeExpiry
+}
+
+type mergeExpiry struct {
+	key string
+	at  time.Time
+}
+
+// mergeWindow is how long an INVITE counts as in progress for merge detection: 64*T1, the
+// lifetime of its server transaction.
+const mergeWindow = 32 * time.Second
+
+func (m *mergeTracker) seen(req *sip.Request, now time.Time) bool {
+	if req.Method != sip.INVITE {
+		return false
+	}
+	if _, hasTag := req.To().Params.Get("tag"); hasTag {
+		return false
+	}
+	ftag, _ := req.From().Params.Get("tag")
+	branch, _ := req.Via().Params.Get("branch")
+	key := req.CallID().Value() + "\x00" + ftag + "\x00" + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for len(m.exp) > 0 && now.After(m.exp[0].at) {
+		delete(m.items, m.exp[0].key)
+		m.exp = m.exp[1:]
+	}
+	if b, ok := m.items[key]; ok {
+		return b != branch
+	}
+	m.items[key] = branch
+	m.exp = append(m.exp, mergeExpiry{key: key, at: now.Add(mergeWindow)})
+	return false
+}
+
+// handle is the single entry point for every request sipgo delivers.
+func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic handling request", "method", string(req.Method), "src", req.Source(), "panic", r, "stack", string(debug.Stack()))
+			if !req.IsAck() {
+				p.reply(req, tx, 500, "internal error")
+			}
+		}
+	}()
+	p.metrics.requests.WithLabelValues(methodLabel(req.Method)).Inc()
+	if rej := p.validate(req); rej != nil {
+		if req.IsAck() {
+			p.log.Info("invalid ACK dropped", "src", req.Source(), "reason", rej.warning)
+			return
+		}
+		p.log.Debug("request rejected", "method", string(req.Method), "src", req.Source(), "status", rej.code, "reason", rej.warning)
+		p.reply(req, tx, rej.code, rej.warning, rej.headers...)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, inDialog := req.To().Params.Get("tag")
+	switch req.Method {
+	case sip.OPTIONS:
+		if inDialog {
+			p.reply(req, tx, 481, "no such dialog")
+			return
+		}
+		p.reply(req, tx, 200, "",
+			sip.NewHeader("Allow", allowValue),
+			sip.NewHeader("Accept", acceptValue),
+			sip.NewHeader("Supported", supportedValue()))
+	case sip.REGISTER:
+		p.reg.handle(ctx, req, tx)
+	case sip.INVITE:
+		if inDialog {
+			p.reply(req, tx, 481, "no such dialog")
+			return
+		}
+		if _, ok := p.authorize(ctx, req, tx, true); !ok {
+			return
+		}
+		// The call core takes authenticated INVITEs here once it is wired in.
+		p.reply(req, tx, 501, "calls are not wired into this PBX")
+	case sip.ACK:
+		// An ACK that matched no transaction acknowledges a 2xx of a dialog this PBX does not
+		// have: nothing to answer (ACK never gets a response).
+		p.log.Debug("stray ACK dropped", "src", req.Source(), "call_id", req.CallID().Value())
+	case sip.CANCEL:
+		// sipgo answers CANCELs that match an INVITE transaction itself; this one matched none.
+		p.reply(req, tx, 481, "no matching transaction")
+	default: // BYE, INFO, UPDATE: only meaningful inside a dialog.
+		p.reply(req, tx, 481, "no such dialog")
+	}
+}
+
+func methodLabel(m sip.RequestMethod) string {
+	if isKnown(m) {
+		return string(m)
+	}
+	return "other"
+}
+
+// reply answers req with code and IANA reason phrase; warning, when set, goes into a Warning
+// header (RFC 3261 §20.43) so the caller sees why.
+func (p *PBX) reply(req *sip.Request, tx sip.ServerTransaction, code int, warning string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, sipx.Reason(code), nil)
+	res.AppendHeader(sip.NewHeader("Server", p.cfg.UserAgent))
+	if warning != "" && code >= 300 {
+		res.AppendHeader(sip.NewHeader("Warning", p.warning(warning)))
+	}
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	var err error
+	if tx != nil {
+		err = tx.Respond(res)
+	} else {
+		err = p.srv.WriteResponse(res)
+	}
+	if err != nil {
+		p.log.Warn("sending response", "status", code, "method", string(req.Method), "src", req.Source(), "error", err)
+		return
+	}
+	p.metrics.response(code)
+}
+
+// warning formats a Warning header value: code 399 (miscellaneous), the PBX's domain as agent, and
+// text made safe for a quoted string.
+func (p *PBX) warning(text string) string {
+	var b strings.Builder
+	for _, r := range text {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\'')
+		case r < 0x20 || r == 0x7f:
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(r)
+		}
+		if b.Len() > 200 {
+			break
+		}
+	}
+	return fmt.Sprintf("399 %s \"%s\"", p.cfg.Domain, b.String())
+}
+
+// sourceIP returns the IP a request came from.
+func sourceIP(req *sip.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().Unmap(), true
+}

@@ -1,0 +1,173 @@
+package pbx_test
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pbxkit/pbxkit/pbx"
+)
+
+const sdpBody = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+
+// TestFrontDoorStatuses sends one request per front-door rule over UDP and checks status, IANA
+// reason phrase and the headers the RFCs require with it.
+func TestFrontDoorStatuses(t *testing.T) {
+	tp := startPBX(t, pbx.Config{MaxBodyBytes: 2048})
+	c := newClient(t, tp.addr)
+	inv := func(headers []string, body string) string {
+		return c.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: headers, body: body})
+	}
+	cases := []struct {
+		name    string
+		msg     string
+		code    int
+		reason  string
+		headers map[string]string // header -> substring its value must contain
+	}{
+		{"version", strings.Replace(c.build(reqSpec{method: "OPTIONS", to: "200"}), "SIP/2.0\r\n", "SIP/3.0\r\n", 1),
+			505, "Version Not Supported", nil},
+		{"missing call-id", dropHeader(c.build(reqSpec{method: "OPTIONS", to: "200"}), "Call-ID"),
+			400, "Bad Request", map[string]string{"Warning": "missing Call-ID header"}},
+		{"duplicate cseq", addHeader(c.build(reqSpec{method: "OPTIONS", to: "200"}), "CSeq: 2 OPTIONS"),
+			400, "Bad Request", map[string]string{"Warning": "duplicate CSeq header"}},
+		{"duplicate to", addHeader(c.build(reqSpec{method: "OPTIONS", to: "200"}), "To: <sip:201@pbx.test>"),
+			400, "Bad Request", map[string]string{"Warning": "duplicate To header"}},
+		{"cseq method mismatch", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"CSeq: 1 INVITE"}}),
+			400, "Bad Request", map[string]string{"Warning": "CSeq method INVITE does not match"}},
+		{"content-length larger than body", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Content-Length: 50"}, body: "short"}),
+			400, "Bad Request", map[string]string{"Warning": "malformed request"}},
+		{"negative content-length", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Content-Length: -5"}}),
+			400, "Bad Request", map[string]string{"Warning": "malformed request"}},
+		{"non-numeric max-forwards", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Max-Forwards: ten"}}),
+			400, "Bad Request", map[string]string{"Warning": "malformed request"}},
+		{"unsupported uri scheme", c.build(reqSpec{method: "OPTIONS", uri: "mailto:someone@example.com", to: "200"}),
+			416, "Unsupported URI Scheme", nil},
+		{"body too large", inv(nil, sdpBody+strings.Repeat("a=x-pad:0123456789\r\n", 120)),
+			413, "Request Entity Too Large", nil},
+		{"request-uri too long", c.build(reqSpec{method: "OPTIONS", uri: "sip:" + strings.Repeat("9", 1100) + "@pbx.test", to: "200"}),
+			414, "Request-URI Too Long", nil},
+		{"max-forwards zero", inv([]string{"Max-Forwards: 0"}, sdpBody),
+			483, "Too Many Hops", nil},
+		{"loop", inv([]string{fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK-x;rport", c.addr()), "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=" + tp.BranchPrefix() + "abc"}, sdpBody),
+			482, "Loop Detected", nil},
+		{"require unknown", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Require: 100rel, foo"}}),
+			420, "Bad Extension", map[string]string{"Unsupported": "100rel, foo"}},
+		{"proxy-require unknown", inv([]string{"Proxy-Require: sec-agree"}, sdpBody),
+			420, "Bad Extension", map[string]string{"Unsupported": "sec-agree"}},
+		{"invite body not sdp", inv([]string{"Content-Type: text/plain"}, "hello"),
+			415, "Unsupported Media Type", map[string]string{"Accept": "application/sdp"}},
+		{"invite accept excludes sdp", inv([]string{"Accept: text/html", "Content-Type: application/sdp"}, sdpBody),
+			406, "Not Acceptable", map[string]string{"Accept": "application/sdp"}},
+		{"unknown method", c.build(reqSpec{method: "FROBNICATE", to: "200"}),
+			501, "Not Implemented", nil},
+		{"known method not served", c.build(reqSpec{method: "MESSAGE", to: "200", headers: []string{"Content-Type: text/plain"}, body: "hi"}),
+			405, "Method Not Allowed", map[string]string{"Allow": "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"}},
+		{"subscribe not served", c.build(reqSpec{method: "SUBSCRIBE", to: "200", headers: []string{"Event: presence"}}),
+			405, "Method Not Allowed", map[string]string{"Allow": "REGISTER"}},
+		{"bye without dialog", c.build(reqSpec{method: "BYE", to: "200", headers: []string{"To: <sip:200@pbx.test>;tag=abc"}}),
+			481, "Call/Transaction Does Not Exist", nil},
+		{"info without dialog", c.build(reqSpec{method: "INFO", to: "200", headers: []string{"To: <sip:200@pbx.test>;tag=abc"}}),
+			481, "Call/Transaction Does Not Exist", nil},
+		{"re-invite without dialog", inv([]string{"To: <sip:200@pbx.test>;tag=abc", "Content-Type: application/sdp"}, sdpBody),
+			481, "Call/Transaction Does Not Exist", nil},
+		{"cancel matching nothing", c.build(reqSpec{method: "CANCEL", to: "200"}),
+			481, "Call/Transaction Does Not Exist", nil},
+		{"options", c.build(reqSpec{method: "OPTIONS", to: "200"}),
+			200, "OK", map[string]string{"Allow": "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE", "Accept": "application/sdp", "Supported": ""}},
+		{"options max-forwards zero answered here", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Max-Forwards: 0"}}),
+			200, "OK", nil},
+		{"invite needs proxy auth", inv([]string{"Content-Type: application/sdp"}, sdpBody),
+			407, "Proxy Authentication Required", map[string]string{"Proxy-Authenticate": `algorithm=SHA-256`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := c.do(tc.msg)
+			if res.StatusCode != tc.code || res.Reason != tc.reason {
+				t.Fatalf("got %d %q, want %d %q\nresponse:\n%s", res.StatusCode, res.Reason, tc.code, tc.reason, res)
+			}
+			for h, want := range tc.headers {
+				if res.GetHeader(h) == nil {
+					t.Fatalf("response lacks %s:\n%s", h, res)
+				}
+				if got := header(res, h); !strings.Contains(got, want) {
+					t.Errorf("%s = %q, want it to contain %q", h, got, want)
+				}
+			}
+			if res.StatusCode >= 300 && res.GetHeader("Warning") == nil && tc.code != 407 {
+				t.Errorf("rejection without Warning saying why:\n%s", res)
+			}
+		})
+	}
+	// The PBX is still up and answering after all of that.
+	if res := c.do(c.build(reqSpec{method: "OPTIONS", to: "200"})); res.StatusCode != 200 {
+		t.Fatalf("after the rejections OPTIONS got %d", res.StatusCode)
+	}
+}
+
+func TestProxyAuthChallengeOffersBothAlgorithms(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	c := newClient(t, tp.addr)
+	res := c.do(c.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}))
+	if res.StatusCode != 407 {
+		t.Fatalf("got %d", res.StatusCode)
+	}
+	chals := header(res, "Proxy-Authenticate")
+	for _, want := range []string{`realm="pbx.test"`, "algorithm=SHA-256", "algorithm=MD5", `qop="auth"`} {
+		if !strings.Contains(chals, want) {
+			t.Errorf("challenge %q lacks %s", chals, want)
+		}
+	}
+}
+
+func TestMergedRequest(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	c := newClient(t, tp.addr)
+	r := reqSpec{method: "INVITE", from: "100", to: "200", callID: "merge-1@test", headers: []string{"Content-Type: application/sdp", "From: <sip:100@pbx.test>;tag=same"}, body: sdpBody}
+	r.branch = "z9hG4bK-first"
+	if res := c.do(c.build(r)); res.StatusCode != 407 {
+		t.Fatalf("first copy: %d", res.StatusCode)
+	}
+	r.branch = "z9hG4bK-second"
+	if res := c.do(c.build(r)); res.StatusCode != 482 || res.Reason != "Loop Detected" {
+		t.Fatalf("second copy by another path: %d %s, want 482", res.StatusCode, res.Reason)
+	}
+}
+
+func TestTrustedSourceSkipsAuth(t *testing.T) {
+	tp := startPBX(t, pbx.Config{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	c := newClient(t, tp.addr)
+	res := c.do(c.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}))
+	if res.StatusCode == 407 || res.StatusCode == 401 {
+		t.Fatalf("trusted source was challenged: %d", res.StatusCode)
+	}
+}
+
+func TestTCPListener(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	if tp.TCPAddr().Port != tp.UDPAddr().Port {
+		t.Fatalf("tcp port %d differs from udp %d", tp.TCPAddr().Port, tp.UDPAddr().Port)
+	}
+	res := tcpExchange(t, tp.TCPAddr().String(), "OPTIONS")
+	if !strings.HasPrefix(res, "SIP/2.0 200 OK\r\n") || !strings.Contains(res, "Allow: INVITE") {
+		t.Fatalf("tcp OPTIONS answer:\n%s", res)
+	}
+	_ = time.Second
+}
+
+func dropHeader(msg, name string) string {
+	var out []string
+	for _, l := range strings.Split(msg, "\r\n") {
+		if n, _, ok := strings.Cut(l, ":"); ok && strings.EqualFold(n, name) {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\r\n")
+}
+
+func addHeader(msg, line string) string {
+	return strings.Replace(msg, "\r\n", "\r\n"+line+"\r\n", 1)
+}

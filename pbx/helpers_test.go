@@ -1,0 +1,286 @@
+package pbx_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+
+	"github.com/pbxkit/pbxkit/pbx"
+	"github.com/pbxkit/pbxkit/store"
+)
+
+// logBuffer collects log lines for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type testPBX struct {
+	*pbx.PBX
+	store *store.Store
+	logs  *logBuffer
+	addr  *net.UDPAddr
+}
+
+// startPBX runs a PBX on 127.0.0.1:0 over an in-memory store, stopped when the test ends.
+func startPBX(t *testing.T, cfg pbx.Config, opts ...pbx.Option) *testPBX {
+	t.Helper()
+	s, err := store.Open(context.Background(), "sqlite::memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if cfg.SIP == "" {
+		cfg.SIP = "127.0.0.1:0"
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = "pbx.test"
+	}
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p, err := pbx.New(cfg, append([]pbx.Option{pbx.WithStore(s), pbx.WithLogger(log)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return &testPBX{PBX: p, store: s, logs: logs, addr: p.UDPAddr()}
+}
+
+func (tp *testPBX) addExt(t *testing.T, number, password string) {
+	t.Helper()
+	e := &store.Extension{Number: number, Name: "Ext " + number, Enabled: true}
+	if err := e.SetPassword(tp.Config().Domain, password); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.store.CreateExtension(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// uaClient is a raw UDP SIP client: it writes requests as text and parses what comes back.
+type uaClient struct {
+	t    *testing.T
+	conn *net.UDPConn
+	to   *net.UDPAddr
+}
+
+func newClient(t *testing.T, to *net.UDPAddr) *uaClient {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &uaClient{t: t, conn: conn, to: to}
+}
+
+func (c *uaClient) addr() string { return c.conn.LocalAddr().String() }
+
+func (c *uaClient) send(msg string) {
+	c.t.Helper()
+	if _, err := c.conn.WriteToUDP([]byte(msg), c.to); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// recv returns the next response, or nil after timeout.
+func (c *uaClient) recv(timeout time.Duration) (*sip.Response, []byte) {
+	c.t.Helper()
+	buf := make([]byte, 65535)
+	c.conn.SetReadDeadline(time.Now().Add(timeout))
+	n, _, err := c.conn.ReadFromUDP(buf)
+	if err != nil {
+		return nil, nil
+	}
+	msg, err := sip.ParseMessage(buf[:n])
+	if err != nil {
+		c.t.Fatalf("unparseable answer %q: %v", buf[:n], err)
+	}
+	res, ok := msg.(*sip.Response)
+	if !ok {
+		c.t.Fatalf("got a request, want a response: %s", msg.String())
+	}
+	return res, buf[:n]
+}
+
+// do sends msg and returns the first non-100 response.
+func (c *uaClient) do(msg string) *sip.Response {
+	c.t.Helper()
+	res, _ := c.doRaw(msg)
+	return res
+}
+
+func (c *uaClient) doRaw(msg string) (*sip.Response, []byte) {
+	c.t.Helper()
+	c.send(msg)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		res, raw := c.recv(time.Until(deadline))
+		if res == nil {
+			break
+		}
+		if res.StatusCode != 100 {
+			return res, raw
+		}
+	}
+	c.t.Fatalf("no response to:\n%s", msg)
+	return nil, nil
+}
+
+// req builds a request from the caller's address; extra lines are added after the defaults, and a
+// default is left out when extra has a line with the same header name.
+type reqSpec struct {
+	method  string
+	uri     string
+	from    string // user part
+	to      string // user part
+	callID  string
+	cseq    int
+	branch  string
+	headers []string
+	body    string
+}
+
+func (c *uaClient) build(r reqSpec) string {
+	if r.uri == "" {
+		r.uri = "sip:" + r.to + "@pbx.test"
+	}
+	if r.callID == "" {
+		r.callID = fmt.Sprintf("call-%d@test", rand.Int64())
+	}
+	if r.cseq == 0 {
+		r.cseq = 1
+	}
+	if r.branch == "" {
+		r.branch = fmt.Sprintf("z9hG4bK-%d", rand.Int64())
+	}
+	defaults := []string{
+		fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=%s;rport", c.addr(), r.branch),
+		"Max-Forwards: 70",
+		fmt.Sprintf("From: <sip:%s@pbx.test>;tag=ft%d", r.from, rand.Int32()),
+		fmt.Sprintf("To: <sip:%s@pbx.test>", r.to),
+		"Call-ID: " + r.callID,
+		fmt.Sprintf("CSeq: %d %s", r.cseq, r.method),
+	}
+	var lines []string
+	for _, d := range defaults {
+		name, _, _ := strings.Cut(d, ":")
+		overridden := false
+		for _, h := range r.headers {
+			if n, _, _ := strings.Cut(h, ":"); strings.EqualFold(n, name) {
+				overridden = true
+			}
+		}
+		if !overridden {
+			lines = append(lines, d)
+		}
+	}
+	lines = append(lines, r.headers...)
+	hasCL := false
+	for _, h := range r.headers {
+		if n, _, _ := strings.Cut(h, ":"); strings.EqualFold(n, "Content-Length") || n == "l" {
+			hasCL = true
+		}
+	}
+	if !hasCL {
+		lines = append(lines, fmt.Sprintf("Content-Length: %d", len(r.body)))
+	}
+	return r.method + " " + r.uri + " SIP/2.0\r\n" + strings.Join(lines, "\r\n") + "\r\n\r\n" + r.body
+}
+
+// authorize answers a challenge in res for the request r, returning the header line to add.
+func authorize(t *testing.T, res *sip.Response, r reqSpec, user, password, alg string) string {
+	t.Helper()
+	chalHeader, credHeader := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == 407 {
+		chalHeader, credHeader = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	var chal *digest.Challenge
+	for _, h := range res.GetHeaders(chalHeader) {
+		c, err := digest.ParseChallenge(h.Value())
+		if err != nil {
+			t.Fatalf("bad challenge %q: %v", h.Value(), err)
+		}
+		if c.Algorithm == alg {
+			chal = c
+		}
+	}
+	if chal == nil {
+		t.Fatalf("no %s challenge in %d response", alg, res.StatusCode)
+	}
+	uri := r.uri
+	if uri == "" {
+		uri = "sip:" + r.to + "@pbx.test"
+	}
+	cred, err := digest.Digest(chal, digest.Options{Method: r.method, URI: uri, Username: user, Password: password, Count: 1, Cnonce: fmt.Sprint(rand.Int64())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return credHeader + ": " + cred.String()
+}
+
+func header(res *sip.Response, name string) string {
+	var vs []string
+	for _, h := range res.GetHeaders(name) {
+		vs = append(vs, h.Value())
+	}
+	return strings.Join(vs, " | ")
+}
+
+// tcpExchange sends one request over a new TCP connection and returns the raw first final
+// response.
+func tcpExchange(t *testing.T, addr, method string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := fmt.Sprintf("%s sip:200@pbx.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-tcp%d\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:100@pbx.test>;tag=t1\r\nTo: <sip:200@pbx.test>\r\nCall-ID: tcp-%d@test\r\nCSeq: 1 %s\r\nContent-Length: 0\r\n\r\n",
+		method, conn.LocalAddr(), rand.Int64(), rand.Int64(), method)
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var buf bytes.Buffer
+	tmp := make([]byte, 4096)
+	for !bytes.Contains(buf.Bytes(), []byte("\r\n\r\n")) {
+		n, err := conn.Read(tmp)
+		if err != nil {
+			t.Fatalf("tcp read: %v (got %q)", err, buf.String())
+		}
+		buf.Write(tmp[:n])
+	}
+	return buf.String()
+}

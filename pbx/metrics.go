@@ -1,0 +1,45 @@
+package pbx
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the PBX's Prometheus series, in a registry of its own (no package globals: several
+// PBXs may live in one process).
+type metrics struct {
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	responses    *prometheus.CounterVec
+	authFailures prometheus.Counter
+	bans         prometheus.Counter
+	unparseable  prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbxkit_sip_requests_total", Help: "SIP requests received, by method.",
+		}, []string{"method"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbxkit_sip_responses_total", Help: "SIP responses sent by the front door and registrar, by status code.",
+		}, []string{"code"}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pbxkit_auth_failures_total", Help: "Digest authentications that failed (wrong password, unknown user, replay).",
+		}),
+		bans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pbxkit_auth_bans_total", Help: "Source IPs banned for too many failed authentications.",
+		}),
+		unparseable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pbxkit_sip_unparseable_total", Help: "Datagrams that were not parseable SIP messages.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.responses, m.authFailures, m.bans, m.unparseable,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) response(code int) { m.responses.WithLabelValues(strconv.Itoa(code)).Inc() }

@@ -1,0 +1,284 @@
+package pbx
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pbxkit/pbxkit/store"
+)
+
+// Store is what the PBX needs from persistence: extension look-ups and contact bindings.
+// *store.Store implements it.
+type Store interface {
+	store.Directory
+	store.Locations
+	PurgeExpired(ctx context.Context) (int64, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Option configures New.
+type Option func(*PBX)
+
+// WithLogger sets the logger; the default discards everything.
+func WithLogger(l *slog.Logger) Option { return func(p *PBX) { p.log = l } }
+
+// WithStore gives the PBX a store to use instead of opening Config.Database. The PBX does not
+// close it.
+func WithStore(s Store) Option { return func(p *PBX) { p.store = s } }
+
+// WithClock replaces time.Now for nonce ageing and bans, for tests.
+func WithClock(now func() time.Time) Option { return func(p *PBX) { p.now = now } }
+
+// PBX is a running SIP PBX: the front door (validation), the registrar and digest authentication,
+// on UDP and TCP listeners of its own.
+type PBX struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	store   Store
+	owned   *store.Store // opened from Config.Database; closed by Shutdown
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	parser  *sip.Parser
+	udp     net.PacketConn
+	tcp     net.Listener
+	auth    *authenticator
+	reg     *registrar
+	metrics *metrics
+
+	branchPrefix string // marks requests this PBX sends; seeing it come back is a loop
+	merged       mergeTracker
+
+	runOnce      sync.Once
+	shutdownOnce sync.Once
+	stop         chan struct{} // closed by Shutdown
+	wg           sync.WaitGroup
+	shutdownErr  error
+}
+
+// New validates cfg, opens the store (unless WithStore) and binds the listeners, so the bound
+// addresses can be read before Run.
+func New(cfg Config, opts ...Option) (*PBX, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("pbx: config: %w", err)
+	}
+	p := &PBX{cfg: cfg, now: time.Now, stop: make(chan struct{})}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.store == nil {
+		if cfg.Database == "" {
+			return nil, errors.New("pbx: no store: set Config.Database or use WithStore")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		s, err := store.Open(ctx, cfg.Database, store.WithNodeID(cfg.NodeID), store.WithLogger(p.log.With("component", "store")))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("pbx: %w", err)
+		}
+		p.store, p.owned = s, s
+	}
+	var salt [4]byte
+	_, _ = rand.Read(salt[:])
+	sum := sha256.Sum256(append([]byte(cfg.NodeID), salt[:]...))
+	p.branchPrefix = sip.RFC3261BranchMagicCookie + "-pbx" + hex.EncodeToString(sum[:5]) + "-"
+	p.merged.items = make(map[string]string)
+
+	p.metrics = newMetrics()
+	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics)
+	p.reg = &registrar{p: p, locks: newKeyedMutex()}
+	p.parser = newParser()
+
+	if err := p.listen(); err != nil {
+		p.closeOwned()
+		return nil, err
+	}
+	sipLog := p.log.With("component", "sipgo")
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgentParser(p.parser),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(sipLog),
+			sip.WithTransportLayerReadFilter(p.readFilter),
+		),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+	)
+	if err != nil {
+		p.closeListeners()
+		p.closeOwned()
+		return nil, fmt.Errorf("pbx: sip stack: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
+	if err != nil {
+		ua.Close()
+		p.closeListeners()
+		p.closeOwned()
+		return nil, fmt.Errorf("pbx: sip server: %w", err)
+	}
+	p.ua, p.srv = ua, srv
+	for _, m := range knownMethods {
+		srv.OnRequest(m, p.handle)
+	}
+	srv.OnNoRoute(p.handle)
+	return p, nil
+}
+
+func (p *PBX) listen() error {
+	udp, err := net.ListenPacket("udp", p.cfg.SIP)
+	if err != nil {
+		return fmt.Errorf("pbx: listen udp %s: %w", p.cfg.SIP, err)
+	}
+	// TCP on the same port as UDP, so one address serves both (port 0 included).
+	tcpAddr := p.cfg.SIP
+	if _, port, _ := net.SplitHostPort(p.cfg.SIP); port == "0" {
+		host, _, _ := net.SplitHostPort(p.cfg.SIP)
+		tcpAddr = net.JoinHostPort(host, fmt.Sprint(udp.LocalAddr().(*net.UDPAddr).Port))
+	}
+	tcp, err := net.Listen("tcp", tcpAddr)
+	if err != nil {
+		udp.Close()
+		return fmt.Errorf("pbx: listen tcp %s: %w", tcpAddr, err)
+	}
+	p.udp, p.tcp = udp, tcp
+	return nil
+}
+
+// UDPAddr is the bound UDP address.
+func (p *PBX) UDPAddr() *net.UDPAddr { return p.udp.LocalAddr().(*net.UDPAddr) }
+
+// TCPAddr is the bound TCP address.
+func (p *PBX) TCPAddr() *net.TCPAddr { return p.tcp.Addr().(*net.TCPAddr) }
+
+// Config returns the configuration in force, defaults filled in.
+func (p *PBX) Config() Config { return p.cfg }
+
+// Metrics is the PBX's Prometheus registry, for an HTTP /metrics handler.
+func (p *PBX) Metrics() *prometheus.Registry { return p.metrics.reg }
+
+// BranchPrefix is the Via branch prefix of requests this PBX sends. A request that arrives with it
+// in any Via has looped back (482).
+func (p *PBX) BranchPrefix() string { return p.branchPrefix }
+
+// Run serves SIP until ctx ends or Shutdown is called, then shuts down. It returns nil after a
+// clean stop. Run may be called once.
+func (p *PBX) Run(ctx context.Context) error {
+	err := errors.New("pbx: Run called twice")
+	p.runOnce.Do(func() {
+		err = nil
+		p.wg.Add(3)
+		go func() {
+			defer p.wg.Done()
+			if err := p.srv.ServeUDP(p.udp); err != nil && !isClosed(err) {
+				p.log.Error("udp listener stopped", "error", err)
+			}
+		}()
+		go func() {
+			defer p.wg.Done()
+			if err := p.srv.ServeTCP(p.tcp); err != nil && !isClosed(err) {
+				p.log.Error("tcp listener stopped", "error", err)
+			}
+		}()
+		go func() {
+			defer p.wg.Done()
+			p.purgeLoop()
+		}()
+		p.log.Info("pbx listening", "udp", p.UDPAddr().String(), "tcp", p.TCPAddr().String(), "domain", p.cfg.Domain)
+		select {
+		case <-ctx.Done():
+		case <-p.stop:
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = p.Shutdown(sctx)
+	})
+	return err
+}
+
+// Shutdown stops the listeners and the SIP stack and waits for the PBX's goroutines, at most until
+// ctx ends. It is safe to call more than once and from several goroutines.
+func (p *PBX) Shutdown(ctx context.Context) error {
+	p.shutdownOnce.Do(func() {
+		close(p.stop)
+		p.closeListeners()
+		p.ua.Close()
+		done := make(chan struct{})
+		go func() {
+			p.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			p.shutdownErr = fmt.Errorf("pbx: shutdown: %w", ctx.Err())
+		}
+		p.closeOwned()
+	})
+	<-p.stop
+	return p.shutdownErr
+}
+
+func (p *PBX) closeListeners() {
+	if p.udp != nil {
+		p.udp.Close()
+	}
+	if p.tcp != nil {
+		p.tcp.Close()
+	}
+}
+
+func (p *PBX) closeOwned() {
+	if p.owned != nil {
+		if err := p.owned.Close(); err != nil {
+			p.log.Warn("closing store", "error", err)
+		}
+	}
+}
+
+func (p *PBX) purgeLoop() {
+	t := time.NewTicker(p.cfg.PurgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		n, err := p.store.PurgeExpired(ctx)
+		cancel()
+		switch {
+		case err != nil:
+			p.log.Warn("purging expired registrations", "error", err)
+		case n > 0:
+			p.log.Info("expired registrations purged", "count", n)
+		}
+	}
+}
+
+func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "pbxkit"
+	}
+	return h
+}

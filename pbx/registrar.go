@@ -1,0 +1,235 @@
+package pbx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/store"
+)
+
+// registrar implements REGISTER processing (RFC 3261 §10.3) over the store's Locations.
+type registrar struct {
+	p     *PBX
+	locks *keyedMutex // one REGISTER per extension at a time: max-contacts and CSeq checks read then write
+}
+
+// contactUpdate is one Contact of a REGISTER, resolved to an expiry.
+type contactUpdate struct {
+	uri     string
+	expires time.Duration // 0 removes the binding
+	q       float64
+}
+
+func (r *registrar) handle(ctx context.Context, req *sip.Request, tx sip.ServerTransaction) {
+	p := r.p
+	to := req.To()
+	// The AOR in To must be a SIP or SIPS URI naming an extension (RFC 3261 §10.3 step 3;
+	// RFC 4475 §3.3.4).
+	if s := strings.ToLower(to.Address.Scheme); (s != "sip" && s != "sips") || to.Address.User == "" {
+		p.reply(req, tx, 400, "To must be a sip: or sips: URI naming an extension")
+		return
+	}
+	updates, wildcard, rej := r.parseContacts(req)
+	if rej != nil {
+		p.reply(req, tx, rej.code, rej.warning, rej.headers...)
+		return
+	}
+	ext, ok := p.authorize(ctx, req, tx, false)
+	if !ok {
+		return
+	}
+	aor := to.Address.User
+	if ext != nil && ext.Number != aor {
+		p.reply(req, tx, 403, "credentials may only register their own extension")
+		return
+	}
+	if ext == nil { // trusted source: the extension must still exist
+		e, err := p.store.Extension(ctx, aor)
+		if err != nil {
+			r.storeError(req, tx, err)
+			return
+		}
+		if !e.Enabled {
+			p.reply(req, tx, 403, "extension disabled")
+			return
+		}
+	}
+
+	unlock := r.locks.lock(aor)
+	defer unlock()
+	current, err := p.store.Bindings(ctx, aor)
+	if err != nil {
+		r.storeError(req, tx, err)
+		return
+	}
+	callID := req.CallID().Value()
+	cseq := req.CSeq().SeqNo
+	if wildcard {
+		for _, b := range current {
+			if b.CallID == callID && cseq <= b.CSeq {
+				p.reply(req, tx, 400, "CSeq out of order for this Call-ID")
+				return
+			}
+		}
+		if _, err := p.store.DeleteBindings(ctx, aor); err != nil {
+			r.storeError(req, tx, err)
+			return
+		}
+		p.log.Info("registrations removed", "ext", aor, "src", req.Source())
+		r.ok(req, tx, nil)
+		return
+	}
+	byURI := make(map[string]store.Binding, len(current))
+	for _, b := range current {
+		byURI[b.Contact] = b
+	}
+	remaining := len(current)
+	for _, u := range updates {
+		b, exists := byURI[u.uri]
+		if exists && b.CallID == callID && cseq <= b.CSeq {
+			// RFC 3261 §10.3 step 7: same Call-ID, CSeq not higher: the update fails.
+			p.reply(req, tx, 400, "CSeq out of order for this Call-ID")
+			return
+		}
+		switch {
+		case exists && u.expires == 0:
+			remaining--
+		case !exists && u.expires > 0:
+			remaining++
+		}
+	}
+	if remaining > p.cfg.MaxContacts {
+		p.reply(req, tx, 403, fmt.Sprintf("at most %d contacts per extension", p.cfg.MaxContacts))
+		return
+	}
+	now := p.now()
+	ua := ""
+	if h := req.GetHeader("User-Agent"); h != nil {
+		ua = h.Value()
+	}
+	for _, u := range updates {
+		if u.expires == 0 {
+			err = p.store.DeleteBinding(ctx, aor, u.uri)
+		} else {
+			err = p.store.PutBinding(ctx, store.Binding{
+				Extension: aor, Contact: u.uri, Source: req.Source(), Transport: strings.ToLower(req.Transport()),
+				ExpiresAt: now.Add(u.expires), CallID: callID, CSeq: cseq, UserAgent: ua, Q: u.q,
+				NodeID: p.cfg.NodeID,
+			})
+		}
+		if err != nil {
+			r.storeError(req, tx, err)
+			return
+		}
+	}
+	if len(updates) > 0 {
+		p.log.Info("registered", "ext", aor, "src", req.Source(), "contacts", len(updates))
+	}
+	live, err := p.store.Bindings(ctx, aor)
+	if err != nil {
+		r.storeError(req, tx, err)
+		return
+	}
+	r.ok(req, tx, live)
+}
+
+// parseContacts reads the Contact headers and expiry of a REGISTER. A lone "*" with Expires 0 asks
+// to remove every binding (RFC 3261 §10.2.2); no Contact at all is a query.
+func (r *registrar) parseContacts(req *sip.Request) ([]contactUpdate, bool, *rejection) {
+	cfg := r.p.cfg
+	expiresHdr := -1
+	if h := req.GetHeader("Expires"); h != nil {
+		n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+		if err != nil {
+			return nil, false, reject(400, "Expires must be a number of seconds")
+		}
+		expiresHdr = int(min(n, 1<<31-1))
+	}
+	var contacts []*sip.ContactHeader
+	for _, h := range req.GetHeaders("Contact") {
+		c, ok := h.(*sip.ContactHeader)
+		if !ok {
+			return nil, false, reject(400, "malformed Contact header")
+		}
+		contacts = append(contacts, c)
+	}
+	for _, c := range contacts {
+		if c.Address.Wildcard {
+			if len(contacts) != 1 || expiresHdr != 0 {
+				return nil, false, reject(400, "Contact * needs Expires: 0 and no other Contact")
+			}
+			return nil, true, nil
+		}
+	}
+	var out []contactUpdate
+	seen := map[string]bool{}
+	for _, c := range contacts {
+		if s := strings.ToLower(c.Address.Scheme); s != "sip" && s != "sips" {
+			return nil, false, reject(400, "Contact must be a sip: or sips: URI")
+		}
+		exp := expiresHdr
+		if v, ok := c.Params.Get("expires"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+			if err != nil {
+				return nil, false, reject(400, "Contact expires must be a number of seconds")
+			}
+			exp = int(min(n, 1<<31-1))
+		}
+		d := cfg.DefaultExpires
+		if exp >= 0 {
+			d = time.Duration(exp) * time.Second
+		}
+		if d > 0 && d < cfg.MinExpires {
+			return nil, false, &rejection{code: 423, warning: "registration interval too brief",
+				headers: []sip.Header{sip.NewHeader("Min-Expires", strconv.Itoa(int(cfg.MinExpires/time.Second)))}}
+		}
+		d = min(d, cfg.MaxExpires)
+		q := 0.0
+		if v, ok := c.Params.Get("q"); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1 {
+				return nil, false, reject(400, "Contact q must lie between 0 and 1")
+			}
+			q = f
+		}
+		uri := c.Address.String()
+		if seen[uri] {
+			continue
+		}
+		seen[uri] = true
+		out = append(out, contactUpdate{uri: uri, expires: d, q: q})
+	}
+	return out, false, nil
+}
+
+// ok sends 200 listing every current binding with its remaining time (RFC 3261 §10.3 step 8).
+func (r *registrar) ok(req *sip.Request, tx sip.ServerTransaction, live []store.Binding) {
+	now := r.p.now()
+	hs := make([]sip.Header, 0, len(live)+1)
+	for _, b := range live {
+		secs := int((b.ExpiresAt.Sub(now) + time.Second - 1) / time.Second)
+		hs = append(hs, sip.NewHeader("Contact", fmt.Sprintf("<%s>;expires=%d", b.Contact, max(secs, 0))))
+	}
+	hs = append(hs, sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
+	r.p.reply(req, tx, 200, "", hs...)
+}
+
+func (r *registrar) storeError(req *sip.Request, tx sip.ServerTransaction, err error) {
+	p := r.p
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p.reply(req, tx, 404, "no such extension")
+	case errors.Is(err, store.ErrUnavailable):
+		p.log.Error("registrar: store unavailable", "error", err)
+		p.reply(req, tx, 503, "database unavailable", sip.NewHeader("Retry-After", "5"))
+	default:
+		p.log.Error("registrar: store", "error", err)
+		p.reply(req, tx, 500, "")
+	}
+}
