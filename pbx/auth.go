@@ -74,7 +74,7 @@ func newAuthenticator(cfg Config, dir store.Directory, now func() time.Time, log
 
 // Errors from check; each is answered with a challenge, except errBanned (403) and store errors.
 var (
-	errNoCredentials = errors.New("no credentials for this realm")
+	errNoCredentials  = errors.New("no credentials for this realm")
 	errBadCredentials = errors.New("wrong credentials")
 	errStaleNonce     = errors.New("stale nonce")
 	errBanned         = errors.New("source banned after failed authentications")
