@@ -3,6 +3,8 @@ package pbx
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -83,11 +85,41 @@ func (p *PBX) readFilter(info sip.TransportReadProps, data []byte) ([]byte, erro
 	if !strings.EqualFold(info.Transport, "udp") || len(bytes.TrimSpace(data)) == 0 {
 		return data, nil
 	}
-	if _, err := p.parser.ParseSIP(data); err != nil {
+	msg, err := p.parser.ParseSIP(data)
+	if err != nil {
 		p.rejectUnparseable(info.RemoteAddr, data, err)
 		return nil, nil
 	}
+	if req, ok := msg.(*sip.Request); ok {
+		if via := req.Via(); via != nil {
+			if b, _ := via.Params.Get("branch"); !strings.HasPrefix(b, sip.RFC3261BranchMagicCookie) {
+				via.Params.Add("branch", rfc2543Branch(req))
+				return []byte(req.String()), nil
+			}
+		}
+	}
 	return data, nil
+}
+
+// rfc2543Branch gives a request from an RFC 2543 element (a Via branch without the magic cookie)
+// a branch that sipgo's RFC 3261 transaction matching can use. It is derived from what RFC 3261
+// §17.2.3 matches such requests on: the top Via as sent, Call-ID, CSeq number, From and the
+// Request-URI. A retransmission gets the same branch; so do the ACK for a non-2xx answer and a
+// CANCEL, which share those values with their INVITE (the To tag and CSeq method are left out for
+// that reason).
+func rfc2543Branch(req *sip.Request) string {
+	h := sha256.New()
+	for _, s := range []string{req.Via().Value(), req.CallID().Value(), req.Recipient.String()} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	if c := req.CSeq(); c != nil {
+		h.Write([]byte(strconv.FormatUint(uint64(c.SeqNo), 10)))
+	}
+	if f := req.From(); f != nil {
+		h.Write([]byte(f.Value()))
+	}
+	return sip.RFC3261BranchMagicCookie + "-2543-" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // rejectUnparseable answers a datagram the parser refused, from its raw header lines, to the
@@ -241,7 +273,9 @@ func (p *PBX) validate(req *sip.Request) *rejection {
 	if cseq == nil || req.From() == nil || req.To() == nil || req.CallID() == nil || req.Via() == nil {
 		return reject(400, "malformed mandatory header")
 	}
-	if cseq.MethodName != req.Method {
+	// Methods are case-sensitive (RFC 3261 §7.1), but sipgo upper-cases the request line's method
+	// and not the CSeq's, so compare without case.
+	if !strings.EqualFold(string(cseq.MethodName), string(req.Method)) {
 		return reject(400, "CSeq method %s does not match request method %s", cseq.MethodName, req.Method)
 	}
 	if cl := req.ContentLength(); cl != nil && int(*cl) != len(req.Body()) {
@@ -463,6 +497,7 @@ func methodLabel(m sip.RequestMethod) string {
 // header (RFC 3261 §20.43) so the caller sees why.
 func (p *PBX) reply(req *sip.Request, tx sip.ServerTransaction, code int, warning string, hdrs ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, sipx.Reason(code), nil)
+	res.SipVersion = "SIP/2.0" // never echo another version, even in a 505
 	res.AppendHeader(sip.NewHeader("Server", p.cfg.UserAgent))
 	if warning != "" && code >= 300 {
 		res.AppendHeader(sip.NewHeader("Warning", p.warning(warning)))

@@ -282,3 +282,10 @@ func hostname() string {
 	}
 	return h
 }
+
+// sipgo refuses to send a UDP message larger than UDPMTUSize-200 bytes (its reading of RFC 3261
+// §18.1.1, which asks a UAC to switch such requests to TCP). A PBX cannot switch: responses must
+// return the way the request came, and most phones registered over UDP listen on nothing else. So,
+// like Asterisk and FreeSWITCH, pbxkit sends large datagrams and lets IP fragment them. The
+// setting is process-wide; it is made here, before any goroutine can read it.
+func init() { sip.UDPMTUSize = 65535 }
