@@ -43,7 +43,8 @@ type Config struct {
 	MinExpires time.Duration
 	// MaxExpires is the longest registration granted; longer ones are shortened. Default 3600 s.
 	MaxExpires time.Duration
-	// DefaultExpires applies to a REGISTER that names no expiry. Default 3600 s.
+	// DefaultExpires applies to a REGISTER that names no expiry. Default 3600 s, or MaxExpires
+	// when that is shorter.
 	DefaultExpires time.Duration
 
 	// DigestAlgorithms lists the digest algorithms offered in challenges, in order of preference:
@@ -100,7 +101,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.MinExpires, 60*time.Second)
 	def(&c.MaxExpires, 3600*time.Second)
-	def(&c.DefaultExpires, 3600*time.Second)
+	def(&c.DefaultExpires, min(3600*time.Second, c.MaxExpires))
 	def(&c.NonceTTL, 5*time.Minute)
 	def(&c.AuthFailWindow, time.Minute)
 	def(&c.AuthBanTime, 5*time.Minute)

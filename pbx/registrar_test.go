@@ -1,0 +1,319 @@
+package pbx_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/pbx"
+	"github.com/pbxkit/pbxkit/store"
+)
+
+// clock is a settable time source shared by the PBX and the test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// registerSpec is a REGISTER for ext from the client, with Contact lines and an optional Expires.
+func registerSpec(ext, callID string, cseq int, extra ...string) reqSpec {
+	return reqSpec{method: "REGISTER", uri: "sip:pbx.test", from: ext, to: ext, callID: callID, cseq: cseq, headers: extra}
+}
+
+// register runs the challenge-response exchange and returns the final answer.
+func register(t *testing.T, c *uaClient, r reqSpec, user, password, alg string) *sip.Response {
+	t.Helper()
+	res := c.do(c.build(r))
+	if res.StatusCode != 401 {
+		return res
+	}
+	r.cseq++
+	r.headers = append(append([]string{}, r.headers...), authorize(t, res, r, user, password, alg))
+	return c.do(c.build(r))
+}
+
+func contactExpiries(res *sip.Response) map[string]int {
+	out := map[string]int{}
+	re := regexp.MustCompile(`<([^>]+)>;expires=(\d+)`)
+	for _, h := range res.GetHeaders("Contact") {
+		m := re.FindStringSubmatch(h.String())
+		if m == nil {
+			m = re.FindStringSubmatch("<" + h.Value())
+		}
+		if m != nil {
+			var n int
+			fmt.Sscan(m[2], &n)
+			out[m[1]] = n
+		}
+	}
+	return out
+}
+
+func TestRegisterDigestMD5AndSHA256(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	tp.addExt(t, "100", "secret100")
+	c := newClient(t, tp.addr)
+	for _, alg := range []string{"MD5", "SHA-256"} {
+		t.Run(alg, func(t *testing.T) {
+			r := registerSpec("100", "reg-"+alg, 1, "Contact: <sip:100@192.0.2.10:5062>", "Expires: 600")
+			first := c.do(c.build(r))
+			if first.StatusCode != 401 || first.Reason != "Unauthorized" {
+				t.Fatalf("no challenge: %d %s", first.StatusCode, first.Reason)
+			}
+			if ch := header(first, "WWW-Authenticate"); !strings.Contains(ch, "algorithm="+alg) || !strings.Contains(ch, `qop="auth"`) {
+				t.Fatalf("challenge %q", ch)
+			}
+			res := register(t, c, r, "100", "secret100", alg)
+			if res.StatusCode != 200 {
+				t.Fatalf("register with %s: %d %s\n%s", alg, res.StatusCode, res.Reason, res)
+			}
+			if got := contactExpiries(res); got["sip:100@192.0.2.10:5062"] < 599 || got["sip:100@192.0.2.10:5062"] > 600 {
+				t.Fatalf("200 contacts %v", got)
+			}
+			if res.GetHeader("Date") == nil {
+				t.Error("200 without Date")
+			}
+		})
+	}
+	bs, err := tp.store.Bindings(context.Background(), "100")
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("bindings %v %+v", err, bs)
+	}
+	// RFC 3581: the address the REGISTER came from is kept to reach the phone, whatever the
+	// Contact says.
+	if bs[0].Source != c.addr() || bs[0].Transport != "udp" || bs[0].CallID != "reg-SHA-256" {
+		t.Fatalf("binding %+v, want source %s", bs[0], c.addr())
+	}
+}
+
+func TestRegisterExpiryRules(t *testing.T) {
+	tp := startPBX(t, pbx.Config{MinExpires: 60 * time.Second, MaxExpires: 1800 * time.Second})
+	tp.addExt(t, "101", "pw101")
+	c := newClient(t, tp.addr)
+	ok := func(r reqSpec) *sip.Response {
+		t.Helper()
+		res := register(t, c, r, "101", "pw101", "MD5")
+		return res
+	}
+	res := ok(registerSpec("101", "e1", 1, "Contact: <sip:101@10.0.0.1>", "Expires: 30"))
+	if res.StatusCode != 423 || res.Reason != "Interval Too Brief" || header(res, "Min-Expires") != "60" {
+		t.Fatalf("too short: %d %s Min-Expires=%q", res.StatusCode, res.Reason, header(res, "Min-Expires"))
+	}
+	res = ok(registerSpec("101", "e2", 1, "Contact: <sip:101@10.0.0.1>;expires=99999"))
+	if res.StatusCode != 200 || contactExpiries(res)["sip:101@10.0.0.1"] != 1800 {
+		t.Fatalf("too long not clamped: %d %v", res.StatusCode, contactExpiries(res))
+	}
+	// The parameter wins over the header (RFC 3261 §10.3 step 6).
+	res = ok(registerSpec("101", "e3", 1, "Contact: <sip:101@10.0.0.2>;expires=120", "Expires: 900"))
+	if got := contactExpiries(res); res.StatusCode != 200 || got["sip:101@10.0.0.2"] != 120 || len(got) != 2 {
+		t.Fatalf("param vs header: %d %v", res.StatusCode, got)
+	}
+	// A query (no Contact) lists the bindings.
+	res = ok(registerSpec("101", "e4", 1))
+	if got := contactExpiries(res); res.StatusCode != 200 || len(got) != 2 {
+		t.Fatalf("query: %d %v", res.StatusCode, got)
+	}
+	// expires=0 removes one binding.
+	res = ok(registerSpec("101", "e3", 5, "Contact: <sip:101@10.0.0.2>;expires=0"))
+	if got := contactExpiries(res); res.StatusCode != 200 || len(got) != 1 {
+		t.Fatalf("remove one: %d %v", res.StatusCode, got)
+	}
+	// "*" without Expires: 0 is malformed; with it, everything goes.
+	res = ok(registerSpec("101", "e5", 1, "Contact: *"))
+	if res.StatusCode != 400 {
+		t.Fatalf("star without Expires 0: %d", res.StatusCode)
+	}
+	res = ok(registerSpec("101", "e5", 3, "Contact: *", "Expires: 0"))
+	if res.StatusCode != 200 || len(res.GetHeaders("Contact")) != 0 {
+		t.Fatalf("remove all: %d\n%s", res.StatusCode, res)
+	}
+	if bs, _ := tp.store.Bindings(context.Background(), "101"); len(bs) != 0 {
+		t.Fatalf("bindings left after *: %+v", bs)
+	}
+	res = ok(registerSpec("101", "e6", 1, "Contact: <sip:101@10.0.0.3>", "Expires: soon"))
+	if res.StatusCode != 400 {
+		t.Fatalf("non-numeric Expires: %d", res.StatusCode)
+	}
+}
+
+func TestRegisterCSeqOrderAndMaxContacts(t *testing.T) {
+	tp := startPBX(t, pbx.Config{MaxContacts: 2})
+	tp.addExt(t, "102", "pw102")
+	c := newClient(t, tp.addr)
+	res := register(t, c, registerSpec("102", "same-call", 10, "Contact: <sip:102@10.0.0.1>"), "102", "pw102", "MD5")
+	if res.StatusCode != 200 {
+		t.Fatalf("register: %d", res.StatusCode)
+	}
+	// Same Call-ID, lower CSeq: out of order (RFC 3261 §10.3 step 7).
+	res = register(t, c, registerSpec("102", "same-call", 3, "Contact: <sip:102@10.0.0.1>"), "102", "pw102", "MD5")
+	if res.StatusCode != 400 || !strings.Contains(header(res, "Warning"), "out of order") {
+		t.Fatalf("out-of-order CSeq: %d %s", res.StatusCode, header(res, "Warning"))
+	}
+	res = register(t, c, registerSpec("102", "other-call", 1, "Contact: <sip:102@10.0.0.2>"), "102", "pw102", "MD5")
+	if res.StatusCode != 200 || len(contactExpiries(res)) != 2 {
+		t.Fatalf("second contact: %d", res.StatusCode)
+	}
+	res = register(t, c, registerSpec("102", "third-call", 1, "Contact: <sip:102@10.0.0.3>"), "102", "pw102", "MD5")
+	if res.StatusCode != 403 || !strings.Contains(header(res, "Warning"), "at most 2 contacts") {
+		t.Fatalf("third contact over the limit: %d %s", res.StatusCode, header(res, "Warning"))
+	}
+	// Refreshing an existing contact is not a new one.
+	res = register(t, c, registerSpec("102", "other-call", 5, "Contact: <sip:102@10.0.0.2>"), "102", "pw102", "MD5")
+	if res.StatusCode != 200 {
+		t.Fatalf("refresh at the limit: %d", res.StatusCode)
+	}
+}
+
+func TestRegisterOtherExtensionForbidden(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	tp.addExt(t, "103", "pw103")
+	tp.addExt(t, "104", "pw104")
+	c := newClient(t, tp.addr)
+	r := registerSpec("104", "steal", 1, "Contact: <sip:evil@10.6.6.6>")
+	first := c.do(c.build(r))
+	r.cseq++
+	r.headers = append(r.headers, authorize(t, first, r, "103", "pw103", "MD5"))
+	if res := c.do(c.build(r)); res.StatusCode != 403 {
+		t.Fatalf("103 registering 104: %d", res.StatusCode)
+	}
+}
+
+func TestStaleNonceAndReplay(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	tp := startPBX(t, pbx.Config{NonceTTL: time.Minute}, pbx.WithClock(clk.Now))
+	tp.addExt(t, "105", "pw105")
+	c := newClient(t, tp.addr)
+	r := registerSpec("105", "stale", 1, "Contact: <sip:105@10.0.0.5>")
+	chal := c.do(c.build(r))
+	r.cseq = 2
+	authLine := authorize(t, chal, r, "105", "pw105", "SHA-256")
+	clk.Add(2 * time.Minute)
+	r.headers = append(r.headers, authLine)
+	res := c.do(c.build(r))
+	if res.StatusCode != 401 || !strings.Contains(header(res, "WWW-Authenticate"), "stale=true") {
+		t.Fatalf("old nonce, right password: %d %q", res.StatusCode, header(res, "WWW-Authenticate"))
+	}
+	// Fresh nonce: accepted once; the same credentials (same nc) again are a replay.
+	r.headers = r.headers[:1]
+	r.cseq = 3
+	authLine = authorize(t, res, r, "105", "pw105", "SHA-256")
+	r.headers = append(r.headers, authLine)
+	if res := c.do(c.build(r)); res.StatusCode != 200 {
+		t.Fatalf("fresh nonce: %d", res.StatusCode)
+	}
+	r.cseq = 4
+	if res := c.do(c.build(r)); res.StatusCode != 401 || strings.Contains(header(res, "WWW-Authenticate"), "stale=true") {
+		t.Fatalf("replayed nonce count: %d %q", res.StatusCode, header(res, "WWW-Authenticate"))
+	}
+	if !strings.Contains(tp.logs.String(), "nonce count replayed") {
+		t.Error("replay not logged")
+	}
+}
+
+// TestNoUserEnumeration: an unknown user and a wrong password get the same answer, byte for byte
+// once nonces and tags are masked.
+func TestNoUserEnumeration(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	tp.addExt(t, "106", "pw106")
+	c := newClient(t, tp.addr)
+	mask := regexp.MustCompile(`nonce="[^"]*"|tag=[0-9a-zA-Z-]+|Call-ID: \S+|branch=[^;\s]+`)
+	answer := func(user, password string) string {
+		r := registerSpec(user, "enum", 1, "Contact: <sip:x@10.0.0.9>")
+		r.callID = "enum-call"
+		r.branch = "z9hG4bK-enum1-" + user + password
+		chal := c.do(c.build(r))
+		r.cseq = 2
+		r.branch = "z9hG4bK-enum2-" + user + password
+		r.headers = append(r.headers, authorize(t, chal, r, user, password, "MD5"))
+		res, raw := c.doRaw(c.build(r))
+		if res.StatusCode != 401 {
+			t.Fatalf("%s/%s: %d", user, password, res.StatusCode)
+		}
+		out := mask.ReplaceAllString(string(raw), "X")
+		// The To header names the user the request named; that is the caller's own input.
+		return strings.ReplaceAll(out, "sip:"+user+"@", "sip:USER@")
+	}
+	wrongPassword := answer("106", "guess")
+	unknownUser := answer("999", "guess")
+	if wrongPassword != unknownUser {
+		t.Fatalf("answers differ:\nwrong password:\n%s\nunknown user:\n%s", wrongPassword, unknownUser)
+	}
+	disabled := func() string {
+		off := false
+		if _, err := tp.store.UpdateExtension(context.Background(), "106", store.ExtensionPatch{Enabled: &off}); err != nil {
+			t.Fatal(err)
+		}
+		return answer("106", "pw106")
+	}()
+	if disabled != wrongPassword {
+		t.Fatalf("disabled extension answers differently:\n%s", disabled)
+	}
+}
+
+func TestBanAfterFailures(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	tp := startPBX(t, pbx.Config{AuthFailLimit: 3, AuthBanTime: time.Minute}, pbx.WithClock(clk.Now))
+	tp.addExt(t, "107", "pw107")
+	c := newClient(t, tp.addr)
+	for i := range 3 {
+		res := register(t, c, registerSpec("107", fmt.Sprintf("ban%d", i), 1, "Contact: <sip:107@10.0.0.7>"), "107", "wrong", "MD5")
+		if res.StatusCode != 401 {
+			t.Fatalf("failure %d: %d", i, res.StatusCode)
+		}
+	}
+	// Banned: even the right password is refused, without a challenge.
+	res := c.do(c.build(reqSpec{method: "REGISTER", uri: "sip:pbx.test", from: "107", to: "107", headers: []string{"Contact: <sip:107@10.0.0.7>"}}))
+	if res.StatusCode != 403 {
+		t.Fatalf("banned source: %d", res.StatusCode)
+	}
+	inv := c.do(c.build(reqSpec{method: "INVITE", from: "107", to: "200", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}))
+	if inv.StatusCode != 403 {
+		t.Fatalf("banned source INVITE: %d", inv.StatusCode)
+	}
+	logs := tp.logs.String()
+	if n := strings.Count(logs, `msg="sip auth failed" component=auth src_ip=127.0.0.1`); n != 3 {
+		t.Errorf("%d 'sip auth failed' lines with the source IP, want one per failure (3):\n%s", n, logs)
+	}
+	if !strings.Contains(logs, `msg="sip source banned" component=auth src_ip=127.0.0.1`) {
+		t.Error("ban not logged")
+	}
+	clk.Add(2 * time.Minute)
+	if res := register(t, c, registerSpec("107", "after", 1, "Contact: <sip:107@10.0.0.7>"), "107", "pw107", "MD5"); res.StatusCode != 200 {
+		t.Fatalf("after the ban: %d", res.StatusCode)
+	}
+}
+
+func TestAuthenticatedInvitePassesAuth(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	tp.addExt(t, "108", "pw108")
+	c := newClient(t, tp.addr)
+	r := reqSpec{method: "INVITE", from: "108", to: "200", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}
+	chal := c.do(c.build(r))
+	if chal.StatusCode != 407 {
+		t.Fatalf("challenge: %d", chal.StatusCode)
+	}
+	r.cseq = 2
+	r.headers = append(r.headers, authorize(t, chal, r, "108", "pw108", "SHA-256"))
+	res := c.do(c.build(r))
+	if res.StatusCode == 407 || res.StatusCode == 403 {
+		t.Fatalf("valid Proxy-Authorization refused: %d", res.StatusCode)
+	}
+}
