@@ -81,10 +81,18 @@ func newParser() *sip.Parser {
 // be dropped there with no answer; here a request gets a stateless 400 (or 416 / 505) when it
 // names enough of itself to be answered (RFC 3261 §18.3, §8.2; RFC 4475 §3.1.2). It never returns
 // an error: sipgo stops the whole listener on one.
-func (p *PBX) readFilter(info sip.TransportReadProps, data []byte) ([]byte, error) {
+func (p *PBX) readFilter(info sip.TransportReadProps, data []byte) (out []byte, _ error) {
 	if !strings.EqualFold(info.Transport, "udp") || len(bytes.TrimSpace(data)) == 0 {
 		return data, nil
 	}
+	// This runs on sipgo's read goroutine, which has no recover: a panic here would end the
+	// process. Drop the datagram instead.
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic in read filter; datagram dropped", "src", info.RemoteAddr.String(), "panic", r, "stack", string(debug.Stack()))
+			out = nil
+		}
+	}()
 	msg, err := p.parser.ParseSIP(data)
 	if err != nil {
 		p.rejectUnparseable(info.RemoteAddr, data, err)
@@ -94,7 +102,11 @@ func (p *PBX) readFilter(info sip.TransportReadProps, data []byte) ([]byte, erro
 		if via := req.Via(); via != nil {
 			if b, _ := via.Params.Get("branch"); !strings.HasPrefix(b, sip.RFC3261BranchMagicCookie) {
 				via.Params.Add("branch", rfc2543Branch(req))
-				return []byte(req.String()), nil
+				rewritten := []byte(req.String())
+				// sipgo does not round-trip every header it accepts; pass the original on then.
+				if _, err := p.parser.ParseSIP(rewritten); err == nil {
+					return rewritten, nil
+				}
 			}
 		}
 	}
@@ -109,10 +121,13 @@ func (p *PBX) readFilter(info sip.TransportReadProps, data []byte) ([]byte, erro
 // that reason).
 func rfc2543Branch(req *sip.Request) string {
 	h := sha256.New()
-	for _, s := range []string{req.Via().Value(), req.CallID().Value(), req.Recipient.String()} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+	h.Write([]byte(req.Via().Value()))
+	h.Write([]byte{0})
+	if c := req.CallID(); c != nil { // validation answers its absence with 400 later
+		h.Write([]byte(c.Value()))
 	}
+	h.Write([]byte{0})
+	h.Write([]byte(req.Recipient.String()))
 	if c := req.CSeq(); c != nil {
 		h.Write([]byte(strconv.FormatUint(uint64(c.SeqNo), 10)))
 	}
