@@ -48,7 +48,9 @@ type Config struct {
 	DefaultExpires time.Duration
 
 	// DigestAlgorithms lists the digest algorithms offered in challenges, in order of preference:
-	// "SHA-256" (RFC 8760) and/or "MD5". Default both, SHA-256 first.
+	// "MD5" and/or "SHA-256" (RFC 8760). Default both, MD5 first: clients use the topmost
+	// challenge they support (RFC 8760 §2.4), and many phones and tools (sipp among them) take the
+	// first one whatever it says and only speak MD5. Put SHA-256 first where every phone knows it.
 	DigestAlgorithms []string
 	// NonceTTL is how long a digest nonce stays fresh; an older one is answered with stale=true.
 	// Default 5 minutes.
@@ -107,7 +109,7 @@ func (c Config) withDefaults() Config {
 	def(&c.AuthBanTime, 5*time.Minute)
 	def(&c.PurgeInterval, 30*time.Second)
 	if len(c.DigestAlgorithms) == 0 {
-		c.DigestAlgorithms = []string{"SHA-256", "MD5"}
+		c.DigestAlgorithms = []string{"MD5", "SHA-256"}
 	}
 	if c.AuthFailLimit == 0 {
 		c.AuthFailLimit = 10

@@ -12,17 +12,18 @@ import (
 	"gorm.io/gorm"
 )
 
-// Sentinel errors; test with errors.Is.
+// Sentinel errors; test with errors.Is. Their texts carry no prefix: the store always wraps them
+// with what it was doing ("store: extension 100: not found").
 var (
 	// ErrNotFound: no extension, binding, queue or record with that key.
-	ErrNotFound = errors.New("store: not found")
+	ErrNotFound = errors.New("not found")
 	// ErrConflict: the key (extension number, queue name, queue member) exists already.
-	ErrConflict = errors.New("store: already exists")
+	ErrConflict = errors.New("already exists")
 	// ErrInvalid: a value failed validation; the error is an *InvalidError naming the field.
-	ErrInvalid = errors.New("store: invalid value")
+	ErrInvalid = errors.New("invalid value")
 	// ErrUnavailable: the database did not answer in time or the connection failed. Callers turn
 	// it into 503 / 500 answers; the store reconnects by itself.
-	ErrUnavailable = errors.New("store: database unavailable")
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // InvalidError says which field of a value is wrong and why.

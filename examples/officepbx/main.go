@@ -1,0 +1,26 @@
+// Command officepbx is a small office phone system built on pbxkit: extensions in an embedded
+// SQLite file (or Postgres), a SIP registrar with digest authentication, and the CLI to manage it.
+//
+//	officepbx [serve] [--config FILE] [--sip ADDR] [--db DSN] [--http ADDR] [--trust CIDR,...] [--domain NAME]
+//	officepbx ext add NUMBER --password PW [--name NAME]
+//	officepbx ext list | ext rm NUMBER | ext set NUMBER [--dnd on|off] [--password PW] ...
+//	officepbx queue add NAME [--strategy S] [--member EXT,...] | queue list | queue rm NAME
+//	officepbx migrate [--db DSN] [--down]
+//
+// Every flag of serve can also come from the environment (PBX_SIP, PBX_DB, PBX_HTTP, ...) or from
+// a config file of "flag value" lines given with --config.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
