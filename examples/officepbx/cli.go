@@ -63,14 +63,32 @@ func isFlagError(err error) bool {
 }
 
 func newRoot(stdout, stderr io.Writer) *ffcli.Command {
-	return &ffcli.Command{
+	root := &ffcli.Command{
 		Name:       "officepbx",
 		ShortUsage: "officepbx [serve|ext|queue|migrate] [flags]",
 		ShortHelp:  "A small office PBX on pbxkit.",
 		Subcommands: []*ffcli.Command{
 			serveCmd(stderr), extCmd(stdout), queueCmd(stdout), migrateCmd(stdout),
 		},
-		Exec: func(context.Context, []string) error { return flag.ErrHelp },
+		Exec: func(_ context.Context, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q: want serve, ext, queue or migrate", args[0])
+			}
+			return flag.ErrHelp
+		},
+	}
+	setOutput(root, stderr)
+	return root
+}
+
+// setOutput sends every command's usage and flag errors to w.
+func setOutput(c *ffcli.Command, w io.Writer) {
+	if c.FlagSet == nil {
+		c.FlagSet = flag.NewFlagSet(c.Name, flag.ContinueOnError)
+	}
+	c.FlagSet.SetOutput(w)
+	for _, sub := range c.Subcommands {
+		setOutput(sub, w)
 	}
 }
 

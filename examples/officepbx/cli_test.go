@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/pbxkit/pbxkit/internal/testenv"
+)
+
+// officepbx runs the program in-process and returns exit status, stdout and stderr.
+func officepbx(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCLIExtensions(t *testing.T) {
+	for name, dsn := range map[string]func(testing.TB) string{"sqlite": testenv.SQLiteDSN, "postgres": testenv.PostgresDSN} {
+		t.Run(name, func(t *testing.T) {
+			db := dsn(t)
+			steps := []struct {
+				args   []string
+				code   int
+				stdout string // regexp
+				stderr string // substring
+			}{
+				{[]string{"ext", "add", "100", "--password", "pw", "--name", "Alice", "--db", db}, 0, "extension 100 added", ""},
+				{[]string{"ext", "add", "--db", db, "101", "--password", "pw"}, 0, "extension 101 added", ""},
+				{[]string{"ext", "add", "100", "--password", "pw", "--db", db}, 1, "", "extension 100 already exists"},
+				{[]string{"ext", "add", "10 1", "--password", "pw", "--db", db}, 1, "", `invalid number: "10 1" may contain only digits`},
+				{[]string{"ext", "add", "102", "--db", db}, 2, "", "--password is required"},
+				{[]string{"ext", "add", "--password", "pw", "--db", db}, 2, "", "want exactly one extension number"},
+				{[]string{"ext", "set", "100", "--dnd", "on", "--forward-busy", "101", "--ring-timeout", "25", "--db", db}, 0, "extension 100 updated", ""},
+				{[]string{"ext", "set", "100", "--dnd", "maybe", "--db", db}, 2, "", `invalid value "maybe" for flag -dnd: want on or off`},
+				{[]string{"ext", "set", "100", "--forward-always", "no good!", "--db", db}, 1, "", "neither an extension number nor a sip: URI"},
+				{[]string{"ext", "set", "100", "--db", db}, 2, "", "nothing to change"},
+				{[]string{"ext", "set", "999", "--dnd", "on", "--db", db}, 1, "", "no extension 999"},
+				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+0$`, ""},
+				{[]string{"ext", "rm", "101", "--db", db}, 0, "extension 101 removed", ""},
+				{[]string{"ext", "rm", "101", "--db", db}, 1, "", "no extension 101"},
+				{[]string{"queue", "add", "sales", "--member", "100,nobody", "--db", db}, 1, "", "member nobody is not an extension"},
+				{[]string{"queue", "add", "sales", "--member", "100", "--strategy", "loudest", "--db", db}, 1, "", `invalid strategy: "loudest"`},
+				{[]string{"queue", "add", "sales", "--member", "100", "--strategy", "roundrobin", "--max-wait", "90", "--db", db}, 0, "queue sales added with 1 members", ""},
+				{[]string{"queue", "list", "--db", db}, 0, `(?m)^sales\s+roundrobin\s+90\s+0\s+0\s+-\s+100$`, ""},
+				{[]string{"queue", "rm", "sales", "--db", db}, 0, "queue sales removed", ""},
+				{[]string{"queue", "rm", "sales", "--db", db}, 1, "", "no queue sales"},
+				{[]string{"migrate", "--db", db}, 0, "schema at version 1", ""},
+				{[]string{"frobnicate"}, 2, "", ""},
+				{[]string{"ext", "list", "--db", "mysql://x"}, 1, "", `unsupported database "mysql://x"`},
+			}
+			for _, s := range steps {
+				code, out, errs := officepbx(t, s.args...)
+				if code != s.code {
+					t.Fatalf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", s.args, code, s.code, out, errs)
+				}
+				if s.stdout != "" && !regexp.MustCompile(s.stdout).MatchString(out) {
+					t.Fatalf("%v: stdout %q does not match %q", s.args, out, s.stdout)
+				}
+				if s.stderr != "" && !strings.Contains(errs, s.stderr) {
+					t.Fatalf("%v: stderr %q lacks %q", s.args, errs, s.stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestCLIEnvironmentAndConfigFile(t *testing.T) {
+	db := testenv.SQLiteDSN(t)
+	t.Setenv("PBX_DB", db)
+	if code, _, errs := officepbx(t, "ext", "add", "200", "--password", "pw"); code != 0 {
+		t.Fatalf("PBX_DB not used: %s", errs)
+	}
+	if _, out, _ := officepbx(t, "ext", "list", "--db", db); !strings.Contains(out, "200") {
+		t.Fatalf("extension not in the PBX_DB database:\n%s", out)
+	}
+	// A config file and flags reach serve: a bad value in the file is reported as such.
+	cfg := filepath.Join(t.TempDir(), "officepbx.conf")
+	os.WriteFile(cfg, []byte("sip 127.0.0.1:0\ntrust 10.0.0.0/33\n"), 0o600)
+	code, _, errs := officepbx(t, "serve", "--config", cfg)
+	if code != 2 || !strings.Contains(errs, `--trust: trusted network "10.0.0.0/33"`) {
+		t.Fatalf("config file value not applied: exit %d, %s", code, errs)
+	}
+	code, _, errs = officepbx(t, "--sip", "127.0.0.1:0", "--dialplan", "office.lua")
+	if code != 2 || !strings.Contains(errs, "--dialplan") {
+		t.Fatalf("default command serve with --dialplan: exit %d, %s", code, errs)
+	}
+	code, _, errs = officepbx(t, "serve", "--sip", "not-an-address")
+	if code != 1 || !strings.Contains(errs, `sip address "not-an-address"`) {
+		t.Fatalf("bad --sip: exit %d, %s", code, errs)
+	}
+}
