@@ -144,25 +144,17 @@ func (a *authenticator) check(ctx context.Context, req *sip.Request, header stri
 	if alg == "" {
 		alg = store.AlgMD5
 	}
-	reason := ""
-	switch {
-	case !a.offers(alg):
-		reason = "algorithm not offered"
-	case cred.QOP != "auth":
-		reason = "qop must be auth"
-	case cred.Username == "" || cred.URI == "" || cred.Cnonce == "" || cred.Nc <= 0:
-		reason = "incomplete credentials"
-	}
-	age, nonceOK := a.nonceAge(cred.Nonce)
-	if reason == "" && !nonceOK {
-		reason = "nonce not issued here"
-	}
-	if reason != "" {
-		a.fail(ip, cred.Username, req, reason)
-		return nil, errBadCredentials
+	if !a.offers(alg) || cred.QOP != "auth" || cred.Username == "" || cred.URI == "" || cred.Cnonce == "" || cred.Nc <= 0 {
+		// Malformed or from another dialect of digest: not a password guess, so not counted.
+		a.log.Info("sip auth: unusable credentials", "src_ip", ip.String(), "user", cred.Username, "algorithm", cred.Algorithm, "qop", cred.QOP)
+		return nil, errNoCredentials
 	}
 
-	// From here unknown and known users do the same work.
+	// The response is checked against whatever nonce the client used, ours or not, so that a
+	// nonce from before a restart (or from another node) with the right password is answered
+	// stale=true instead of counting as a failure: after a restart every phone behind an office's
+	// NAT would otherwise add a failure to the same source IP. From here unknown and known users do
+	// the same work.
 	ext, err := a.dir.Extension(ctx, cred.Username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -178,7 +170,8 @@ func (a *authenticator) check(ctx context.Context, req *sip.Request, header stri
 		a.fail(ip, cred.Username, req, "wrong password or unknown user")
 		return nil, errBadCredentials
 	}
-	if age > a.ttl || age < -time.Minute {
+	age, ours := a.nonceAge(cred.Nonce)
+	if !ours || age > a.ttl || age < -time.Minute {
 		return nil, errStaleNonce
 	}
 	if !a.useNonce(cred.Nonce, cred.Nc) {

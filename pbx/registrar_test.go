@@ -317,3 +317,36 @@ func TestAuthenticatedInvitePassesAuth(t *testing.T) {
 		t.Fatalf("valid Proxy-Authorization refused: %d", res.StatusCode)
 	}
 }
+
+// TestNonceFromBeforeRestart: credentials computed on a nonce this PBX did not issue (another node,
+// or before a restart) are answered stale=true when the password is right, and do not count
+// towards a ban; with a wrong password they do.
+func TestNonceFromBeforeRestart(t *testing.T) {
+	old := startPBX(t, pbx.Config{})
+	tp := startPBX(t, pbx.Config{AuthFailLimit: 2})
+	old.addExt(t, "109", "pw109")
+	tp.addExt(t, "109", "pw109")
+	oldClient := newClient(t, old.addr)
+	r := registerSpec("109", "restart", 1, "Contact: <sip:109@10.0.0.9>")
+	chal := oldClient.do(oldClient.build(r))
+	c := newClient(t, tp.addr)
+	for i := range 3 { // more than AuthFailLimit: none of them may count
+		r.cseq = 2 + i
+		r.headers = []string{"Contact: <sip:109@10.0.0.9>", authorize(t, chal, r, "109", "pw109", "MD5")}
+		res := c.do(c.build(r))
+		if res.StatusCode != 401 || !strings.Contains(header(res, "WWW-Authenticate"), "stale=true") {
+			t.Fatalf("foreign nonce, right password: %d %q", res.StatusCode, header(res, "WWW-Authenticate"))
+		}
+	}
+	if res := register(t, c, registerSpec("109", "restart2", 1, "Contact: <sip:109@10.0.0.9>"), "109", "pw109", "MD5"); res.StatusCode != 200 {
+		t.Fatalf("source was banned for stale nonces: %d", res.StatusCode)
+	}
+	r.cseq = 10
+	r.headers = []string{"Contact: <sip:109@10.0.0.9>", authorize(t, chal, r, "109", "guess", "MD5")}
+	if res := c.do(c.build(r)); res.StatusCode != 401 || strings.Contains(header(res, "WWW-Authenticate"), "stale=true") {
+		t.Fatalf("foreign nonce, wrong password: %d %q", res.StatusCode, header(res, "WWW-Authenticate"))
+	}
+	if !strings.Contains(tp.logs.String(), `msg="sip auth failed" component=auth src_ip=127.0.0.1 user=109`) {
+		t.Fatal("wrong password on a foreign nonce not counted")
+	}
+}
