@@ -15,11 +15,11 @@ import (
 type failingStore struct{ err error }
 
 func (f failingStore) Extension(context.Context, string) (*store.Extension, error) { return nil, f.err }
-func (f failingStore) Bindings(context.Context, string) ([]store.Binding, error)  { return nil, f.err }
-func (f failingStore) PutBinding(context.Context, store.Binding) error            { return f.err }
-func (f failingStore) DeleteBinding(context.Context, string, string) error        { return f.err }
-func (f failingStore) DeleteBindings(context.Context, string) (int64, error)      { return 0, f.err }
-func (f failingStore) PurgeExpired(context.Context) (int64, error)                { return 0, f.err }
+func (f failingStore) Bindings(context.Context, string) ([]store.Binding, error)   { return nil, f.err }
+func (f failingStore) PutBinding(context.Context, store.Binding) error             { return f.err }
+func (f failingStore) DeleteBinding(context.Context, string, string) error         { return f.err }
+func (f failingStore) DeleteBindings(context.Context, string) (int64, error)       { return 0, f.err }
+func (f failingStore) PurgeExpired(context.Context) (int64, error)                 { return 0, f.err }
 
 func TestStoreFailuresAnswered(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
