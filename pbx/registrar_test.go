@@ -350,3 +350,32 @@ func TestNonceFromBeforeRestart(t *testing.T) {
 		t.Fatal("wrong password on a foreign nonce not counted")
 	}
 }
+
+// TestPurgeLoop: expired registrations are deleted from the database by the PBX's own loop.
+func TestPurgeLoop(t *testing.T) {
+	tp := startPBX(t, pbx.Config{PurgeInterval: 50 * time.Millisecond})
+	tp.addExt(t, "110", "pw110")
+	ctx := context.Background()
+	err := tp.store.PutBinding(ctx, store.Binding{Extension: "110", Contact: "sip:110@10.0.0.10", ExpiresAt: time.Now().Add(100 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		all, err := tp.store.LiveBindings(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// LiveBindings hides expired rows; PurgeExpired finding nothing left proves the loop ran.
+		if len(all) == 0 && strings.Contains(tp.logs.String(), "expired registrations purged") {
+			if n, _ := tp.store.PurgeExpired(ctx); n != 0 {
+				t.Fatalf("%d expired rows left after the loop's purge", n)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expired binding not purged within 10s:\n%s", tp.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -163,20 +163,22 @@ func sipp(t *testing.T, scenario, addr string, args ...string) {
 }
 
 // TestSippRegisterDigest registers with sipp through the officepbx binary, answering the digest
-// challenge, on the embedded SQLite database and on Postgres.
+// challenge, on the embedded SQLite database and on Postgres, over UDP and TCP.
 func TestSippRegisterDigest(t *testing.T) {
 	dbs := map[string]func(testing.TB) string{
 		"sqlite":   testenv.SQLiteDSN,
 		"postgres": testenv.PostgresDSN,
 	}
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			dsn := dbs[name](t)
+	for _, tc := range []struct{ name, db, transport string }{
+		{"sqlite-udp", "sqlite", "u1"}, {"postgres-udp", "postgres", "u1"}, {"sqlite-tcp", "sqlite", "t1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := dbs[tc.db](t)
 			if out := cli(t, "ext", "add", "100", "--password", "s3cret", "--name", "Reception", "--db", dsn); !strings.Contains(out, "extension 100 added") {
 				t.Fatalf("ext add: %s", out)
 			}
 			srv := startServer(t, "--db", dsn)
-			sipp(t, "register.xml", srv.addr, "-s", "100", "-au", "100", "-ap", "s3cret", "-m", "1", "-l", "1")
+			sipp(t, "register.xml", srv.addr, "-t", tc.transport, "-s", "100", "-au", "100", "-ap", "s3cret", "-m", "1", "-l", "1")
 			list := cli(t, "ext", "list", "--db", dsn)
 			if !regexp.MustCompile(`(?m)^100\s+Reception\s+on\s+off\s+-\s+-\s+-\s+1\s*$`).MatchString(list) {
 				t.Fatalf("ext list after sipp registered:\n%s", list)
