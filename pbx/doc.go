@@ -1,0 +1,36 @@
+// Package pbx is pbxkit's embeddable SIP server: listeners on UDP and TCP, the front door that
+// validates every request, digest authentication, and the registrar. The B2BUA call core, the
+// dialplan and the RTP relay plug in here as they land.
+//
+// A PBX in a few lines (see Example_embedding):
+//
+//	p, err := pbx.New(pbx.Config{SIP: "0.0.0.0:5060", Database: "sqlite:office.db", Domain: "office.example"})
+//	if err != nil { ... }
+//	err = p.Run(ctx) // until ctx ends; Shutdown stops it from elsewhere
+//
+// New binds the sockets, so UDPAddr and TCPAddr are known before Run (port 0 picks a free one).
+//
+// # What happens to a request
+//
+// UDP datagrams are parsed once by the front door before sipgo sees them: a message sipgo's parser
+// would drop is answered 400, 416 or 505 from its raw header lines when it can be addressed (RFC
+// 3261 §18.3, RFC 4475 §3.1.2), or dropped with a log line. Parsed requests are then checked in
+// the order of RFC 3261 §8.2: SIP version (505); mandatory and single-valued headers, CSeq, branch,
+// Request-URI headers (400); URI scheme (416); sizes (414, 413); method (501 unknown, 405 with
+// Allow for known but not served); loops (482, including merged requests of §8.2.2.2);
+// Max-Forwards (483); Require and Proxy-Require (420 with Unsupported); body type (415 with
+// Accept) and Accept (406). Every rejection carries a Warning header saying why.
+//
+// REGISTER is handled as RFC 3261 §10.3 describes, behind a digest challenge (401; MD5 and
+// SHA-256 per RFC 8760, qop=auth). INVITE needs proxy authentication (407) unless it comes from a
+// trusted network (Config.Trusted). OPTIONS is answered 200 with Allow, Accept and Supported.
+// docs/status-codes.md lists every status code with the test that shows it.
+//
+// # Security
+//
+// Nothing a remote sends can panic the process: handlers and the read filter recover, and the
+// front door is fuzzed (FuzzFrontDoor). Unknown users and wrong passwords get the same answer at
+// the same cost. A source IP that fails authentication AuthFailLimit times within AuthFailWindow
+// is refused (403) for AuthBanTime, and each failure is logged once as
+// msg="sip auth failed" src_ip=IP, for log-based banning tools.
+package pbx
