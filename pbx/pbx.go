@@ -119,7 +119,15 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 			sip.WithTransportLayerLogger(sipLog),
 			sip.WithTransportLayerReadFilter(p.readFilter),
 		),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(sipLog),
+			// Responses that match no client transaction (retransmissions, strays). sipgo's default
+			// handler logs through its package-wide logger, i.e. prints; the call core will ACK
+			// retransmitted 2xx answers here.
+			sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) {
+				p.log.Debug("response matches no transaction", "status", res.StatusCode, "src", res.Source())
+			}),
+		),
 	)
 	if err != nil {
 		p.closeListeners()
@@ -142,23 +150,31 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 }
 
 func (p *PBX) listen() error {
-	udp, err := net.ListenPacket("udp", p.cfg.SIP)
-	if err != nil {
-		return fmt.Errorf("pbx: listen udp %s: %w", p.cfg.SIP, err)
+	host, port, _ := net.SplitHostPort(p.cfg.SIP)
+	// TCP listens on the same port as UDP, so one address serves both. With port 0 the kernel
+	// picks the UDP port, and that number may be taken for TCP: then try another.
+	attempts := 1
+	if port == "0" {
+		attempts = 20
 	}
-	// TCP on the same port as UDP, so one address serves both (port 0 included).
-	tcpAddr := p.cfg.SIP
-	if _, port, _ := net.SplitHostPort(p.cfg.SIP); port == "0" {
-		host, _, _ := net.SplitHostPort(p.cfg.SIP)
-		tcpAddr = net.JoinHostPort(host, fmt.Sprint(udp.LocalAddr().(*net.UDPAddr).Port))
-	}
-	tcp, err := net.Listen("tcp", tcpAddr)
-	if err != nil {
+	var err error
+	for range attempts {
+		var udp net.PacketConn
+		udp, err = net.ListenPacket("udp", p.cfg.SIP)
+		if err != nil {
+			return fmt.Errorf("pbx: listen udp %s: %w", p.cfg.SIP, err)
+		}
+		tcpAddr := net.JoinHostPort(host, fmt.Sprint(udp.LocalAddr().(*net.UDPAddr).Port))
+		var tcp net.Listener
+		tcp, err = net.Listen("tcp", tcpAddr)
+		if err == nil {
+			p.udp, p.tcp = udp, tcp
+			return nil
+		}
 		udp.Close()
-		return fmt.Errorf("pbx: listen tcp %s: %w", tcpAddr, err)
+		err = fmt.Errorf("pbx: listen tcp %s: %w", tcpAddr, err)
 	}
-	p.udp, p.tcp = udp, tcp
-	return nil
+	return err
 }
 
 // UDPAddr is the bound UDP address.
