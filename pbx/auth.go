@@ -326,12 +326,8 @@ func (p *PBX) authorize(ctx context.Context, req *sip.Request, tx sip.ServerTran
 			hs = append(hs, sip.NewHeader(chalHeader, c))
 		}
 		p.reply(req, tx, code, "", hs...)
-	case errors.Is(err, store.ErrUnavailable):
-		p.log.Error("authentication: store unavailable", "error", err)
-		p.reply(req, tx, 503, "database unavailable", sip.NewHeader("Retry-After", "5"))
 	default:
-		p.log.Error("authentication", "error", err)
-		p.reply(req, tx, 500, "")
+		p.replyStoreError(req, tx, "authentication", err)
 	}
 	return nil, false
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/pbxkit/pbxkit/internal/sipx"
+	"github.com/pbxkit/pbxkit/store"
 )
 
 // knownMethods are the methods of RFC 3261 and its extensions that pbxkit recognises: a request
@@ -531,6 +532,21 @@ func (p *PBX) reply(req *sip.Request, tx sip.ServerTransaction, code int, warnin
 		return
 	}
 	p.metrics.response(code)
+}
+
+// replyStoreError answers a request whose handling failed in the store: 404 for a missing
+// extension, 503 with Retry-After when the database does not answer, 500 otherwise.
+func (p *PBX) replyStoreError(req *sip.Request, tx sip.ServerTransaction, what string, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p.reply(req, tx, 404, "no such extension")
+	case errors.Is(err, store.ErrUnavailable):
+		p.log.Error(what+": database unavailable", "error", err)
+		p.reply(req, tx, 503, "database unavailable", sip.NewHeader("Retry-After", "5"))
+	default:
+		p.log.Error(what+": store", "error", err)
+		p.reply(req, tx, 500, "")
+	}
 }
 
 // warning formats a Warning header value: code 399 (miscellaneous), the PBX's domain as agent, and

@@ -2,7 +2,6 @@ package pbx
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -221,15 +220,5 @@ func (r *registrar) ok(req *sip.Request, tx sip.ServerTransaction, live []store.
 }
 
 func (r *registrar) storeError(req *sip.Request, tx sip.ServerTransaction, err error) {
-	p := r.p
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		p.reply(req, tx, 404, "no such extension")
-	case errors.Is(err, store.ErrUnavailable):
-		p.log.Error("registrar: store unavailable", "error", err)
-		p.reply(req, tx, 503, "database unavailable", sip.NewHeader("Retry-After", "5"))
-	default:
-		p.log.Error("registrar: store", "error", err)
-		p.reply(req, tx, 500, "")
-	}
+	r.p.replyStoreError(req, tx, "registrar", err)
 }

@@ -5,33 +5,15 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/pbxkit/pbxkit/internal/testenv"
 	"github.com/pbxkit/pbxkit/pbx"
 	"github.com/pbxkit/pbxkit/store"
 )
-
-// clock is a settable time source shared by the PBX and the test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // registerSpec is a REGISTER for ext from the client, with Contact lines and an optional Expires.
 func registerSpec(ext, callID string, cseq int, extra ...string) reqSpec {
@@ -197,7 +179,7 @@ func TestRegisterOtherExtensionForbidden(t *testing.T) {
 }
 
 func TestStaleNonceAndReplay(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testenv.NewClock(time.Now())
 	tp := startPBX(t, pbx.Config{NonceTTL: time.Minute}, pbx.WithClock(clk.Now))
 	tp.addExt(t, "105", "pw105")
 	c := newClient(t, tp.addr)
@@ -269,7 +251,7 @@ func TestNoUserEnumeration(t *testing.T) {
 }
 
 func TestBanAfterFailures(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testenv.NewClock(time.Now())
 	tp := startPBX(t, pbx.Config{AuthFailLimit: 3, AuthBanTime: time.Minute}, pbx.WithClock(clk.Now))
 	tp.addExt(t, "107", "pw107")
 	c := newClient(t, tp.addr)

@@ -21,16 +21,7 @@ func BenchmarkExtensionLookup(b *testing.B) {
 				if !cached {
 					opts = []store.Option{store.WithCacheTTL(0)}
 				}
-				s, err := store.Open(context.Background(), dsn, opts...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				e := &store.Extension{Number: "100", Enabled: true}
-				_ = e.SetPassword("pbx", "pw")
-				if err := s.CreateExtension(context.Background(), e); err != nil {
-					b.Fatal(err)
-				}
+				s := benchStore(b, dsn, opts...)
 				ctx := context.Background()
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -48,16 +39,7 @@ func BenchmarkExtensionLookup(b *testing.B) {
 func BenchmarkBindingWrite(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {
-			s, err := store.Open(context.Background(), be.dsn(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			e := &store.Extension{Number: "100", Enabled: true}
-			_ = e.SetPassword("pbx", "pw")
-			if err := s.CreateExtension(context.Background(), e); err != nil {
-				b.Fatal(err)
-			}
+			s := benchStore(b, be.dsn(b))
 			ctx := context.Background()
 			b.ReportAllocs()
 			i := 0
@@ -71,4 +53,22 @@ func BenchmarkBindingWrite(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchStore opens dsn with extension 100 in it; it is closed when the benchmark ends.
+func benchStore(b *testing.B, dsn string, opts ...store.Option) *store.Store {
+	b.Helper()
+	s, err := store.Open(context.Background(), dsn, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	e := &store.Extension{Number: "100", Enabled: true}
+	if err := e.SetPassword("pbx", "pw"); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.CreateExtension(context.Background(), e); err != nil {
+		b.Fatal(err)
+	}
+	return s
 }

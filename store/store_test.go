@@ -53,24 +53,6 @@ func open(t *testing.T, dsn string, opts ...store.Option) *store.Store {
 	return s
 }
 
-// clock is a settable time source for expiry tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)} }
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func newExt(t *testing.T, number, password string) *store.Extension {
 	t.Helper()
 	e := &store.Extension{Number: number, Name: "Ext " + number, Enabled: true}
@@ -260,7 +242,7 @@ func TestHA1VerifiesDigest(t *testing.T) {
 func TestBindingExpiryAndPurge(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clk := newClock()
+		clk := testenv.NewClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 		s := open(t, dsn, store.WithClock(clk.Now), store.WithNodeID("node-a"))
 		mustCreate(t, s, "400")
 		put := func(contact string, ttl time.Duration, q float64) {
@@ -508,7 +490,7 @@ func TestQueues(t *testing.T) {
 func TestCacheSeesOtherWriters(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clk := newClock()
+		clk := testenv.NewClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 		srv := open(t, dsn, store.WithClock(clk.Now), store.WithCacheTTL(5*time.Second))
 		cli := open(t, dsn)
 		mustCreate(t, cli, "800")
