@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/pbxkit/pbxkit/store"
+)
+
+func extCmd(stdout io.Writer) *ffcli.Command {
+	return group("ext", "officepbx ext add|list|rm|set ...", "Manage extensions.",
+		extAddCmd(stdout), extListCmd(stdout), extRmCmd(stdout), extSetCmd(stdout))
+}
+
+func extAddCmd(stdout io.Writer) *ffcli.Command {
+	var password, name string
+	return dbCommand{
+		name: "ext add", usage: "officepbx ext add NUMBER --password PW [--name NAME] [--db DSN]", help: "Add an extension.",
+		args: []string{"extension number"},
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&password, "password", "", "SIP password (required)")
+			fs.StringVar(&name, "name", "", "display name")
+		},
+		check: func(_ *dbFlags, args []string) error {
+			if password == "" {
+				return usagef("ext add: --password is required")
+			}
+			if err := store.ValidateNumber(args[0]); err != nil {
+				return fmt.Errorf("ext add: %w", err)
+			}
+			return nil
+		},
+		run: func(ctx context.Context, d *dbFlags, s *store.Store, args []string) error {
+			e := &store.Extension{Number: args[0], Name: name, Enabled: true}
+			if err := e.SetPassword(d.domain, password); err != nil {
+				return fmt.Errorf("ext add: %w", err)
+			}
+			if err := s.CreateExtension(ctx, e); err != nil {
+				if errors.Is(err, store.ErrConflict) {
+					return fmt.Errorf("ext add: extension %s already exists", e.Number)
+				}
+				return fmt.Errorf("ext add: %w", err)
+			}
+			fmt.Fprintf(stdout, "extension %s added\n", e.Number)
+			return nil
+		},
+	}.command()
+}
+
+func extListCmd(stdout io.Writer) *ffcli.Command {
+	return dbCommand{
+		name: "ext list", usage: "officepbx ext list [--db DSN]", help: "List extensions and their registrations.",
+		run: func(ctx context.Context, _ *dbFlags, s *store.Store, _ []string) error {
+			exts, err := s.Extensions(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NUMBER\tNAME\tENABLED\tDND\tFORWARD-ALWAYS\tFORWARD-BUSY\tFORWARD-NOANSWER\tCONTACTS")
+			for _, e := range exts {
+				bs, err := s.Bindings(ctx, e.Number)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", e.Number, e.Name, onOff(e.Enabled), onOff(e.DND),
+					dash(e.ForwardAlways), dash(e.ForwardBusy), dash(e.ForwardNoAnswer), len(bs))
+			}
+			return tw.Flush()
+		},
+	}.command()
+}
+
+func extRmCmd(stdout io.Writer) *ffcli.Command {
+	return dbCommand{
+		name: "ext rm", usage: "officepbx ext rm NUMBER [--db DSN]", help: "Remove an extension with its registrations.",
+		args: []string{"extension number"},
+		run: func(ctx context.Context, _ *dbFlags, s *store.Store, args []string) error {
+			if err := s.DeleteExtension(ctx, args[0]); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("ext rm: no extension %s", args[0])
+				}
+				return err
+			}
+			fmt.Fprintf(stdout, "extension %s removed\n", args[0])
+			return nil
+		},
+	}.command()
+}
+
+func extSetCmd(stdout io.Writer) *ffcli.Command {
+	var p store.ExtensionPatch
+	return dbCommand{
+		name:  "ext set",
+		usage: "officepbx ext set NUMBER [--dnd on|off] [--forward-always T] [--forward-busy T] [--forward-noanswer T] [--password PW] [--enabled on|off]",
+		help:  "Change an extension.",
+		args:  []string{"extension number"},
+		flags: func(fs *flag.FlagSet) {
+			fs.Func("dnd", "do not disturb: on or off", onOffFlag(&p.DND))
+			fs.Func("enabled", "on or off", onOffFlag(&p.Enabled))
+			fs.Func("forward-always", "forward every call to T (extension or sip: URI; \"\" clears)", stringFlag(&p.ForwardAlways))
+			fs.Func("forward-busy", "forward when busy to T", stringFlag(&p.ForwardBusy))
+			fs.Func("forward-noanswer", "forward when not answered to T", stringFlag(&p.ForwardNoAnswer))
+			fs.Func("password", "new SIP password (hashed for --domain)", stringFlag(&p.Password))
+			fs.Func("name", "display name", stringFlag(&p.Name))
+			fs.Func("ring-timeout", "seconds of ringing before no-answer (0: PBX default)", func(s string) error {
+				n, err := strconv.Atoi(s)
+				if err != nil {
+					return fmt.Errorf("want a number of seconds")
+				}
+				p.RingTimeout = &n
+				return nil
+			})
+		},
+		check: func(d *dbFlags, _ []string) error {
+			if p == (store.ExtensionPatch{}) {
+				return usagef("ext set: nothing to change: give at least one flag")
+			}
+			if p.Password != nil {
+				p.Realm = &d.domain
+			}
+			return nil
+		},
+		run: func(ctx context.Context, _ *dbFlags, s *store.Store, args []string) error {
+			if _, err := s.UpdateExtension(ctx, args[0], p); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("ext set: no extension %s", args[0])
+				}
+				return fmt.Errorf("ext set: %w", err)
+			}
+			fmt.Fprintf(stdout, "extension %s updated\n", args[0])
+			return nil
+		},
+	}.command()
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pbxkit/pbxkit/pbx"
+	"github.com/pbxkit/pbxkit/store"
+)
+
+func serveCmd(stderr io.Writer) *ffcli.Command {
+	fs := flag.NewFlagSet("officepbx serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var d dbFlags
+	d.register(fs)
+	var (
+		sipAddr  = fs.String("sip", pbx.DefaultSIP, "address for SIP over UDP and TCP (env PBX_SIP)")
+		httpAddr = fs.String("http", "", "address for /metrics and /healthz, e.g. 127.0.0.1:8080 (env PBX_HTTP)")
+		trust    = fs.String("trust", "", "comma-separated networks that need no authentication (env PBX_TRUST)")
+		dialplan = fs.String("dialplan", "", "Lua dialplan file (env PBX_DIALPLAN)")
+		rtpPorts = fs.String("rtp-ports", "", "RTP port range LO-HI (env PBX_RTP_PORTS)")
+		logLevel = fs.String("log-level", "info", "debug, info, warn or error (env PBX_LOG_LEVEL)")
+		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name)")
+		digests  = fs.String("digest-algorithms", "MD5,SHA-256", "digest algorithms offered, in order of preference (env PBX_DIGEST_ALGORITHMS)")
+		_        = fs.String("config", "", "config file of 'flag value' lines")
+	)
+	return &ffcli.Command{
+		Name:       "serve",
+		ShortUsage: "officepbx serve [--config FILE] [--sip ADDR] [--db DSN] [--http ADDR] [--trust CIDR,...] [--domain NAME]",
+		ShortHelp:  "Run the PBX (the default command).",
+		FlagSet:    fs,
+		Options:    append(envOptions(), ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(ff.PlainParser)),
+		Exec: func(ctx context.Context, args []string) error {
+			args, err := interspersed(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(args) > 0 {
+				return usagef("serve takes no arguments, got %q", args)
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+				return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
+			}
+			// Flags of features still to come are refused rather than silently ignored.
+			if *dialplan != "" {
+				return usagef("--dialplan: Lua dialplans are not available in this version yet")
+			}
+			if *rtpPorts != "" {
+				return usagef("--rtp-ports: the RTP relay is not available in this version yet")
+			}
+			trusted, err := pbx.ParseTrusted(*trust)
+			if err != nil {
+				return usagef("--trust: %v", err)
+			}
+			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			var algs []string
+			for _, a := range strings.Split(*digests, ",") {
+				if a = strings.ToUpper(strings.TrimSpace(a)); a != "" {
+					algs = append(algs, a)
+				}
+			}
+			return serve(ctx, log, pbx.Config{
+				SIP: *sipAddr, Database: d.db, Domain: d.domain, Trusted: trusted, NodeID: *nodeID,
+				DigestAlgorithms: algs,
+			}, *httpAddr)
+		},
+	}
+}
+
+func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr string) error {
+	p, err := pbx.New(cfg, pbx.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	warnRealmMismatch(ctx, log, cfg)
+	errc := make(chan error, 2)
+	var srv *http.Server
+	if httpAddr != "" {
+		ln, err := net.Listen("tcp", httpAddr)
+		if err != nil {
+			p.Shutdown(context.Background())
+			return fmt.Errorf("--http %s: %w", httpAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(p.Metrics(), promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		log.Info("http listening", "addr", ln.Addr().String())
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http: %w", err)
+			}
+		}()
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { errc <- p.Run(runCtx) }()
+	var runErr error
+	select {
+	case runErr = <-errc:
+		cancel()
+	case <-ctx.Done():
+		runErr = <-errc
+	}
+	if srv != nil {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(sctx)
+		c()
+	}
+	if runErr == nil {
+		log.Info("pbx stopped")
+	}
+	return runErr
+}
+
+// warnRealmMismatch tells about extensions whose passwords were hashed for another domain: they
+// cannot authenticate until their password is set again.
+func warnRealmMismatch(ctx context.Context, log *slog.Logger, cfg pbx.Config) {
+	s, err := store.Open(ctx, cfg.Database, store.WithoutMigrate())
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	exts, err := s.Extensions(ctx)
+	if err != nil {
+		return
+	}
+	domain := cfg.Domain
+	if domain == "" {
+		domain = pbx.DefaultDomain
+	}
+	for _, e := range exts {
+		if e.Realm != domain {
+			log.Warn("extension cannot authenticate: its password was set for another domain; set it again with 'officepbx ext set NUMBER --password PW'",
+				"ext", e.Number, "realm", e.Realm, "domain", domain)
+		}
+	}
+}
