@@ -45,7 +45,7 @@ type testPBX struct {
 }
 
 // startPBX runs a PBX on 127.0.0.1:0 over an in-memory store, stopped when the test ends.
-func startPBX(t *testing.T, cfg pbx.Config, opts ...pbx.Option) *testPBX {
+func startPBX(t testing.TB, cfg pbx.Config, opts ...pbx.Option) *testPBX {
 	t.Helper()
 	s, err := store.Open(context.Background(), "sqlite::memory:")
 	if err != nil {
@@ -76,7 +76,7 @@ func startPBX(t *testing.T, cfg pbx.Config, opts ...pbx.Option) *testPBX {
 	return &testPBX{PBX: p, store: s, logs: logs, addr: p.UDPAddr()}
 }
 
-func (tp *testPBX) addExt(t *testing.T, number, password string) {
+func (tp *testPBX) addExt(t testing.TB, number, password string) {
 	t.Helper()
 	e := &store.Extension{Number: number, Name: "Ext " + number, Enabled: true}
 	if err := e.SetPassword(tp.Config().Domain, password); err != nil {
@@ -89,12 +89,12 @@ func (tp *testPBX) addExt(t *testing.T, number, password string) {
 
 // uaClient is a raw UDP SIP client: it writes requests as text and parses what comes back.
 type uaClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *net.UDPConn
 	to   *net.UDPAddr
 }
 
-func newClient(t *testing.T, to *net.UDPAddr) *uaClient {
+func newClient(t testing.TB, to *net.UDPAddr) *uaClient {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -219,7 +219,7 @@ func (c *uaClient) build(r reqSpec) string {
 }
 
 // authorize answers a challenge in res for the request r, returning the header line to add.
-func authorize(t *testing.T, res *sip.Response, r reqSpec, user, password, alg string) string {
+func authorize(t testing.TB, res *sip.Response, r reqSpec, user, password, alg string) string {
 	t.Helper()
 	chalHeader, credHeader := "WWW-Authenticate", "Authorization"
 	if res.StatusCode == 407 {
@@ -259,7 +259,7 @@ func header(res *sip.Response, name string) string {
 
 // tcpExchange sends one request over a new TCP connection and returns the raw first final
 // response.
-func tcpExchange(t *testing.T, addr, method string) string {
+func tcpExchange(t testing.TB, addr, method string) string {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

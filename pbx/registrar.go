@@ -115,12 +115,15 @@ func (r *registrar) handle(ctx context.Context, req *sip.Request, tx sip.ServerT
 	for _, u := range updates {
 		if u.expires == 0 {
 			err = p.store.DeleteBinding(ctx, aor, u.uri)
+			delete(byURI, u.uri)
 		} else {
-			err = p.store.PutBinding(ctx, store.Binding{
+			b := store.Binding{
 				Extension: aor, Contact: u.uri, Source: req.Source(), Transport: strings.ToLower(req.Transport()),
 				ExpiresAt: now.Add(u.expires), CallID: callID, CSeq: cseq, UserAgent: ua, Q: u.q,
 				NodeID: p.cfg.NodeID,
-			})
+			}
+			err = p.store.PutBinding(ctx, b)
+			byURI[u.uri] = b
 		}
 		if err != nil {
 			r.storeError(req, tx, err)
@@ -130,10 +133,12 @@ func (r *registrar) handle(ctx context.Context, req *sip.Request, tx sip.ServerT
 	if len(updates) > 0 {
 		p.log.Info("registered", "ext", aor, "src", req.Source(), "contacts", len(updates))
 	}
-	live, err := p.store.Bindings(ctx, aor)
-	if err != nil {
-		r.storeError(req, tx, err)
-		return
+	// The bindings read under this extension's lock plus the changes just written are the
+	// current set; reading them back would only cost a database round trip (the writes
+	// invalidated the cache).
+	live := make([]store.Binding, 0, len(byURI))
+	for _, b := range byURI {
+		live = append(live, b)
 	}
 	r.ok(req, tx, live)
 }

@@ -21,7 +21,7 @@ func registerSpec(ext, callID string, cseq int, extra ...string) reqSpec {
 }
 
 // register runs the challenge-response exchange and returns the final answer.
-func register(t *testing.T, c *uaClient, r reqSpec, user, password, alg string) *sip.Response {
+func register(t testing.TB, c *uaClient, r reqSpec, user, password, alg string) *sip.Response {
 	t.Helper()
 	res := c.do(c.build(r))
 	if res.StatusCode != 401 {
