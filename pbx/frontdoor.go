@@ -488,8 +488,7 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 		if _, ok := p.authorize(ctx, req, tx, true); !ok {
 			return
 		}
-		// The call core takes authenticated INVITEs here once it is wired in.
-		p.reply(req, tx, 501, "calls are not wired into this PBX")
+		p.routeInvite(ctx, req, tx)
 	case sip.ACK:
 		// An ACK that matched no transaction acknowledges a 2xx of a dialog this PBX does not
 		// have: nothing to answer (ACK never gets a response).
