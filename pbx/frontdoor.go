@@ -47,16 +47,7 @@ var supportedTags = map[string]bool{}
 // supportedValue is the Supported header value; empty while no extension is implemented, which the
 // grammar allows (RFC 3261 §20.37).
 func supportedValue() string {
-	return strings.Join(sortedKeys(supportedTags), ", ")
-}
-
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+	return strings.Join(slices.Sorted(maps.Keys(supportedTags)), ", ")
 }
 
 // errContactNeedsBrackets: a Contact URI with headers ('?') must be in name-addr form
@@ -83,6 +74,9 @@ func newParser() *sip.Parser {
 // names enough of itself to be answered (RFC 3261 §18.3, §8.2; RFC 4475 §3.1.2). It never returns
 // an error: sipgo stops the whole listener on one.
 func (p *PBX) readFilter(info sip.TransportReadProps, data []byte) (out []byte, _ error) {
+	if p.draining.Load() {
+		return nil, nil // shutting down: take no new work
+	}
 	if !strings.EqualFold(info.Transport, "udp") || len(bytes.TrimSpace(data)) == 0 {
 		return data, nil
 	}

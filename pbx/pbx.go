@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -62,6 +63,7 @@ type PBX struct {
 
 	branchPrefix string // marks requests this PBX sends; seeing it come back is a loop
 	merged       mergeTracker
+	draining     atomic.Bool // set by Shutdown: the read filter drops new datagrams
 
 	runOnce      sync.Once
 	shutdownOnce sync.Once
@@ -193,6 +195,9 @@ func (p *PBX) Metrics() *prometheus.Registry { return p.metrics.reg }
 // in any Via has looped back (482).
 func (p *PBX) BranchPrefix() string { return p.branchPrefix }
 
+// shutdownGrace is how long Shutdown lets requests already read reach their transactions.
+const shutdownGrace = 100 * time.Millisecond
+
 // Run serves SIP until ctx ends or Shutdown is called, then shuts down. It returns nil after a
 // clean stop. Run may be called once.
 func (p *PBX) Run(ctx context.Context) error {
@@ -233,6 +238,16 @@ func (p *PBX) Run(ctx context.Context) error {
 func (p *PBX) Shutdown(ctx context.Context) error {
 	p.shutdownOnce.Do(func() {
 		close(p.stop)
+		// Drain before closing. sipgo handles each datagram in a goroutine of its own and, if the
+		// listener has already left its connection pool, answers a request by dialling a new UDP
+		// socket that nothing ever closes. So: stop taking new requests, give the ones already
+		// read a moment to get their transactions on the still-open listener, then close.
+		p.draining.Store(true)
+		p.tcp.Close()
+		select {
+		case <-time.After(shutdownGrace):
+		case <-ctx.Done():
+		}
 		p.closeListeners()
 		p.ua.Close()
 		done := make(chan struct{})
@@ -247,7 +262,6 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 		}
 		p.closeOwned()
 	})
-	<-p.stop
 	return p.shutdownErr
 }
 
