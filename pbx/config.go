@@ -70,6 +70,12 @@ type Config struct {
 
 	// PurgeInterval is how often expired registrations are deleted. Default 30 s.
 	PurgeInterval time.Duration
+
+	// RingTimeout is how long a call rings before the caller gets 480, unless the extension sets
+	// its own. Default 30 s.
+	RingTimeout time.Duration
+	// MaxCalls limits concurrent calls; beyond it new calls get 503 with Retry-After. 0: no limit.
+	MaxCalls int
 }
 
 // Defaults.
@@ -108,6 +114,7 @@ func (c Config) withDefaults() Config {
 	def(&c.AuthFailWindow, time.Minute)
 	def(&c.AuthBanTime, 5*time.Minute)
 	def(&c.PurgeInterval, 30*time.Second)
+	def(&c.RingTimeout, 30*time.Second)
 	if len(c.DigestAlgorithms) == 0 {
 		c.DigestAlgorithms = []string{"MD5", "SHA-256"}
 	}

@@ -74,8 +74,8 @@ func newParser() *sip.Parser {
 // names enough of itself to be answered (RFC 3261 §18.3, §8.2; RFC 4475 §3.1.2). It never returns
 // an error: sipgo stops the whole listener on one.
 func (p *PBX) readFilter(info sip.TransportReadProps, data []byte) (out []byte, _ error) {
-	if p.draining.Load() {
-		return nil, nil // shutting down: take no new work
+	if p.draining.Load() && !bytes.HasPrefix(data, []byte("SIP/")) {
+		return nil, nil // shutting down: take no new requests (answers to our BYEs still come in)
 	}
 	if !strings.EqualFold(info.Transport, "udp") || len(bytes.TrimSpace(data)) == 0 {
 		return data, nil
@@ -462,6 +462,9 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, inDialog := req.To().Params.Get("tag")
+	if inDialog && p.calls.HandleInDialog(req, tx) {
+		return
+	}
 	switch req.Method {
 	case sip.OPTIONS:
 		if inDialog {

@@ -73,6 +73,11 @@ func startPBX(t testing.TB, cfg pbx.Config, opts ...pbx.Option) *testPBX {
 			t.Errorf("run: %v", err)
 		}
 	})
+	t.Cleanup(func() {
+		if t.Failed() && testing.Verbose() {
+			t.Logf("PBX log:\n%s", logs.String())
+		}
+	})
 	return &testPBX{PBX: p, store: s, logs: logs, addr: p.UDPAddr()}
 }
 
@@ -283,4 +288,82 @@ func tcpExchange(t testing.TB, addr, method string) string {
 		buf.Write(tmp[:n])
 	}
 	return buf.String()
+}
+
+// recvMsg returns the next message of any kind, or nil after timeout.
+func (c *uaClient) recvMsg(timeout time.Duration) sip.Message {
+	c.t.Helper()
+	buf := make([]byte, 65535)
+	c.conn.SetReadDeadline(time.Now().Add(timeout))
+	n, _, err := c.conn.ReadFromUDP(buf)
+	if err != nil {
+		return nil
+	}
+	msg, err := sip.ParseMessage(append([]byte(nil), buf[:n]...))
+	if err != nil {
+		c.t.Fatalf("unparseable message %q: %v", buf[:n], err)
+	}
+	return msg
+}
+
+// waitRequest returns the next request with method, skipping anything else (retransmitted
+// responses, other requests), or fails the test.
+func (c *uaClient) waitRequest(method sip.RequestMethod) *sip.Request {
+	c.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if req, ok := c.recvMsg(time.Until(deadline)).(*sip.Request); ok && req.Method == method {
+			return req
+		}
+	}
+	c.t.Fatalf("no %s within 5s", method)
+	return nil
+}
+
+// waitResponse returns the next response with code (skipping others), or fails the test.
+func (c *uaClient) waitResponse(code int) *sip.Response {
+	c.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	var got []int
+	for time.Now().Before(deadline) {
+		m := c.recvMsg(time.Until(deadline))
+		if res, ok := m.(*sip.Response); ok {
+			if res.StatusCode == code {
+				return res
+			}
+			got = append(got, res.StatusCode)
+		}
+	}
+	c.t.Fatalf("no %d within 5s (got %v)", code, got)
+	return nil
+}
+
+// respond answers req as a phone would, with a fixed To tag and its own Contact.
+func (c *uaClient) respond(req *sip.Request, code int, reason string, body string) {
+	c.t.Helper()
+	res := sip.NewResponseFromRequest(req, code, reason, []byte(body))
+	if code > 100 {
+		res.To().Params.Add("tag", "callee-tag")
+	}
+	res.AppendHeader(sip.NewHeader("Contact", "<sip:callee@"+c.addr()+">"))
+	if body != "" {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	c.send(res.String())
+}
+
+// inDialog builds a request in the dialog a 2xx set up, from the caller's side.
+func (c *uaClient) inDialog(method string, inv *sip.Request, ok *sip.Response, cseq int) string {
+	target, _ := remoteTarget(ok)
+	return fmt.Sprintf("%s %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%d;rport\r\nMax-Forwards: 70\r\n"+
+		"From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\nContent-Length: 0\r\n\r\n",
+		method, target, c.addr(), rand.Int64(), inv.From().Value(), ok.To().Value(), inv.CallID().Value(), cseq, method)
+}
+
+func remoteTarget(m interface{ GetHeader(string) sip.Header }) (string, bool) {
+	h, ok := m.GetHeader("Contact").(*sip.ContactHeader)
+	if !ok {
+		return "", false
+	}
+	return h.Address.String(), true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pbxkit/pbxkit/b2bua"
 	"github.com/pbxkit/pbxkit/store"
 )
 
@@ -59,6 +60,7 @@ type PBX struct {
 	tcp     net.Listener
 	auth    *authenticator
 	reg     *registrar
+	calls   *b2bua.Engine
 	metrics *metrics
 
 	branchPrefix string // marks requests this PBX sends; seeing it come back is a loop
@@ -144,6 +146,20 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		return nil, fmt.Errorf("pbx: sip server: %w", err)
 	}
 	p.ua, p.srv = ua, srv
+	var cdr b2bua.RecordWriter
+	if w, ok := p.store.(store.CDRWriter); ok {
+		cdr = cdrWriter{w}
+	}
+	p.calls, err = b2bua.New(ua, b2bua.Config{
+		Host: p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
+		RingTimeout: cfg.RingTimeout, UserAgent: cfg.UserAgent,
+	}, p.log.With("component", "b2bua"), cdr)
+	if err != nil {
+		ua.Close()
+		p.closeListeners()
+		p.closeOwned()
+		return nil, fmt.Errorf("pbx: %w", err)
+	}
 	for _, m := range knownMethods {
 		srv.OnRequest(m, p.handle)
 	}
@@ -187,6 +203,12 @@ func (p *PBX) TCPAddr() *net.TCPAddr { return p.tcp.Addr().(*net.TCPAddr) }
 
 // Config returns the configuration in force, defaults filled in.
 func (p *PBX) Config() Config { return p.cfg }
+
+// ActiveCalls is the number of calls in progress.
+func (p *PBX) ActiveCalls() int { return p.calls.Active() }
+
+// ActiveDialogs is the number of SIP dialogs the call core tracks (two per answered call).
+func (p *PBX) ActiveDialogs() int { return p.calls.Dialogs() }
 
 // Metrics is the PBX's Prometheus registry, for an HTTP /metrics handler.
 func (p *PBX) Metrics() *prometheus.Registry { return p.metrics.reg }
@@ -244,12 +266,18 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 		// read a moment to get their transactions on the still-open listener, then close.
 		p.draining.Store(true)
 		p.tcp.Close()
+		if err := p.calls.Shutdown(ctx); err != nil {
+			p.log.Warn("calls still up at shutdown", "error", err)
+		}
 		select {
 		case <-time.After(shutdownGrace):
 		case <-ctx.Done():
 		}
 		p.closeListeners()
 		p.ua.Close()
+		if err := p.calls.Wait(ctx); err != nil {
+			p.log.Warn("call transactions still running at shutdown", "error", err)
+		}
 		done := make(chan struct{})
 		go func() {
 			p.wg.Wait()

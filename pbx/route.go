@@ -5,12 +5,15 @@ import (
 	"fmt"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/store"
 )
 
 // routeInvite applies default routing to an authenticated INVITE when no dialplan is set: the
 // Request-URI user is an extension. Unknown gets 404, disabled 410 (Gone), do-not-disturb 486
 // (Busy Here), and an extension without a live registration 480 (Temporarily Unavailable). A
-// call that passes all of these goes to the call core; until that is wired in it is answered 501.
+// call that passes all of these rings every registered contact of the extension.
 func (p *PBX) routeInvite(ctx context.Context, req *sip.Request, tx sip.ServerTransaction) {
 	number := req.Recipient.User
 	if number == "" {
@@ -39,5 +42,34 @@ func (p *PBX) routeInvite(ctx context.Context, req *sip.Request, tx sip.ServerTr
 		p.reply(req, tx, 480, fmt.Sprintf("extension %s is not registered", number))
 		return
 	}
-	p.reply(req, tx, 501, "calls are not wired into this PBX yet")
+	if p.cfg.MaxCalls > 0 && p.calls.Active() >= p.cfg.MaxCalls {
+		p.reply(req, tx, 503, "too many calls", sip.NewHeader("Retry-After", "10"))
+		return
+	}
+	targets := make([]b2bua.Target, 0, len(bindings))
+	for _, b := range bindings {
+		var uri sip.Uri
+		if err := sip.ParseUri(b.Contact, &uri); err != nil {
+			p.log.Warn("unusable registered contact", "ext", number, "contact", b.Contact, "error", err)
+			continue
+		}
+		targets = append(targets, b2bua.Target{URI: uri, Dest: b.Source, Transport: b.Transport})
+	}
+	p.calls.Connect(req, tx, number, targets)
+}
+
+// cdrWriter stores the call core's records as store CDRs.
+type cdrWriter struct{ w store.CDRWriter }
+
+func (c cdrWriter) WriteRecord(ctx context.Context, r b2bua.Record) error {
+	cdr := &store.CDR{
+		CallID: r.CallID, Caller: r.Caller, Callee: r.Callee, Source: r.Source,
+		StartAt: r.Start, EndAt: r.End, Disposition: store.Disposition(r.Disposition()),
+		Status: r.Status, HangupBy: r.HangupBy, Reason: r.Reason,
+	}
+	if !r.Answer.IsZero() {
+		a := r.Answer
+		cdr.AnswerAt = &a
+	}
+	return c.w.WriteCDR(ctx, cdr)
 }

@@ -1,0 +1,568 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Target is one place to ring: a registered contact of the callee.
+type Target struct {
+	URI       sip.Uri // the contact: Request-URI of the B-leg
+	Dest      string  // "ip:port" to send to, where the phone registered from (RFC 3581); "" resolves URI
+	Transport string  // "udp" or "tcp"
+}
+
+// Call is one caller's dialog (the A-leg) and the dialogs the PBX opened toward the callee's
+// contacts (B-legs; the one that answered stays).
+type Call struct {
+	e       *Engine
+	log     *slog.Logger
+	aReq    *sip.Request
+	aTx     sip.ServerTransaction
+	a       dialogSide // the caller's dialog, our side of it
+	contact *sip.ContactHeader
+	callee  string
+
+	mu       sync.Mutex
+	legs     []*leg
+	winner   *leg
+	answered bool
+	ended    bool
+	rec      Record
+
+	ack      chan struct{} // closed by the caller's ACK of our 2xx
+	ackOnce  sync.Once
+	cancel   chan struct{} // closed when the caller CANCELs
+	cnclOnce sync.Once
+	setup    chan struct{} // closed when call setup is decided
+	done     chan struct{} // closed when the call has ended
+	hangOnce sync.Once
+}
+
+// leg is one INVITE toward one contact.
+type leg struct {
+	c     *Call
+	inv   *sip.Request
+	tx    sip.ClientTransaction
+	d     dialogSide
+	mu    sync.Mutex
+	ringing, cancelWanted, cancelSent, final bool
+}
+
+type legEvent struct {
+	l   *leg
+	res *sip.Response
+	err error // the transaction ended without a final response
+}
+
+// Done is closed when the call has ended.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Record returns the call's record so far (complete once Done is closed).
+func (c *Call) Record() Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec
+}
+
+// Connect rings targets for the caller's INVITE req, forking to all of them, and returns when the
+// call is decided: answered and acknowledged, or failed with a final response sent. It must be
+// called from the request's handler, which owns tx until then. callee names the dialled
+// extension for the record. An answered call goes on after Connect returns, until either side
+// sends BYE or Hangup is called.
+func (e *Engine) Connect(req *sip.Request, tx sip.ServerTransaction, callee string, targets []Target) *Call {
+	c := &Call{
+		e: e, aReq: req, aTx: tx, callee: callee,
+		ack: make(chan struct{}), setup: make(chan struct{}), done: make(chan struct{}), cancel: make(chan struct{}),
+		log: e.log.With("call_id", req.CallID().Value()),
+	}
+	fromTag, _ := req.From().Params.Get("tag")
+	host := e.cfg.Host
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = req.Recipient.Host
+	}
+	c.contact = &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: e.cfg.Port}}
+	c.a = dialogSide{
+		callID: req.CallID().Value(), localURI: *req.To().Address.Clone(), localTag: sip.GenerateTagN(16),
+		remoteURI: *req.From().Address.Clone(), remoteTag: fromTag,
+		routes: routeSet(req.GetHeaders("Record-Route"), false), dest: req.Source(),
+		transport: strings.ToLower(req.Transport()),
+	}
+	if t, ok := remoteTargetOf(req); ok {
+		c.a.target = t
+	} else {
+		c.a.target = *req.From().Address.Clone()
+	}
+	c.rec = Record{CallID: c.a.callID, Caller: req.From().Address.User, Callee: callee, Source: req.Source(), Start: time.Now()}
+
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		e.respond(req, tx, 503, c.a.localTag, nil, sip.NewHeader("Retry-After", "5"))
+		c.finish(503, "pbx", "shutting down")
+		return c
+	}
+	e.calls[c] = struct{}{}
+	e.active.Add(1)
+	e.mu.Unlock()
+	defer e.active.Done()
+
+	// sipgo answers a matching CANCEL itself (200, then 487 for the INVITE); OnCancel tells us at
+	// once, long before the transaction ends.
+	tx.OnCancel(func(*sip.Request) { c.cnclOnce.Do(func() { close(c.cancel) }) })
+	e.respond(req, tx, 100, "", nil)
+	c.run(targets)
+	return c
+}
+
+// run is call setup: every B-leg rings until one answers, all fail, the ring timeout passes or
+// the caller cancels.
+func (c *Call) run(targets []Target) {
+	e := c.e
+	events := make(chan legEvent)
+	var codes []int
+	pending := 0
+	for _, t := range targets {
+		l, err := c.startLeg(t)
+		if err != nil {
+			c.log.Warn("b-leg not sent", "target", t.URI.String(), "dest", t.Dest, "error", err)
+			codes = append(codes, 503)
+			continue
+		}
+		c.mu.Lock()
+		c.legs = append(c.legs, l)
+		c.mu.Unlock()
+		pending++
+		e.bg.Add(1)
+		go l.read(events)
+	}
+	ring := time.NewTimer(e.cfg.RingTimeout)
+	defer ring.Stop()
+	relayed := map[int]bool{}
+	for pending > 0 {
+		select {
+		case ev := <-events:
+			switch {
+			case ev.err != nil:
+				pending--
+				codes = append(codes, codeFor(ev.err))
+			case ev.res.IsProvisional():
+				if code := ev.res.StatusCode; code > 100 && (!relayed[code] || len(ev.res.Body()) > 0) {
+					relayed[code] = true
+					// 180 and 183 reach the caller, 183 with its early-media SDP.
+					e.respond(c.aReq, c.aTx, code, c.a.localTag, ev.res.Body(), c.contact)
+				}
+			case ev.res.IsSuccess():
+				c.answer(ev.l, ev.res)
+				return
+			default:
+				pending--
+				codes = append(codes, ev.res.StatusCode)
+			}
+		case <-ring.C:
+			c.cancelLegs(nil)
+			c.fail(480, "pbx", "no answer within the ring timeout")
+			return
+		case <-c.cancel:
+			c.cancelLegs(nil)
+			c.finishSetup()
+			c.finish(487, "caller", "cancelled by the caller")
+			return
+		case <-c.aTx.Done():
+			c.cancelLegs(nil)
+			c.finishSetup()
+			c.finish(500, "pbx", "the caller's transaction failed: "+errString(c.aTx.Err()))
+			return
+		case <-e.quit:
+			c.cancelLegs(nil)
+			c.fail(503, "pbx", "pbx shutting down")
+			return
+		}
+	}
+	c.fail(chooseFinal(codes), "callee", "no contact answered")
+}
+
+// fail sends the caller a final error and ends the call.
+func (c *Call) fail(code int, by, reason string) {
+	c.finishSetup()
+	if _, err := c.e.respond(c.aReq, c.aTx, code, c.a.localTag, nil); err != nil {
+		c.log.Debug("final response not sent", "status", code, "error", err)
+	}
+	c.finish(code, by, reason)
+}
+
+func (c *Call) finishSetup() {
+	select {
+	case <-c.setup:
+	default:
+		close(c.setup)
+	}
+}
+
+func codeFor(err error) int {
+	if errors.Is(err, sip.ErrTransactionTimeout) {
+		return 408
+	}
+	return 503 // transport error
+}
+
+// startLeg sends the INVITE toward one contact: a new dialog with its own Call-ID, tags, Via and
+// Contact; only the caller's display name, user part and SDP cross over.
+func (c *Call) startLeg(t Target) (*leg, error) {
+	e := c.e
+	l := &leg{c: c}
+	l.d = dialogSide{
+		callID:    sip.GenerateTagN(24) + "@pbxkit",
+		localURI:  sip.Uri{Scheme: "sip", User: c.aReq.From().Address.User, Host: c.contact.Address.Host},
+		localTag:  sip.GenerateTagN(16),
+		remoteURI: sip.Uri{Scheme: "sip", User: c.callee, Host: c.contact.Address.Host},
+		target:    t.URI,
+		dest:      t.Dest,
+		transport: t.Transport,
+		cseq:      1,
+	}
+	if l.d.transport == "" {
+		l.d.transport = "udp"
+	}
+	inv := l.d.requestCSeq(sip.INVITE, 1, c.contact, e.cfg.BranchPrefix)
+	if dn := c.aReq.From().DisplayName; dn != "" {
+		inv.From().DisplayName = dn
+	}
+	if mf := c.aReq.MaxForwards(); mf != nil && *mf > 0 {
+		*inv.MaxForwards() = *mf - 1
+	}
+	inv.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+	if body := c.aReq.Body(); len(body) > 0 {
+		inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		inv.SetBody(body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tx, err := e.client.TransactionRequest(ctx, inv)
+	if err != nil {
+		return nil, err
+	}
+	l.inv, l.tx = inv, tx
+	return l, nil
+}
+
+// read passes the leg's responses to call setup while it runs, and deals with late ones itself.
+func (l *leg) read(events chan<- legEvent) {
+	defer l.c.e.bg.Done()
+	for {
+		select {
+		case res := <-l.tx.Responses():
+			if res.IsProvisional() {
+				l.provisional()
+			}
+			select {
+			case events <- legEvent{l: l, res: res}:
+			case <-l.c.setup:
+				l.late(res)
+			}
+		case <-l.tx.Done():
+			select {
+			case events <- legEvent{l: l, err: l.tx.Err()}:
+			case <-l.c.setup:
+			}
+			return
+		}
+	}
+}
+
+// provisional notes that the callee answered 1xx: a CANCEL may be sent from now on (RFC 3261
+// §9.1), and one that was wanted earlier goes out now.
+func (l *leg) provisional() {
+	l.mu.Lock()
+	l.ringing = true
+	send := l.cancelWanted && !l.cancelSent
+	l.cancelSent = l.cancelSent || send
+	l.mu.Unlock()
+	if send {
+		l.sendCancel()
+	}
+}
+
+// cancel stops the leg ringing: CANCEL now if it has answered 1xx, else as soon as it does.
+func (l *leg) cancel() {
+	l.mu.Lock()
+	l.cancelWanted = true
+	send := l.ringing && !l.cancelSent
+	l.cancelSent = l.cancelSent || send
+	l.mu.Unlock()
+	if send {
+		l.sendCancel()
+	}
+}
+
+func (l *leg) sendCancel() {
+	e := l.c.e
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+		defer cancel()
+		if _, err := e.client.Do(ctx, cancelFor(l.inv)); err != nil {
+			l.c.log.Debug("cancel", "error", err)
+		}
+	}()
+}
+
+// late handles a response after call setup was decided. A 2xx from the leg that won is a
+// retransmission (our ACK was lost): ACK again. A 2xx from any other leg answered too late: ACK
+// it and hang that dialog up at once (RFC 3261 §13.2.2.4, §16.7 step 5).
+func (l *leg) late(res *sip.Response) {
+	if !res.IsSuccess() {
+		return
+	}
+	c := l.c
+	c.mu.Lock()
+	won := c.winner == l
+	c.mu.Unlock()
+	if won {
+		l.ack(res)
+		return
+	}
+	l.establish(res)
+	l.ack(res)
+	l.bye()
+}
+
+// establish completes the leg's dialog from its 2xx.
+func (l *leg) establish(res *sip.Response) {
+	l.d.remoteTag, _ = res.To().Params.Get("tag")
+	if t, ok := remoteTargetOf(res); ok {
+		l.d.target = t
+	}
+	l.d.routes = routeSet(res.GetHeaders("Record-Route"), true)
+}
+
+func (l *leg) ack(res *sip.Response) {
+	ack := l.d.requestCSeq(sip.ACK, l.inv.CSeq().SeqNo, nil, l.c.e.cfg.BranchPrefix)
+	if err := l.c.e.client.WriteRequest(ack); err != nil {
+		l.c.log.Warn("ack to callee", "error", err)
+	}
+}
+
+// bye ends the leg's dialog; it waits for the answer (or its timeout) in the background.
+func (l *leg) bye() {
+	e := l.c.e
+	bye := l.d.request(sip.BYE, nil, e.cfg.BranchPrefix)
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+		defer cancel()
+		if _, err := e.client.Do(ctx, bye); err != nil {
+			l.c.log.Debug("bye to callee", "error", err)
+		}
+	}()
+}
+
+// cancelLegs cancels every leg but keep.
+func (c *Call) cancelLegs(keep *leg) {
+	c.mu.Lock()
+	legs := append([]*leg(nil), c.legs...)
+	c.mu.Unlock()
+	for _, l := range legs {
+		if l != keep {
+			l.cancel()
+		}
+	}
+}
+
+// answer connects the caller to the leg that answered: ACK the callee, CANCEL the other legs,
+// send 2xx to the caller and retransmit it until the caller's ACK (RFC 3261 §13.3.1.4, RFC 6026).
+// Without an ACK within 64*T1 both sides are hung up.
+func (c *Call) answer(l *leg, res *sip.Response) {
+	e := c.e
+	c.mu.Lock()
+	c.winner, c.answered = l, true
+	c.rec.Answer = time.Now()
+	c.mu.Unlock()
+	l.establish(res)
+	l.ack(res)
+	c.cancelLegs(l)
+	e.addDialog(&l.d, c, false)
+	e.addDialog(&c.a, c, true)
+
+	ok, err := e.respond(c.aReq, c.aTx, 200, c.a.localTag, res.Body(), c.contact)
+	c.finishSetup()
+	if err != nil {
+		c.log.Warn("200 to caller not sent", "error", err)
+		c.Hangup("could not answer the caller")
+		return
+	}
+	c.log.Info("call answered", "callee", c.callee, "b_call_id", l.d.callID)
+	interval := sip.T1
+	deadline := time.NewTimer(64 * sip.T1)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-c.ack:
+			return
+		case <-c.done:
+			return
+		case <-e.quit:
+			return // Shutdown hangs the call up
+		case <-deadline.C:
+			c.log.Warn("caller never acknowledged the 200: hanging up")
+			c.Hangup("no ACK from the caller")
+			return
+		case <-time.After(interval):
+			if err := c.aTx.Respond(ok); err != nil {
+				if err := e.client.TransportLayer().WriteMsg(ok); err != nil {
+					c.log.Debug("200 retransmission", "error", err)
+				}
+			}
+			interval = min(2*interval, sip.T2)
+		}
+	}
+}
+
+// inDialog handles a request the caller (aleg) or the callee sent inside the call's dialogs.
+func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
+	e := c.e
+	switch req.Method {
+	case sip.ACK:
+		if aleg {
+			c.ackOnce.Do(func() { close(c.ack) })
+		}
+	case sip.BYE:
+		tag := c.a.localTag
+		if !aleg {
+			tag = c.winnerTag()
+		}
+		e.respond(req, tx, 200, tag, nil)
+		by := "callee"
+		if aleg {
+			by = "caller"
+		}
+		c.hangup(!aleg, aleg, by, "BYE from the "+by)
+	default:
+		c.relay(req, tx, aleg)
+	}
+}
+
+func (c *Call) winnerTag() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.winner == nil {
+		return ""
+	}
+	return c.winner.d.localTag
+}
+
+// relay passes a mid-call request (INFO, UPDATE, OPTIONS) to the other side and its answer back.
+// A re-INVITE is answered 501 until re-INVITE pass-through (hold, codec change) is built.
+func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
+	e := c.e
+	c.mu.Lock()
+	w := c.winner
+	c.mu.Unlock()
+	tag := c.a.localTag
+	other := &c.a
+	if aleg {
+		tag, other = w.d.localTag, &w.d
+	}
+	if req.Method == sip.INVITE {
+		e.respond(req, tx, 501, tag, nil, sip.NewHeader("Warning", `399 pbxkit "re-INVITE is not passed through yet"`))
+		return
+	}
+	c.mu.Lock()
+	out := other.request(req.Method, c.contact, e.cfg.BranchPrefix)
+	c.mu.Unlock()
+	if ct := req.ContentType(); ct != nil {
+		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+	}
+	out.SetBody(req.Body())
+	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+	defer cancel()
+	res, err := e.client.Do(ctx, out)
+	if err != nil {
+		e.respond(req, tx, 408, tag, nil)
+		return
+	}
+	e.respond(req, tx, res.StatusCode, tag, res.Body())
+}
+
+// Hangup ends an answered call from the PBX's side (BYE to both sides) or cancels one still
+// ringing. reason goes into the record.
+func (c *Call) Hangup(reason string) {
+	c.hangup(true, true, "pbx", reason)
+}
+
+// hangup sends BYE to the sides asked for and ends the call.
+func (c *Call) hangup(toCaller, toCallee bool, by, reason string) {
+	c.hangOnce.Do(func() {
+		c.mu.Lock()
+		answered, w := c.answered, c.winner
+		c.mu.Unlock()
+		if !answered {
+			c.cancelLegs(nil)
+			return // setup ends the call and answers the caller
+		}
+		if toCallee {
+			w.bye()
+		}
+		if toCaller {
+			c.byeCaller()
+		}
+		c.finish(200, by, reason)
+	})
+}
+
+func (c *Call) byeCaller() {
+	e := c.e
+	c.mu.Lock()
+	bye := c.a.request(sip.BYE, nil, e.cfg.BranchPrefix)
+	c.mu.Unlock()
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+		defer cancel()
+		if _, err := e.client.Do(ctx, bye); err != nil {
+			c.log.Debug("bye to caller", "error", err)
+		}
+	}()
+}
+
+// finish records the end of the call once, removes its dialogs and writes its record.
+func (c *Call) finish(status int, by, reason string) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	c.rec.End, c.rec.Status, c.rec.HangupBy, c.rec.Reason = time.Now(), status, by, reason
+	if c.answered {
+		c.rec.Status = 200
+	}
+	rec := c.rec
+	c.mu.Unlock()
+	c.e.removeDialogs(c)
+	close(c.done)
+	c.log.Info("call ended", "status", rec.Status, "disposition", rec.Disposition(), "hangup_by", by, "reason", reason)
+	if c.e.cdr != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.e.cdr.WriteRecord(ctx, rec); err != nil {
+			c.log.Error("writing call record", "error", err)
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "ended"
+	}
+	return err.Error()
+}

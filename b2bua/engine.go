@@ -1,0 +1,183 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/internal/sipx"
+)
+
+// Config configures an Engine; zero fields take their defaults.
+type Config struct {
+	// Host and Port are the PBX's own address, used in the Contact of both legs. When Host is empty
+	// or unspecified (0.0.0.0), the host the caller addressed (its Request-URI) is used.
+	Host string
+	Port int
+	// BranchPrefix starts the Via branch of every request the engine sends, so the PBX's front
+	// door recognises its own requests coming back (482).
+	BranchPrefix string
+	// RingTimeout is how long B-legs ring before the caller gets 480. Default 30 s.
+	RingTimeout time.Duration
+	// UserAgent goes into the Server header of responses. Default "pbxkit".
+	UserAgent string
+}
+
+// Engine runs calls: it terminates every caller's dialog and re-originates one dialog per callee
+// contact, so the two sides never see each other's Call-ID, tags, Via or Contact.
+type Engine struct {
+	cfg    Config
+	client *sipgo.Client
+	log    *slog.Logger
+	cdr    RecordWriter
+
+	mu      sync.Mutex
+	closing bool
+	calls   map[*Call]struct{}
+	dialogs map[string]dialogRef // dialog key (as seen in requests to us) -> call and side
+
+	quit   chan struct{}  // closed by Shutdown: calls being set up give up
+	active sync.WaitGroup // Connect calls in progress: they still send, so they end before the UA closes
+	bg     sync.WaitGroup // B-leg readers and CANCEL/BYE senders: they end with their transactions
+}
+
+type dialogRef struct {
+	call *Call
+	aleg bool // the caller's side
+}
+
+// New returns an engine sending through ua. cdr may be nil.
+func New(ua *sipgo.UserAgent, cfg Config, log *slog.Logger, cdr RecordWriter) (*Engine, error) {
+	if cfg.BranchPrefix == "" {
+		cfg.BranchPrefix = sip.RFC3261BranchMagicCookie
+	}
+	if cfg.RingTimeout == 0 {
+		cfg.RingTimeout = 30 * time.Second
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "pbxkit"
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("b2bua: %w", err)
+	}
+	return &Engine{cfg: cfg, client: client, log: log, cdr: cdr, calls: map[*Call]struct{}{}, dialogs: map[string]dialogRef{},
+		quit: make(chan struct{})}, nil
+}
+
+// ErrShuttingDown is returned for calls offered while the engine stops.
+var ErrShuttingDown = errors.New("b2bua: shutting down")
+
+// Active returns the number of calls in progress.
+func (e *Engine) Active() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.calls)
+}
+
+// Dialogs returns the number of dialogs the engine tracks (two per answered call).
+func (e *Engine) Dialogs() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.dialogs)
+}
+
+func (e *Engine) addDialog(d *dialogSide, c *Call, aleg bool) {
+	e.mu.Lock()
+	e.dialogs[d.key()] = dialogRef{call: c, aleg: aleg}
+	e.mu.Unlock()
+}
+
+func (e *Engine) removeDialogs(c *Call) {
+	e.mu.Lock()
+	for k, ref := range e.dialogs {
+		if ref.call == c {
+			delete(e.dialogs, k)
+		}
+	}
+	delete(e.calls, c)
+	e.mu.Unlock()
+}
+
+// HandleInDialog takes a request inside a dialog of one of the engine's calls (ACK, BYE and the
+// requests passed through to the other side). It reports false when the request belongs to no
+// dialog of the engine, for the caller to answer 481.
+func (e *Engine) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) bool {
+	toTag, _ := req.To().Params.Get("tag")
+	fromTag, _ := req.From().Params.Get("tag")
+	e.mu.Lock()
+	ref, ok := e.dialogs[dialogKey(req.CallID().Value(), toTag, fromTag)]
+	e.mu.Unlock()
+	if !ok {
+		return false
+	}
+	ref.call.inDialog(req, tx, ref.aleg)
+	return true
+}
+
+// Shutdown hangs up every answered call (BYE to both sides), makes calls still ringing give up
+// (503 to the caller, CANCEL to the callee) and waits until no call is left, at most until ctx
+// ends. New calls are refused with 503 from then on. The transactions it started end when the
+// SIP stack closes; Wait waits for their goroutines.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.closing {
+		e.closing = true
+		close(e.quit)
+	}
+	calls := make([]*Call, 0, len(e.calls))
+	for c := range e.calls {
+		calls = append(calls, c)
+	}
+	e.mu.Unlock()
+	for _, c := range calls {
+		c.Hangup("pbx shutdown")
+	}
+	return waitGroup(ctx, &e.active, "b2bua: shutdown")
+}
+
+// Wait waits for the goroutines of the engine's transactions (B-leg readers, CANCEL and BYE
+// senders), at most until ctx ends. Call it after closing the SIP stack, which ends them.
+func (e *Engine) Wait(ctx context.Context) error {
+	return waitGroup(ctx, &e.bg, "b2bua: wait")
+}
+
+func waitGroup(ctx context.Context, wg *sync.WaitGroup, what string) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+}
+
+// respond answers a request the engine handles, with the IANA phrase.
+func (e *Engine) respond(req *sip.Request, tx sip.ServerTransaction, code int, toTag string, body []byte, hdrs ...sip.Header) (*sip.Response, error) {
+	res := sip.NewResponseFromRequest(req, code, sipx.Reason(code), body)
+	res.SipVersion = "SIP/2.0"
+	if toTag != "" && code != 100 {
+		res.To().Params.Add("tag", toTag)
+	}
+	res.AppendHeader(sip.NewHeader("Server", e.cfg.UserAgent))
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if len(body) > 0 {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	return res, tx.Respond(res)
+}

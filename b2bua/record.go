@@ -1,0 +1,42 @@
+package b2bua
+
+import (
+	"context"
+	"time"
+)
+
+// Record describes a finished call, for call detail records. The engine hands one to its
+// RecordWriter for every call on every way it can end.
+type Record struct {
+	CallID   string // the caller's Call-ID
+	Caller   string // From user part
+	Callee   string // Request-URI user part
+	Source   string // "ip:port" the INVITE came from
+	Start    time.Time
+	Answer   time.Time // zero when not answered
+	End      time.Time
+	Status   int    // final status sent to the caller (200 when answered)
+	HangupBy string // "caller", "callee" or "pbx"
+	Reason   string // why it ended, in words
+}
+
+// Disposition classifies the call the way CDRs do: "answered", "busy", "no_answer", "cancelled"
+// or "failed".
+func (r Record) Disposition() string {
+	switch {
+	case !r.Answer.IsZero():
+		return "answered"
+	case r.Status == 487:
+		return "cancelled"
+	case r.Status == 486 || r.Status == 600:
+		return "busy"
+	case r.Status == 480 || r.Status == 408:
+		return "no_answer"
+	}
+	return "failed"
+}
+
+// RecordWriter stores call records. Errors are logged, never retried.
+type RecordWriter interface {
+	WriteRecord(ctx context.Context, r Record) error
+}
