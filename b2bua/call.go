@@ -47,11 +47,11 @@ type Call struct {
 
 // leg is one INVITE toward one contact.
 type leg struct {
-	c     *Call
-	inv   *sip.Request
-	tx    sip.ClientTransaction
-	d     dialogSide
-	mu    sync.Mutex
+	c                                        *Call
+	inv                                      *sip.Request
+	tx                                       sip.ClientTransaction
+	d                                        dialogSide
+	mu                                       sync.Mutex
 	ringing, cancelWanted, cancelSent, final bool
 }
 
