@@ -146,10 +146,22 @@ func sipp(t *testing.T, scenario, addr string, args ...string) {
 	t.Helper()
 	bin := testenv.Sipp(t)
 	dir := t.TempDir()
-	full := append([]string{"-sf", filepath.Join(mustAbs(t, "sipp"), scenario), "-i", "127.0.0.1", "-p", fmt.Sprint(freeUDPPort(t)),
+	var full []string
+	if scenario != "" {
+		full = append(full, "-sf", filepath.Join(mustAbs(t, "sipp"), scenario))
+	}
+	port := fmt.Sprint(freeUDPPort(t))
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-p-override" { // the caller picks the local port
+			port = args[i+1]
+			args = append(args[:i:i], args[i+2:]...)
+			break
+		}
+	}
+	full = append(full, "-i", "127.0.0.1", "-p", port,
 		"-timeout", "30s", "-timeout_error", "-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
-		"-trace_screen", "-screen_file", filepath.Join(dir, "screen.log")}, args...)
-	full = append(full, addr)
+		"-trace_screen", "-screen_file", filepath.Join(dir, "screen.log"))
+	full = append(append(full, args...), addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, full...)
