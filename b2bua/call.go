@@ -35,6 +35,13 @@ type Call struct {
 	answered bool
 	ended    bool
 	rec      Record
+	// The re-INVITE in progress (either direction), 0 for none: another one meanwhile gets 491.
+	// It is over at the ACK (CSeq reAckSeq) of the 2xx relayed for it, which closes reAck.
+	reinviting, reGen uint64
+	reAck             chan struct{}
+	reAckSeq          uint32
+	reFromA           bool // the re-INVITE in progress came from the caller
+	reAnswered        bool // its 2xx has been relayed; only the ACK is missing
 
 	ack      chan struct{} // closed by the caller's ACK of our 2xx
 	ackOnce  sync.Once
@@ -344,7 +351,7 @@ func (l *leg) establish(res *sip.Response) {
 }
 
 func (l *leg) ack(res *sip.Response) {
-	ack := l.d.requestCSeq(sip.ACK, l.inv.CSeq().SeqNo, nil, l.c.e.cfg.BranchPrefix)
+	ack := l.d.requestCSeq(sip.ACK, l.inv.CSeq().SeqNo, l.c.contact, l.c.e.cfg.BranchPrefix)
 	if err := l.c.e.client.WriteRequest(ack); err != nil {
 		l.c.log.Warn("ack to callee", "error", err)
 	}
@@ -353,7 +360,7 @@ func (l *leg) ack(res *sip.Response) {
 // bye ends the leg's dialog; it waits for the answer (or its timeout) in the background.
 func (l *leg) bye() {
 	e := l.c.e
-	bye := l.d.request(sip.BYE, nil, e.cfg.BranchPrefix)
+	bye := l.d.request(sip.BYE, l.c.contact, e.cfg.BranchPrefix)
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
@@ -400,28 +407,13 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 		return
 	}
 	c.log.Info("call answered", "callee", c.callee, "b_call_id", l.d.callID)
-	interval := sip.T1
-	deadline := time.NewTimer(64 * sip.T1)
-	defer deadline.Stop()
-	for {
+	if !c.retransmitUntil(c.aTx, ok, c.ack) {
 		select {
-		case <-c.ack:
-			return
 		case <-c.done:
-			return
-		case <-e.quit:
-			return // Shutdown hangs the call up
-		case <-deadline.C:
+		case <-e.quit: // Shutdown hangs the call up
+		default:
 			c.log.Warn("caller never acknowledged the 200: hanging up")
 			c.Hangup("no ACK from the caller")
-			return
-		case <-time.After(interval):
-			if err := c.aTx.Respond(ok); err != nil {
-				if err := e.client.TransportLayer().WriteMsg(ok); err != nil {
-					c.log.Debug("200 retransmission", "error", err)
-				}
-			}
-			interval = min(2*interval, sip.T2)
 		}
 	}
 }
@@ -431,6 +423,14 @@ func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 	e := c.e
 	switch req.Method {
 	case sip.ACK:
+		c.mu.Lock()
+		if c.reAck != nil && req.CSeq().SeqNo == c.reAckSeq {
+			close(c.reAck)
+			c.reAck, c.reinviting = nil, 0 // the next re-INVITE may start at once
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
 		if aleg {
 			c.ackOnce.Do(func() { close(c.ack) })
 		}
@@ -459,8 +459,8 @@ func (c *Call) winnerTag() string {
 	return c.winner.d.localTag
 }
 
-// relay passes a mid-call request (INFO, UPDATE, OPTIONS) to the other side and its answer back.
-// A re-INVITE is answered 501 until re-INVITE pass-through (hold, codec change) is built.
+// relay passes a mid-call request (re-INVITE, INFO, UPDATE, OPTIONS) to the other side and its
+// answer back.
 func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 	e := c.e
 	c.mu.Lock()
@@ -472,7 +472,7 @@ func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 		tag, other = w.d.localTag, &w.d
 	}
 	if req.Method == sip.INVITE {
-		e.respond(req, tx, 501, tag, nil, sip.NewHeader("Warning", `399 pbxkit "re-INVITE is not passed through yet"`))
+		c.reinvite(req, tx, aleg, tag, other)
 		return
 	}
 	c.mu.Lock()
@@ -490,6 +490,121 @@ func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 		return
 	}
 	e.respond(req, tx, res.StatusCode, tag, res.Body())
+}
+
+// reinvite passes a re-INVITE (hold, resume, codec change) into the other dialog. The other side's
+// 2xx is ACKed by the PBX, and the 2xx relayed back is retransmitted until its ACK. While one
+// re-INVITE is in progress another one, from either side, gets 491 Request Pending (RFC 3261
+// §14.2): the sender retries after a random pause.
+func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, tag string, other *dialogSide) {
+	e := c.e
+	c.mu.Lock()
+	if c.reinviting != 0 {
+		// The same side's next re-INVITE, after its previous one was answered, means that ACK was
+		// lost or is still on its way (sipgo handles each message on a goroutine of its own): the
+		// previous re-INVITE is over. Anything else crosses a re-INVITE in progress: glare.
+		if !(c.reAnswered && c.reFromA == aleg && req.CSeq().SeqNo > c.reAckSeq) {
+			c.mu.Unlock()
+			c.log.Debug("re-INVITE while another is in progress: 491", "cseq", req.CSeq().SeqNo)
+			e.respond(req, tx, 491, tag, nil)
+			return
+		}
+		if c.reAck != nil {
+			close(c.reAck)
+			c.reAck = nil
+		}
+	}
+	c.reGen++
+	token := c.reGen
+	c.reinviting, c.reFromA, c.reAnswered = token, aleg, false
+	out := other.request(sip.INVITE, c.contact, e.cfg.BranchPrefix)
+	c.mu.Unlock()
+	c.log.Debug("re-INVITE passed on", "cseq", req.CSeq().SeqNo)
+	defer func() {
+		c.mu.Lock()
+		if c.reinviting == token { // not already ended by its ACK, and no newer one started
+			c.reinviting = 0
+		}
+		c.mu.Unlock()
+	}()
+	if ct := req.ContentType(); ct != nil {
+		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+	}
+	out.SetBody(req.Body())
+	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
+	defer cancel()
+	otx, err := e.client.TransactionRequest(ctx, out)
+	if err != nil {
+		c.log.Warn("re-INVITE not passed on", "error", err)
+		e.respond(req, tx, 500, tag, nil)
+		return
+	}
+	defer otx.Terminate()
+	for {
+		select {
+		case res := <-otx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			if !res.IsSuccess() {
+				c.log.Debug("re-INVITE refused by the other side", "status", res.StatusCode)
+				e.respond(req, tx, res.StatusCode, tag, nil)
+				return
+			}
+			c.mu.Lock()
+			if t, ok := remoteTargetOf(res); ok {
+				other.target = t
+			}
+			ack := other.requestCSeq(sip.ACK, out.CSeq().SeqNo, c.contact, e.cfg.BranchPrefix)
+			acked := make(chan struct{})
+			c.reAck, c.reAckSeq, c.reAnswered = acked, req.CSeq().SeqNo, true
+			c.mu.Unlock()
+			if err := e.client.WriteRequest(ack); err != nil {
+				c.log.Warn("ack of re-INVITE", "error", err)
+			}
+			ok, err := e.respond(req, tx, 200, tag, res.Body(), c.contact)
+			if err != nil {
+				c.log.Debug("re-INVITE answer not sent", "error", err)
+				return
+			}
+			acked2 := c.retransmitUntil(tx, ok, acked)
+			c.log.Debug("re-INVITE done", "acked", acked2)
+			return
+		case <-otx.Done():
+			c.log.Debug("re-INVITE got no answer", "error", otx.Err())
+			e.respond(req, tx, 408, tag, nil)
+			return
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// retransmitUntil resends a 2xx (T1 doubling to T2) until acked closes, the call ends or
+// AckTimeout passes.
+func (c *Call) retransmitUntil(tx sip.ServerTransaction, res *sip.Response, acked <-chan struct{}) bool {
+	interval := sip.T1
+	deadline := time.NewTimer(c.e.cfg.AckTimeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-acked:
+			return true
+		case <-c.done:
+			return false
+		case <-c.e.quit:
+			return false
+		case <-deadline.C:
+			return false
+		case <-time.After(interval):
+			if err := tx.Respond(res); err != nil {
+				if err := c.e.client.TransportLayer().WriteMsg(res); err != nil {
+					c.log.Debug("2xx retransmission", "error", err)
+				}
+			}
+			interval = min(2*interval, sip.T2)
+		}
+	}
 }
 
 // Hangup ends an answered call from the PBX's side (BYE to both sides) or cancels one still
@@ -521,7 +636,7 @@ func (c *Call) hangup(toCaller, toCallee bool, by, reason string) {
 func (c *Call) byeCaller() {
 	e := c.e
 	c.mu.Lock()
-	bye := c.a.request(sip.BYE, nil, e.cfg.BranchPrefix)
+	bye := c.a.request(sip.BYE, c.contact, e.cfg.BranchPrefix)
 	c.mu.Unlock()
 	e.bg.Add(1)
 	go func() {

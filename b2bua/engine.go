@@ -27,6 +27,9 @@ type Config struct {
 	RingTimeout time.Duration
 	// UserAgent goes into the Server header of responses. Default "pbxkit".
 	UserAgent string
+	// AckTimeout is how long the 2xx to the caller is retransmitted waiting for its ACK before
+	// both sides are hung up. Default 64*T1 (32 s, RFC 3261 §13.3.1.4).
+	AckTimeout time.Duration
 }
 
 // Engine runs calls: it terminates every caller's dialog and re-originates one dialog per callee
@@ -62,6 +65,9 @@ func New(ua *sipgo.UserAgent, cfg Config, log *slog.Logger, cdr RecordWriter) (*
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "pbxkit"
+	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = 64 * sip.T1
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

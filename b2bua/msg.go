@@ -33,13 +33,15 @@ func (d *dialogSide) request(method sip.RequestMethod, contact *sip.ContactHeade
 	return d.requestCSeq(method, d.cseq, contact, branchPrefix)
 }
 
+// requestCSeq builds a request in the dialog with the given CSeq. contact is the PBX's Contact:
+// its address also goes into the Via; it is sent as a header only where a Contact belongs.
 func (d *dialogSide) requestCSeq(method sip.RequestMethod, cseq uint32, contact *sip.ContactHeader, branchPrefix string) *sip.Request {
 	req := sip.NewRequest(method, *d.target.Clone())
 	req.SetTransport(strings.ToUpper(d.transport))
 	if d.dest != "" {
 		req.SetDestination(d.dest)
 	}
-	req.AppendHeader(newVia(d.transport, branchPrefix))
+	req.AppendHeader(newVia(d.transport, contact.Address, branchPrefix))
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
 	from := &sip.FromHeader{Address: *d.localURI.Clone()}
@@ -56,21 +58,23 @@ func (d *dialogSide) requestCSeq(method sip.RequestMethod, cseq uint32, contact 
 	for _, r := range d.routes {
 		req.AppendHeader(r)
 	}
-	if contact != nil && method != sip.ACK && method != sip.BYE && method != sip.CANCEL {
+	if method != sip.ACK && method != sip.BYE && method != sip.CANCEL {
 		req.AppendHeader(contact)
 	}
 	req.SetBody(nil)
 	return req
 }
 
-// newVia is a Via for a request this PBX originates. Its branch carries the PBX's prefix, so the
-// front door recognises the request if it ever comes back (482).
-func newVia(transport, branchPrefix string) *sip.ViaHeader {
+// newVia is a Via for a request this PBX originates, naming the PBX's own address (where the
+// answer must come back; sipgo leaves a Via it is given as it is) and asking for rport. Its branch
+// carries the PBX's prefix, so the front door recognises the request if it ever comes back (482).
+func newVia(transport string, self sip.Uri, branchPrefix string) *sip.ViaHeader {
 	via := &sip.ViaHeader{
 		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(transport),
-		Host: "0.0.0.0", // the transport layer writes the sending address
+		Host: self.Host, Port: self.Port,
 	}
 	via.Params.Add("branch", branchPrefix+sip.GenerateTagN(16))
+	via.Params.Add("rport", "")
 	return via
 }
 

@@ -3,6 +3,7 @@ package pbx_test
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -247,4 +248,107 @@ func TestCallForksToEveryContact(t *testing.T) {
 	bye := callees[1].waitRequest(sip.BYE)
 	callees[1].respond(bye, 200, "OK", "")
 	waitIdle(t, tp)
+}
+
+// TestCallWithoutAck: the caller never ACKs the 200. The PBX retransmits it (T1, then doubling),
+// and when AckTimeout passes it hangs up both sides.
+func TestCallWithoutAck(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{AckTimeout: 1500 * time.Millisecond}, 1)
+	msg, inv := invite(caller)
+	caller.send(msg)
+	b := callees[0].waitRequest(sip.INVITE)
+	callees[0].respond(b, 200, "OK", calleeSDP)
+	callees[0].waitRequest(sip.ACK)
+	first := caller.waitResponse(200)
+	again := caller.waitResponse(200) // retransmitted after T1 (500 ms)
+	if again.CallID().Value() != first.CallID().Value() {
+		t.Fatal("retransmission of another response")
+	}
+	bye := callees[0].waitRequest(sip.BYE)
+	callees[0].respond(bye, 200, "OK", "")
+	cb := caller.waitRequest(sip.BYE)
+	caller.respond(cb, 200, "OK", "")
+	waitIdle(t, tp)
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.HangupBy != "pbx" || !strings.Contains(cdr.Reason, "no ACK") {
+		t.Fatalf("CDR %+v", cdr)
+	}
+}
+
+// reinviteFrom builds a re-INVITE in the caller's dialog with body.
+func reinviteFrom(c *uaClient, inv *sip.Request, ok *sip.Response, cseq int, body string) string {
+	m := c.inDialog("INVITE", inv, ok, cseq)
+	m = strings.Replace(m, "Content-Length: 0\r\n\r\n", "Contact: <sip:100@"+c.addr()+">\r\nContent-Type: application/sdp\r\n"+
+		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body, 1)
+	return m
+}
+
+// TestCallHoldAndResume: re-INVITEs from the caller (sendonly, then sendrecv) reach the callee in
+// its own dialog and the answers come back.
+func TestCallHoldAndResume(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	callee := callees[0]
+	inv, ok, bInv := answeredCall(t, tp, caller, callee)
+	for i, dir := range []string{"sendonly", "sendrecv"} {
+		cseq := 2 + i
+		caller.send(reinviteFrom(caller, inv, ok, cseq, sdpBody+"a="+dir+"\r\n"))
+		re := callee.waitRequest(sip.INVITE)
+		if re.CallID().Value() != bInv.CallID().Value() || !strings.Contains(string(re.Body()), "a="+dir) {
+			t.Fatalf("re-INVITE %d at the callee: call %s, body %q", i, re.CallID().Value(), re.Body())
+		}
+		if tag, _ := re.To().Params.Get("tag"); tag != "callee-tag" {
+			t.Fatalf("re-INVITE outside the dialog: To tag %q", tag)
+		}
+		answer := strings.Replace(calleeSDP, "t=0 0\r\n", "t=0 0\r\na=recvonly\r\n", 1)
+		callee.respond(re, 200, "OK", answer)
+		callee.waitRequest(sip.ACK)
+		res := caller.waitResponse(200)
+		if res.CSeq().SeqNo != uint32(cseq) || !strings.Contains(string(res.Body()), "a=recvonly") {
+			t.Fatalf("answer to re-INVITE %d: CSeq %d body %q", i, res.CSeq().SeqNo, res.Body())
+		}
+		caller.send(caller.inDialog("ACK", inv, ok, cseq))
+	}
+	caller.send(caller.inDialog("BYE", inv, ok, 10))
+	caller.waitResponse(200)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
+
+// TestCallReInviteGlare: while the caller's re-INVITE waits for the callee, the callee's own
+// re-INVITE gets 491 Request Pending.
+func TestCallReInviteGlare(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	callee := callees[0]
+	inv, ok, bInv := answeredCall(t, tp, caller, callee)
+	caller.send(reinviteFrom(caller, inv, ok, 2, sdpBody+"a=sendonly\r\n"))
+	re := callee.waitRequest(sip.INVITE)
+	// The callee's re-INVITE crosses it.
+	cross := "INVITE sip:200@" + tp.addr.String() + " SIP/2.0\r\nVia: SIP/2.0/UDP " + callee.addr() + ";branch=z9hG4bK-glare;rport\r\n" +
+		"Max-Forwards: 70\r\nFrom: " + bInv.To().Value() + ";tag=callee-tag\r\nTo: " + bInv.From().Value() + "\r\n" +
+		"Call-ID: " + bInv.CallID().Value() + "\r\nCSeq: 9 INVITE\r\nContact: <sip:callee@" + callee.addr() + ">\r\n" +
+		"Content-Type: application/sdp\r\nContent-Length: " + strconv.Itoa(len(calleeSDP)) + "\r\n\r\n" + calleeSDP
+	callee.send(cross)
+	if res := callee.waitResponse(491); res.Reason != "Request Pending" {
+		t.Fatalf("glare answered %d %s", res.StatusCode, res.Reason)
+	}
+	callee.respond(re, 200, "OK", calleeSDP)
+	caller.waitResponse(200)
+	caller.send(caller.inDialog("ACK", inv, ok, 2))
+	caller.send(caller.inDialog("BYE", inv, ok, 3))
+	caller.waitResponse(200)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
+
+// TestCallViaNamesThePBX: requests the PBX sends carry its own address in the Via, with rport, so
+// a phone that answers by the Via (not the source address) reaches the PBX.
+func TestCallViaNamesThePBX(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	_, _, bInv := answeredCall(t, tp, caller, callees[0])
+	via := bInv.Via()
+	if via.Host != "127.0.0.1" || via.Port != tp.addr.Port {
+		t.Fatalf("Via sent-by %s:%d, want the PBX at %s", via.Host, via.Port, tp.addr)
+	}
+	if _, ok := via.Params.Get("rport"); !ok {
+		t.Fatal("Via without rport")
+	}
 }

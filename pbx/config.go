@@ -76,6 +76,9 @@ type Config struct {
 	RingTimeout time.Duration
 	// MaxCalls limits concurrent calls; beyond it new calls get 503 with Retry-After. 0: no limit.
 	MaxCalls int
+	// AckTimeout is how long an answered call waits for the caller's ACK before hanging up both
+	// sides. Default 32 s (64*T1).
+	AckTimeout time.Duration
 }
 
 // Defaults.
