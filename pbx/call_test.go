@@ -352,3 +352,23 @@ func TestCallViaNamesThePBX(t *testing.T) {
 		t.Fatal("Via without rport")
 	}
 }
+
+// TestCallLimit: with MaxCalls 1, a second call while the first rings gets 503 with Retry-After.
+func TestCallLimit(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{MaxCalls: 1}, 1)
+	msg, _ := invite(caller)
+	caller.send(msg)
+	b := callees[0].waitRequest(sip.INVITE)
+	callees[0].respond(b, 180, "Ringing", "")
+	caller.waitResponse(180)
+	second := newClient(t, tp.addr)
+	msg2, _ := invite(second)
+	second.send(msg2)
+	res := second.waitResponse(503)
+	if res.Reason != "Service Unavailable" || header(res, "Retry-After") == "" {
+		t.Fatalf("over the limit: %d %s Retry-After=%q", res.StatusCode, res.Reason, header(res, "Retry-After"))
+	}
+	callees[0].respond(b, 486, "Busy Here", "")
+	caller.waitResponse(486)
+	waitIdle(t, tp)
+}
