@@ -124,6 +124,7 @@ func (e *Engine) Connect(req *sip.Request, tx sip.ServerTransaction, callee stri
 	// once, long before the transaction ends.
 	tx.OnCancel(func(*sip.Request) { c.cnclOnce.Do(func() { close(c.cancel) }) })
 	e.respond(req, tx, 100, "", nil)
+	c.emit(CallNew, 0)
 	c.run(targets)
 	return c
 }
@@ -161,6 +162,9 @@ func (c *Call) run(targets []Target) {
 				codes = append(codes, codeFor(ev.err))
 			case ev.res.IsProvisional():
 				if code := ev.res.StatusCode; code > 100 && (!relayed[code] || len(ev.res.Body()) > 0) {
+					if !relayed[180] && !relayed[183] {
+						c.emit(CallRinging, code)
+					}
 					relayed[code] = true
 					// 180 and 183 reach the caller, 183 with its early-media SDP.
 					e.respond(c.aReq, c.aTx, code, c.a.localTag, ev.res.Body(), c.contact)
@@ -393,6 +397,8 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 	c.winner, c.answered = l, true
 	c.rec.Answer = time.Now()
 	c.mu.Unlock()
+	// Before the caller gets its 200: after it, the caller's BYE can end the call at any moment.
+	c.emit(CallAnswered, 200)
 	l.establish(res)
 	l.ack(res)
 	c.cancelLegs(l)
@@ -665,6 +671,7 @@ func (c *Call) finish(status int, by, reason string) {
 	c.mu.Unlock()
 	c.e.removeDialogs(c)
 	close(c.done)
+	c.emit(CallEnded, 0)
 	c.log.Info("call ended", "status", rec.Status, "disposition", rec.Disposition(), "hangup_by", by, "reason", reason)
 	if c.e.cdr != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -30,6 +30,9 @@ type Config struct {
 	// AckTimeout is how long the 2xx to the caller is retransmitted waiting for its ACK before
 	// both sides are hung up. Default 64*T1 (32 s, RFC 3261 §13.3.1.4).
 	AckTimeout time.Duration
+	// OnEvent, when set, is told of every call event. It is called on the call's goroutines and
+	// must not block.
+	OnEvent func(Event)
 }
 
 // Engine runs calls: it terminates every caller's dialog and re-originates one dialog per callee

@@ -61,6 +61,7 @@ type PBX struct {
 	auth    *authenticator
 	reg     *registrar
 	calls   *b2bua.Engine
+	events  *hub
 	metrics *metrics
 
 	branchPrefix string // marks requests this PBX sends; seeing it come back is a loop
@@ -107,6 +108,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.merged.items = make(map[string]string)
 
 	p.metrics = newMetrics()
+	p.events = newHub()
 	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics)
 	p.reg = &registrar{p: p, locks: newKeyedMutex()}
 	p.parser = newParser()
@@ -153,6 +155,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.calls, err = b2bua.New(ua, b2bua.Config{
 		Host: p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
 		RingTimeout: cfg.RingTimeout, UserAgent: cfg.UserAgent, AckTimeout: cfg.AckTimeout,
+		OnEvent: func(e b2bua.Event) { p.events.publish(callEvent(e)) },
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
 		ua.Close()
@@ -289,6 +292,7 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 			p.shutdownErr = fmt.Errorf("pbx: shutdown: %w", ctx.Err())
 		}
 		p.closeOwned()
+		p.events.close()
 	})
 	return p.shutdownErr
 }

@@ -80,6 +80,9 @@ func (r *registrar) handle(ctx context.Context, req *sip.Request, tx sip.ServerT
 			r.storeError(req, tx, err)
 			return
 		}
+		for _, b := range current {
+			p.events.publish(Event{Kind: RegistrationRemoved, Time: p.now(), Extension: aor, Contact: b.Contact, Source: req.Source()})
+		}
 		p.log.Info("registrations removed", "ext", aor, "src", req.Source())
 		r.ok(req, tx, nil)
 		return
@@ -113,6 +116,16 @@ func (r *registrar) handle(ctx context.Context, req *sip.Request, tx sip.ServerT
 		ua = h.Value()
 	}
 	for _, u := range updates {
+		ev := Event{Time: now, Extension: aor, Contact: u.uri, Source: req.Source(), Expires: u.expires}
+		_, existed := byURI[u.uri]
+		switch {
+		case u.expires == 0:
+			ev.Kind = RegistrationRemoved
+		case existed:
+			ev.Kind = RegistrationRefreshed
+		default:
+			ev.Kind = RegistrationAdded
+		}
 		if u.expires == 0 {
 			err = p.store.DeleteBinding(ctx, aor, u.uri)
 			delete(byURI, u.uri)
@@ -128,6 +141,9 @@ func (r *registrar) handle(ctx context.Context, req *sip.Request, tx sip.ServerT
 		if err != nil {
 			r.storeError(req, tx, err)
 			return
+		}
+		if ev.Kind != RegistrationRemoved || existed {
+			p.events.publish(ev)
 		}
 	}
 	if len(updates) > 0 {

@@ -1,0 +1,39 @@
+package b2bua
+
+import "time"
+
+// EventKind names what happened to a call.
+type EventKind string
+
+// Call events, in the order a call can see them.
+const (
+	CallNew      EventKind = "call.new"      // an INVITE was taken: the B-legs are being sent
+	CallRinging  EventKind = "call.ringing"  // a callee answered 180 or 183
+	CallAnswered EventKind = "call.answered" // a callee answered 2xx
+	CallEnded    EventKind = "call.ended"    // the call is over: Status, HangupBy and Reason say how
+)
+
+// Event is something that happened to a call.
+type Event struct {
+	Kind     EventKind
+	Time     time.Time
+	CallID   string // the caller's Call-ID
+	Caller   string
+	Callee   string
+	Status   int    // CallRinging: 180 or 183; CallEnded: the final status (200 when answered)
+	HangupBy string // CallEnded: "caller", "callee" or "pbx"
+	Reason   string // CallEnded: why, in words
+}
+
+func (c *Call) emit(kind EventKind, status int) {
+	if c.e.cfg.OnEvent == nil {
+		return
+	}
+	c.mu.Lock()
+	ev := Event{Kind: kind, Time: time.Now(), CallID: c.rec.CallID, Caller: c.rec.Caller, Callee: c.rec.Callee, Status: status}
+	if kind == CallEnded {
+		ev.Status, ev.HangupBy, ev.Reason = c.rec.Status, c.rec.HangupBy, c.rec.Reason
+	}
+	c.mu.Unlock()
+	c.e.cfg.OnEvent(ev)
+}

@@ -1,0 +1,112 @@
+package pbx
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+)
+
+// Event kinds besides the call events of package b2bua (call.new, call.ringing, call.answered,
+// call.ended).
+const (
+	RegistrationAdded     = "registration.added"     // a contact was bound to an extension
+	RegistrationRefreshed = "registration.refreshed" // an existing binding was renewed
+	RegistrationRemoved   = "registration.removed"   // a binding was removed by its phone
+)
+
+// Event is something that happened in the PBX, for framework users who watch it (Subscribe).
+type Event struct {
+	Kind string
+	Time time.Time
+
+	// Calls.
+	CallID   string
+	Caller   string
+	Callee   string
+	Status   int
+	HangupBy string
+	Reason   string
+
+	// Registrations.
+	Extension string
+	Contact   string
+	Source    string
+	Expires   time.Duration
+}
+
+// Subscription receives the PBX's events on C until Close or Shutdown, which close C. Events are
+// never waited for: when C's buffer is full an event is dropped and counted (Dropped), so a slow
+// subscriber cannot delay calls.
+type Subscription struct {
+	C       <-chan Event
+	c       chan Event
+	h       *hub
+	dropped atomic.Int64
+}
+
+// Dropped returns how many events did not fit into C.
+func (s *Subscription) Dropped() int64 { return s.dropped.Load() }
+
+// Close stops the subscription and closes C. It is safe to call more than once.
+func (s *Subscription) Close() { s.h.remove(s) }
+
+// Subscribe returns a subscription with room for buffer events (at least 1).
+func (p *PBX) Subscribe(buffer int) *Subscription {
+	c := make(chan Event, max(buffer, 1))
+	s := &Subscription{C: c, c: c, h: p.events}
+	p.events.mu.Lock()
+	if p.events.closed {
+		close(c)
+	} else {
+		p.events.subs[s] = struct{}{}
+	}
+	p.events.mu.Unlock()
+	return s
+}
+
+type hub struct {
+	mu     sync.Mutex
+	closed bool
+	subs   map[*Subscription]struct{}
+}
+
+func newHub() *hub { return &hub{subs: map[*Subscription]struct{}{}} }
+
+func (h *hub) publish(ev Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		select {
+		case s.c <- ev:
+		default:
+			s.dropped.Add(1)
+		}
+	}
+}
+
+func (h *hub) remove(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		close(s.c)
+	}
+}
+
+// close ends every subscription; later ones start closed.
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for s := range h.subs {
+		delete(h.subs, s)
+		close(s.c)
+	}
+}
+
+func callEvent(e b2bua.Event) Event {
+	return Event{Kind: string(e.Kind), Time: e.Time, CallID: e.CallID, Caller: e.Caller, Callee: e.Callee,
+		Status: e.Status, HangupBy: e.HangupBy, Reason: e.Reason}
+}
