@@ -153,6 +153,11 @@ func (c *Call) run(targets []Target) {
 	ring := time.NewTimer(e.cfg.RingTimeout)
 	defer ring.Stop()
 	relayed := map[int]bool{}
+	tried := map[string]bool{}
+	for _, t := range targets {
+		tried[t.URI.String()] = true
+	}
+	hops := 0
 	for pending > 0 {
 		select {
 		case ev := <-events:
@@ -172,6 +177,13 @@ func (c *Call) run(targets []Target) {
 			case ev.res.IsSuccess():
 				c.answer(ev.l, ev.res)
 				return
+			case ev.res.StatusCode/100 == 3:
+				pending--
+				n := c.redirect(ev.res, tried, &hops, events)
+				pending += n
+				if n == 0 {
+					codes = append(codes, 480) // nowhere new to go; the callee's Contacts stay hidden
+				}
 			default:
 				pending--
 				codes = append(codes, ev.res.StatusCode)
@@ -197,6 +209,45 @@ func (c *Call) run(targets []Target) {
 		}
 	}
 	c.fail(chooseFinal(codes), "callee", "no contact answered")
+}
+
+// maxRedirects bounds how many contacts from 3xx answers one call follows.
+const maxRedirects = 5
+
+// redirect follows a B-leg's 3xx: a new B-leg to each of its Contacts not tried before, at most
+// maxRedirects in all (RFC 3261 §8.1.3.4). It returns how many legs it started.
+func (c *Call) redirect(res *sip.Response, tried map[string]bool, hops *int, events chan legEvent) int {
+	started := 0
+	for _, h := range res.GetHeaders("Contact") {
+		ch, ok := h.(*sip.ContactHeader)
+		if !ok || ch.Address.Wildcard || (ch.Address.Scheme != "sip" && ch.Address.Scheme != "sips") {
+			continue
+		}
+		uri := *ch.Address.Clone()
+		key := uri.String()
+		if tried[key] || *hops >= maxRedirects {
+			continue
+		}
+		tried[key] = true
+		*hops++
+		transport := "udp"
+		if t, ok := uri.UriParams.Get("transport"); ok && t != "" {
+			transport = strings.ToLower(t)
+		}
+		l, err := c.startLeg(Target{URI: uri, Transport: transport})
+		if err != nil {
+			c.log.Warn("redirect target not reached", "target", key, "error", err)
+			continue
+		}
+		c.log.Info("following redirect", "status", res.StatusCode, "target", key)
+		c.mu.Lock()
+		c.legs = append(c.legs, l)
+		c.mu.Unlock()
+		c.e.bg.Add(1)
+		go l.read(events)
+		started++
+	}
+	return started
 }
 
 // fail sends the caller a final error and ends the call.

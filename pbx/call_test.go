@@ -372,3 +372,90 @@ func TestCallLimit(t *testing.T) {
 	caller.waitResponse(486)
 	waitIdle(t, tp)
 }
+
+// TestCallCancelRacingAnswer: the caller CANCELs while the callee answers. The PBX has already
+// cancelled its B-leg when the callee's 200 arrives, so it ACKs that 200 and hangs the callee up:
+// nothing stays up on either side.
+func TestCallCancelRacingAnswer(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	callee := callees[0]
+	msg, inv := invite(caller)
+	caller.send(msg)
+	b := callee.waitRequest(sip.INVITE)
+	callee.respond(b, 180, "Ringing", "")
+	caller.waitResponse(180)
+	caller.send("CANCEL " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
+		"From: " + inv.From().Value() + "\r\nTo: " + inv.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
+		"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n")
+	caller.waitResponse(487)
+	callee.waitRequest(sip.CANCEL) // the callee answers the INVITE instead, as if the two crossed
+	callee.respond(b, 200, "OK", calleeSDP)
+	ack := callee.waitRequest(sip.ACK)
+	bye := callee.waitRequest(sip.BYE)
+	if ack.CallID().Value() != b.CallID().Value() || bye.CallID().Value() != b.CallID().Value() {
+		t.Fatal("ACK/BYE outside the callee's dialog")
+	}
+	if tag, _ := bye.To().Params.Get("tag"); tag != "callee-tag" {
+		t.Fatalf("BYE To tag %q", tag)
+	}
+	callee.respond(bye, 200, "OK", "")
+	waitIdle(t, tp)
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != store.Cancelled {
+		t.Fatalf("CDR %+v", cdr)
+	}
+}
+
+// TestCallFollowsRedirect: a callee answering 302 sends the call on to its Contact; a redirect
+// back to a contact already tried is not followed (no loop), and the caller never sees the
+// callee's Contacts.
+func TestCallFollowsRedirect(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	first := callees[0]
+	second := newClient(t, tp.addr)
+	msg, inv := invite(caller)
+	caller.send(msg)
+	b1 := first.waitRequest(sip.INVITE)
+	res := sip.NewResponseFromRequest(b1, 302, "Moved Temporarily", nil)
+	res.To().Params.Add("tag", "r1")
+	res.AppendHeader(sip.NewHeader("Contact", "<sip:200@"+second.addr()+">"))
+	first.send(res.String())
+	first.waitRequest(sip.ACK) // the PBX's transaction acknowledges the 302
+	b2 := second.waitRequest(sip.INVITE)
+	if b2.Recipient.Host+":"+strconv.Itoa(b2.Recipient.Port) != second.addr() || string(b2.Body()) != sdpBody {
+		t.Fatalf("redirected INVITE %s body %q", b2.Recipient.String(), b2.Body())
+	}
+	// The second contact redirects back to the first: already tried, so the call fails (480).
+	back := sip.NewResponseFromRequest(b2, 302, "Moved Temporarily", nil)
+	back.To().Params.Add("tag", "r2")
+	back.AppendHeader(sip.NewHeader("Contact", "<sip:200@"+first.addr()+">"))
+	second.send(back.String())
+	final := caller.waitResponse(480)
+	if final.GetHeader("Contact") != nil && strings.Contains(final.String(), second.addr()) {
+		t.Fatalf("the callee's contact leaked to the caller:\n%s", final)
+	}
+	waitIdle(t, tp)
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Status != 480 {
+		t.Fatalf("CDR %+v", cdr)
+	}
+}
+
+func TestCallRedirectAnswered(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	second := newClient(t, tp.addr)
+	msg, inv := invite(caller)
+	caller.send(msg)
+	b1 := callees[0].waitRequest(sip.INVITE)
+	res := sip.NewResponseFromRequest(b1, 301, "Moved Permanently", nil)
+	res.To().Params.Add("tag", "r1")
+	res.AppendHeader(sip.NewHeader("Contact", "<sip:200@"+second.addr()+">"))
+	callees[0].send(res.String())
+	b2 := second.waitRequest(sip.INVITE)
+	second.respond(b2, 200, "OK", calleeSDP)
+	ok := caller.waitResponse(200)
+	second.waitRequest(sip.ACK)
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	second.respond(second.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
