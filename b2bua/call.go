@@ -3,6 +3,7 @@ package b2bua
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -134,13 +135,14 @@ func (e *Engine) Connect(req *sip.Request, tx sip.ServerTransaction, callee stri
 func (c *Call) run(targets []Target) {
 	e := c.e
 	events := make(chan legEvent)
-	var codes []int
+	var codes []int  // final answers of the callee's contacts
+	unreachable := 0 // legs that failed in transport: no answer to choose from
 	pending := 0
 	for _, t := range targets {
 		l, err := c.startLeg(t)
 		if err != nil {
 			c.log.Warn("b-leg not sent", "target", t.URI.String(), "dest", t.Dest, "error", err)
-			codes = append(codes, 503)
+			unreachable++
 			continue
 		}
 		c.mu.Lock()
@@ -164,7 +166,11 @@ func (c *Call) run(targets []Target) {
 			switch {
 			case ev.err != nil:
 				pending--
-				codes = append(codes, codeFor(ev.err))
+				if errors.Is(ev.err, sip.ErrTransactionTimeout) {
+					codes = append(codes, 408)
+				} else {
+					unreachable++
+				}
 			case ev.res.IsProvisional():
 				if code := ev.res.StatusCode; code > 100 && (!relayed[code] || len(ev.res.Body()) > 0) {
 					if !relayed[180] && !relayed[183] {
@@ -207,6 +213,12 @@ func (c *Call) run(targets []Target) {
 			c.fail(503, "pbx", "pbx shutting down")
 			return
 		}
+	}
+	if len(codes) == 0 && unreachable > 0 {
+		// No contact could be reached at all: the PBX, not the callee, failed (issue: transport
+		// error → 503). A 503 *answer* from a callee is different and becomes 500 (§16.7).
+		c.fail(503, "pbx", "no contact of the callee could be reached")
+		return
 	}
 	c.fail(chooseFinal(codes), "callee", "no contact answered")
 }
@@ -265,13 +277,6 @@ func (c *Call) finishSetup() {
 	default:
 		close(c.setup)
 	}
-}
-
-func codeFor(err error) int {
-	if errors.Is(err, sip.ErrTransactionTimeout) {
-		return 408
-	}
-	return 503 // transport error
 }
 
 // startLeg sends the INVITE toward one contact: a new dialog with its own Call-ID, tags, Via and
@@ -738,4 +743,44 @@ func errString(err error) string {
 		return "ended"
 	}
 	return err.Error()
+}
+
+// ErrCallFailed is the error of a call that ended without being answered; it wraps a
+// *FailedError with the final status.
+var ErrCallFailed = errors.New("b2bua: call not answered")
+
+// FailedError says how an unanswered call ended.
+type FailedError struct {
+	Status int    // the final status the caller got
+	Reason string // why, in words
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("b2bua: call not answered: %d (%s)", e.Status, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrCallFailed) true.
+func (e *FailedError) Is(target error) bool { return target == ErrCallFailed }
+
+// Err is nil while the call is up and after an answered call ended; for a call that ended without
+// being answered it is a *FailedError.
+func (c *Call) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.ended || c.answered {
+		return nil
+	}
+	return &FailedError{Status: c.rec.Status, Reason: c.rec.Reason}
+}
+
+// DialogIDs returns the two dialogs of an answered call as "Call-ID;local-tag;remote-tag" seen
+// from the PBX: the caller's and the callee's. Before the answer the callee's is empty.
+func (c *Call) DialogIDs() (caller, callee string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	caller = c.a.callID + ";" + c.a.localTag + ";" + c.a.remoteTag
+	if c.winner != nil {
+		callee = c.winner.d.callID + ";" + c.winner.d.localTag + ";" + c.winner.d.remoteTag
+	}
+	return caller, callee
 }

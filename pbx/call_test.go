@@ -2,6 +2,7 @@ package pbx_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -458,4 +459,85 @@ func TestCallRedirectAnswered(t *testing.T) {
 	caller.waitResponse(200)
 	second.respond(second.waitRequest(sip.BYE), 200, "OK", "")
 	waitIdle(t, tp)
+}
+
+// TestCallUnreachableContact: the only contact is registered over TCP on a port where nothing
+// listens. The caller gets 503: the PBX could not reach the phone.
+func TestCallUnreachableContact(t *testing.T) {
+	tp, caller, _ := callPBX(t, pbx.Config{}, 0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	err = tp.store.PutBinding(context.Background(), store.Binding{Extension: "200", Contact: "sip:200@" + dead + ";transport=tcp",
+		Source: dead, Transport: "tcp", ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, inv := invite(caller)
+	caller.send(msg)
+	if res := caller.waitResponse(503); res.Reason != "Service Unavailable" {
+		t.Fatalf("reason %q", res.Reason)
+	}
+	waitIdle(t, tp)
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != store.Failed || cdr.HangupBy != "pbx" {
+		t.Fatalf("CDR %+v", cdr)
+	}
+}
+
+// TestCallEarlyMediaAndInfo: a 183 reaches the caller with the callee's early-media SDP, and an
+// INFO (DTMF) in the call reaches the callee in its own dialog, its answer coming back.
+func TestCallEarlyMediaAndInfo(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	callee := callees[0]
+	msg, inv := invite(caller)
+	caller.send(msg)
+	b := callee.waitRequest(sip.INVITE)
+	callee.respond(b, 183, "Session Progress", calleeSDP)
+	early := caller.waitResponse(183)
+	if string(early.Body()) != calleeSDP {
+		t.Fatalf("183 body %q", early.Body())
+	}
+	callee.respond(b, 200, "OK", calleeSDP)
+	ok := caller.waitResponse(200)
+	callee.waitRequest(sip.ACK)
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	dtmf := "Signal=5\r\nDuration=160\r\n"
+	info := strings.Replace(caller.inDialog("INFO", inv, ok, 2), "Content-Length: 0\r\n\r\n",
+		"Content-Type: application/dtmf-relay\r\nContent-Length: "+strconv.Itoa(len(dtmf))+"\r\n\r\n"+dtmf, 1)
+	caller.send(info)
+	got := callee.waitRequest(sip.INFO)
+	if got.CallID().Value() != b.CallID().Value() || string(got.Body()) != dtmf || got.ContentType().Value() != "application/dtmf-relay" {
+		t.Fatalf("INFO at the callee: call %s, %s %q", got.CallID().Value(), got.ContentType().Value(), got.Body())
+	}
+	callee.respond(got, 200, "OK", "")
+	if res := caller.waitResponse(200); res.CSeq().MethodName != sip.INFO {
+		t.Fatalf("answer to INFO: %s", res.CSeq().Value())
+	}
+	caller.send(caller.inDialog("BYE", inv, ok, 3))
+	caller.waitResponse(200)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
+
+// TestShutdownHangsUpCalls: an answered call is hung up on both sides when the PBX shuts down,
+// and its record says the PBX ended it.
+func TestShutdownHangsUpCalls(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	inv, _, _ := answeredCall(t, tp, caller, callees[0])
+	done := make(chan error, 1)
+	go func() { done <- tp.Shutdown(context.Background()) }()
+	callees[0].respond(callees[0].waitRequest(sip.BYE), 200, "OK", "")
+	caller.respond(caller.waitRequest(sip.BYE), 200, "OK", "")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.HangupBy != "pbx" || cdr.Disposition != store.Answered {
+		t.Fatalf("CDR %+v", cdr)
+	}
+	if tp.ActiveCalls() != 0 || tp.ActiveDialogs() != 0 {
+		t.Fatalf("after shutdown: %d calls, %d dialogs", tp.ActiveCalls(), tp.ActiveDialogs())
+	}
 }
