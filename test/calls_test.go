@@ -19,14 +19,22 @@ import (
 // calls. It returns a function that waits for the UAS to finish and fails the test if any of its
 // calls failed.
 func sippUAS(t *testing.T, pbxAddr, ext string, n int) func() {
+	return sippCallee(t, pbxAddr, ext, n, "-sn", "uas")
+}
+
+// sippCallee is sippUAS with the scenario given as sipp arguments ("-sn", "uas" or "-sf", file).
+func sippCallee(t *testing.T, pbxAddr, ext string, n int, scenario ...string) func() {
 	t.Helper()
 	bin := testenv.Sipp(t)
 	port := fmt.Sprint(freeUDPPort(t))
 	sipp(t, "register-trusted.xml", pbxAddr, "-s", ext, "-m", "1", "-p-override", port)
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "-sn", "uas", "-i", "127.0.0.1", "-p", port, "-m", fmt.Sprint(n),
+	if len(scenario) == 2 && scenario[0] == "-sf" {
+		scenario = []string{"-sf", filepath.Join(mustAbs(t, "sipp"), scenario[1])}
+	}
+	cmd := exec.Command(bin, append(scenario, "-i", "127.0.0.1", "-p", port, "-m", fmt.Sprint(n),
 		"-timeout", "120s", "-timeout_error", "-trace_stat", "-stf", filepath.Join(dir, "stat.csv"),
-		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"), pbxAddr)
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"), pbxAddr)...)
 	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -162,4 +170,39 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestSippCallByeFromCallee: the callee (sipp) hangs up; the caller (sipp) gets the BYE.
+func TestSippCallByeFromCallee(t *testing.T) {
+	dsn := testenv.SQLiteDSN(t)
+	cli(t, "ext", "add", "200", "--password", "pw200", "--db", dsn)
+	srv := startServer(t, "--db", dsn, "--trust", "127.0.0.0/8")
+	wait := sippCallee(t, srv.addr, "200", 1, "-sf", "uas-bye.xml")
+	sipp(t, "uac-wait-bye.xml", srv.addr, "-s", "200", "-m", "1")
+	wait()
+	waitLog(t, srv, `status=200 disposition=answered hangup_by=callee`)
+}
+
+// TestSippCallCancel: the caller (sipp) cancels while the callee (sipp) rings; the PBX cancels
+// the callee and both sides end cleanly.
+func TestSippCallCancel(t *testing.T) {
+	dsn := testenv.SQLiteDSN(t)
+	cli(t, "ext", "add", "200", "--password", "pw200", "--db", dsn)
+	srv := startServer(t, "--db", dsn, "--trust", "127.0.0.0/8")
+	wait := sippCallee(t, srv.addr, "200", 1, "-sf", "uas-cancelled.xml")
+	sipp(t, "uac-cancel.xml", srv.addr, "-s", "200", "-m", "1")
+	wait()
+	waitLog(t, srv, `status=487 disposition=cancelled hangup_by=caller`)
+}
+
+func waitLog(t *testing.T, srv *server, pattern string) {
+	t.Helper()
+	re := regexp.MustCompile(pattern)
+	deadline := time.Now().Add(5 * time.Second)
+	for !re.MatchString(srv.logs()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line matching %q:\n%s", pattern, srv.logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
