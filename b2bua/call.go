@@ -305,6 +305,11 @@ func (c *Call) startLeg(t Target) (*leg, error) {
 		*inv.MaxForwards() = *mf - 1
 	}
 	inv.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+	for _, name := range e.cfg.CopyHeaders {
+		for _, h := range c.aReq.GetHeaders(name) {
+			inv.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+		}
+	}
 	if body := c.aReq.Body(); len(body) > 0 {
 		inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		inv.SetBody(body)

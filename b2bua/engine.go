@@ -30,6 +30,10 @@ type Config struct {
 	// AckTimeout is how long the 2xx to the caller is retransmitted waiting for its ACK before
 	// both sides are hung up. Default 64*T1 (32 s, RFC 3261 §13.3.1.4).
 	AckTimeout time.Duration
+	// CopyHeaders names headers of the caller's INVITE that are copied into the B-legs (for example
+	// "P-Asserted-Identity" where the PBX's trunks expect it). Nothing else crosses: topology
+	// hiding is the default, and each header that crosses is chosen here.
+	CopyHeaders []string
 	// OnEvent, when set, is told of every call event. It is called on the call's goroutines and
 	// must not block.
 	OnEvent func(Event)

@@ -541,3 +541,33 @@ func TestShutdownHangsUpCalls(t *testing.T) {
 		t.Fatalf("after shutdown: %d calls, %d dialogs", tp.ActiveCalls(), tp.ActiveDialogs())
 	}
 }
+
+// TestCallCopiesOnlyChosenHeaders: a header named in CopyHeaders reaches the callee; others of the
+// caller's (User-Agent, Subject, X- headers) do not.
+func TestCallCopiesOnlyChosenHeaders(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{CopyHeaders: []string{"P-Asserted-Identity"}}, 1)
+	msg := caller.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{
+		"Contact: <sip:100@" + caller.addr() + ">", "Content-Type: application/sdp",
+		"P-Asserted-Identity: <sip:+15551234@pbx.test>", "User-Agent: secret-phone/1.0", "X-Internal: do-not-leak",
+		"Subject: private"}, body: sdpBody})
+	caller.send(msg)
+	b := callees[0].waitRequest(sip.INVITE)
+	if got := header2(b, "P-Asserted-Identity"); got != "<sip:+15551234@pbx.test>" {
+		t.Fatalf("P-Asserted-Identity %q", got)
+	}
+	for _, h := range []string{"User-Agent", "X-Internal", "Subject"} {
+		if b.GetHeader(h) != nil {
+			t.Errorf("%s crossed to the callee", h)
+		}
+	}
+	callees[0].respond(b, 486, "Busy Here", "")
+	caller.waitResponse(486)
+	waitIdle(t, tp)
+}
+
+func header2(r *sip.Request, name string) string {
+	if h := r.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
+}
