@@ -41,8 +41,9 @@ type Call struct {
 	reinviting, reGen uint64
 	reAck             chan struct{}
 	reAckSeq          uint32
-	reFromA           bool // the re-INVITE in progress came from the caller
-	reAnswered        bool // its 2xx has been relayed; only the ACK is missing
+	reFromA           bool        // the re-INVITE in progress came from the caller
+	reAnswered        bool        // its 2xx has been relayed; only the ACK is missing
+	session           *time.Timer // RFC 4028: fires when nobody refreshed the session in time
 
 	ack      chan struct{} // closed by the caller's ACK of our 2xx
 	ackOnce  sync.Once
@@ -305,6 +306,7 @@ func (c *Call) startLeg(t Target) (*leg, error) {
 		*inv.MaxForwards() = *mf - 1
 	}
 	inv.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+	copyTimerHeaders(c.aReq, inv)
 	for _, name := range e.cfg.CopyHeaders {
 		for _, h := range c.aReq.GetHeaders(name) {
 			inv.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
@@ -466,8 +468,9 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 	e.addDialog(&l.d, c, false)
 	e.addDialog(&c.a, c, true)
 
-	ok, err := e.respond(c.aReq, c.aTx, 200, c.a.localTag, res.Body(), c.contact)
+	ok, err := e.respond(c.aReq, c.aTx, 200, c.a.localTag, res.Body(), append(timerHeaders(res), c.contact)...)
 	c.finishSetup()
+	c.armSession(res)
 	if err != nil {
 		c.log.Warn("200 to caller not sent", "error", err)
 		c.Hangup("could not answer the caller")
@@ -548,6 +551,7 @@ func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 	if ct := req.ContentType(); ct != nil {
 		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
 	}
+	copyTimerHeaders(req, out)
 	out.SetBody(req.Body())
 	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 	defer cancel()
@@ -556,7 +560,10 @@ func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 		e.respond(req, tx, 408, tag, nil)
 		return
 	}
-	e.respond(req, tx, res.StatusCode, tag, res.Body())
+	e.respond(req, tx, res.StatusCode, tag, res.Body(), timerHeaders(res)...)
+	if req.Method == sip.UPDATE && res.IsSuccess() {
+		c.armSession(res) // an UPDATE refreshes the session too
+	}
 }
 
 // reinvite passes a re-INVITE (hold, resume, codec change) into the other dialog. The other side's
@@ -597,6 +604,7 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 	if ct := req.ContentType(); ct != nil {
 		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
 	}
+	copyTimerHeaders(req, out)
 	out.SetBody(req.Body())
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 	defer cancel()
@@ -629,11 +637,12 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 			if err := e.client.WriteRequest(ack); err != nil {
 				c.log.Warn("ack of re-INVITE", "error", err)
 			}
-			ok, err := e.respond(req, tx, 200, tag, res.Body(), c.contact)
+			ok, err := e.respond(req, tx, 200, tag, res.Body(), append(timerHeaders(res), c.contact)...)
 			if err != nil {
 				c.log.Debug("re-INVITE answer not sent", "error", err)
 				return
 			}
+			c.armSession(res) // a re-INVITE refreshes the session
 			acked2 := c.retransmitUntil(tx, ok, acked)
 			c.log.Debug("re-INVITE done", "acked", acked2)
 			return
@@ -724,6 +733,9 @@ func (c *Call) finish(status int, by, reason string) {
 		return
 	}
 	c.ended = true
+	if c.session != nil {
+		c.session.Stop()
+	}
 	c.rec.End, c.rec.Status, c.rec.HangupBy, c.rec.Reason = time.Now(), status, by, reason
 	if c.answered {
 		c.rec.Status = 200

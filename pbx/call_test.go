@@ -571,3 +571,85 @@ func header2(r *sip.Request, name string) string {
 	}
 	return ""
 }
+
+// respondWith answers req like respond, with extra header lines.
+func (c *uaClient) respondWith(req *sip.Request, code int, reason, body string, extra ...string) {
+	c.t.Helper()
+	res := sip.NewResponseFromRequest(req, code, reason, []byte(body))
+	res.To().Params.Add("tag", "callee-tag")
+	res.AppendHeader(sip.NewHeader("Contact", "<sip:callee@"+c.addr()+">"))
+	for _, l := range extra {
+		name, value, _ := strings.Cut(l, ":")
+		res.AppendHeader(sip.NewHeader(name, strings.TrimSpace(value)))
+	}
+	if body != "" {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	c.send(res.String())
+}
+
+// sessionCall sets up a call with a 3 s session timer negotiated between the two ends.
+func sessionCall(t *testing.T) (*testPBX, *uaClient, *uaClient, *sip.Request, *sip.Response, *sip.Request) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	callee := callees[0]
+	msg := caller.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{
+		"Contact: <sip:100@" + caller.addr() + ">", "Content-Type: application/sdp",
+		"Supported: timer", "Session-Expires: 3;refresher=uac", "Min-SE: 1"}, body: sdpBody})
+	m, _ := sip.ParseMessage([]byte(msg))
+	inv := m.(*sip.Request)
+	caller.send(msg)
+	b := callee.waitRequest(sip.INVITE)
+	if header2(b, "Session-Expires") != "3;refresher=uac" || header2(b, "Min-SE") != "1" || !strings.Contains(header2(b, "Supported"), "timer") {
+		t.Fatalf("session timer headers at the callee: SE %q Min-SE %q Supported %q", header2(b, "Session-Expires"), header2(b, "Min-SE"), header2(b, "Supported"))
+	}
+	callee.respondWith(b, 200, "OK", calleeSDP, "Session-Expires: 3;refresher=uac", "Require: timer")
+	ok := caller.waitResponse(200)
+	if ok.GetHeader("Session-Expires") == nil || !strings.Contains(ok.GetHeader("Require").Value(), "timer") {
+		t.Fatalf("the caller's 200 lacks the negotiated timer:\n%s", ok)
+	}
+	callee.waitRequest(sip.ACK)
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	return tp, caller, callee, inv, ok, b
+}
+
+// TestCallSessionTimerExpires: nobody refreshes a 3 s session, so the PBX hangs both sides up
+// (at 2 s: RFC 4028 §10) and records why.
+func TestCallSessionTimerExpires(t *testing.T) {
+	tp, caller, callee, inv, _, _ := sessionCall(t)
+	start := time.Now()
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	caller.respond(caller.waitRequest(sip.BYE), 200, "OK", "")
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("hung up after %v, before the session could expire", took)
+	}
+	waitIdle(t, tp)
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.HangupBy != "pbx" || !strings.Contains(cdr.Reason, "session timer") {
+		t.Fatalf("CDR %+v", cdr)
+	}
+}
+
+// TestCallSessionTimerRefreshed: an UPDATE refresh passes through and keeps the call up past the
+// first deadline.
+func TestCallSessionTimerRefreshed(t *testing.T) {
+	tp, caller, callee, inv, ok, _ := sessionCall(t)
+	time.Sleep(time.Second)
+	upd := strings.Replace(caller.inDialog("UPDATE", inv, ok, 2), "Content-Length: 0\r\n\r\n",
+		"Session-Expires: 3;refresher=uac\r\nContent-Length: 0\r\n\r\n", 1)
+	caller.send(upd)
+	u := callee.waitRequest(sip.UPDATE)
+	if header2(u, "Session-Expires") != "3;refresher=uac" {
+		t.Fatalf("refresh without Session-Expires: %q", header2(u, "Session-Expires"))
+	}
+	callee.respondWith(u, 200, "OK", "", "Session-Expires: 3;refresher=uac", "Require: timer")
+	caller.waitResponse(200)
+	// The first deadline (2 s after the answer) passes without a BYE.
+	if m := callee.recvMsg(1500 * time.Millisecond); m != nil {
+		if r, isReq := m.(*sip.Request); isReq && r.Method == sip.BYE {
+			t.Fatal("hung up although the session was refreshed")
+		}
+	}
+	caller.send(caller.inDialog("BYE", inv, ok, 3))
+	caller.waitResponse(200)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}

@@ -41,11 +41,11 @@ const (
 	acceptValue = "application/sdp"
 )
 
-// supportedTags are the option tags pbxkit implements (Require: anything else gets 420).
-var supportedTags = map[string]bool{}
+// supportedTags are the option tags pbxkit implements (Require: anything else gets 420): "timer",
+// session timers (RFC 4028), pass through the call core.
+var supportedTags = map[string]bool{"timer": true}
 
-// supportedValue is the Supported header value; empty while no extension is implemented, which the
-// grammar allows (RFC 3261 §20.37).
+// supportedValue is the Supported header value.
 func supportedValue() string {
 	return strings.Join(slices.Sorted(maps.Keys(supportedTags)), ", ")
 }
