@@ -653,3 +653,33 @@ func TestCallSessionTimerRefreshed(t *testing.T) {
 	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
 	waitIdle(t, tp)
 }
+
+// TestStray2xxAckedAndHungUp: a 200 to one of the PBX's INVITEs that arrives when no transaction
+// or call knows it any more is ACKed and hung up, towards the address it came from. A 200 without
+// the PBX's branch prefix is left alone.
+func TestStray2xxAckedAndHungUp(t *testing.T) {
+	tp, _, callees := callPBX(t, pbx.Config{}, 1)
+	phone := callees[0]
+	stray := func(branch string) string {
+		return "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP " + tp.addr.String() + ";branch=" + branch + "\r\n" +
+			"From: <sip:100@127.0.0.1>;tag=pbx-side\r\nTo: <sip:200@127.0.0.1>;tag=phone-side\r\n" +
+			"Call-ID: stray-1@pbxkit\r\nCSeq: 1 INVITE\r\nContact: <sip:200@192.0.2.99:5060>\r\n" +
+			"Content-Length: 0\r\n\r\n"
+	}
+	phone.send(stray("z9hG4bK-not-ours"))
+	if m := phone.recvMsg(500 * time.Millisecond); m != nil {
+		t.Fatalf("answered a 200 that is not the PBX's: %s", m)
+	}
+	phone.send(stray(tp.BranchPrefix() + "gone"))
+	ack := phone.waitRequest(sip.ACK)
+	bye := phone.waitRequest(sip.BYE)
+	for _, r := range []*sip.Request{ack, bye} {
+		if r.CallID().Value() != "stray-1@pbxkit" {
+			t.Fatalf("%s for another call: %s", r.Method, r.CallID().Value())
+		}
+		if tag, _ := r.To().Params.Get("tag"); tag != "phone-side" {
+			t.Fatalf("%s To tag %q", r.Method, tag)
+		}
+	}
+	phone.respond(bye, 200, "OK", "")
+}

@@ -128,9 +128,12 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(sipLog),
 			// Responses that match no client transaction (retransmissions, strays). sipgo's default
-			// handler logs through its package-wide logger, i.e. prints; the call core will ACK
-			// retransmitted 2xx answers here.
+			// handler logs through its package-wide logger, i.e. prints; the call core ACKs
+			// retransmitted 2xx answers of its INVITEs here.
 			sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) {
+				if p.calls != nil && p.calls.HandleStrayResponse(res) {
+					return
+				}
 				p.log.Debug("response matches no transaction", "status", res.StatusCode, "src", res.Source())
 			}),
 		),
