@@ -161,6 +161,7 @@ func (c *Call) run(targets []Target) {
 		tried[t.URI.String()] = true
 	}
 	hops := 0
+	var redirects []sip.Header // Contacts of the first 3xx, when 3xx answers are passed on
 	for pending > 0 {
 		select {
 		case ev := <-events:
@@ -184,6 +185,14 @@ func (c *Call) run(targets []Target) {
 			case ev.res.IsSuccess():
 				c.answer(ev.l, ev.res)
 				return
+			case ev.res.StatusCode/100 == 3 && e.cfg.PassRedirects:
+				pending--
+				codes = append(codes, ev.res.StatusCode)
+				if redirects == nil {
+					for _, h := range ev.res.GetHeaders("Contact") {
+						redirects = append(redirects, sip.NewHeader("Contact", h.Value()))
+					}
+				}
 			case ev.res.StatusCode/100 == 3:
 				pending--
 				n := c.redirect(ev.res, tried, &hops, events)
@@ -221,7 +230,18 @@ func (c *Call) run(targets []Target) {
 		c.fail(503, "pbx", "no contact of the callee could be reached")
 		return
 	}
-	c.fail(chooseFinal(codes), "callee", "no contact answered")
+	final := chooseFinal(codes)
+	if final == 401 || final == 407 {
+		// The callee challenged the PBX; its credentials are no business of the caller's, who
+		// could not answer that challenge anyway.
+		c.fail(403, "callee", "the callee demanded credentials")
+		return
+	}
+	if final/100 == 3 {
+		c.fail(final, "callee", "redirected", redirects...)
+		return
+	}
+	c.fail(final, "callee", "no contact answered")
 }
 
 // maxRedirects bounds how many contacts from 3xx answers one call follows.
@@ -264,9 +284,9 @@ func (c *Call) redirect(res *sip.Response, tried map[string]bool, hops *int, eve
 }
 
 // fail sends the caller a final error and ends the call.
-func (c *Call) fail(code int, by, reason string) {
+func (c *Call) fail(code int, by, reason string, hdrs ...sip.Header) {
 	c.finishSetup()
-	if _, err := c.e.respond(c.aReq, c.aTx, code, c.a.localTag, nil); err != nil {
+	if _, err := c.e.respond(c.aReq, c.aTx, code, c.a.localTag, nil, hdrs...); err != nil {
 		c.log.Debug("final response not sent", "status", code, "error", err)
 	}
 	c.finish(code, by, reason)

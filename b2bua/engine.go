@@ -30,6 +30,9 @@ type Config struct {
 	// AckTimeout is how long the 2xx to the caller is retransmitted waiting for its ACK before
 	// both sides are hung up. Default 64*T1 (32 s, RFC 3261 §13.3.1.4).
 	AckTimeout time.Duration
+	// PassRedirects passes a callee's 3xx (with its Contacts) on to the caller instead of following
+	// it; for trunks and callers that should decide where to go themselves.
+	PassRedirects bool
 	// CopyHeaders names headers of the caller's INVITE that are copied into the B-legs (for example
 	// "P-Asserted-Identity" where the PBX's trunks expect it). Nothing else crosses: topology
 	// hiding is the default, and each header that crosses is chosen here.

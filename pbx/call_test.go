@@ -683,3 +683,107 @@ func TestStray2xxAckedAndHungUp(t *testing.T) {
 	}
 	phone.respond(bye, 200, "OK", "")
 }
+
+// TestCallFinalAnswersPassThrough: a callee's final refusal reaches the caller with the IANA
+// phrase; a callee's challenge does not (403).
+func TestCallFinalAnswersPassThrough(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	for _, tc := range []struct {
+		code      int
+		want      int
+		reason    string
+		condition string
+	}{
+		{600, 600, "Busy Everywhere", "busy"},
+		{603, 603, "Decline", "failed"},
+		{404, 404, "Not Found", "failed"},
+		{480, 480, "Temporarily Unavailable", "no_answer"},
+		{407, 403, "Forbidden", "failed"},
+		{503, 500, "Server Internal Error", "failed"},
+	} {
+		msg, inv := invite(caller)
+		caller.send(msg)
+		b := callees[0].waitRequest(sip.INVITE)
+		callees[0].respond(b, tc.code, "Whatever", "")
+		res := caller.waitResponse(tc.want)
+		if res.Reason != tc.reason {
+			t.Fatalf("%d from the callee: caller got %d %q, want %d %q", tc.code, res.StatusCode, res.Reason, tc.want, tc.reason)
+		}
+		callees[0].waitRequest(sip.ACK)
+		waitIdle(t, tp)
+		if cdr := lastCDR(t, tp, inv.CallID().Value()); string(cdr.Disposition) != tc.condition || cdr.Status != tc.want {
+			t.Fatalf("%d: CDR %+v", tc.code, cdr)
+		}
+	}
+}
+
+// TestCallSecondForkAnswersLate: both forks answer; the second 200 is ACKed and hung up, and the
+// caller sees one call.
+func TestCallSecondForkAnswersLate(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 2)
+	msg, inv := invite(caller)
+	caller.send(msg)
+	b1 := callees[0].waitRequest(sip.INVITE)
+	b2 := callees[1].waitRequest(sip.INVITE)
+	callees[0].respond(b1, 200, "OK", calleeSDP)
+	ok := caller.waitResponse(200)
+	callees[0].waitRequest(sip.ACK)
+	// The second phone answers without having seen the CANCEL (no 1xx was sent, so the PBX could
+	// not send one yet).
+	callees[1].respond(b2, 200, "OK", calleeSDP)
+	callees[1].waitRequest(sip.ACK)
+	bye := callees[1].waitRequest(sip.BYE)
+	callees[1].respond(bye, 200, "OK", "")
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	callees[0].respond(callees[0].waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
+
+// TestCallPassRedirects: with PassRedirects the caller gets the callee's 302 with its Contact.
+func TestCallPassRedirects(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{PassRedirects: true}, 1)
+	msg, _ := invite(caller)
+	caller.send(msg)
+	b := callees[0].waitRequest(sip.INVITE)
+	res := sip.NewResponseFromRequest(b, 302, "Moved Temporarily", nil)
+	res.To().Params.Add("tag", "r1")
+	res.AppendHeader(sip.NewHeader("Contact", "<sip:alice@voicemail.example>"))
+	callees[0].send(res.String())
+	got := caller.waitResponse(302)
+	if c := header(got, "Contact"); !strings.Contains(c, "sip:alice@voicemail.example") {
+		t.Fatalf("302 Contact %q", c)
+	}
+	waitIdle(t, tp)
+}
+
+// TestCallBLegTimeout: the only contact never answers anything, not even 100, and the ring
+// timeout is longer than the INVITE transaction's Timer B (64*T1 = 32 s): the caller gets 408.
+// It takes 32 s.
+func TestCallBLegTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 32 s (Timer B)")
+	}
+	tp, caller, callees := callPBX(t, pbx.Config{RingTimeout: 60 * time.Second}, 1)
+	msg, inv := invite(caller)
+	caller.send(msg)
+	callees[0].waitRequest(sip.INVITE) // and then silence; the retransmissions are ignored too
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		m := caller.recvMsg(time.Until(deadline))
+		if m == nil {
+			t.Fatal("no final answer within 40 s")
+		}
+		if res, ok := m.(*sip.Response); ok && res.StatusCode >= 200 {
+			if res.StatusCode != 408 || res.Reason != "Request Timeout" {
+				t.Fatalf("got %d %s, want 408 Request Timeout", res.StatusCode, res.Reason)
+			}
+			break
+		}
+	}
+	waitIdle(t, tp)
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Status != 408 || cdr.Disposition != store.NoAnswer {
+		t.Fatalf("CDR %+v", cdr)
+	}
+}

@@ -79,6 +79,9 @@ type Config struct {
 	// AckTimeout is how long an answered call waits for the caller's ACK before hanging up both
 	// sides. Default 32 s (64*T1).
 	AckTimeout time.Duration
+	// PassRedirects passes a callee's 3xx with its Contacts on to the caller instead of following
+	// it (the default follows, at most 5 hops, and keeps the callee's contacts hidden).
+	PassRedirects bool
 	// CopyHeaders names headers of a caller's INVITE passed on to the callee (for example
 	// "P-Asserted-Identity"). None by default: the legs share nothing but what is chosen here.
 	CopyHeaders []string
