@@ -488,7 +488,8 @@ func TestCallUnreachableContact(t *testing.T) {
 }
 
 // TestCallEarlyMediaAndInfo: a 183 reaches the caller with the callee's early-media SDP, and an
-// INFO (DTMF) in the call reaches the callee in its own dialog, its answer coming back.
+// INFO (DTMF) and an OPTIONS in the call reach the callee in its own dialog, their answers coming
+// back.
 func TestCallEarlyMediaAndInfo(t *testing.T) {
 	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
 	callee := callees[0]
@@ -516,7 +517,17 @@ func TestCallEarlyMediaAndInfo(t *testing.T) {
 	if res := caller.waitResponse(200); res.CSeq().MethodName != sip.INFO {
 		t.Fatalf("answer to INFO: %s", res.CSeq().Value())
 	}
-	caller.send(caller.inDialog("BYE", inv, ok, 3))
+	// In-dialog OPTIONS (a keep-alive some phones send) crosses the same way.
+	caller.send(caller.inDialog("OPTIONS", inv, ok, 3))
+	opt := callee.waitRequest(sip.OPTIONS)
+	if opt.CallID().Value() != b.CallID().Value() {
+		t.Fatalf("OPTIONS in another dialog: %s", opt.CallID().Value())
+	}
+	callee.respond(opt, 200, "OK", "")
+	if res := caller.waitResponse(200); res.CSeq().MethodName != sip.OPTIONS {
+		t.Fatalf("answer to OPTIONS: %s", res.CSeq().Value())
+	}
+	caller.send(caller.inDialog("BYE", inv, ok, 4))
 	caller.waitResponse(200)
 	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
 	waitIdle(t, tp)
