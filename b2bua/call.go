@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -44,6 +45,7 @@ type Call struct {
 	reFromA           bool        // the re-INVITE in progress came from the caller
 	reAnswered        bool        // its 2xx has been relayed; only the ACK is missing
 	session           *time.Timer // RFC 4028: fires when nobody refreshed the session in time
+	sdpA, sdpB        []byte      // the latest session description of each side
 
 	ack      chan struct{} // closed by the caller's ACK of our 2xx
 	ackOnce  sync.Once
@@ -60,8 +62,23 @@ type leg struct {
 	inv                                      *sip.Request
 	tx                                       sip.ClientTransaction
 	d                                        dialogSide
+	decided                                  <-chan struct{} // closed once the setup this leg belongs to is decided
+	won                                      atomic.Bool     // this leg's 2xx was taken: later 2xx are retransmissions
 	mu                                       sync.Mutex
 	ringing, cancelWanted, cancelSent, final bool
+}
+
+// legOrigin says whom a B-leg is from and to, and what it offers.
+type legOrigin struct {
+	fromUser, display, toUser string
+	body                      []byte       // the SDP offered
+	headers                   *sip.Request // request whose chosen headers are copied, or nil
+}
+
+// origin is the caller's side of the call, for its B-legs.
+func (c *Call) origin() legOrigin {
+	return legOrigin{fromUser: c.aReq.From().Address.User, display: c.aReq.From().DisplayName,
+		toUser: c.callee, body: c.aReq.Body(), headers: c.aReq}
 }
 
 type legEvent struct {
@@ -140,7 +157,7 @@ func (c *Call) run(targets []Target) {
 	unreachable := 0 // legs that failed in transport: no answer to choose from
 	pending := 0
 	for _, t := range targets {
-		l, err := c.startLeg(t)
+		l, err := c.startLeg(t, c.origin(), c.setup)
 		if err != nil {
 			c.log.Warn("b-leg not sent", "target", t.URI.String(), "dest", t.Dest, "error", err)
 			unreachable++
@@ -267,7 +284,7 @@ func (c *Call) redirect(res *sip.Response, tried map[string]bool, hops *int, eve
 		if t, ok := uri.UriParams.Get("transport"); ok && t != "" {
 			transport = strings.ToLower(t)
 		}
-		l, err := c.startLeg(Target{URI: uri, Transport: transport})
+		l, err := c.startLeg(Target{URI: uri, Transport: transport}, c.origin(), c.setup)
 		if err != nil {
 			c.log.Warn("redirect target not reached", "target", key, "error", err)
 			continue
@@ -301,15 +318,15 @@ func (c *Call) finishSetup() {
 }
 
 // startLeg sends the INVITE toward one contact: a new dialog with its own Call-ID, tags, Via and
-// Contact; only the caller's display name, user part and SDP cross over.
-func (c *Call) startLeg(t Target) (*leg, error) {
+// Contact; only o's user, display name, SDP and chosen headers cross over.
+func (c *Call) startLeg(t Target, o legOrigin, decided <-chan struct{}) (*leg, error) {
 	e := c.e
-	l := &leg{c: c}
+	l := &leg{c: c, decided: decided}
 	l.d = dialogSide{
 		callID:    sip.GenerateTagN(24) + "@pbxkit",
-		localURI:  sip.Uri{Scheme: "sip", User: c.aReq.From().Address.User, Host: c.contact.Address.Host},
+		localURI:  sip.Uri{Scheme: "sip", User: o.fromUser, Host: c.contact.Address.Host},
 		localTag:  sip.GenerateTagN(16),
-		remoteURI: sip.Uri{Scheme: "sip", User: c.callee, Host: c.contact.Address.Host},
+		remoteURI: sip.Uri{Scheme: "sip", User: o.toUser, Host: c.contact.Address.Host},
 		target:    t.URI,
 		dest:      t.Dest,
 		transport: t.Transport,
@@ -319,22 +336,24 @@ func (c *Call) startLeg(t Target) (*leg, error) {
 		l.d.transport = "udp"
 	}
 	inv := l.d.requestCSeq(sip.INVITE, 1, c.contact, e.cfg.BranchPrefix)
-	if dn := c.aReq.From().DisplayName; dn != "" {
-		inv.From().DisplayName = dn
+	if o.display != "" {
+		inv.From().DisplayName = o.display
 	}
 	if mf := c.aReq.MaxForwards(); mf != nil && *mf > 0 {
 		*inv.MaxForwards() = *mf - 1
 	}
-	inv.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
-	copyTimerHeaders(c.aReq, inv)
-	for _, name := range e.cfg.CopyHeaders {
-		for _, h := range c.aReq.GetHeaders(name) {
-			inv.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+	inv.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY"))
+	if o.headers != nil {
+		copyTimerHeaders(o.headers, inv)
+		for _, name := range e.cfg.CopyHeaders {
+			for _, h := range o.headers.GetHeaders(name) {
+				inv.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+			}
 		}
 	}
-	if body := c.aReq.Body(); len(body) > 0 {
+	if len(o.body) > 0 {
 		inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		inv.SetBody(body)
+		inv.SetBody(o.body)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -357,13 +376,13 @@ func (l *leg) read(events chan<- legEvent) {
 			}
 			select {
 			case events <- legEvent{l: l, res: res}:
-			case <-l.c.setup:
+			case <-l.decided:
 				l.late(res)
 			}
 		case <-l.tx.Done():
 			select {
 			case events <- legEvent{l: l, err: l.tx.Err()}:
-			case <-l.c.setup:
+			case <-l.decided:
 			}
 			return
 		}
@@ -415,11 +434,7 @@ func (l *leg) late(res *sip.Response) {
 	if !res.IsSuccess() {
 		return
 	}
-	c := l.c
-	c.mu.Lock()
-	won := c.winner == l
-	c.mu.Unlock()
-	if won {
+	if l.won.Load() {
 		l.ack(res)
 		return
 	}
@@ -476,9 +491,11 @@ func (c *Call) cancelLegs(keep *leg) {
 // Without an ACK within 64*T1 both sides are hung up.
 func (c *Call) answer(l *leg, res *sip.Response) {
 	e := c.e
+	l.won.Store(true)
 	c.mu.Lock()
 	c.winner, c.answered = l, true
 	c.rec.Answer = time.Now()
+	c.sdpA, c.sdpB = c.aReq.Body(), res.Body()
 	c.mu.Unlock()
 	// Before the caller gets its 200: after it, the caller's BYE can end the call at any moment.
 	c.emit(CallAnswered, 200)
@@ -535,6 +552,8 @@ func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 			by = "caller"
 		}
 		c.hangup(!aleg, aleg, by, "BYE from the "+by)
+	case sip.REFER:
+		c.transfer(req, tx, aleg)
 	default:
 		c.relay(req, tx, aleg)
 	}
@@ -649,6 +668,13 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 			c.mu.Lock()
 			if t, ok := remoteTargetOf(res); ok {
 				other.target = t
+			}
+			if len(req.Body()) > 0 && len(res.Body()) > 0 {
+				if aleg {
+					c.sdpA, c.sdpB = req.Body(), res.Body()
+				} else {
+					c.sdpB, c.sdpA = req.Body(), res.Body()
+				}
 			}
 			ack := other.requestCSeq(sip.ACK, out.CSeq().SeqNo, c.contact, e.cfg.BranchPrefix)
 			acked := make(chan struct{})

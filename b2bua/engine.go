@@ -37,6 +37,8 @@ type Config struct {
 	// "P-Asserted-Identity" where the PBX's trunks expect it). Nothing else crosses: topology
 	// hiding is the default, and each header that crosses is chosen here.
 	CopyHeaders []string
+	// Resolve finds the contacts of a transfer target (REFER). Without it REFER is answered 501.
+	Resolve Resolver
 	// OnEvent, when set, is told of every call event. It is called on the call's goroutines and
 	// must not block.
 	OnEvent func(Event)
@@ -110,6 +112,12 @@ func (e *Engine) Dialogs() int {
 func (e *Engine) addDialog(d *dialogSide, c *Call, aleg bool) {
 	e.mu.Lock()
 	e.dialogs[d.key()] = dialogRef{call: c, aleg: aleg}
+	e.mu.Unlock()
+}
+
+func (e *Engine) removeDialog(key string) {
+	e.mu.Lock()
+	delete(e.dialogs, key)
 	e.mu.Unlock()
 }
 

@@ -7,10 +7,11 @@ type EventKind string
 
 // Call events, in the order a call can see them.
 const (
-	CallNew      EventKind = "call.new"      // an INVITE was taken: the B-legs are being sent
-	CallRinging  EventKind = "call.ringing"  // a callee answered 180 or 183
-	CallAnswered EventKind = "call.answered" // a callee answered 2xx
-	CallEnded    EventKind = "call.ended"    // the call is over: Status, HangupBy and Reason say how
+	CallNew         EventKind = "call.new"         // an INVITE was taken: the B-legs are being sent
+	CallRinging     EventKind = "call.ringing"     // a callee answered 180 or 183
+	CallAnswered    EventKind = "call.answered"    // a callee answered 2xx
+	CallTransferred EventKind = "call.transferred" // a side was replaced by a transfer target (REFER)
+	CallEnded       EventKind = "call.ended"       // the call is over: Status, HangupBy and Reason say how
 )
 
 // Event is something that happened to a call.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -797,4 +798,97 @@ func TestCallBLegTimeout(t *testing.T) {
 	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Status != 408 || cdr.Disposition != store.NoAnswer {
 		t.Fatalf("CDR %+v", cdr)
 	}
+}
+
+// TestCallBlindTransfer: the callee transfers the caller to extension 300 with REFER. The PBX
+// rings 300 with the caller's SDP, re-INVITEs the caller with 300's SDP, reports to the
+// transferor with NOTIFY (100, then 200) and hangs it up; the caller and 300 then talk until the
+// caller's BYE reaches 300.
+func TestCallBlindTransfer(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	callee := callees[0]
+	tp.addExt(t, "300", "pw300")
+	third := newClient(t, tp.addr)
+	if err := tp.store.PutBinding(context.Background(), store.Binding{Extension: "300", Contact: "sip:300@" + third.addr(),
+		Source: third.addr(), Transport: "udp", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	sub := tp.Subscribe(16)
+	inv, ok, bInv := answeredCall(t, tp, caller, callee)
+
+	refer := "REFER sip:200@" + tp.addr.String() + " SIP/2.0\r\nVia: SIP/2.0/UDP " + callee.addr() + ";branch=z9hG4bK-refer;rport\r\n" +
+		"Max-Forwards: 70\r\nFrom: " + bInv.To().Value() + ";tag=callee-tag\r\nTo: " + bInv.From().Value() + "\r\n" +
+		"Call-ID: " + bInv.CallID().Value() + "\r\nCSeq: 5 REFER\r\nContact: <sip:callee@" + callee.addr() + ">\r\n" +
+		"Refer-To: <sip:300@pbx.test>\r\nContent-Length: 0\r\n\r\n"
+	callee.send(refer)
+	if res := callee.waitResponse(202); res.Reason != "Accepted" {
+		t.Fatalf("REFER answered %d %s", res.StatusCode, res.Reason)
+	}
+	trying := callee.waitRequest(sip.NOTIFY)
+	if !strings.Contains(string(trying.Body()), "SIP/2.0 100 Trying") || header2(trying, "Event") != "refer" {
+		t.Fatalf("first NOTIFY: Event %q body %q", header2(trying, "Event"), trying.Body())
+	}
+	callee.respond(trying, 200, "OK", "")
+
+	b3 := third.waitRequest(sip.INVITE)
+	if b3.From().Address.User != "100" || string(b3.Body()) != sdpBody {
+		t.Fatalf("INVITE to 300 from %q with %q", b3.From().Address.User, b3.Body())
+	}
+	thirdSDP := strings.Replace(calleeSDP, "m=audio 5000", "m=audio 7000", 1)
+	third.respond(b3, 200, "OK", thirdSDP)
+	third.waitRequest(sip.ACK)
+
+	re := caller.waitRequest(sip.INVITE)
+	if re.CallID().Value() != inv.CallID().Value() || string(re.Body()) != thirdSDP {
+		t.Fatalf("re-INVITE to the caller in %s with %q", re.CallID().Value(), re.Body())
+	}
+	caller.respond(re, 200, "OK", sdpBody)
+	caller.waitRequest(sip.ACK)
+
+	done := callee.waitRequest(sip.NOTIFY)
+	if !strings.Contains(string(done.Body()), "SIP/2.0 200 OK") || !strings.HasPrefix(header2(done, "Subscription-State"), "terminated") {
+		t.Fatalf("final NOTIFY: %q %q", header2(done, "Subscription-State"), done.Body())
+	}
+	callee.respond(done, 200, "OK", "")
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	bye3 := third.waitRequest(sip.BYE)
+	if bye3.CallID().Value() != b3.CallID().Value() {
+		t.Fatalf("BYE to 300 in another dialog: %s", bye3.CallID().Value())
+	}
+	third.respond(bye3, 200, "OK", "")
+	waitIdle(t, tp)
+	var kinds []string
+	for len(sub.C) > 0 {
+		kinds = append(kinds, (<-sub.C).Kind)
+	}
+	if !slices.Contains(kinds, "call.transferred") {
+		t.Fatalf("events %v lack call.transferred", kinds)
+	}
+}
+
+// TestCallTransferToUnknownTarget: the transfer target does not exist; the transferor hears
+// 404 in the final NOTIFY and the original call goes on.
+func TestCallTransferToUnknownTarget(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	callee := callees[0]
+	inv, ok, bInv := answeredCall(t, tp, caller, callee)
+	callee.send("REFER sip:200@" + tp.addr.String() + " SIP/2.0\r\nVia: SIP/2.0/UDP " + callee.addr() + ";branch=z9hG4bK-refer2;rport\r\n" +
+		"Max-Forwards: 70\r\nFrom: " + bInv.To().Value() + ";tag=callee-tag\r\nTo: " + bInv.From().Value() + "\r\n" +
+		"Call-ID: " + bInv.CallID().Value() + "\r\nCSeq: 5 REFER\r\nContact: <sip:callee@" + callee.addr() + ">\r\n" +
+		"Refer-To: <sip:999@pbx.test>\r\nContent-Length: 0\r\n\r\n")
+	callee.waitResponse(202)
+	callee.respond(callee.waitRequest(sip.NOTIFY), 200, "OK", "")
+	final := callee.waitRequest(sip.NOTIFY)
+	if !strings.Contains(string(final.Body()), "SIP/2.0 404 Not Found") {
+		t.Fatalf("final NOTIFY body %q", final.Body())
+	}
+	callee.respond(final, 200, "OK", "")
+	// Still connected: the caller's BYE reaches the callee.
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
 }

@@ -54,5 +54,5 @@ func Example_embedding() {
 	}
 	// Output:
 	// SIP/2.0 200 OK
-	// Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE
+	// Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY
 }

@@ -33,11 +33,11 @@ var knownMethods = []sip.RequestMethod{
 // served are the methods pbxkit handles; Allow lists them.
 var served = map[sip.RequestMethod]bool{
 	sip.INVITE: true, sip.ACK: true, sip.CANCEL: true, sip.BYE: true, sip.OPTIONS: true,
-	sip.REGISTER: true, sip.INFO: true, sip.UPDATE: true,
+	sip.REGISTER: true, sip.INFO: true, sip.UPDATE: true, sip.REFER: true, sip.NOTIFY: true,
 }
 
 const (
-	allowValue  = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
+	allowValue  = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY"
 	acceptValue = "application/sdp"
 )
 
@@ -493,7 +493,7 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 	case sip.CANCEL:
 		// sipgo answers CANCELs that match an INVITE transaction itself; this one matched none.
 		p.reply(req, tx, 481, "no matching transaction")
-	default: // BYE, INFO, UPDATE: only meaningful inside a dialog.
+	default: // BYE, INFO, UPDATE, REFER, NOTIFY: served only inside a call's dialog.
 		p.reply(req, tx, 481, "no such dialog")
 	}
 }

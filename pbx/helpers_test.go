@@ -342,7 +342,7 @@ func (c *uaClient) waitResponse(code int) *sip.Response {
 func (c *uaClient) respond(req *sip.Request, code int, reason string, body string) {
 	c.t.Helper()
 	res := sip.NewResponseFromRequest(req, code, reason, []byte(body))
-	if code > 100 {
+	if _, has := req.To().Params.Get("tag"); !has && code > 100 {
 		res.To().Params.Add("tag", "callee-tag")
 	}
 	res.AppendHeader(sip.NewHeader("Contact", "<sip:callee@"+c.addr()+">"))

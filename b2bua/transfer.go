@@ -1,0 +1,244 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/internal/sipx"
+)
+
+// Resolver maps a transfer target (the Refer-To URI) to the contacts to ring. When the target
+// cannot be called it returns a *StatusError saying why (404, 486, 480, ...).
+type Resolver func(ctx context.Context, target sip.Uri) ([]Target, error)
+
+// StatusError is a routing failure with the SIP status that describes it.
+type StatusError struct {
+	Code   int
+	Reason string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%d %s", e.Code, e.Reason) }
+
+// transfer carries out a blind transfer (RFC 3515, RFC 5589 §6): one side (the transferor)
+// asks with REFER that the other side (the transferee) be connected to the Refer-To target.
+//
+// The PBX accepts (202), reports progress to the transferor with NOTIFY (message/sipfrag), rings
+// the target as the transferee with the transferee's current SDP, and on answer re-INVITEs the
+// transferee with the target's SDP, so the transferee talks to the target in the same call. The
+// transferor then gets a final NOTIFY and is hung up. If the target cannot be reached the final
+// NOTIFY says why and the original call goes on.
+func (c *Call) transfer(req *sip.Request, tx sip.ServerTransaction, fromA bool) {
+	e := c.e
+	c.mu.Lock()
+	w := c.winner
+	tag, x, y, ySDP, yUser := c.a.localTag, &c.a, &w.d, c.sdpB, c.callee
+	if !fromA {
+		tag, x, y, ySDP, yUser = w.d.localTag, &w.d, &c.a, c.sdpA, c.rec.Caller
+	}
+	c.mu.Unlock()
+	refer := req.ReferTo()
+	switch {
+	case refer == nil || refer.Address.Scheme == "":
+		e.respond(req, tx, 400, tag, nil, sip.NewHeader("Warning", `399 pbxkit "REFER needs a Refer-To"`))
+		return
+	case e.cfg.Resolve == nil:
+		e.respond(req, tx, 501, tag, nil)
+		return
+	}
+	if _, err := e.respond(req, tx, 202, tag, nil); err != nil {
+		return
+	}
+	e.active.Add(1)
+	defer e.active.Done()
+	target := refer.Address
+	log := c.log.With("transfer_to", target.String())
+	c.notify(x, 100, false)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	targets, err := e.cfg.Resolve(ctx, target)
+	cancel()
+	if err != nil {
+		code := 404
+		var se *StatusError
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		log.Info("transfer target cannot be called", "status", code, "error", err)
+		c.notify(x, code, true)
+		return
+	}
+	l, res, code := c.dial(targets, legOrigin{fromUser: yUser, toUser: target.User, body: ySDP})
+	if l == nil {
+		log.Info("transfer target did not answer", "status", code)
+		c.notify(x, code, true)
+		return
+	}
+	answer, ok := c.reoffer(y, res.Body())
+	if !ok {
+		log.Warn("transferee did not take the new session")
+		l.bye()
+		c.notify(x, 500, true)
+		return
+	}
+
+	// The target takes the transferor's place in the call.
+	c.mu.Lock()
+	old := *x
+	if fromA {
+		c.a = l.d
+		c.sdpA, c.sdpB = res.Body(), answer
+		e.addDialog(&c.a, c, true)
+	} else {
+		c.winner = l
+		c.sdpB, c.sdpA = res.Body(), answer
+		e.addDialog(&l.d, c, false)
+	}
+	c.mu.Unlock()
+	e.removeDialog(old.key())
+	log.Info("call transferred")
+	c.emit(CallTransferred, 200)
+	c.notify(&old, 200, true)
+	gone := &leg{c: c, d: old}
+	gone.bye()
+}
+
+// notify reports a transfer's progress to the transferor in its dialog (RFC 3515 §2.4.5): the
+// status line of the target's answer as message/sipfrag.
+func (c *Call) notify(d *dialogSide, code int, final bool) {
+	e := c.e
+	c.mu.Lock()
+	n := d.request(sip.NOTIFY, c.contact, e.cfg.BranchPrefix)
+	c.mu.Unlock()
+	n.AppendHeader(sip.NewHeader("Event", "refer"))
+	state := "active;expires=60"
+	if final {
+		state = "terminated;reason=noresource"
+	}
+	n.AppendHeader(sip.NewHeader("Subscription-State", state))
+	n.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
+	n.SetBody([]byte(fmt.Sprintf("SIP/2.0 %d %s\r\n", code, sipx.Reason(code))))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.client.Do(ctx, n); err != nil {
+		c.log.Debug("notify of transfer", "error", err)
+	}
+}
+
+// dial rings targets with o's offer and returns the leg that answered with its 2xx (ACKed), or the
+// status that describes why none did. Unlike call setup it relays nothing to the other side and
+// does not follow redirects.
+func (c *Call) dial(targets []Target, o legOrigin) (*leg, *sip.Response, int) {
+	e := c.e
+	decided := make(chan struct{})
+	defer close(decided)
+	events := make(chan legEvent)
+	var legs []*leg
+	var codes []int
+	unreachable := 0
+	for _, t := range targets {
+		l, err := c.startLeg(t, o, decided)
+		if err != nil {
+			unreachable++
+			continue
+		}
+		legs = append(legs, l)
+		e.bg.Add(1)
+		go l.read(events)
+	}
+	cancelAll := func(keep *leg) {
+		for _, l := range legs {
+			if l != keep {
+				l.cancel()
+			}
+		}
+	}
+	ring := time.NewTimer(e.cfg.RingTimeout)
+	defer ring.Stop()
+	for pending := len(legs); pending > 0; {
+		select {
+		case ev := <-events:
+			switch {
+			case ev.err != nil:
+				pending--
+				if errors.Is(ev.err, sip.ErrTransactionTimeout) {
+					codes = append(codes, 408)
+				} else {
+					unreachable++
+				}
+			case ev.res.IsProvisional():
+			case ev.res.IsSuccess():
+				ev.l.won.Store(true)
+				ev.l.establish(ev.res)
+				ev.l.ack(ev.res)
+				cancelAll(ev.l)
+				return ev.l, ev.res, 200
+			default:
+				pending--
+				code := ev.res.StatusCode
+				if code/100 == 3 {
+					code = 480
+				}
+				codes = append(codes, code)
+			}
+		case <-ring.C:
+			cancelAll(nil)
+			return nil, nil, 480
+		case <-c.done:
+			cancelAll(nil)
+			return nil, nil, 487
+		case <-e.quit:
+			cancelAll(nil)
+			return nil, nil, 503
+		}
+	}
+	if len(codes) == 0 {
+		return nil, nil, 503
+	}
+	return nil, nil, chooseFinal(codes)
+}
+
+// reoffer re-INVITEs side d with sdp (the new peer's session) and returns d's answer.
+func (c *Call) reoffer(d *dialogSide, sdp []byte) ([]byte, bool) {
+	e := c.e
+	c.mu.Lock()
+	out := d.request(sip.INVITE, c.contact, e.cfg.BranchPrefix)
+	c.mu.Unlock()
+	out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	out.SetBody(sdp)
+	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
+	defer cancel()
+	otx, err := e.client.TransactionRequest(ctx, out)
+	if err != nil {
+		return nil, false
+	}
+	defer otx.Terminate()
+	for {
+		select {
+		case res := <-otx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			if !res.IsSuccess() {
+				return nil, false
+			}
+			c.mu.Lock()
+			if t, ok := remoteTargetOf(res); ok {
+				d.target = t
+			}
+			ack := d.requestCSeq(sip.ACK, out.CSeq().SeqNo, c.contact, e.cfg.BranchPrefix)
+			c.mu.Unlock()
+			if err := e.client.WriteRequest(ack); err != nil {
+				c.log.Debug("ack of re-offer", "error", err)
+			}
+			return res.Body(), true
+		case <-otx.Done():
+			return nil, false
+		case <-c.done:
+			return nil, false
+		}
+	}
+}
