@@ -153,14 +153,13 @@ func (e *Engine) Connect(req *sip.Request, tx sip.ServerTransaction, callee stri
 func (c *Call) run(targets []Target) {
 	e := c.e
 	events := make(chan legEvent)
-	var codes []int  // final answers of the callee's contacts
-	unreachable := 0 // legs that failed in transport: no answer to choose from
+	var out outcome
 	pending := 0
 	for _, t := range targets {
 		l, err := c.startLeg(t, c.origin(), c.setup)
 		if err != nil {
 			c.log.Warn("b-leg not sent", "target", t.URI.String(), "dest", t.Dest, "error", err)
-			unreachable++
+			out.ended(err)
 			continue
 		}
 		c.mu.Lock()
@@ -185,11 +184,7 @@ func (c *Call) run(targets []Target) {
 			switch {
 			case ev.err != nil:
 				pending--
-				if errors.Is(ev.err, sip.ErrTransactionTimeout) {
-					codes = append(codes, 408)
-				} else {
-					unreachable++
-				}
+				out.ended(ev.err)
 			case ev.res.IsProvisional():
 				if code := ev.res.StatusCode; code > 100 && (!relayed[code] || len(ev.res.Body()) > 0) {
 					if !relayed[180] && !relayed[183] {
@@ -204,7 +199,7 @@ func (c *Call) run(targets []Target) {
 				return
 			case ev.res.StatusCode/100 == 3 && e.cfg.PassRedirects:
 				pending--
-				codes = append(codes, ev.res.StatusCode)
+				out.answered(ev.res.StatusCode)
 				if redirects == nil {
 					for _, h := range ev.res.GetHeaders("Contact") {
 						redirects = append(redirects, sip.NewHeader("Contact", h.Value()))
@@ -215,11 +210,11 @@ func (c *Call) run(targets []Target) {
 				n := c.redirect(ev.res, tried, &hops, events)
 				pending += n
 				if n == 0 {
-					codes = append(codes, 480) // nowhere new to go; the callee's Contacts stay hidden
+					out.answered(480) // nowhere new to go; the callee's Contacts stay hidden
 				}
 			default:
 				pending--
-				codes = append(codes, ev.res.StatusCode)
+				out.answered(ev.res.StatusCode)
 			}
 		case <-ring.C:
 			c.cancelLegs(nil)
@@ -241,24 +236,16 @@ func (c *Call) run(targets []Target) {
 			return
 		}
 	}
-	if len(codes) == 0 && unreachable > 0 {
-		// No contact could be reached at all: the PBX, not the callee, failed (issue: transport
-		// error → 503). A 503 *answer* from a callee is different and becomes 500 (§16.7).
-		c.fail(503, "pbx", "no contact of the callee could be reached")
-		return
-	}
-	final := chooseFinal(codes)
-	if final == 401 || final == 407 {
-		// The callee challenged the PBX; its credentials are no business of the caller's, who
-		// could not answer that challenge anyway.
-		c.fail(403, "callee", "the callee demanded credentials")
-		return
-	}
-	if final/100 == 3 {
+	switch final := out.final(); {
+	case len(out.codes) == 0:
+		c.fail(final, "pbx", "no contact of the callee could be reached")
+	case final/100 == 3:
 		c.fail(final, "callee", "redirected", redirects...)
-		return
+	case final == 403:
+		c.fail(final, "callee", "the callee demanded credentials")
+	default:
+		c.fail(final, "callee", "no contact answered")
 	}
-	c.fail(final, "callee", "no contact answered")
 }
 
 // maxRedirects bounds how many contacts from 3xx answers one call follows.

@@ -1,5 +1,45 @@
 package b2bua
 
+import (
+	"errors"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// outcome collects why B-legs failed, to choose the caller's answer once all have.
+type outcome struct {
+	codes       []int // final answers of the contacts
+	unreachable int   // legs whose transaction ended without any answer but a timeout
+}
+
+// answered records a contact's final refusal.
+func (o *outcome) answered(code int) { o.codes = append(o.codes, code) }
+
+// ended records a leg whose transaction ended without a final answer: a timeout is 408, anything
+// else means the contact could not be reached.
+func (o *outcome) ended(err error) {
+	if errors.Is(err, sip.ErrTransactionTimeout) {
+		o.codes = append(o.codes, 408)
+		return
+	}
+	o.unreachable++
+}
+
+// final is the status for the caller: 503 when no contact answered anything (the PBX failed to
+// reach them, not the callee), otherwise chooseFinal's pick, where a callee's challenge (401/407)
+// becomes 403: it was meant for the PBX, and the caller could not answer it.
+func (o *outcome) final() int {
+	if len(o.codes) == 0 {
+		return 503
+	}
+	switch f := chooseFinal(o.codes); f {
+	case 401, 407:
+		return 403
+	default:
+		return f
+	}
+}
+
 // chooseFinal picks the final response for the caller when every B-leg failed, as a forking proxy
 // does (RFC 3261 §16.7 step 6): a 6xx if there is one; otherwise the lowest class, preferring
 // within 4xx the codes that tell the caller how to retry (401, 407, 415, 420, 484); 503 becomes

@@ -137,12 +137,11 @@ func (c *Call) dial(targets []Target, o legOrigin) (*leg, *sip.Response, int) {
 	defer close(decided)
 	events := make(chan legEvent)
 	var legs []*leg
-	var codes []int
-	unreachable := 0
+	var out outcome
 	for _, t := range targets {
 		l, err := c.startLeg(t, o, decided)
 		if err != nil {
-			unreachable++
+			out.ended(err)
 			continue
 		}
 		legs = append(legs, l)
@@ -164,11 +163,7 @@ func (c *Call) dial(targets []Target, o legOrigin) (*leg, *sip.Response, int) {
 			switch {
 			case ev.err != nil:
 				pending--
-				if errors.Is(ev.err, sip.ErrTransactionTimeout) {
-					codes = append(codes, 408)
-				} else {
-					unreachable++
-				}
+				out.ended(ev.err)
 			case ev.res.IsProvisional():
 			case ev.res.IsSuccess():
 				ev.l.won.Store(true)
@@ -180,9 +175,9 @@ func (c *Call) dial(targets []Target, o legOrigin) (*leg, *sip.Response, int) {
 				pending--
 				code := ev.res.StatusCode
 				if code/100 == 3 {
-					code = 480
+					code = 480 // transfers do not follow redirects
 				}
-				codes = append(codes, code)
+				out.answered(code)
 			}
 		case <-ring.C:
 			cancelAll(nil)
@@ -195,10 +190,7 @@ func (c *Call) dial(targets []Target, o legOrigin) (*leg, *sip.Response, int) {
 			return nil, nil, 503
 		}
 	}
-	if len(codes) == 0 {
-		return nil, nil, 503
-	}
-	return nil, nil, chooseFinal(codes)
+	return nil, nil, out.final()
 }
 
 // reoffer re-INVITEs side d with sdp (the new peer's session) and returns d's answer.
