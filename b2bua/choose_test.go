@@ -1,6 +1,11 @@
 package b2bua
 
-import "testing"
+import (
+	"errors"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
 
 func TestChooseFinal(t *testing.T) {
 	for _, tc := range []struct {
@@ -23,5 +28,31 @@ func TestChooseFinal(t *testing.T) {
 		if got := chooseFinal(tc.codes); got != tc.want {
 			t.Errorf("chooseFinal(%v) = %d, want %d", tc.codes, got, tc.want)
 		}
+	}
+}
+
+func TestOutcomeFinal(t *testing.T) {
+	var unreachable outcome
+	unreachable.ended(errors.New("connection refused"))
+	if got := unreachable.final(); got != 503 {
+		t.Errorf("only unreachable contacts: %d, want 503", got)
+	}
+	var timedOut outcome
+	timedOut.ended(sip.ErrTransactionTimeout)
+	timedOut.ended(errors.New("connection refused"))
+	if got := timedOut.final(); got != 408 {
+		t.Errorf("a timeout and an unreachable contact: %d, want 408", got)
+	}
+	var challenged outcome
+	challenged.answered(407)
+	challenged.answered(486)
+	if got := challenged.final(); got != 403 {
+		t.Errorf("a callee's challenge: %d, want 403", got)
+	}
+	var busy outcome
+	busy.answered(486)
+	busy.ended(errors.New("connection refused"))
+	if got := busy.final(); got != 486 {
+		t.Errorf("one busy, one unreachable: %d, want 486", got)
 	}
 }
