@@ -345,7 +345,7 @@ func TestCallReInviteGlare(t *testing.T) {
 // a phone that answers by the Via (not the source address) reaches the PBX.
 func TestCallViaNamesThePBX(t *testing.T) {
 	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
-	_, _, bInv := answeredCall(t, tp, caller, callees[0])
+	inv, ok, bInv := answeredCall(t, tp, caller, callees[0])
 	via := bInv.Via()
 	if via.Host != "127.0.0.1" || via.Port != tp.addr.Port {
 		t.Fatalf("Via sent-by %s:%d, want the PBX at %s", via.Host, via.Port, tp.addr)
@@ -353,6 +353,14 @@ func TestCallViaNamesThePBX(t *testing.T) {
 	if _, ok := via.Params.Get("rport"); !ok {
 		t.Fatal("Via without rport")
 	}
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	bye := callees[0].waitRequest(sip.BYE)
+	if v := bye.Via(); v.Host != "127.0.0.1" || v.Port != tp.addr.Port {
+		t.Fatalf("BYE Via sent-by %s:%d", v.Host, v.Port)
+	}
+	callees[0].respond(bye, 200, "OK", "")
+	waitIdle(t, tp)
 }
 
 // TestCallLimit: with MaxCalls 1, a second call while the first rings gets 503 with Retry-After.
@@ -694,6 +702,7 @@ func TestStray2xxAckedAndHungUp(t *testing.T) {
 		}
 	}
 	phone.respond(bye, 200, "OK", "")
+	waitIdle(t, tp)
 }
 
 // TestCallFinalAnswersPassThrough: a callee's final refusal reaches the caller with the IANA
