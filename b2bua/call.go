@@ -430,8 +430,11 @@ func (l *leg) late(res *sip.Response) {
 	l.bye()
 }
 
-// establish completes the leg's dialog from its 2xx.
+// establish completes the leg's dialog from its 2xx. Like every use of a dialog once the call is
+// up, it holds the call's lock: relayed requests and transfers use the same dialog concurrently.
 func (l *leg) establish(res *sip.Response) {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
 	l.d.remoteTag, _ = res.To().Params.Get("tag")
 	if t, ok := remoteTargetOf(res); ok {
 		l.d.target = t
@@ -440,7 +443,9 @@ func (l *leg) establish(res *sip.Response) {
 }
 
 func (l *leg) ack(res *sip.Response) {
+	l.c.mu.Lock()
 	ack := l.d.requestCSeq(sip.ACK, l.inv.CSeq().SeqNo, l.c.contact, l.c.e.cfg.BranchPrefix)
+	l.c.mu.Unlock()
 	if err := l.c.e.client.WriteRequest(ack); err != nil {
 		l.c.log.Warn("ack to callee", "error", err)
 	}
@@ -449,7 +454,9 @@ func (l *leg) ack(res *sip.Response) {
 // bye ends the leg's dialog; it waits for the answer (or its timeout) in the background.
 func (l *leg) bye() {
 	e := l.c.e
+	l.c.mu.Lock()
 	bye := l.d.request(sip.BYE, l.c.contact, e.cfg.BranchPrefix)
+	l.c.mu.Unlock()
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
@@ -529,11 +536,7 @@ func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 			c.ackOnce.Do(func() { close(c.ack) })
 		}
 	case sip.BYE:
-		tag := c.a.localTag
-		if !aleg {
-			tag = c.winnerTag()
-		}
-		e.respond(req, tx, 200, tag, nil)
+		e.respond(req, tx, 200, c.localTag(aleg), nil)
 		by := "callee"
 		if aleg {
 			by = "caller"
@@ -546,9 +549,13 @@ func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 	}
 }
 
-func (c *Call) winnerTag() string {
+// localTag is the PBX's tag in the caller's dialog (aleg) or the callee's.
+func (c *Call) localTag(aleg bool) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if aleg {
+		return c.a.localTag
+	}
 	if c.winner == nil {
 		return ""
 	}
@@ -561,12 +568,11 @@ func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 	e := c.e
 	c.mu.Lock()
 	w := c.winner
-	c.mu.Unlock()
-	tag := c.a.localTag
-	other := &c.a
+	tag, other := w.d.localTag, &c.a // answering the callee; passing on to the caller
 	if aleg {
-		tag, other = w.d.localTag, &w.d
+		tag, other = c.a.localTag, &w.d
 	}
+	c.mu.Unlock()
 	if req.Method == sip.INVITE {
 		c.reinvite(req, tx, aleg, tag, other)
 		return

@@ -523,8 +523,13 @@ func TestCallEarlyMediaAndInfo(t *testing.T) {
 		t.Fatalf("INFO at the callee: call %s, %s %q", got.CallID().Value(), got.ContentType().Value(), got.Body())
 	}
 	callee.respond(got, 200, "OK", "")
-	if res := caller.waitResponse(200); res.CSeq().MethodName != sip.INFO {
+	res := caller.waitResponse(200)
+	if res.CSeq().MethodName != sip.INFO {
 		t.Fatalf("answer to INFO: %s", res.CSeq().Value())
+	}
+	want, _ := ok.To().Params.Get("tag")
+	if tag, _ := res.To().Params.Get("tag"); tag != want {
+		t.Fatalf("answer to INFO carries To tag %q, not the caller's dialog's %q", tag, want)
 	}
 	// In-dialog OPTIONS (a keep-alive some phones send) crosses the same way.
 	caller.send(caller.inDialog("OPTIONS", inv, ok, 3))
