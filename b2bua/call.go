@@ -511,7 +511,8 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 	if !c.retransmitUntil(c.aTx, ok, c.ack) {
 		select {
 		case <-c.done:
-		case <-e.quit: // Shutdown hangs the call up
+		case <-e.quit:
+			c.Hangup("pbx shutdown") // also when Shutdown looked while the call was still ringing
 		default:
 			c.log.Warn("caller never acknowledged the 200: hanging up")
 			c.Hangup("no ACK from the caller")
@@ -730,14 +731,16 @@ func (c *Call) Hangup(reason string) {
 
 // hangup sends BYE to the sides asked for and ends the call.
 func (c *Call) hangup(toCaller, toCallee bool, by, reason string) {
+	c.mu.Lock()
+	answered, w := c.answered, c.winner
+	c.mu.Unlock()
+	if !answered {
+		// Still ringing: stop the legs; setup ends the call and answers the caller. This must not
+		// use up hangOnce, or a 2xx that wins the race could never be hung up.
+		c.cancelLegs(nil)
+		return
+	}
 	c.hangOnce.Do(func() {
-		c.mu.Lock()
-		answered, w := c.answered, c.winner
-		c.mu.Unlock()
-		if !answered {
-			c.cancelLegs(nil)
-			return // setup ends the call and answers the caller
-		}
 		if toCallee {
 			w.bye()
 		}

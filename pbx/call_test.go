@@ -906,3 +906,45 @@ func TestCallTransferToUnknownTarget(t *testing.T) {
 	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
 	waitIdle(t, tp)
 }
+
+// TestShutdownWhileRingingRacesAnswer: the PBX shuts down while a call rings, and the callee's
+// 200 crosses the CANCEL. Whichever the PBX sees first, both sides end: the callee's 200 is
+// ACKed and BYEd, the caller gets 503, or 200 and then BYE.
+func TestShutdownWhileRingingRacesAnswer(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	callee := callees[0]
+	msg, _ := invite(caller)
+	caller.send(msg)
+	b := callee.waitRequest(sip.INVITE)
+	callee.respond(b, 180, "Ringing", "")
+	caller.waitResponse(180)
+	done := make(chan error, 1)
+	go func() { done <- tp.Shutdown(context.Background()) }()
+	cancel := callee.waitRequest(sip.CANCEL)
+	callee.respond(b, 200, "OK", calleeSDP) // crosses the CANCEL
+	callee.respond(cancel, 200, "OK", "")
+	callee.waitRequest(sip.ACK)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	for final := false; !final; {
+		switch m := caller.recvMsg(5 * time.Second).(type) {
+		case *sip.Response:
+			switch m.StatusCode {
+			case 503:
+				final = true
+			case 200:
+				caller.respond(caller.waitRequest(sip.BYE), 200, "OK", "")
+				final = true
+			}
+		case *sip.Request:
+			t.Fatalf("unexpected %s to the caller", m.Method)
+		case nil:
+			t.Fatal("the caller got no final answer")
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if tp.ActiveCalls() != 0 || tp.ActiveDialogs() != 0 {
+		t.Fatalf("after shutdown: %d calls, %d dialogs", tp.ActiveCalls(), tp.ActiveDialogs())
+	}
+}
