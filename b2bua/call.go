@@ -51,7 +51,6 @@ type Call struct {
 	ackOnce  sync.Once
 	cancel   chan struct{} // closed when the caller CANCELs
 	cnclOnce sync.Once
-	setup    chan struct{} // closed when call setup is decided
 	done     chan struct{} // closed when the call has ended
 	hangOnce sync.Once
 }
@@ -105,7 +104,7 @@ func (c *Call) Record() Record {
 func (e *Engine) Connect(req *sip.Request, tx sip.ServerTransaction, callee string, targets []Target) *Call {
 	c := &Call{
 		e: e, aReq: req, aTx: tx, callee: callee,
-		ack: make(chan struct{}), setup: make(chan struct{}), done: make(chan struct{}), cancel: make(chan struct{}),
+		ack: make(chan struct{}), done: make(chan struct{}), cancel: make(chan struct{}),
 		log: e.log.With("call_id", req.CallID().Value()),
 	}
 	fromTag, _ := req.From().Params.Get("tag")
@@ -149,44 +148,100 @@ func (e *Engine) Connect(req *sip.Request, tx sip.ServerTransaction, callee stri
 }
 
 // run is call setup: every B-leg rings until one answers, all fail, the ring timeout passes or
-// the caller cancels.
+// the caller cancels; then the caller is answered.
 func (c *Call) run(targets []Target) {
+	r := c.ring(targets, c.origin(), ringOptions{caller: true, follow: true})
+	switch {
+	case r.leg != nil:
+		c.answer(r.leg, r.res)
+	case r.silent:
+		c.finish(r.status, r.by, r.reason)
+	default:
+		c.fail(r.status, r.by, r.reason, r.headers...)
+	}
+}
+
+// ringOptions say how a ring behaves besides reaching its targets.
+type ringOptions struct {
+	caller bool // call setup: relay 180/183 to the caller and stop when it CANCELs
+	follow bool // follow 3xx (or pass them on, with PassRedirects); otherwise a 3xx counts as 480
+}
+
+// ringResult is what ringing came to: the leg that answered with its 2xx (already ACKed, the
+// other legs cancelled), or the status that tells the caller why none did.
+type ringResult struct {
+	leg     *leg
+	res     *sip.Response
+	status  int
+	by      string       // who ended it: "callee", "caller" or "pbx"
+	reason  string       // why, in words
+	headers []sip.Header // Contacts of a 3xx passed on
+	silent  bool         // the caller's transaction has its answer already (CANCEL, failure)
+}
+
+// ring sends one B-leg per target with o's offer and waits until one answers, all fail, the ring
+// timeout passes, the call ends or the PBX shuts down.
+func (c *Call) ring(targets []Target, o legOrigin, opt ringOptions) ringResult {
 	e := c.e
+	decided := make(chan struct{})
+	defer close(decided) // from here on the legs handle late answers themselves
 	events := make(chan legEvent)
 	var out outcome
-	pending := 0
-	for _, t := range targets {
-		l, err := c.startLeg(t, c.origin(), c.setup)
+	var legs []*leg
+	start := func(t Target) bool {
+		l, err := c.startLeg(t, o, decided)
 		if err != nil {
 			c.log.Warn("b-leg not sent", "target", t.URI.String(), "dest", t.Dest, "error", err)
 			out.ended(err)
-			continue
+			return false
 		}
-		c.mu.Lock()
-		c.legs = append(c.legs, l)
-		c.mu.Unlock()
-		pending++
+		legs = append(legs, l)
+		if opt.caller {
+			c.mu.Lock()
+			c.legs = append(c.legs, l) // for Hangup while ringing
+			c.mu.Unlock()
+		}
 		e.bg.Add(1)
 		go l.read(events)
+		return true
 	}
-	ring := time.NewTimer(e.cfg.RingTimeout)
-	defer ring.Stop()
-	relayed := map[int]bool{}
+	stop := func(keep *leg) {
+		for _, l := range legs {
+			if l != keep {
+				l.cancel()
+			}
+		}
+	}
+	pending := 0
 	tried := map[string]bool{}
 	for _, t := range targets {
 		tried[t.URI.String()] = true
+		if start(t) {
+			pending++
+		}
 	}
+	var cancelled, callerGone <-chan struct{} // nil (never ready) unless this is call setup
+	if opt.caller {
+		cancelled, callerGone = c.cancel, c.aTx.Done()
+	}
+	timer := time.NewTimer(e.cfg.RingTimeout)
+	defer timer.Stop()
+	relayed := map[int]bool{}
 	hops := 0
 	var redirects []sip.Header // Contacts of the first 3xx, when 3xx answers are passed on
 	for pending > 0 {
 		select {
 		case ev := <-events:
+			code := 0
+			if ev.res != nil {
+				code = ev.res.StatusCode
+			}
 			switch {
 			case ev.err != nil:
 				pending--
 				out.ended(ev.err)
 			case ev.res.IsProvisional():
-				if code := ev.res.StatusCode; code > 100 && (!relayed[code] || len(ev.res.Body()) > 0) {
+				if opt.caller && code > 100 && (!relayed[code] || len(ev.res.Body()) > 0) {
 					if !relayed[180] && !relayed[183] {
 						c.emit(CallRinging, code)
 					}
@@ -195,56 +250,59 @@ func (c *Call) run(targets []Target) {
 					e.respond(c.aReq, c.aTx, code, c.a.localTag, ev.res.Body(), c.contact)
 				}
 			case ev.res.IsSuccess():
-				c.answer(ev.l, ev.res)
-				return
-			case ev.res.StatusCode/100 == 3 && e.cfg.PassRedirects:
+				ev.l.won.Store(true)
+				ev.l.establish(ev.res)
+				ev.l.ack(ev.res)
+				stop(ev.l)
+				return ringResult{leg: ev.l, res: ev.res, status: 200}
+			case code/100 == 3 && opt.follow && e.cfg.PassRedirects:
 				pending--
-				out.answered(ev.res.StatusCode)
+				out.answered(code)
 				if redirects == nil {
 					for _, h := range ev.res.GetHeaders("Contact") {
 						redirects = append(redirects, sip.NewHeader("Contact", h.Value()))
 					}
 				}
-			case ev.res.StatusCode/100 == 3:
+			case code/100 == 3 && opt.follow:
 				pending--
-				n := c.redirect(ev.res, tried, &hops, events)
+				n := c.redirect(ev.res, tried, &hops, start)
 				pending += n
 				if n == 0 {
 					out.answered(480) // nowhere new to go; the callee's Contacts stay hidden
 				}
+			case code/100 == 3:
+				pending--
+				out.answered(480)
 			default:
 				pending--
-				out.answered(ev.res.StatusCode)
+				out.answered(code)
 			}
-		case <-ring.C:
-			c.cancelLegs(nil)
-			c.fail(480, "pbx", "no answer within the ring timeout")
-			return
-		case <-c.cancel:
-			c.cancelLegs(nil)
-			c.finishSetup()
-			c.finish(487, "caller", "cancelled by the caller")
-			return
-		case <-c.aTx.Done():
-			c.cancelLegs(nil)
-			c.finishSetup()
-			c.finish(500, "pbx", "the caller's transaction failed: "+errString(c.aTx.Err()))
-			return
+		case <-timer.C:
+			stop(nil)
+			return ringResult{status: 480, by: "pbx", reason: "no answer within the ring timeout"}
+		case <-cancelled:
+			stop(nil)
+			return ringResult{status: 487, by: "caller", reason: "cancelled by the caller", silent: true}
+		case <-callerGone:
+			stop(nil)
+			return ringResult{status: 500, by: "pbx", reason: "the caller's transaction failed: " + errString(c.aTx.Err()), silent: true}
+		case <-c.done:
+			stop(nil)
+			return ringResult{status: 487, by: "pbx", reason: "the call ended"}
 		case <-e.quit:
-			c.cancelLegs(nil)
-			c.fail(503, "pbx", "pbx shutting down")
-			return
+			stop(nil)
+			return ringResult{status: 503, by: "pbx", reason: "pbx shutting down"}
 		}
 	}
 	switch final := out.final(); {
 	case len(out.codes) == 0:
-		c.fail(final, "pbx", "no contact of the callee could be reached")
+		return ringResult{status: final, by: "pbx", reason: "no contact of the callee could be reached"}
 	case final/100 == 3:
-		c.fail(final, "callee", "redirected", redirects...)
+		return ringResult{status: final, by: "callee", reason: "redirected", headers: redirects}
 	case final == 403:
-		c.fail(final, "callee", "the callee demanded credentials")
+		return ringResult{status: final, by: "callee", reason: "the callee demanded credentials"}
 	default:
-		c.fail(final, "callee", "no contact answered")
+		return ringResult{status: final, by: "callee", reason: "no contact answered"}
 	}
 }
 
@@ -253,7 +311,7 @@ const maxRedirects = 5
 
 // redirect follows a B-leg's 3xx: a new B-leg to each of its Contacts not tried before, at most
 // maxRedirects in all (RFC 3261 §8.1.3.4). It returns how many legs it started.
-func (c *Call) redirect(res *sip.Response, tried map[string]bool, hops *int, events chan legEvent) int {
+func (c *Call) redirect(res *sip.Response, tried map[string]bool, hops *int, start func(Target) bool) int {
 	started := 0
 	for _, h := range res.GetHeaders("Contact") {
 		ch, ok := h.(*sip.ContactHeader)
@@ -271,37 +329,20 @@ func (c *Call) redirect(res *sip.Response, tried map[string]bool, hops *int, eve
 		if t, ok := uri.UriParams.Get("transport"); ok && t != "" {
 			transport = strings.ToLower(t)
 		}
-		l, err := c.startLeg(Target{URI: uri, Transport: transport}, c.origin(), c.setup)
-		if err != nil {
-			c.log.Warn("redirect target not reached", "target", key, "error", err)
-			continue
-		}
 		c.log.Info("following redirect", "status", res.StatusCode, "target", key)
-		c.mu.Lock()
-		c.legs = append(c.legs, l)
-		c.mu.Unlock()
-		c.e.bg.Add(1)
-		go l.read(events)
-		started++
+		if start(Target{URI: uri, Transport: transport}) {
+			started++
+		}
 	}
 	return started
 }
 
 // fail sends the caller a final error and ends the call.
 func (c *Call) fail(code int, by, reason string, hdrs ...sip.Header) {
-	c.finishSetup()
 	if _, err := c.e.respond(c.aReq, c.aTx, code, c.a.localTag, nil, hdrs...); err != nil {
 		c.log.Debug("final response not sent", "status", code, "error", err)
 	}
 	c.finish(code, by, reason)
-}
-
-func (c *Call) finishSetup() {
-	select {
-	case <-c.setup:
-	default:
-		close(c.setup)
-	}
 }
 
 // startLeg sends the INVITE toward one contact: a new dialog with its own Call-ID, tags, Via and
@@ -480,12 +521,11 @@ func (c *Call) cancelLegs(keep *leg) {
 	}
 }
 
-// answer connects the caller to the leg that answered: ACK the callee, CANCEL the other legs,
-// send 2xx to the caller and retransmit it until the caller's ACK (RFC 3261 §13.3.1.4, RFC 6026).
+// answer connects the caller to the leg that answered (ring has ACKed it and cancelled the
+// others): send 2xx to the caller and retransmit it until the caller's ACK (RFC 3261 §13.3.1.4, RFC 6026).
 // Without an ACK within 64*T1 both sides are hung up.
 func (c *Call) answer(l *leg, res *sip.Response) {
 	e := c.e
-	l.won.Store(true)
 	c.mu.Lock()
 	c.winner, c.answered = l, true
 	c.rec.Answer = time.Now()
@@ -493,14 +533,10 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 	c.mu.Unlock()
 	// Before the caller gets its 200: after it, the caller's BYE can end the call at any moment.
 	c.emit(CallAnswered, 200)
-	l.establish(res)
-	l.ack(res)
-	c.cancelLegs(l)
 	e.addDialog(&l.d, c, false)
 	e.addDialog(&c.a, c, true)
 
 	ok, err := e.respond(c.aReq, c.aTx, 200, c.a.localTag, res.Body(), append(timerHeaders(res), c.contact)...)
-	c.finishSetup()
 	c.armSession(res)
 	if err != nil {
 		c.log.Warn("200 to caller not sent", "error", err)

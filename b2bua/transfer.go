@@ -71,12 +71,13 @@ func (c *Call) transfer(req *sip.Request, tx sip.ServerTransaction, fromA bool) 
 		c.notify(x, code, true)
 		return
 	}
-	l, res, code := c.dial(targets, legOrigin{fromUser: yUser, toUser: target.User, body: ySDP})
-	if l == nil {
-		log.Info("transfer target did not answer", "status", code)
-		c.notify(x, code, true)
+	r := c.ring(targets, legOrigin{fromUser: yUser, toUser: target.User, body: ySDP}, ringOptions{})
+	if r.leg == nil {
+		log.Info("transfer target did not answer", "status", r.status, "reason", r.reason)
+		c.notify(x, r.status, true)
 		return
 	}
+	l, res := r.leg, r.res
 	answer, ok := c.reoffer(y, res.Body())
 	if !ok {
 		log.Warn("transferee did not take the new session")
@@ -126,71 +127,6 @@ func (c *Call) notify(d *dialogSide, code int, final bool) {
 	if _, err := e.client.Do(ctx, n); err != nil {
 		c.log.Debug("notify of transfer", "error", err)
 	}
-}
-
-// dial rings targets with o's offer and returns the leg that answered with its 2xx (ACKed), or the
-// status that describes why none did. Unlike call setup it relays nothing to the other side and
-// does not follow redirects.
-func (c *Call) dial(targets []Target, o legOrigin) (*leg, *sip.Response, int) {
-	e := c.e
-	decided := make(chan struct{})
-	defer close(decided)
-	events := make(chan legEvent)
-	var legs []*leg
-	var out outcome
-	for _, t := range targets {
-		l, err := c.startLeg(t, o, decided)
-		if err != nil {
-			out.ended(err)
-			continue
-		}
-		legs = append(legs, l)
-		e.bg.Add(1)
-		go l.read(events)
-	}
-	cancelAll := func(keep *leg) {
-		for _, l := range legs {
-			if l != keep {
-				l.cancel()
-			}
-		}
-	}
-	ring := time.NewTimer(e.cfg.RingTimeout)
-	defer ring.Stop()
-	for pending := len(legs); pending > 0; {
-		select {
-		case ev := <-events:
-			switch {
-			case ev.err != nil:
-				pending--
-				out.ended(ev.err)
-			case ev.res.IsProvisional():
-			case ev.res.IsSuccess():
-				ev.l.won.Store(true)
-				ev.l.establish(ev.res)
-				ev.l.ack(ev.res)
-				cancelAll(ev.l)
-				return ev.l, ev.res, 200
-			default:
-				pending--
-				code := ev.res.StatusCode
-				if code/100 == 3 {
-					code = 480 // transfers do not follow redirects
-				}
-				out.answered(code)
-			}
-		case <-ring.C:
-			cancelAll(nil)
-			return nil, nil, 480
-		case <-c.done:
-			cancelAll(nil)
-			return nil, nil, 487
-		case <-e.quit:
-			cancelAll(nil)
-			return nil, nil, 503
-		}
-	}
-	return nil, nil, out.final()
 }
 
 // reoffer re-INVITEs side d with sdp (the new peer's session) and returns d's answer.
