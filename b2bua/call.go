@@ -385,7 +385,7 @@ func (c *Call) startLeg(t Target, o legOrigin, decided <-chan struct{}) (*leg, e
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	tx, err := e.client.TransactionRequest(ctx, inv)
+	tx, err := e.clientFor(inv).TransactionRequest(ctx, inv)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +449,7 @@ func (l *leg) sendCancel() {
 		defer e.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 		defer cancel()
-		if _, err := e.client.Do(ctx, cancelFor(l.inv)); err != nil {
+		if _, err := e.clientFor(cancelFor(l.inv)).Do(ctx, cancelFor(l.inv)); err != nil {
 			l.c.log.Debug("cancel", "error", err)
 		}
 	}()
@@ -487,7 +487,7 @@ func (l *leg) ack(res *sip.Response) {
 	l.c.mu.Lock()
 	ack := l.d.requestCSeq(sip.ACK, l.inv.CSeq().SeqNo, l.c.contact, l.c.e.cfg.BranchPrefix)
 	l.c.mu.Unlock()
-	if err := l.c.e.client.WriteRequest(ack); err != nil {
+	if err := l.c.e.clientFor(ack).WriteRequest(ack); err != nil {
 		l.c.log.Warn("ack to callee", "error", err)
 	}
 }
@@ -503,7 +503,7 @@ func (l *leg) bye() {
 		defer e.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 		defer cancel()
-		if _, err := e.client.Do(ctx, bye); err != nil {
+		if _, err := e.clientFor(bye).Do(ctx, bye); err != nil {
 			l.c.log.Debug("bye to callee", "error", err)
 		}
 	}()
@@ -624,7 +624,7 @@ func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 	out.SetBody(req.Body())
 	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 	defer cancel()
-	res, err := e.client.Do(ctx, out)
+	res, err := e.clientFor(out).Do(ctx, out)
 	if err != nil {
 		e.respond(req, tx, 408, tag, nil)
 		return
@@ -677,7 +677,7 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 	out.SetBody(req.Body())
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 	defer cancel()
-	otx, err := e.client.TransactionRequest(ctx, out)
+	otx, err := e.clientFor(out).TransactionRequest(ctx, out)
 	if err != nil {
 		c.log.Warn("re-INVITE not passed on", "error", err)
 		e.respond(req, tx, 500, tag, nil)
@@ -710,7 +710,7 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 			acked := make(chan struct{})
 			c.reAck, c.reAckSeq, c.reAnswered = acked, req.CSeq().SeqNo, true
 			c.mu.Unlock()
-			if err := e.client.WriteRequest(ack); err != nil {
+			if err := e.clientFor(ack).WriteRequest(ack); err != nil {
 				c.log.Warn("ack of re-INVITE", "error", err)
 			}
 			ok, err := e.respond(req, tx, 200, tag, res.Body(), append(timerHeaders(res), c.contact)...)
@@ -797,7 +797,7 @@ func (c *Call) byeCaller() {
 		defer e.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 		defer cancel()
-		if _, err := e.client.Do(ctx, bye); err != nil {
+		if _, err := e.clientFor(bye).Do(ctx, bye); err != nil {
 			c.log.Debug("bye to caller", "error", err)
 		}
 	}()

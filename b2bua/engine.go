@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,11 @@ import (
 
 // Config configures an Engine; zero fields take their defaults.
 type Config struct {
+	// UDPListener is the local address of the PBX's UDP listener as sipgo knows it (for example
+	// "0.0.0.0:5060"). UDP requests are sent from that socket, so they pass the NAT bindings that
+	// phones opened toward it by registering (RFC 3581); without it sipgo may send from a socket
+	// of its own.
+	UDPListener string
 	// Host and Port are the PBX's own address, used in the Contact of both legs. When Host is empty
 	// or unspecified (0.0.0.0), the host the caller addressed (its Request-URI) is used.
 	Host string
@@ -48,7 +54,8 @@ type Config struct {
 // contact, so the two sides never see each other's Call-ID, tags, Via or Contact.
 type Engine struct {
 	cfg    Config
-	client *sipgo.Client
+	client *sipgo.Client // requests over TCP: they reuse the phone's connection
+	udp    *sipgo.Client // requests over UDP: sent from the PBX's listening socket
 	log    *slog.Logger
 	cdr    RecordWriter
 
@@ -88,8 +95,22 @@ func New(ua *sipgo.UserAgent, cfg Config, log *slog.Logger, cdr RecordWriter) (*
 	if err != nil {
 		return nil, fmt.Errorf("b2bua: %w", err)
 	}
-	return &Engine{cfg: cfg, client: client, log: log, cdr: cdr, calls: map[*Call]struct{}{}, dialogs: map[string]dialogRef{},
+	udp := client
+	if cfg.UDPListener != "" {
+		if udp, err = sipgo.NewClient(ua, sipgo.WithClientLogger(log), sipgo.WithClientConnectionAddr(cfg.UDPListener)); err != nil {
+			return nil, fmt.Errorf("b2bua: udp listener %q: %w", cfg.UDPListener, err)
+		}
+	}
+	return &Engine{cfg: cfg, client: client, udp: udp, log: log, cdr: cdr, calls: map[*Call]struct{}{}, dialogs: map[string]dialogRef{},
 		quit: make(chan struct{})}, nil
+}
+
+// clientFor picks the client that sends req by its transport.
+func (e *Engine) clientFor(req *sip.Request) *sipgo.Client {
+	if strings.EqualFold(req.Transport(), "udp") {
+		return e.udp
+	}
+	return e.client
 }
 
 // ErrShuttingDown is returned for calls offered while the engine stops.

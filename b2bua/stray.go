@@ -43,7 +43,7 @@ func (e *Engine) HandleStrayResponse(res *sip.Response) bool {
 	}
 	contact := &sip.ContactHeader{Address: self}
 	ack := d.requestCSeq(sip.ACK, res.CSeq().SeqNo, contact, e.cfg.BranchPrefix)
-	if err := e.client.WriteRequest(ack); err != nil {
+	if err := e.clientFor(ack).WriteRequest(ack); err != nil {
 		e.log.Debug("ack of a stray 2xx", "error", err)
 	}
 	if known && !ref.aleg {

@@ -124,7 +124,7 @@ func (c *Call) notify(d *dialogSide, code int, final bool) {
 	n.SetBody([]byte(fmt.Sprintf("SIP/2.0 %d %s\r\n", code, sipx.Reason(code))))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := e.client.Do(ctx, n); err != nil {
+	if _, err := e.clientFor(n).Do(ctx, n); err != nil {
 		c.log.Debug("notify of transfer", "error", err)
 	}
 }
@@ -139,7 +139,7 @@ func (c *Call) reoffer(d *dialogSide, sdp []byte) ([]byte, bool) {
 	out.SetBody(sdp)
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 	defer cancel()
-	otx, err := e.client.TransactionRequest(ctx, out)
+	otx, err := e.clientFor(out).TransactionRequest(ctx, out)
 	if err != nil {
 		return nil, false
 	}
@@ -159,7 +159,7 @@ func (c *Call) reoffer(d *dialogSide, sdp []byte) ([]byte, bool) {
 			}
 			ack := d.requestCSeq(sip.ACK, out.CSeq().SeqNo, c.contact, e.cfg.BranchPrefix)
 			c.mu.Unlock()
-			if err := e.client.WriteRequest(ack); err != nil {
+			if err := e.clientFor(ack).WriteRequest(ack); err != nil {
 				c.log.Debug("ack of re-offer", "error", err)
 			}
 			return res.Body(), true

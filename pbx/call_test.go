@@ -948,3 +948,19 @@ func TestShutdownWhileRingingRacesAnswer(t *testing.T) {
 		t.Fatalf("after shutdown: %d calls, %d dialogs", tp.ActiveCalls(), tp.ActiveDialogs())
 	}
 }
+
+// TestCallLeavesFromTheListeningSocket: the INVITE to a phone the PBX has never received a packet
+// from (its binding came from the database, as after a restart) still leaves from the PBX's
+// listening socket, the address the phone's NAT lets through.
+func TestCallLeavesFromTheListeningSocket(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	msg, _ := invite(caller)
+	caller.send(msg)
+	b, from := callees[0].waitRequestFrom(sip.INVITE)
+	if from.Port != tp.addr.Port {
+		t.Fatalf("INVITE came from %s, not the PBX's listener %s", from, tp.addr)
+	}
+	callees[0].respond(b, 486, "Busy Here", "")
+	caller.waitResponse(486)
+	waitIdle(t, tp)
+}

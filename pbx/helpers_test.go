@@ -367,3 +367,26 @@ func remoteTarget(m interface{ GetHeader(string) sip.Header }) (string, bool) {
 	}
 	return h.Address.String(), true
 }
+
+// waitRequestFrom is waitRequest that also returns the address the request came from.
+func (c *uaClient) waitRequestFrom(method sip.RequestMethod) (*sip.Request, *net.UDPAddr) {
+	c.t.Helper()
+	buf := make([]byte, 65535)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c.conn.SetReadDeadline(deadline)
+		n, from, err := c.conn.ReadFromUDP(buf)
+		if err != nil {
+			break
+		}
+		msg, err := sip.ParseMessage(append([]byte(nil), buf[:n]...))
+		if err != nil {
+			c.t.Fatalf("unparseable message: %v", err)
+		}
+		if req, ok := msg.(*sip.Request); ok && req.Method == method {
+			return req, from
+		}
+	}
+	c.t.Fatalf("no %s within 5s", method)
+	return nil, nil
+}

@@ -156,7 +156,8 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		cdr = cdrWriter{w}
 	}
 	p.calls, err = b2bua.New(ua, b2bua.Config{
-		Host: p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
+		UDPListener: p.udp.LocalAddr().String(),
+		Host:        p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
 		RingTimeout: cfg.RingTimeout, UserAgent: cfg.UserAgent, AckTimeout: cfg.AckTimeout, CopyHeaders: cfg.CopyHeaders,
 		PassRedirects: cfg.PassRedirects, Resolve: p.resolveTransfer,
 		OnEvent: func(e b2bua.Event) { p.events.publish(callEvent(e)) },
