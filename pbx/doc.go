@@ -1,6 +1,7 @@
 // Package pbx is pbxkit's embeddable SIP server: listeners on UDP and TCP, the front door that
-// validates every request, digest authentication, and the registrar. The B2BUA call core, the
-// dialplan and the RTP relay plug in here as they land.
+// validates every request, digest authentication, the registrar, default routing, and the B2BUA
+// call core (package b2bua) wired to the store for call records and event subscriptions
+// (Subscribe). The dialplan and the RTP relay plug in here as they land.
 //
 // A PBX in a few lines (see Example_embedding):
 //
@@ -23,7 +24,9 @@
 //
 // REGISTER is handled as RFC 3261 §10.3 describes, behind a digest challenge (401; MD5 and
 // SHA-256 per RFC 8760, qop=auth). INVITE needs proxy authentication (407) unless it comes from a
-// trusted network (Config.Trusted). OPTIONS is answered 200 with Allow, Accept and Supported.
+// trusted network (Config.Trusted); then default routing rings every registered contact of the
+// dialled extension (or answers 404, 410, 486 or 480). Requests inside a call's dialogs go to the
+// call core, others get 481. OPTIONS is answered 200 with Allow, Accept and Supported.
 // docs/status-codes.md lists every status code with the test that shows it.
 //
 // # Security
