@@ -14,6 +14,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+	"go.uber.org/goleak"
 
 	"github.com/pbxkit/pbxkit/pbx"
 	"github.com/pbxkit/pbxkit/store"
@@ -52,6 +53,9 @@ func startPBX(t testing.TB, cfg pbx.Config, opts ...pbx.Option) *testPBX {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	// Goroutines running now (the test's, the store's) are the baseline: once this PBX has shut
+	// down, none of its own may be left (a per-test leak check, beside goleak in TestMain).
+	baseline := goleak.IgnoreCurrent()
 	if cfg.SIP == "" {
 		cfg.SIP = "127.0.0.1:0"
 	}
@@ -71,6 +75,9 @@ func startPBX(t testing.TB, cfg pbx.Config, opts ...pbx.Option) *testPBX {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
+		}
+		if err := goleak.Find(baseline); err != nil {
+			t.Errorf("goroutines left after the PBX shut down: %v", err)
 		}
 	})
 	t.Cleanup(func() {
