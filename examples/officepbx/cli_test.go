@@ -90,6 +90,16 @@ func TestCLIEnvironmentAndConfigFile(t *testing.T) {
 	if code != 2 || !strings.Contains(errs, "--dialplan") {
 		t.Fatalf("default command serve with --dialplan: exit %d, %s", code, errs)
 	}
+	code, _, errs = officepbx(t, "serve", "--ring-timeout", "100ms")
+	if code != 2 || !strings.Contains(errs, "--ring-timeout 100ms: want between 1s and 1h") {
+		t.Fatalf("short ring timeout: exit %d, %s", code, errs)
+	}
+	t.Setenv("PBX_MAX_CALLS", "-1")
+	code, _, errs = officepbx(t, "serve")
+	if code != 2 || !strings.Contains(errs, "--max-calls -1: must not be negative") {
+		t.Fatalf("PBX_MAX_CALLS=-1: exit %d, %s", code, errs)
+	}
+	t.Setenv("PBX_MAX_CALLS", "0")
 	code, _, errs = officepbx(t, "serve", "--sip", "not-an-address")
 	if code != 1 || !strings.Contains(errs, `sip address "not-an-address"`) {
 		t.Fatalf("bad --sip: exit %d, %s", code, errs)

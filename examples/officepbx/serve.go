@@ -34,6 +34,8 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		logLevel = fs.String("log-level", "info", "debug, info, warn or error (env PBX_LOG_LEVEL)")
 		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name)")
 		digests  = fs.String("digest-algorithms", "MD5,SHA-256", "digest algorithms offered, in order of preference (env PBX_DIGEST_ALGORITHMS)")
+		ringFor  = fs.Duration("ring-timeout", 30*time.Second, "how long calls ring before the caller gets 480 (env PBX_RING_TIMEOUT)")
+		maxCalls = fs.Int("max-calls", 0, "concurrent calls at most; more get 503 (0: no limit; env PBX_MAX_CALLS)")
 		_        = fs.String("config", "", "config file of 'flag value' lines")
 	)
 	return &ffcli.Command{
@@ -66,6 +68,12 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				return usagef("--trust: %v", err)
 			}
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			if *ringFor < time.Second || *ringFor > time.Hour {
+				return usagef("--ring-timeout %v: want between 1s and 1h", *ringFor)
+			}
+			if *maxCalls < 0 {
+				return usagef("--max-calls %d: must not be negative", *maxCalls)
+			}
 			var algs []string
 			for _, a := range strings.Split(*digests, ",") {
 				if a = strings.ToUpper(strings.TrimSpace(a)); a != "" {
@@ -74,7 +82,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 			}
 			return serve(ctx, log, pbx.Config{
 				SIP: *sipAddr, Database: d.db, Domain: d.domain, Trusted: trusted, NodeID: *nodeID,
-				DigestAlgorithms: algs,
+				DigestAlgorithms: algs, RingTimeout: *ringFor, MaxCalls: *maxCalls,
 			}, *httpAddr)
 		},
 	}
