@@ -240,6 +240,14 @@ func (c *Call) ring(targets []Target, o legOrigin, opt ringOptions) ringResult {
 			case ev.err != nil:
 				pending--
 				out.ended(ev.err)
+			case !usable(ev.res):
+				if !ev.res.IsProvisional() {
+					// A final answer the PBX cannot act on (no To, From, Call-ID): an invalid
+					// response from downstream, 502 (RFC 3261 §21.5.3).
+					c.log.Warn("unusable answer from a callee", "status", code, "src", ev.res.Source())
+					pending--
+					out.answered(502)
+				}
 			case ev.res.IsProvisional():
 				if opt.caller && code > 100 && (!relayed[code] || len(ev.res.Body()) > 0) {
 					if !relayed[180] && !relayed[183] {
@@ -396,6 +404,7 @@ func (c *Call) startLeg(t Target, o legOrigin, decided <-chan struct{}) (*leg, e
 // read passes the leg's responses to call setup while it runs, and deals with late ones itself.
 func (l *leg) read(events chan<- legEvent) {
 	defer l.c.e.bg.Done()
+	defer l.c.e.recoverPanic("b-leg reader")
 	for {
 		select {
 		case res := <-l.tx.Responses():
@@ -447,6 +456,7 @@ func (l *leg) sendCancel() {
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
+		defer e.recoverPanic("request sender")
 		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 		defer cancel()
 		if _, err := e.clientFor(cancelFor(l.inv)).Do(ctx, cancelFor(l.inv)); err != nil {
@@ -459,7 +469,7 @@ func (l *leg) sendCancel() {
 // retransmission (our ACK was lost): ACK again. A 2xx from any other leg answered too late: ACK
 // it and hang that dialog up at once (RFC 3261 §13.2.2.4, §16.7 step 5).
 func (l *leg) late(res *sip.Response) {
-	if !res.IsSuccess() {
+	if !res.IsSuccess() || !usable(res) {
 		return
 	}
 	if l.won.Load() {
@@ -501,6 +511,7 @@ func (l *leg) bye() {
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
+		defer e.recoverPanic("request sender")
 		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 		defer cancel()
 		if _, err := e.clientFor(bye).Do(ctx, bye); err != nil {
@@ -795,6 +806,7 @@ func (c *Call) byeCaller() {
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
+		defer e.recoverPanic("request sender")
 		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 		defer cancel()
 		if _, err := e.clientFor(bye).Do(ctx, bye); err != nil {
@@ -831,6 +843,11 @@ func (c *Call) finish(status int, by, reason string) {
 			c.log.Error("writing call record", "error", err)
 		}
 	}
+}
+
+// usable reports whether a callee's response has what the PBX needs to act on it.
+func usable(res *sip.Response) bool {
+	return res.To() != nil && res.From() != nil && res.CallID() != nil && res.CSeq() != nil
 }
 
 func errString(err error) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -103,6 +104,14 @@ func New(ua *sipgo.UserAgent, cfg Config, log *slog.Logger, cdr RecordWriter) (*
 	}
 	return &Engine{cfg: cfg, client: client, udp: udp, log: log, cdr: cdr, calls: map[*Call]struct{}{}, dialogs: map[string]dialogRef{},
 		quit: make(chan struct{})}, nil
+}
+
+// recoverPanic keeps a bug reached by some remote's message in a background goroutine from
+// ending the process: it logs the panic with its stack instead.
+func (e *Engine) recoverPanic(where string) {
+	if r := recover(); r != nil {
+		e.log.Error("panic in "+where, "panic", r, "stack", string(debug.Stack()))
+	}
 }
 
 // clientFor picks the client that sends req by its transport.
