@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pbxkit/pbxkit/internal/testenv"
+	"github.com/pbxkit/pbxkit/store"
 )
 
 // officepbx runs the program in-process and returns exit status, stdout and stderr.
@@ -103,5 +105,27 @@ func TestCLIEnvironmentAndConfigFile(t *testing.T) {
 	code, _, errs = officepbx(t, "serve", "--sip", "not-an-address")
 	if code != 1 || !strings.Contains(errs, `sip address "not-an-address"`) {
 		t.Fatalf("bad --sip: exit %d, %s", code, errs)
+	}
+}
+
+func TestCLICDRList(t *testing.T) {
+	db := testenv.SQLiteDSN(t)
+	st, err := store.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Minute)
+	answer := start.Add(5 * time.Second)
+	if err := st.WriteCDR(context.Background(), &store.CDR{CallID: "c1", Caller: "100", Callee: "200", StartAt: start,
+		AnswerAt: &answer, EndAt: answer.Add(30 * time.Second), Disposition: store.Answered, Status: 200, HangupBy: "caller", Reason: "BYE from the caller"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	code, out, errs := officepbx(t, "cdr", "list", "--db", db)
+	if code != 0 || !regexp.MustCompile(`(?m)^\S+ \S+\s+100\s+200\s+answered\s+200\s+35s\s+30s\s+caller\s+BYE from the caller\s*$`).MatchString(out) {
+		t.Fatalf("cdr list: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := officepbx(t, "cdr", "list", "--limit", "0", "--db", db); code != 2 || !strings.Contains(errs, "--limit 0") {
+		t.Fatalf("bad limit: exit %d %s", code, errs)
 	}
 }

@@ -5,6 +5,7 @@
 //	officepbx ext add NUMBER --password PW [--name NAME]
 //	officepbx ext list | ext rm NUMBER | ext set NUMBER [--dnd on|off] [--password PW] ...
 //	officepbx queue add NAME [--strategy S] [--member EXT,...] | queue list | queue rm NAME
+//	officepbx cdr list [--limit N] [--call-id ID]
 //	officepbx migrate [--db DSN] [--down]
 //
 // Every flag of serve can also come from the environment (PBX_SIP, PBX_DB, PBX_HTTP, ...) or from

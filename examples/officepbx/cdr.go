@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/pbxkit/pbxkit/store"
+)
+
+func cdrCmd(stdout io.Writer) *ffcli.Command {
+	return group("cdr", "officepbx cdr list ...", "Show call records.", cdrListCmd(stdout))
+}
+
+func cdrListCmd(stdout io.Writer) *ffcli.Command {
+	var limit int
+	var callID string
+	return dbCommand{
+		name: "cdr list", usage: "officepbx cdr list [--limit N] [--call-id ID] [--db DSN]", help: "List call records, newest first.",
+		flags: func(fs *flag.FlagSet) {
+			fs.IntVar(&limit, "limit", 20, "records to show at most")
+			fs.StringVar(&callID, "call-id", "", "only the call with this Call-ID")
+		},
+		check: func(*dbFlags, []string) error {
+			if limit < 1 || limit > 10000 {
+				return usagef("cdr list: --limit %d: want 1 to 10000", limit)
+			}
+			return nil
+		},
+		run: func(ctx context.Context, _ *dbFlags, s *store.Store, _ []string) error {
+			cdrs, err := s.CDRs(ctx, store.CDRFilter{CallID: callID, Limit: limit})
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "START\tCALLER\tCALLEE\tDISPOSITION\tSTATUS\tDURATION\tBILLABLE\tHANGUP-BY\tREASON")
+			for _, c := range cdrs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%ds\t%ds\t%s\t%s\n", c.StartAt.Local().Format(time.DateTime), dash(c.Caller), dash(c.Callee),
+					c.Disposition, c.Status, c.DurationSec, c.BillableSec, dash(c.HangupBy), dash(c.Reason))
+			}
+			return tw.Flush()
+		},
+	}.command()
+}
