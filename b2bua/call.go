@@ -57,14 +57,14 @@ type Call struct {
 
 // leg is one INVITE toward one contact.
 type leg struct {
-	c                                        *Call
-	inv                                      *sip.Request
-	tx                                       sip.ClientTransaction
-	d                                        dialogSide
-	decided                                  <-chan struct{} // closed once the setup this leg belongs to is decided
-	won                                      atomic.Bool     // this leg's 2xx was taken: later 2xx are retransmissions
-	mu                                       sync.Mutex
-	ringing, cancelWanted, cancelSent, final bool
+	c                                 *Call
+	inv                               *sip.Request
+	tx                                sip.ClientTransaction
+	d                                 dialogSide
+	decided                           <-chan struct{} // closed once the setup this leg belongs to is decided
+	won                               atomic.Bool     // this leg's 2xx was taken: later 2xx are retransmissions
+	mu                                sync.Mutex
+	ringing, cancelWanted, cancelSent bool
 }
 
 // legOrigin says whom a B-leg is from and to, and what it offers.
@@ -428,41 +428,22 @@ func (l *leg) read(events chan<- legEvent) {
 
 // provisional notes that the callee answered 1xx: a CANCEL may be sent from now on (RFC 3261
 // §9.1), and one that was wanted earlier goes out now.
-func (l *leg) provisional() {
-	l.mu.Lock()
-	l.ringing = true
-	send := l.cancelWanted && !l.cancelSent
-	l.cancelSent = l.cancelSent || send
-	l.mu.Unlock()
-	if send {
-		l.sendCancel()
-	}
-}
+func (l *leg) provisional() { l.mayCancel(func() { l.ringing = true }) }
 
 // cancel stops the leg ringing: CANCEL now if it has answered 1xx, else as soon as it does.
-func (l *leg) cancel() {
+func (l *leg) cancel() { l.mayCancel(func() { l.cancelWanted = true }) }
+
+// mayCancel applies set to the leg's state and sends the CANCEL once it is both wanted and
+// allowed.
+func (l *leg) mayCancel(set func()) {
 	l.mu.Lock()
-	l.cancelWanted = true
-	send := l.ringing && !l.cancelSent
+	set()
+	send := l.ringing && l.cancelWanted && !l.cancelSent
 	l.cancelSent = l.cancelSent || send
 	l.mu.Unlock()
 	if send {
-		l.sendCancel()
+		l.c.e.sendAsync(cancelFor(l.inv), l.c.log, "cancel")
 	}
-}
-
-func (l *leg) sendCancel() {
-	e := l.c.e
-	e.bg.Add(1)
-	go func() {
-		defer e.bg.Done()
-		defer e.recoverPanic("request sender")
-		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
-		defer cancel()
-		if _, err := e.clientFor(cancelFor(l.inv)).Do(ctx, cancelFor(l.inv)); err != nil {
-			l.c.log.Debug("cancel", "error", err)
-		}
-	}()
 }
 
 // late handles a response after call setup was decided. A 2xx from the leg that won is a
@@ -502,22 +483,12 @@ func (l *leg) ack(res *sip.Response) {
 	}
 }
 
-// bye ends the leg's dialog; it waits for the answer (or its timeout) in the background.
+// bye ends the leg's dialog; the answer is waited for in the background.
 func (l *leg) bye() {
-	e := l.c.e
 	l.c.mu.Lock()
-	bye := l.d.request(sip.BYE, l.c.contact, e.cfg.BranchPrefix)
+	bye := l.d.request(sip.BYE, l.c.contact, l.c.e.cfg.BranchPrefix)
 	l.c.mu.Unlock()
-	e.bg.Add(1)
-	go func() {
-		defer e.bg.Done()
-		defer e.recoverPanic("request sender")
-		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
-		defer cancel()
-		if _, err := e.clientFor(bye).Do(ctx, bye); err != nil {
-			l.c.log.Debug("bye to callee", "error", err)
-		}
-	}()
+	l.c.e.sendAsync(bye, l.c.log, "bye to callee")
 }
 
 // cancelLegs cancels every leg but keep.
@@ -533,8 +504,8 @@ func (c *Call) cancelLegs(keep *leg) {
 }
 
 // answer connects the caller to the leg that answered (ring has ACKed it and cancelled the
-// others): send 2xx to the caller and retransmit it until the caller's ACK (RFC 3261 §13.3.1.4, RFC 6026).
-// Without an ACK within 64*T1 both sides are hung up.
+// others): send 2xx to the caller and retransmit it until the caller's ACK (RFC 3261 §13.3.1.4,
+// RFC 6026). Without an ACK within AckTimeout both sides are hung up.
 func (c *Call) answer(l *leg, res *sip.Response) {
 	e := c.e
 	c.mu.Lock()
@@ -686,13 +657,59 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 	}
 	copyTimerHeaders(req, out)
 	out.SetBody(req.Body())
+	res, err := c.inviteIn(other, out)
+	switch {
+	case errors.Is(err, errCallEnded):
+		return
+	case errors.Is(err, errNoAnswer):
+		c.log.Debug("re-INVITE got no answer")
+		e.respond(req, tx, 408, tag, nil)
+		return
+	case err != nil:
+		c.log.Warn("re-INVITE not passed on", "error", err)
+		e.respond(req, tx, 500, tag, nil)
+		return
+	case !res.IsSuccess():
+		c.log.Debug("re-INVITE refused by the other side", "status", res.StatusCode)
+		e.respond(req, tx, res.StatusCode, tag, nil)
+		return
+	}
+	acked := make(chan struct{})
+	c.mu.Lock()
+	if len(req.Body()) > 0 && len(res.Body()) > 0 {
+		if aleg {
+			c.sdpA, c.sdpB = req.Body(), res.Body()
+		} else {
+			c.sdpB, c.sdpA = req.Body(), res.Body()
+		}
+	}
+	c.reAck, c.reAckSeq, c.reAnswered = acked, req.CSeq().SeqNo, true
+	c.mu.Unlock()
+	ok, err := e.respond(req, tx, 200, tag, res.Body(), append(timerHeaders(res), c.contact)...)
+	if err != nil {
+		c.log.Debug("re-INVITE answer not sent", "error", err)
+		return
+	}
+	c.armSession(res) // a re-INVITE refreshes the session
+	c.log.Debug("re-INVITE done", "acked", c.retransmitUntil(tx, ok, acked))
+}
+
+// Errors of inviteIn.
+var (
+	errNoAnswer  = errors.New("b2bua: no final answer")
+	errCallEnded = errors.New("b2bua: call ended")
+)
+
+// inviteIn sends out, an INVITE built in dialog d, waits for its final answer and, for a 2xx,
+// takes the peer's new Contact as d's target and ACKs it (RFC 3261 §13.2.2.4). It returns the
+// final answer, errNoAnswer when the transaction ended without one, or errCallEnded.
+func (c *Call) inviteIn(d *dialogSide, out *sip.Request) (*sip.Response, error) {
+	e := c.e
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 	defer cancel()
 	otx, err := e.clientFor(out).TransactionRequest(ctx, out)
 	if err != nil {
-		c.log.Warn("re-INVITE not passed on", "error", err)
-		e.respond(req, tx, 500, tag, nil)
-		return
+		return nil, err
 	}
 	defer otx.Terminate()
 	for {
@@ -701,44 +718,23 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 			if res.IsProvisional() {
 				continue
 			}
-			if !res.IsSuccess() {
-				c.log.Debug("re-INVITE refused by the other side", "status", res.StatusCode)
-				e.respond(req, tx, res.StatusCode, tag, nil)
-				return
+			if !res.IsSuccess() || !usable(res) {
+				return res, nil
 			}
 			c.mu.Lock()
 			if t, ok := remoteTargetOf(res); ok {
-				other.target = t
+				d.target = t
 			}
-			if len(req.Body()) > 0 && len(res.Body()) > 0 {
-				if aleg {
-					c.sdpA, c.sdpB = req.Body(), res.Body()
-				} else {
-					c.sdpB, c.sdpA = req.Body(), res.Body()
-				}
-			}
-			ack := other.requestCSeq(sip.ACK, out.CSeq().SeqNo, c.contact, e.cfg.BranchPrefix)
-			acked := make(chan struct{})
-			c.reAck, c.reAckSeq, c.reAnswered = acked, req.CSeq().SeqNo, true
+			ack := d.requestCSeq(sip.ACK, out.CSeq().SeqNo, c.contact, e.cfg.BranchPrefix)
 			c.mu.Unlock()
 			if err := e.clientFor(ack).WriteRequest(ack); err != nil {
 				c.log.Warn("ack of re-INVITE", "error", err)
 			}
-			ok, err := e.respond(req, tx, 200, tag, res.Body(), append(timerHeaders(res), c.contact)...)
-			if err != nil {
-				c.log.Debug("re-INVITE answer not sent", "error", err)
-				return
-			}
-			c.armSession(res) // a re-INVITE refreshes the session
-			acked2 := c.retransmitUntil(tx, ok, acked)
-			c.log.Debug("re-INVITE done", "acked", acked2)
-			return
+			return res, nil
 		case <-otx.Done():
-			c.log.Debug("re-INVITE got no answer", "error", otx.Err())
-			e.respond(req, tx, 408, tag, nil)
-			return
+			return nil, errNoAnswer
 		case <-c.done:
-			return
+			return nil, errCallEnded
 		}
 	}
 }
@@ -799,20 +795,10 @@ func (c *Call) hangup(toCaller, toCallee bool, by, reason string) {
 }
 
 func (c *Call) byeCaller() {
-	e := c.e
 	c.mu.Lock()
-	bye := c.a.request(sip.BYE, c.contact, e.cfg.BranchPrefix)
+	bye := c.a.request(sip.BYE, c.contact, c.e.cfg.BranchPrefix)
 	c.mu.Unlock()
-	e.bg.Add(1)
-	go func() {
-		defer e.bg.Done()
-		defer e.recoverPanic("request sender")
-		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
-		defer cancel()
-		if _, err := e.clientFor(bye).Do(ctx, bye); err != nil {
-			c.log.Debug("bye to caller", "error", err)
-		}
-	}()
+	c.e.sendAsync(bye, c.log, "bye to caller")
 }
 
 // finish records the end of the call once, removes its dialogs and writes its record.

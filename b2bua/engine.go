@@ -2,7 +2,6 @@ package b2bua
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -114,6 +113,21 @@ func (e *Engine) recoverPanic(where string) {
 	}
 }
 
+// sendAsync sends a request that needs no one to wait for its answer (CANCEL, BYE) and lets its
+// transaction run out in the background.
+func (e *Engine) sendAsync(req *sip.Request, log *slog.Logger, what string) {
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		defer e.recoverPanic(what)
+		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+		defer cancel()
+		if _, err := e.clientFor(req).Do(ctx, req); err != nil {
+			log.Debug(what, "error", err)
+		}
+	}()
+}
+
 // clientFor picks the client that sends req by its transport.
 func (e *Engine) clientFor(req *sip.Request) *sipgo.Client {
 	if strings.EqualFold(req.Transport(), "udp") {
@@ -121,9 +135,6 @@ func (e *Engine) clientFor(req *sip.Request) *sipgo.Client {
 	}
 	return e.client
 }
-
-// ErrShuttingDown is returned for calls offered while the engine stops.
-var ErrShuttingDown = errors.New("b2bua: shutting down")
 
 // Active returns the number of calls in progress.
 func (e *Engine) Active() int {

@@ -131,42 +131,14 @@ func (c *Call) notify(d *dialogSide, code int, final bool) {
 
 // reoffer re-INVITEs side d with sdp (the new peer's session) and returns d's answer.
 func (c *Call) reoffer(d *dialogSide, sdp []byte) ([]byte, bool) {
-	e := c.e
 	c.mu.Lock()
-	out := d.request(sip.INVITE, c.contact, e.cfg.BranchPrefix)
+	out := d.request(sip.INVITE, c.contact, c.e.cfg.BranchPrefix)
 	c.mu.Unlock()
 	out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	out.SetBody(sdp)
-	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
-	defer cancel()
-	otx, err := e.clientFor(out).TransactionRequest(ctx, out)
-	if err != nil {
+	res, err := c.inviteIn(d, out)
+	if err != nil || !res.IsSuccess() {
 		return nil, false
 	}
-	defer otx.Terminate()
-	for {
-		select {
-		case res := <-otx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			if !res.IsSuccess() {
-				return nil, false
-			}
-			c.mu.Lock()
-			if t, ok := remoteTargetOf(res); ok {
-				d.target = t
-			}
-			ack := d.requestCSeq(sip.ACK, out.CSeq().SeqNo, c.contact, e.cfg.BranchPrefix)
-			c.mu.Unlock()
-			if err := e.clientFor(ack).WriteRequest(ack); err != nil {
-				c.log.Debug("ack of re-offer", "error", err)
-			}
-			return res.Body(), true
-		case <-otx.Done():
-			return nil, false
-		case <-c.done:
-			return nil, false
-		}
-	}
+	return res.Body(), true
 }
