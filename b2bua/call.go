@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/internal/sipx"
 )
 
 // Target is one place to ring: a registered contact of the callee.
@@ -18,6 +21,7 @@ type Target struct {
 	URI       sip.Uri // the contact: Request-URI of the B-leg
 	Dest      string  // "ip:port" to send to, where the phone registered from (RFC 3581); "" resolves URI
 	Transport string  // "udp" or "tcp"
+	Ext       string  // the extension the contact belongs to, "" for a foreign destination
 }
 
 // Call is one caller's dialog (the A-leg) and the dialogs the PBX opened toward the callee's
@@ -29,9 +33,18 @@ type Call struct {
 	aTx     sip.ServerTransaction
 	a       dialogSide // the caller's dialog, our side of it
 	contact *sip.ContactHeader
-	callee  string
+	callee  string // the dialled user part, for the record
+	user    string // the authenticated extension, "" for a trusted source
+	ctx     context.Context
+	stop    context.CancelFunc
 
 	mu       sync.Mutex
+	decided  bool        // the caller has its final response, or the call is answered
+	last     *ringResult // the last Connect that failed, for conclude
+	headers  []sip.Header
+	vars     map[string]string
+	onEnd    []func(Record)
+	aborted  string // why Hangup ended the call before it was answered
 	legs     []*leg
 	winner   *leg
 	answered bool
@@ -62,6 +75,7 @@ type leg struct {
 	tx                                sip.ClientTransaction
 	d                                 dialogSide
 	decided                           <-chan struct{} // closed once the setup this leg belongs to is decided
+	ext                               string          // the extension called, if any
 	won                               atomic.Bool     // this leg's 2xx was taken: later 2xx are retransmissions
 	mu                                sync.Mutex
 	ringing, cancelWanted, cancelSent bool
@@ -72,6 +86,7 @@ type legOrigin struct {
 	fromUser, display, toUser string
 	body                      []byte       // the SDP offered
 	headers                   *sip.Request // request whose chosen headers are copied, or nil
+	extra                     []sip.Header // headers routing added
 }
 
 // origin is the caller's side of the call, for its B-legs.
@@ -96,17 +111,28 @@ func (c *Call) Record() Record {
 	return c.rec
 }
 
-// Connect rings targets for the caller's INVITE req, forking to all of them, and returns when the
-// call is decided: answered and acknowledged, or failed with a final response sent. It must be
-// called from the request's handler, which owns tx until then. callee names the dialled
-// extension for the record. An answered call goes on after Connect returns, until either side
-// sends BYE or Hangup is called.
-func (e *Engine) Connect(req *sip.Request, tx sip.ServerTransaction, callee string, targets []Target) *Call {
+// RouteFunc decides what becomes of a new call by calling its verbs (Connect, Forward, Reject,
+// Redirect, Ringing, Progress). ctx ends when the caller cancels, the call ends or the engine
+// shuts down.
+type RouteFunc func(ctx context.Context, c *Call) error
+
+// Handle takes a caller's INVITE that passed authentication: it answers 100 Trying, lets route
+// decide and returns when the call is decided: answered and acknowledged, or refused with a
+// final response. It must be called from the request's handler, which owns tx until then. user
+// is the authenticated extension ("" for a trusted source).
+//
+// When route returns without having answered or refused the caller, the caller gets the status
+// of the last Connect that failed, or 500 when route returned an error, panicked or decided
+// nothing. An answered call goes on after Handle returns, until either side sends BYE or
+// Hangup is called.
+func (e *Engine) Handle(req *sip.Request, tx sip.ServerTransaction, user string, route RouteFunc) *Call {
 	c := &Call{
-		e: e, aReq: req, aTx: tx, callee: callee,
+		e: e, aReq: req, aTx: tx, callee: req.Recipient.User, user: user,
 		ack: make(chan struct{}), done: make(chan struct{}), cancel: make(chan struct{}),
 		log: e.log.With("call_id", req.CallID().Value()),
 	}
+	c.ctx, c.stop = context.WithCancel(context.Background())
+	defer c.stop()
 	fromTag, _ := req.From().Params.Get("tag")
 	host := e.cfg.Host
 	if host == "" || host == "0.0.0.0" || host == "::" {
@@ -124,7 +150,7 @@ func (e *Engine) Connect(req *sip.Request, tx sip.ServerTransaction, callee stri
 	} else {
 		c.a.target = *req.From().Address.Clone()
 	}
-	c.rec = Record{CallID: c.a.callID, Caller: req.From().Address.User, Callee: callee, Source: req.Source(), Start: time.Now()}
+	c.rec = Record{CallID: c.a.callID, Caller: req.From().Address.User, Callee: c.callee, Source: req.Source(), Start: time.Now()}
 
 	e.mu.Lock()
 	if e.closing {
@@ -140,31 +166,82 @@ func (e *Engine) Connect(req *sip.Request, tx sip.ServerTransaction, callee stri
 
 	// sipgo answers a matching CANCEL itself (200, then 487 for the INVITE); OnCancel tells us at
 	// once, long before the transaction ends.
-	tx.OnCancel(func(*sip.Request) { c.cnclOnce.Do(func() { close(c.cancel) }) })
+	tx.OnCancel(func(*sip.Request) {
+		c.cnclOnce.Do(func() { close(c.cancel) })
+		c.stop()
+	})
 	e.respond(req, tx, 100, "", nil)
 	c.emit(CallNew, 0)
-	c.run(targets)
+	err := c.route(route)
+	c.conclude(err)
 	return c
 }
 
-// run is call setup: every B-leg rings until one answers, all fail, the ring timeout passes or
-// the caller cancels; then the caller is answered.
-func (c *Call) run(targets []Target) {
-	r := c.ring(targets, c.origin(), ringOptions{caller: true, follow: true})
+// route runs the route function, turning a panic into an error.
+func (c *Call) route(route RouteFunc) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic while routing a call", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("b2bua: routing panicked: %v", r)
+		}
+	}()
+	return route(c.ctx, c)
+}
+
+// conclude gives a call that routing left undecided its final response.
+func (c *Call) conclude(err error) {
+	c.mu.Lock()
+	decided, last := c.decided || c.ended, c.last
+	c.mu.Unlock()
 	switch {
-	case r.leg != nil:
-		c.answer(r.leg, r.res)
-	case r.silent:
-		c.finish(r.status, r.by, r.reason)
+	case decided:
+	case c.cancelled():
+		c.finish(487, "caller", "cancelled by the caller")
+	case c.quitting():
+		c.fail(503, "pbx", "pbx shutting down")
+	case c.abortedWhy() != "":
+		c.fail(487, "pbx", c.abortedWhy())
+	case err != nil:
+		c.log.Error("routing failed", "error", err)
+		c.fail(500, "pbx", "routing failed: "+err.Error())
+	case last != nil:
+		c.fail(last.status, last.by, last.reason, last.headers...)
 	default:
-		c.fail(r.status, r.by, r.reason, r.headers...)
+		c.log.Warn("routing decided nothing: answering 500")
+		c.fail(500, "pbx", "routing decided nothing")
+	}
+}
+
+func (c *Call) cancelled() bool {
+	select {
+	case <-c.cancel:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *Call) abortedWhy() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.aborted
+}
+
+func (c *Call) quitting() bool {
+	select {
+	case <-c.e.quit:
+		return true
+	default:
+		return false
 	}
 }
 
 // ringOptions say how a ring behaves besides reaching its targets.
 type ringOptions struct {
-	caller bool // call setup: relay 180/183 to the caller and stop when it CANCELs
-	follow bool // follow 3xx (or pass them on, with PassRedirects); otherwise a 3xx counts as 480
+	ctx     context.Context // ringing stops when it ends; nil for never
+	timeout time.Duration   // how long to ring; 0 for the engine's RingTimeout
+	caller  bool            // call setup: relay 180/183 to the caller and stop when it CANCELs
+	follow  bool            // follow 3xx (or pass them on, with PassRedirects); otherwise a 3xx counts as 480
 }
 
 // ringResult is what ringing came to: the leg that answered with its 2xx (already ACKed, the
@@ -224,7 +301,15 @@ func (c *Call) ring(targets []Target, o legOrigin, opt ringOptions) ringResult {
 	if opt.caller {
 		cancelled, callerGone = c.cancel, c.aTx.Done()
 	}
-	timer := time.NewTimer(e.cfg.RingTimeout)
+	var stopped <-chan struct{}
+	if opt.ctx != nil {
+		stopped = opt.ctx.Done()
+	}
+	timeout := e.cfg.RingTimeout
+	if opt.timeout > 0 {
+		timeout = opt.timeout
+	}
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	relayed := map[int]bool{}
 	hops := 0
@@ -297,6 +382,12 @@ func (c *Call) ring(targets []Target, o legOrigin, opt ringOptions) ringResult {
 		case <-c.done:
 			stop(nil)
 			return ringResult{status: 487, by: "pbx", reason: "the call ended"}
+		case <-stopped:
+			stop(nil)
+			if why := c.abortedWhy(); why != "" {
+				return ringResult{status: 487, by: "pbx", reason: why}
+			}
+			return ringResult{status: 487, by: "pbx", reason: "routing gave up: " + opt.ctx.Err().Error()}
 		case <-e.quit:
 			stop(nil)
 			return ringResult{status: 503, by: "pbx", reason: "pbx shutting down"}
@@ -347,7 +438,15 @@ func (c *Call) redirect(res *sip.Response, tried map[string]bool, hops *int, sta
 
 // fail sends the caller a final error and ends the call.
 func (c *Call) fail(code int, by, reason string, hdrs ...sip.Header) {
-	if _, err := c.e.respond(c.aReq, c.aTx, code, c.a.localTag, nil, hdrs...); err != nil {
+	c.failWith(code, sipx.Reason(code), by, reason, hdrs...)
+}
+
+// failWith is fail with the reason phrase given.
+func (c *Call) failWith(code int, phrase, by, reason string, hdrs ...sip.Header) {
+	c.mu.Lock()
+	c.decided = true
+	c.mu.Unlock()
+	if _, err := c.e.respondPhrase(c.aReq, c.aTx, code, phrase, c.a.localTag, nil, hdrs...); err != nil {
 		c.log.Debug("final response not sent", "status", code, "error", err)
 	}
 	c.finish(code, by, reason)
@@ -357,7 +456,7 @@ func (c *Call) fail(code int, by, reason string, hdrs ...sip.Header) {
 // Contact; only o's user, display name, SDP and chosen headers cross over.
 func (c *Call) startLeg(t Target, o legOrigin, decided <-chan struct{}) (*leg, error) {
 	e := c.e
-	l := &leg{c: c, decided: decided}
+	l := &leg{c: c, decided: decided, ext: t.Ext}
 	l.d = dialogSide{
 		callID:    sip.GenerateTagN(24) + "@pbxkit",
 		localURI:  sip.Uri{Scheme: "sip", User: o.fromUser, Host: c.contact.Address.Host},
@@ -386,6 +485,9 @@ func (c *Call) startLeg(t Target, o legOrigin, decided <-chan struct{}) (*leg, e
 				inv.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
 			}
 		}
+	}
+	for _, h := range o.extra {
+		inv.AppendHeader(h)
 	}
 	if len(o.body) > 0 {
 		inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -509,7 +611,7 @@ func (c *Call) cancelLegs(keep *leg) {
 func (c *Call) answer(l *leg, res *sip.Response) {
 	e := c.e
 	c.mu.Lock()
-	c.winner, c.answered = l, true
+	c.winner, c.answered, c.decided = l, true, true
 	c.rec.Answer = time.Now()
 	c.sdpA, c.sdpB = c.aReq.Body(), res.Body()
 	c.mu.Unlock()
@@ -779,7 +881,12 @@ func (c *Call) hangup(toCaller, toCallee bool, by, reason string) {
 	c.mu.Unlock()
 	if !answered {
 		// Still ringing: stop the legs; setup ends the call and answers the caller. This must not
-		// use up hangOnce, or a 2xx that wins the race could never be hung up.
+		// use up hangOnce, or a 2xx that wins the race could never be hung up. Routing stops
+		// too: its context ends, and conclude answers the caller.
+		c.mu.Lock()
+		c.aborted = reason
+		c.mu.Unlock()
+		c.stop()
 		c.cancelLegs(nil)
 		return
 	}
@@ -816,8 +923,9 @@ func (c *Call) finish(status int, by, reason string) {
 	if c.answered {
 		c.rec.Status = 200
 	}
-	rec := c.rec
+	rec, onEnd := c.rec, c.onEnd
 	c.mu.Unlock()
+	c.stop()
 	c.e.removeDialogs(c)
 	close(c.done)
 	c.emit(CallEnded, 0)
@@ -828,6 +936,9 @@ func (c *Call) finish(status int, by, reason string) {
 		if err := c.e.cdr.WriteRecord(ctx, rec); err != nil {
 			c.log.Error("writing call record", "error", err)
 		}
+	}
+	for _, f := range onEnd {
+		f(rec)
 	}
 }
 

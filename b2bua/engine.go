@@ -173,6 +173,26 @@ func (e *Engine) removeDialogs(c *Call) {
 	e.mu.Unlock()
 }
 
+// InCall reports whether the extension ext is in an answered call, as the caller or as the
+// callee that answered.
+func (e *Engine) InCall(ext string) bool {
+	e.mu.Lock()
+	calls := make([]*Call, 0, len(e.calls))
+	for c := range e.calls {
+		calls = append(calls, c)
+	}
+	e.mu.Unlock()
+	for _, c := range calls {
+		c.mu.Lock()
+		busy := c.answered && !c.ended && (c.user == ext || c.rec.Caller == ext || c.winner != nil && c.winner.ext == ext)
+		c.mu.Unlock()
+		if busy {
+			return true
+		}
+	}
+	return false
+}
+
 // HandleInDialog takes a request inside a dialog of one of the engine's calls (ACK, BYE and the
 // requests passed through to the other side). It reports false when the request belongs to no
 // dialog of the engine, for the caller to answer 481.
@@ -232,7 +252,12 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup, what string) error {
 
 // respond answers a request the engine handles, with the IANA phrase.
 func (e *Engine) respond(req *sip.Request, tx sip.ServerTransaction, code int, toTag string, body []byte, hdrs ...sip.Header) (*sip.Response, error) {
-	res := sip.NewResponseFromRequest(req, code, sipx.Reason(code), body)
+	return e.respondPhrase(req, tx, code, sipx.Reason(code), toTag, body, hdrs...)
+}
+
+// respondPhrase is respond with the reason phrase given.
+func (e *Engine) respondPhrase(req *sip.Request, tx sip.ServerTransaction, code int, phrase, toTag string, body []byte, hdrs ...sip.Header) (*sip.Response, error) {
+	res := sip.NewResponseFromRequest(req, code, phrase, body)
 	res.SipVersion = "SIP/2.0"
 	if toTag != "" && code != 100 {
 		res.To().Params.Add("tag", toTag)

@@ -11,7 +11,9 @@ import (
 	"github.com/pbxkit/pbxkit/internal/sipx"
 )
 
-// Resolver maps a transfer target (the Refer-To URI) to the contacts to ring. When the target
+// Resolver maps a destination to the contacts to ring: a URI without host names an extension of
+// the PBX (transfer targets are always such); a URI with a host may name an extension of the
+// PBX's domain or a foreign destination, as the resolver decides. When the target
 // cannot be called it returns a *StatusError saying why (404, 486, 480, ...).
 type Resolver func(ctx context.Context, target sip.Uri) ([]Target, error)
 
@@ -59,7 +61,8 @@ func (c *Call) transfer(req *sip.Request, tx sip.ServerTransaction, fromA bool) 
 	c.notify(x, 100, false)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	targets, err := e.cfg.Resolve(ctx, target)
+	// Only an extension of this PBX: a phone must not make the PBX call out anywhere it names.
+	targets, err := e.cfg.Resolve(ctx, sip.Uri{Scheme: "sip", User: target.User})
 	cancel()
 	if err != nil {
 		code := 404

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/pbxkit/pbxkit/dialplan"
 )
 
 // Config configures a PBX. The zero value of every field means its default; the field comments are
@@ -85,6 +87,21 @@ type Config struct {
 	// CopyHeaders names headers of a caller's INVITE passed on to the callee (for example
 	// "P-Asserted-Identity"). None by default: the legs share nothing but what is chosen here.
 	CopyHeaders []string
+
+	// Dialplan routes new calls in Go (see package dialplan). When DialplanScript is set too, the
+	// Go handler runs first and the script only sees calls it left undecided. With neither, a call
+	// goes to the extension named by the Request-URI: 404 unknown, 410 disabled, 486 do not
+	// disturb, 480 not registered, else every registered contact rings.
+	Dialplan dialplan.Handler
+	// DialplanScript is the path of a Lua dialplan (docs/dialplan.md). It is compiled at New (a
+	// broken script fails New) and reloaded when a .lua file in its folder changes, or on
+	// ReloadDialplan.
+	DialplanScript string
+	// DialplanTimeout bounds the time a Lua script runs for one call, not counting the time its
+	// calls ring. Default 1 s.
+	DialplanTimeout time.Duration
+	// DialplanLocation is the time zone of the script's pbx.time. Default time.Local.
+	DialplanLocation *time.Location
 }
 
 // Defaults.

@@ -482,10 +482,11 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 			p.reply(req, tx, 481, "no such dialog")
 			return
 		}
-		if _, ok := p.authorize(ctx, req, tx, true); !ok {
+		ext, ok := p.authorize(ctx, req, tx, true)
+		if !ok {
 			return
 		}
-		p.routeInvite(ctx, req, tx)
+		p.routeInvite(req, tx, ext)
 	case sip.ACK:
 		// An ACK that matched no transaction acknowledges a 2xx of a dialog this PBX does not
 		// have: nothing to answer (ACK never gets a response).

@@ -10,12 +10,13 @@ import (
 // metrics are the PBX's Prometheus series, in a registry of its own (no package globals: several
 // PBXs may live in one process).
 type metrics struct {
-	reg          *prometheus.Registry
-	requests     *prometheus.CounterVec
-	responses    *prometheus.CounterVec
-	authFailures prometheus.Counter
-	bans         prometheus.Counter
-	unparseable  prometheus.Counter
+	reg             *prometheus.Registry
+	requests        *prometheus.CounterVec
+	responses       *prometheus.CounterVec
+	authFailures    prometheus.Counter
+	bans            prometheus.Counter
+	unparseable     prometheus.Counter
+	dialplanReloads *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -36,8 +37,11 @@ func newMetrics() *metrics {
 		unparseable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pbxkit_sip_unparseable_total", Help: "Datagrams that were not parseable SIP messages.",
 		}),
+		dialplanReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbxkit_dialplan_reloads_total", Help: "Reloads of the Lua dialplan, by result (ok, error: the old version kept running).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.requests, m.responses, m.authFailures, m.bans, m.unparseable,
+	m.reg.MustRegister(m.requests, m.responses, m.authFailures, m.bans, m.unparseable, m.dialplanReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

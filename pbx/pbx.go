@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/dialplan"
 	"github.com/pbxkit/pbxkit/store"
 )
 
@@ -61,6 +62,9 @@ type PBX struct {
 	auth    *authenticator
 	reg     *registrar
 	calls   *b2bua.Engine
+	route   dialplan.Handler
+	lua     *dialplan.Lua // the Lua dialplan, if any
+	queues  *dialplan.Queues
 	events  *hub
 	metrics *metrics
 
@@ -159,7 +163,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		UDPListener: p.udp.LocalAddr().String(),
 		Host:        p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
 		RingTimeout: cfg.RingTimeout, UserAgent: cfg.UserAgent, AckTimeout: cfg.AckTimeout, CopyHeaders: cfg.CopyHeaders,
-		PassRedirects: cfg.PassRedirects, Resolve: p.resolveTransfer,
+		PassRedirects: cfg.PassRedirects, Resolve: p.resolve,
 		OnEvent: func(e b2bua.Event) { p.events.publish(callEvent(e)) },
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
@@ -167,6 +171,12 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		p.closeListeners()
 		p.closeOwned()
 		return nil, fmt.Errorf("pbx: %w", err)
+	}
+	if err := p.setupDialplan(); err != nil {
+		ua.Close()
+		p.closeListeners()
+		p.closeOwned()
+		return nil, err
 	}
 	for _, m := range knownMethods {
 		srv.OnRequest(m, p.handle)
@@ -295,6 +305,11 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			p.shutdownErr = fmt.Errorf("pbx: shutdown: %w", ctx.Err())
+		}
+		if p.lua != nil {
+			if err := p.lua.Close(ctx); err != nil {
+				p.log.Warn("dialplan still running on_hangup at shutdown", "error", err)
+			}
 		}
 		p.closeOwned()
 		p.events.close()

@@ -4,34 +4,111 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/dialplan"
 	"github.com/pbxkit/pbxkit/store"
 )
 
-// routeInvite applies default routing to an authenticated INVITE when no dialplan is set: the
-// Request-URI user is an extension. Unknown gets 404, disabled 410 (Gone), do-not-disturb 486
-// (Busy Here), and an extension without a live registration 480 (Temporarily Unavailable). A
-// call that passes all of these rings every registered contact of the extension.
-func (p *PBX) routeInvite(ctx context.Context, req *sip.Request, tx sip.ServerTransaction) {
-	number := req.Recipient.User
-	targets, err := p.targetsFor(ctx, number)
-	if err != nil {
-		var se *b2bua.StatusError
-		if errors.As(err, &se) {
-			p.reply(req, tx, se.Code, se.Reason)
-			return
-		}
-		p.replyStoreError(req, tx, "routing", err)
-		return
+// setupDialplan builds the call router from the configuration: the Go handler, then the Lua
+// script, or default routing when neither is set.
+func (p *PBX) setupDialplan() error {
+	p.queues = dialplan.NewQueues()
+	var handlers []dialplan.Handler
+	if p.cfg.Dialplan != nil {
+		handlers = append(handlers, p.cfg.Dialplan)
 	}
+	if p.cfg.DialplanScript != "" {
+		l, err := dialplan.NewLua(dialplan.LuaConfig{
+			Script: p.cfg.DialplanScript, Directory: directory{p}, Queues: p.queues,
+			MaxRunTime: p.cfg.DialplanTimeout, Watch: true, Location: p.cfg.DialplanLocation,
+			Logger: p.log, OnReload: p.dialplanReloaded,
+		})
+		if err != nil {
+			return fmt.Errorf("pbx: %w", err)
+		}
+		p.lua = l
+		handlers = append(handlers, l)
+	}
+	switch len(handlers) {
+	case 0:
+		p.route = dialplan.HandlerFunc(p.defaultRoute)
+	case 1:
+		p.route = handlers[0]
+	default:
+		p.route = dialplan.Chain(handlers...)
+	}
+	return nil
+}
+
+// ReloadDialplan compiles the Lua dialplan again and, when it compiles and loads, runs the new
+// version for new calls; a broken script leaves the running one in place and is returned. Without
+// a Lua dialplan it does nothing.
+func (p *PBX) ReloadDialplan() error {
+	if p.lua == nil {
+		return nil
+	}
+	return p.lua.Reload()
+}
+
+// DialplanVersion returns the version of the Lua dialplan running (1 at start, one more per
+// successful reload), or 0 without one.
+func (p *PBX) DialplanVersion() int {
+	if p.lua == nil {
+		return 0
+	}
+	return p.lua.Version()
+}
+
+func (p *PBX) dialplanReloaded(version int, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	p.metrics.dialplanReloads.WithLabelValues(result).Inc()
+}
+
+// Queues returns the PBX's call queues (who waits where).
+func (p *PBX) Queues() *dialplan.Queues { return p.queues }
+
+// routeInvite hands an authenticated INVITE to the dialplan.
+func (p *PBX) routeInvite(req *sip.Request, tx sip.ServerTransaction, ext *store.Extension) {
 	if p.cfg.MaxCalls > 0 && p.calls.Active() >= p.cfg.MaxCalls {
 		p.reply(req, tx, 503, "too many calls", sip.NewHeader("Retry-After", "10"))
 		return
 	}
-	p.calls.Connect(req, tx, number, targets)
+	user := ""
+	if ext != nil {
+		user = ext.Number
+	}
+	p.calls.Handle(req, tx, user, p.route.Handle)
+}
+
+// defaultRoute is the routing without a dialplan: the Request-URI user is an extension. Unknown
+// gets 404, disabled 410 (Gone), do-not-disturb 486 (Busy Here), and an extension without a live
+// registration 480 (Temporarily Unavailable), each with a Warning saying why. A call that passes
+// all of these rings every registered contact of the extension.
+func (p *PBX) defaultRoute(ctx context.Context, c *b2bua.Call) error {
+	targets, err := p.targetsFor(ctx, c.Callee())
+	if err != nil {
+		var se *b2bua.StatusError
+		if errors.As(err, &se) {
+			return c.Reject(se.Code, "", sip.NewHeader("Warning", p.warning(se.Reason)))
+		}
+		if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			p.log.Error("routing: store unavailable", "error", err)
+			return c.Reject(503, "", sip.NewHeader("Retry-After", "5"), sip.NewHeader("Warning", p.warning("database unavailable")))
+		}
+		return err
+	}
+	_, err = c.Dial(ctx, targets, b2bua.ConnectOptions{})
+	return err
 }
 
 // targetsFor applies default routing to an extension number: the contacts to ring, or a
@@ -64,7 +141,7 @@ func (p *PBX) targetsFor(ctx context.Context, number string) ([]b2bua.Target, er
 			p.log.Warn("unusable registered contact", "ext", number, "contact", b.Contact, "error", err)
 			continue
 		}
-		targets = append(targets, b2bua.Target{URI: uri, Dest: b.Source, Transport: b.Transport})
+		targets = append(targets, b2bua.Target{URI: uri, Dest: b.Source, Transport: b.Transport, Ext: number})
 	}
 	if len(targets) == 0 {
 		return nil, &b2bua.StatusError{Code: 480, Reason: fmt.Sprintf("extension %s is not registered", number)}
@@ -72,10 +149,106 @@ func (p *PBX) targetsFor(ctx context.Context, number string) ([]b2bua.Target, er
 	return targets, nil
 }
 
-// resolveTransfer is the call core's Resolver: a transfer target is an extension of this PBX,
-// routed like a call to it.
-func (p *PBX) resolveTransfer(ctx context.Context, target sip.Uri) ([]b2bua.Target, error) {
-	return p.targetsFor(ctx, target.User)
+// resolve is the call core's Resolver. A URI without host, or whose host is the PBX's domain or
+// its own address, names an extension, routed like a call to it (transfer targets are always
+// such). Any other sip: URI is a foreign destination that the dialplan chose: it is called
+// directly (its transport from the URI's transport parameter, UDP by default).
+func (p *PBX) resolve(ctx context.Context, target sip.Uri) ([]b2bua.Target, error) {
+	if p.local(target) {
+		return p.targetsFor(ctx, target.User)
+	}
+	transport := "udp"
+	if t, ok := target.UriParams.Get("transport"); ok && t != "" {
+		transport = strings.ToLower(t)
+	}
+	if transport != "udp" && transport != "tcp" {
+		return nil, &b2bua.StatusError{Code: 416, Reason: "transport " + transport + " is not served"}
+	}
+	return []b2bua.Target{{URI: target, Transport: transport}}, nil
+}
+
+// local reports whether uri names this PBX.
+func (p *PBX) local(uri sip.Uri) bool {
+	if uri.Host == "" || strings.EqualFold(uri.Host, p.cfg.Domain) {
+		return true
+	}
+	addr := p.UDPAddr()
+	if uri.Port != 0 && uri.Port != addr.Port {
+		return false
+	}
+	ip := net.ParseIP(uri.Host)
+	if ip == nil {
+		return false
+	}
+	return ip.Equal(addr.IP) || addr.IP.IsUnspecified() && (ip.IsLoopback() || isLocalIP(ip))
+}
+
+// isLocalIP reports whether ip belongs to one of the machine's interfaces.
+func isLocalIP(ip net.IP) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// directory shows the dialplan the PBX's extensions and queues.
+type directory struct{ p *PBX }
+
+var _ dialplan.Directory = directory{}
+
+func (d directory) Extension(ctx context.Context, number string) (*dialplan.Extension, error) {
+	if store.ValidateNumber(number) != nil {
+		return nil, nil // no extension can have that number
+	}
+	ext, err := d.p.store.Extension(ctx, number)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	bindings, err := d.p.store.Bindings(ctx, number)
+	if err != nil {
+		return nil, err
+	}
+	return &dialplan.Extension{
+		Number: ext.Number, Name: ext.Name, Enabled: ext.Enabled, DND: ext.DND,
+		ForwardAlways: ext.ForwardAlways, ForwardBusy: ext.ForwardBusy, ForwardNoAnswer: ext.ForwardNoAnswer,
+		RingTimeout: ext.RingTimeout, Registered: len(bindings) > 0,
+	}, nil
+}
+
+func (d directory) Queue(ctx context.Context, name string) (*dialplan.Queue, error) {
+	qd, ok := d.p.store.(store.QueueDirectory)
+	if !ok || store.ValidateNumber(name) != nil {
+		return nil, nil
+	}
+	q, err := qd.Queue(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	members := make([]store.QueueMember, 0, len(q.Members))
+	for _, m := range q.Members {
+		if !m.Paused {
+			members = append(members, m)
+		}
+	}
+	sortMembers(members)
+	out := &dialplan.Queue{Name: q.Name, Strategy: q.Strategy, MaxLen: q.MaxLen, Music: q.Music,
+		MaxWait: seconds(q.MaxWait), Announce: seconds(q.Announce)}
+	for _, m := range members {
+		out.Members = append(out.Members, m.Extension)
+	}
+	return out, nil
 }
 
 // cdrWriter stores the call core's records as store CDRs.
@@ -92,4 +265,12 @@ func (c cdrWriter) WriteRecord(ctx context.Context, r b2bua.Record) error {
 		cdr.AnswerAt = &a
 	}
 	return c.w.WriteCDR(ctx, cdr)
+}
+
+// seconds turns a number of seconds from the store into a duration.
+func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// sortMembers orders queue members by penalty (lower first), keeping the stored order otherwise.
+func sortMembers(m []store.QueueMember) {
+	slices.SortStableFunc(m, func(a, b store.QueueMember) int { return a.Penalty - b.Penalty })
 }

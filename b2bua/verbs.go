@@ -1,0 +1,414 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/internal/sipx"
+)
+
+// The verbs of a call being routed: what a dialplan (Go or Lua) does with a new call. Each one
+// either answers the caller (Connect when a callee answers, Reject, Redirect), tells it how things
+// go (Ringing, Progress, Provisional) or tries something and reports back (a Connect that no
+// callee answered leaves the caller waiting, so routing can try elsewhere).
+
+// ErrDecided is returned by a verb used on a call whose caller already has its final answer: it
+// was answered, refused, redirected or cancelled, or the call has ended.
+var ErrDecided = errors.New("b2bua: the call is already decided")
+
+// minSE is the smallest session interval RFC 4028 §4 allows, sent with a 422 from routing.
+const minSE = 90
+
+// ConnectOptions say how Connect rings.
+type ConnectOptions struct {
+	// Timeout is how long the callees ring before the attempt fails with 480. Zero uses the
+	// engine's RingTimeout.
+	Timeout time.Duration
+	// Headers are added to every B-leg INVITE of this attempt (after those of SetHeader).
+	Headers []sip.Header
+	// CallerID replaces the user part of the From header the callees see; CallerName its display
+	// name. Empty keeps the caller's.
+	CallerID, CallerName string
+}
+
+// Result is what a Connect (or Forward) came to.
+type Result struct {
+	Answered bool   // a callee answered: the call is connected and goes on without routing
+	Status   int    // 200 when answered; otherwise the final status the attempt came to
+	Reason   string // why, in words
+}
+
+// ID returns the caller's Call-ID.
+func (c *Call) ID() string { return c.a.callID }
+
+// Request returns the caller's INVITE. It must not be modified.
+func (c *Call) Request() *sip.Request { return c.aReq }
+
+// User returns the extension that authenticated the call, or "" when it came from a trusted
+// network without credentials.
+func (c *Call) User() string { return c.user }
+
+// Callee returns the dialled user part of the Request-URI.
+func (c *Call) Callee() string { return c.callee }
+
+// Engine returns the engine that runs the call.
+func (c *Call) Engine() *Engine { return c.e }
+
+// Answered reports whether a callee answered the call.
+func (c *Call) Answered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.answered
+}
+
+// Decided reports whether the caller has its final answer (or the call has ended).
+func (c *Call) Decided() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.decided || c.ended
+}
+
+// SetVar stores a per-call variable: routing sets them, the hang-up handler reads them.
+func (c *Call) SetVar(name, value string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.vars == nil {
+		c.vars = map[string]string{}
+	}
+	c.vars[name] = value
+}
+
+// Var returns a per-call variable set with SetVar.
+func (c *Call) Var(name string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.vars[name]
+	return v, ok
+}
+
+// SetHeader adds a header to every B-leg INVITE sent from now on. name must be a SIP token and
+// value must not contain line breaks; the headers that make up the dialog cannot be set.
+func (c *Call) SetHeader(name, value string) error {
+	h, err := NewHeader(name, value)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.headers = append(c.headers, h)
+	c.mu.Unlock()
+	return nil
+}
+
+// OnEnd registers f to run once with the call's record after the call has ended. f runs on the
+// goroutine that ended the call and must not block.
+func (c *Call) OnEnd(f func(Record)) {
+	c.mu.Lock()
+	if !c.ended {
+		c.onEnd = append(c.onEnd, f)
+		c.mu.Unlock()
+		return
+	}
+	rec := c.rec
+	c.mu.Unlock()
+	f(rec)
+}
+
+// reservedHeaders make up the dialog or the message: the engine writes them itself.
+var reservedHeaders = map[string]bool{
+	"via": true, "v": true, "from": true, "f": true, "to": true, "t": true, "call-id": true, "i": true,
+	"cseq": true, "contact": true, "m": true, "max-forwards": true, "content-length": true, "l": true,
+	"content-type": true, "c": true, "route": true, "record-route": true,
+}
+
+// NewHeader checks that name is a token (RFC 3261 §25.1) that names no header the engine writes
+// itself, and that value holds no line break, and returns the header.
+func NewHeader(name, value string) (sip.Header, error) {
+	if name == "" || !isToken(name) {
+		return nil, fmt.Errorf("b2bua: %q is not a valid header name", name)
+	}
+	if reservedHeaders[strings.ToLower(name)] {
+		return nil, fmt.Errorf("b2bua: header %s is written by the PBX and cannot be set", name)
+	}
+	if strings.ContainsAny(value, "\r\n\x00") {
+		return nil, fmt.Errorf("b2bua: the value of header %s contains a line break", name)
+	}
+	return sip.NewHeader(name, value), nil
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("-.!%*_+`'~", b) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// Connect rings dests in parallel (forking to every contact of each) and waits until one
+// answers, all fail, the ring timeout passes, the caller cancels or ctx ends. A destination is
+// an extension number or a sip:/sips: URI; the engine's Resolve finds its contacts.
+//
+// When a callee answers, the caller is answered too (and its ACK awaited): the call is
+// connected and Result.Answered is true. Otherwise the caller has not been answered yet and
+// routing can go on; Result.Status says why the attempt failed (486 busy, 480 no answer or not
+// registered, 404 unknown, ...). A caller that cancelled gets 487 and the call has ended.
+func (c *Call) Connect(ctx context.Context, dests []string, opts ConnectOptions) (Result, error) {
+	if c.Decided() {
+		return c.endedResult(), ErrDecided
+	}
+	if len(dests) == 0 {
+		return Result{}, errors.New("b2bua: connect needs a destination")
+	}
+	var targets []Target
+	var out outcome
+	for _, d := range dests {
+		uri, err := ParseDestination(d)
+		if err != nil {
+			return Result{}, err
+		}
+		if c.e.cfg.Resolve == nil {
+			return Result{}, errors.New("b2bua: the engine has no Resolve to find destinations")
+		}
+		ts, err := c.e.cfg.Resolve(ctx, uri)
+		var se *StatusError
+		switch {
+		case errors.As(err, &se):
+			c.log.Debug("destination cannot be called", "dest", d, "status", se.Code, "reason", se.Reason)
+			out.answered(se.Code)
+		case err != nil:
+			c.log.Warn("destination not resolved", "dest", d, "error", err)
+			out.answered(500)
+		default:
+			targets = append(targets, ts...)
+		}
+	}
+	if len(targets) == 0 {
+		r := ringResult{status: out.final(), by: "pbx", reason: "no destination can be called"}
+		c.remember(r)
+		return Result{Status: r.status, Reason: r.reason}, nil
+	}
+	return c.Dial(ctx, targets, opts)
+}
+
+// Dial is Connect to contacts already resolved.
+func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) (Result, error) {
+	if c.Decided() {
+		return c.endedResult(), ErrDecided
+	}
+	if len(targets) == 0 {
+		return Result{}, errors.New("b2bua: dial needs a target")
+	}
+	if ctx.Err() != nil {
+		return Result{Status: 487, Reason: "routing gave up: " + ctx.Err().Error()}, nil
+	}
+	o := c.origin()
+	if opts.CallerID != "" {
+		o.fromUser = opts.CallerID
+	}
+	if opts.CallerName != "" {
+		o.display = opts.CallerName
+	}
+	c.mu.Lock()
+	o.extra = append(append([]sip.Header(nil), c.headers...), opts.Headers...)
+	c.mu.Unlock()
+	r := c.ring(targets, o, ringOptions{caller: true, follow: true, ctx: ctx, timeout: opts.Timeout})
+	switch {
+	case r.leg != nil:
+		c.answer(r.leg, r.res)
+		return Result{Answered: true, Status: 200, Reason: "answered"}, nil
+	case r.silent:
+		c.finish(r.status, r.by, r.reason)
+		return Result{Status: r.status, Reason: r.reason}, nil
+	}
+	c.remember(r)
+	return Result{Status: r.status, Reason: r.reason}, nil
+}
+
+// SetFallback sets the final status (400-699) the caller gets when routing ends without deciding
+// the call; each failed Connect sets it too, to its own status.
+func (c *Call) SetFallback(status int, reason string) {
+	if status < 400 || status > 699 {
+		return
+	}
+	c.remember(ringResult{status: status, by: "pbx", reason: reason})
+}
+
+// remember keeps a failed attempt for conclude.
+func (c *Call) remember(r ringResult) {
+	c.mu.Lock()
+	c.last = &r
+	c.mu.Unlock()
+}
+
+// endedResult describes a call that is already decided.
+func (c *Call) endedResult() Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.answered {
+		return Result{Answered: true, Status: 200, Reason: "answered"}
+	}
+	if c.ended {
+		return Result{Status: c.rec.Status, Reason: c.rec.Reason}
+	}
+	return Result{Status: 500, Reason: "the caller already has its final answer"}
+}
+
+// ForwardOptions say how Forward tells the caller and the new callee about the forwarding.
+type ForwardOptions struct {
+	ConnectOptions
+	// Reason goes into the Diversion header (RFC 5806): "unconditional" (the default),
+	// "user-busy", "no-answer", "unavailable", "time-of-day", "do-not-disturb", ...
+	Reason string
+}
+
+// Forward tells the caller that its call is being forwarded (181, with a Diversion header naming
+// the dialled number, RFC 5806), then connects it to dests; the new callees see the Diversion
+// header too.
+func (c *Call) Forward(ctx context.Context, dests []string, opts ForwardOptions) (Result, error) {
+	reason := opts.Reason
+	if reason == "" {
+		reason = "unconditional"
+	}
+	if !isToken(reason) {
+		return Result{}, fmt.Errorf("b2bua: forward reason %q is not a token", reason)
+	}
+	host := c.contact.Address.Host
+	div := sip.NewHeader("Diversion", fmt.Sprintf("<sip:%s@%s>;reason=%s;counter=1", c.callee, host, reason))
+	if err := c.Provisional(181, "", div); err != nil {
+		return c.endedResult(), err
+	}
+	opts.Headers = append(opts.Headers, div)
+	return c.Connect(ctx, dests, opts.ConnectOptions)
+}
+
+// Ringing sends 180 Ringing to the caller.
+func (c *Call) Ringing() error { return c.Provisional(180, "") }
+
+// Progress sends 183 Session Progress to the caller.
+func (c *Call) Progress() error { return c.Provisional(183, "") }
+
+// Provisional sends a provisional response (101-199) to the caller: 180, 181 Call Is Being
+// Forwarded, 182 Queued, 183, or another. phrase "" is the IANA reason phrase.
+func (c *Call) Provisional(code int, phrase string, hdrs ...sip.Header) error {
+	if code <= 100 || code > 199 {
+		return fmt.Errorf("b2bua: %d is not a provisional status (101-199)", code)
+	}
+	if c.Decided() {
+		return ErrDecided
+	}
+	phrase, err := phraseFor(code, phrase)
+	if err != nil {
+		return err
+	}
+	if code == 180 || code == 183 {
+		c.emit(CallRinging, code)
+	}
+	_, err = c.e.respondPhrase(c.aReq, c.aTx, code, phrase, c.a.localTag, nil, append(hdrs, c.contact)...)
+	return err
+}
+
+// Reject answers the caller with a final status 400-699 and ends the call. phrase "" is the IANA
+// reason phrase. Where the status needs a header the engine adds it: Allow for 405, Accept for
+// 415, Min-SE for 422.
+func (c *Call) Reject(code int, phrase string, hdrs ...sip.Header) error {
+	if code < 400 || code > 699 {
+		return fmt.Errorf("b2bua: reject needs a status 400-699, not %d", code)
+	}
+	phrase, err := phraseFor(code, phrase)
+	if err != nil {
+		return err
+	}
+	switch code {
+	case 405:
+		hdrs = append(hdrs, sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY"))
+	case 415:
+		hdrs = append(hdrs, sip.NewHeader("Accept", "application/sdp"))
+	case 422:
+		hdrs = append(hdrs, sip.NewHeader("Min-SE", strconv.Itoa(minSE)))
+	}
+	return c.final(code, phrase, "routing rejected the call", hdrs...)
+}
+
+// Redirect answers the caller with a 3xx (300, 301, 302, 305 or 380) whose Contact headers are
+// the contacts given (sip:, sips: or tel: URIs), and ends the call.
+func (c *Call) Redirect(code int, contacts []string) error {
+	switch code {
+	case 300, 301, 302, 305, 380:
+	default:
+		return fmt.Errorf("b2bua: redirect needs 300, 301, 302, 305 or 380, not %d", code)
+	}
+	if len(contacts) == 0 && code != 380 {
+		return fmt.Errorf("b2bua: redirect %d needs at least one contact", code)
+	}
+	hdrs := make([]sip.Header, 0, len(contacts))
+	for _, ct := range contacts {
+		var uri sip.Uri
+		lower := strings.ToLower(ct)
+		ok := strings.HasPrefix(lower, "sip:") || strings.HasPrefix(lower, "sips:") || strings.HasPrefix(lower, "tel:")
+		if !ok || strings.ContainsAny(ct, "<>\" \r\n") || sip.ParseUri(ct, &uri) != nil {
+			return fmt.Errorf("b2bua: redirect contact %q is not a sip:, sips: or tel: URI", ct)
+		}
+		hdrs = append(hdrs, sip.NewHeader("Contact", "<"+ct+">"))
+	}
+	return c.final(code, sipx.Reason(code), "routing redirected the call", hdrs...)
+}
+
+// final sends a final non-2xx answer chosen by routing.
+func (c *Call) final(code int, phrase, why string, hdrs ...sip.Header) error {
+	c.mu.Lock()
+	if c.decided || c.ended {
+		c.mu.Unlock()
+		return ErrDecided
+	}
+	c.decided = true
+	c.mu.Unlock()
+	c.failWith(code, phrase, "pbx", why, hdrs...)
+	return nil
+}
+
+// phraseFor checks a reason phrase given by routing, or picks the IANA one.
+func phraseFor(code int, phrase string) (string, error) {
+	if phrase == "" {
+		return sipx.Reason(code), nil
+	}
+	if len(phrase) > 200 || strings.ContainsAny(phrase, "\r\n\x00") {
+		return "", fmt.Errorf("b2bua: reason phrase %q is not usable", phrase)
+	}
+	return phrase, nil
+}
+
+// ParseDestination turns a destination as routing names it, an extension number or a sip:/sips:
+// URI, into a URI. An extension number becomes a URI without host.
+func ParseDestination(dest string) (sip.Uri, error) {
+	lower := strings.ToLower(dest)
+	if strings.HasPrefix(lower, "sip:") || strings.HasPrefix(lower, "sips:") {
+		var uri sip.Uri
+		if strings.ContainsAny(dest, "<>\" \r\n") || sip.ParseUri(dest, &uri) != nil || uri.Host == "" {
+			return sip.Uri{}, fmt.Errorf("b2bua: destination %q is not a valid SIP URI", dest)
+		}
+		return uri, nil
+	}
+	if dest == "" || len(dest) > 64 || !isNumber(dest) {
+		return sip.Uri{}, fmt.Errorf("b2bua: destination %q is neither an extension number nor a sip: URI", dest)
+	}
+	return sip.Uri{Scheme: "sip", User: dest}, nil
+}
+
+// isNumber reports whether s is a usable extension number: digits, letters, '.', '-', '_', '+',
+// '*' and '#'.
+func isNumber(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte(".-_+*#", b) >= 0) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,75 @@
+package dialplan
+
+import (
+	"context"
+	"time"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+)
+
+// Handler decides what becomes of a new call, using the verbs of *b2bua.Call (Connect, Forward,
+// Reject, Redirect, Ringing, Progress) and Queues.Wait. It is called once per new INVITE that
+// passed authentication, on the INVITE's own goroutine, and may block while callees ring. ctx
+// ends when the caller cancels, the call ends or the PBX shuts down.
+//
+// A handler that returns without answering or refusing the caller leaves the answer to the PBX:
+// the status of its last failed Connect, or 500 when it returned an error or decided nothing.
+type Handler interface {
+	Handle(ctx context.Context, c *b2bua.Call) error
+}
+
+// HandlerFunc lets an ordinary function be a Handler.
+type HandlerFunc func(ctx context.Context, c *b2bua.Call) error
+
+// Handle calls f(ctx, c).
+func (f HandlerFunc) Handle(ctx context.Context, c *b2bua.Call) error { return f(ctx, c) }
+
+var _ Handler = HandlerFunc(nil)
+
+// Chain runs handlers in order, each one only while the call is still undecided: the first that
+// answers, refuses or redirects the caller ends the chain, as does the first error. A Go
+// pre-check (a blacklist, a time-of-day rule) can so run before a Lua dialplan.
+func Chain(handlers ...Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, c *b2bua.Call) error {
+		for _, h := range handlers {
+			if c.Decided() || ctx.Err() != nil {
+				return nil
+			}
+			if err := h.Handle(ctx, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Extension is what a dialplan sees of an extension.
+type Extension struct {
+	Number          string
+	Name            string
+	Enabled         bool
+	DND             bool   // do not disturb
+	ForwardAlways   string // "" or the destination every call is forwarded to
+	ForwardBusy     string // "" or the destination when the extension is busy
+	ForwardNoAnswer string // "" or the destination when it does not answer
+	RingTimeout     int    // seconds; 0 means the PBX default
+	Registered      bool   // has at least one live registration
+}
+
+// Queue is what a dialplan sees of a call queue.
+type Queue struct {
+	Name     string
+	Strategy string
+	Members  []string      // the extensions that take the queue's calls, in order of preference
+	MaxWait  time.Duration // 0 for no limit
+	MaxLen   int           // callers waiting at most; 0 for no limit
+	Announce time.Duration // how often a waiting caller hears its position again (182); 0 once
+	Music    string        // hold audio: a WAV file or "tone"
+}
+
+// Directory is where a dialplan looks extensions and queues up. Both methods return nil and no
+// error for a name that does not exist.
+type Directory interface {
+	Extension(ctx context.Context, number string) (*Extension, error)
+	Queue(ctx context.Context, name string) (*Queue, error)
+}

@@ -1,0 +1,480 @@
+package dialplan
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+)
+
+// The Lua API. docs/dialplan.md is its reference; keep the two in step.
+
+var callMethods = map[string]lua.LGFunction{
+	"connect":       luaConnect,
+	"forward":       luaForward,
+	"queue":         luaQueue,
+	"reject":        luaReject,
+	"redirect":      luaRedirect,
+	"ringing":       luaRinging,
+	"progress":      luaProgress,
+	"header":        luaHeader,
+	"set_header":    luaSetHeader,
+	"set_caller_id": luaSetCallerID,
+	"set":           luaSet,
+	"get":           luaGet,
+}
+
+// callIndex serves call.field and call:method.
+func callIndex(L *lua.LState, methods *lua.LTable) int {
+	r := checkCall(L)
+	key := L.CheckString(2)
+	if m := methods.RawGetString(key); m != lua.LNil {
+		L.Push(m)
+		return 1
+	}
+	c := r.c
+	req := c.Request()
+	switch key {
+	case "id":
+		L.Push(lua.LString(c.ID()))
+	case "from":
+		L.Push(lua.LString(req.From().Address.User))
+	case "from_name":
+		L.Push(lua.LString(req.From().DisplayName))
+	case "to":
+		L.Push(lua.LString(c.Callee()))
+	case "uri":
+		L.Push(lua.LString(req.Recipient.String()))
+	case "source":
+		L.Push(lua.LString(req.Source()))
+	case "user":
+		if u := c.User(); u != "" {
+			L.Push(lua.LString(u))
+		} else {
+			L.Push(lua.LNil)
+		}
+	case "answered":
+		L.Push(lua.LBool(c.Answered()))
+	default:
+		L.Push(lua.LNil)
+	}
+	return 1
+}
+
+func checkCall(L *lua.LState) *run {
+	ud := L.CheckUserData(1)
+	r, ok := ud.Value.(*run)
+	if !ok || r.c == nil {
+		L.ArgError(1, "a call expected (use call:method(...), not call.method(...))")
+	}
+	return r
+}
+
+// result pushes a verb's outcome as {answered=, status=, reason=}.
+func result(L *lua.LState, res b2bua.Result) int {
+	t := L.CreateTable(0, 3)
+	t.RawSetString("answered", lua.LBool(res.Answered))
+	t.RawSetString("status", lua.LNumber(res.Status))
+	t.RawSetString("reason", lua.LString(res.Reason))
+	L.Push(t)
+	return 1
+}
+
+// verbError raises a Lua error for a verb used wrongly; a verb on a call already decided (the
+// caller hung up meanwhile, say) is not the script's fault and is not an error.
+func verbError(L *lua.LState, err error) {
+	if err != nil && !errors.Is(err, b2bua.ErrDecided) {
+		L.RaiseError("%s", err.Error())
+	}
+}
+
+// destinations reads argument n: one destination or a list of them.
+func destinations(L *lua.LState, n int) []string {
+	switch v := L.Get(n).(type) {
+	case lua.LString:
+		return []string{string(v)}
+	case lua.LNumber:
+		return []string{v.String()}
+	case *lua.LTable:
+		var out []string
+		for i := 1; i <= v.Len(); i++ {
+			s, ok := v.RawGetInt(i).(lua.LString)
+			if !ok {
+				L.ArgError(n, "a list of destinations must hold strings")
+			}
+			out = append(out, string(s))
+		}
+		if len(out) == 0 {
+			L.ArgError(n, "the list of destinations is empty")
+		}
+		return out
+	}
+	L.ArgError(n, "a destination (extension number or sip: URI) or a list of them expected")
+	return nil
+}
+
+// options reads argument n, an optional table.
+func options(L *lua.LState, n int) *lua.LTable {
+	switch v := L.Get(n).(type) {
+	case *lua.LTable:
+		return v
+	case *lua.LNilType:
+		return L.NewTable()
+	}
+	L.ArgError(n, "an options table expected")
+	return nil
+}
+
+func optString(L *lua.LState, t *lua.LTable, key string) string {
+	switch v := t.RawGetString(key).(type) {
+	case lua.LString:
+		return string(v)
+	case *lua.LNilType:
+		return ""
+	}
+	L.RaiseError("option %s must be a string", key)
+	return ""
+}
+
+// optSeconds reads a duration in seconds (fractions allowed), 0 when absent.
+func optSeconds(L *lua.LState, t *lua.LTable, key string) time.Duration {
+	switch v := t.RawGetString(key).(type) {
+	case lua.LNumber:
+		f := float64(v)
+		if math.IsNaN(f) || f <= 0 || f > maxWait.Seconds() {
+			L.RaiseError("option %s must be a number of seconds above 0 and at most %d", key, int(maxWait.Seconds()))
+		}
+		return time.Duration(f * float64(time.Second))
+	case *lua.LNilType:
+		return 0
+	}
+	L.RaiseError("option %s must be a number of seconds", key)
+	return 0
+}
+
+func connectOptions(L *lua.LState, r *run, t *lua.LTable) b2bua.ConnectOptions {
+	o := b2bua.ConnectOptions{Timeout: optSeconds(L, t, "timeout"), CallerID: r.callerID, CallerName: r.callerName}
+	if id := optString(L, t, "caller_id"); id != "" {
+		o.CallerID = id
+	}
+	if name := optString(L, t, "caller_name"); name != "" {
+		o.CallerName = name
+	}
+	if err := checkCallerID(o.CallerID, o.CallerName); err != nil {
+		L.RaiseError("%s", err.Error())
+	}
+	switch hs := t.RawGetString("headers").(type) {
+	case *lua.LNilType:
+	case *lua.LTable:
+		var names []string
+		values := map[string]string{}
+		hs.ForEach(func(k, v lua.LValue) {
+			ks, ok1 := k.(lua.LString)
+			vs, ok2 := v.(lua.LString)
+			if !ok1 || !ok2 {
+				L.RaiseError("option headers must map header names to string values")
+			}
+			names = append(names, string(ks))
+			values[string(ks)] = string(vs)
+		})
+		sort.Strings(names) // a table has no order; the INVITE should not change from call to call
+		for _, n := range names {
+			h, err := b2bua.NewHeader(n, values[n])
+			if err != nil {
+				L.RaiseError("%s", err.Error())
+			}
+			o.Headers = append(o.Headers, h)
+		}
+	default:
+		L.RaiseError("option headers must be a table")
+	}
+	return o
+}
+
+// checkCallerID keeps a caller-ID a valid SIP user part and display name.
+func checkCallerID(id, name string) error {
+	if id != "" {
+		if u, err := b2bua.ParseDestination(id); err != nil || u.Host != "" {
+			return fmt.Errorf("caller_id %q is not a valid number (letters, digits, . - _ + * #)", id)
+		}
+	}
+	if len(name) > 64 || containsAny(name, "\"\\\r\n\x00") {
+		return fmt.Errorf("caller_name %q is not usable (at most 64 characters, no quotes, backslashes or line breaks)", name)
+	}
+	return nil
+}
+
+func containsAny(s, chars string) bool {
+	for i := 0; i < len(s); i++ {
+		for j := 0; j < len(chars); j++ {
+			if s[i] == chars[j] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// call:connect(target [, opts]) -> {answered, status, reason}
+func luaConnect(L *lua.LState) int {
+	r := checkCall(L)
+	dests := destinations(L, 2)
+	o := connectOptions(L, r, options(L, 3))
+	var res b2bua.Result
+	var err error
+	r.wait(func() { res, err = r.c.Connect(r.ctx, dests, o) })
+	verbError(L, err)
+	return result(L, res)
+}
+
+// call:forward(target [, opts]) -> {answered, status, reason}
+func luaForward(L *lua.LState) int {
+	r := checkCall(L)
+	dests := destinations(L, 2)
+	t := options(L, 3)
+	o := b2bua.ForwardOptions{ConnectOptions: connectOptions(L, r, t), Reason: optString(L, t, "reason")}
+	var res b2bua.Result
+	var err error
+	r.wait(func() { res, err = r.c.Forward(r.ctx, dests, o) })
+	verbError(L, err)
+	return result(L, res)
+}
+
+// call:queue(name [, opts]) -> {answered, status, reason}
+func luaQueue(L *lua.LState) int {
+	r := checkCall(L)
+	name := L.CheckString(2)
+	t := options(L, 3)
+	o := QueueOptions{Timeout: optSeconds(L, t, "timeout"), Announce: optSeconds(L, t, "announce"), RingTimeout: optSeconds(L, t, "ring_timeout")}
+	if music := optString(L, t, "music"); music != "" {
+		r.log.Debug("queue hold music is not played yet: the media relay brings it", "music", music)
+	}
+	dir := r.l.cfg.Directory
+	if dir == nil {
+		L.RaiseError("call:queue: the dialplan has no directory to find queues in")
+	}
+	var q *Queue
+	var err error
+	r.wait(func() { q, err = dir.Queue(r.ctx, name) })
+	if err != nil {
+		r.log.Error("queue look-up failed", "queue", name, "error", err)
+		return result(L, b2bua.Result{Status: 503, Reason: "queue look-up failed"})
+	}
+	if q == nil {
+		return result(L, b2bua.Result{Status: 404, Reason: fmt.Sprintf("no queue named %s", name)})
+	}
+	var res b2bua.Result
+	r.wait(func() { res, err = r.l.cfg.Queues.Wait(r.ctx, r.c, q, o) })
+	verbError(L, err)
+	return result(L, res)
+}
+
+// call:reject(code [, reason])
+func luaReject(L *lua.LState) int {
+	r := checkCall(L)
+	code := L.CheckInt(2)
+	phrase := L.OptString(3, "")
+	verbError(L, r.c.Reject(code, phrase))
+	return 0
+}
+
+// call:redirect(code, uri_or_list)
+func luaRedirect(L *lua.LState) int {
+	r := checkCall(L)
+	code := L.CheckInt(2)
+	var contacts []string
+	if L.Get(3) != lua.LNil || code != 380 {
+		contacts = destinations(L, 3)
+	}
+	verbError(L, r.c.Redirect(code, contacts))
+	return 0
+}
+
+func luaRinging(L *lua.LState) int {
+	verbError(L, checkCall(L).c.Ringing())
+	return 0
+}
+
+func luaProgress(L *lua.LState) int {
+	verbError(L, checkCall(L).c.Progress())
+	return 0
+}
+
+// call:header(name) -> the first value of the caller's header, or nil
+func luaHeader(L *lua.LState) int {
+	r := checkCall(L)
+	h := r.c.Request().GetHeader(L.CheckString(2))
+	if h == nil {
+		L.Push(lua.LNil)
+	} else {
+		L.Push(lua.LString(h.Value()))
+	}
+	return 1
+}
+
+// call:set_header(name, value): added to every B-leg INVITE from now on
+func luaSetHeader(L *lua.LState) int {
+	r := checkCall(L)
+	if err := r.c.SetHeader(L.CheckString(2), L.CheckString(3)); err != nil {
+		L.RaiseError("%s", err.Error())
+	}
+	return 0
+}
+
+// call:set_caller_id(number [, name]): what the callees of later connects see as the caller
+func luaSetCallerID(L *lua.LState) int {
+	r := checkCall(L)
+	id, name := L.CheckString(2), L.OptString(3, "")
+	if err := checkCallerID(id, name); err != nil {
+		L.RaiseError("%s", err.Error())
+	}
+	r.callerID, r.callerName = id, name
+	return 0
+}
+
+// call:set(name, value) and call:get(name): per-call variables, also seen by on_hangup
+func luaSet(L *lua.LState) int {
+	r := checkCall(L)
+	name := L.CheckString(2)
+	v := L.Get(3)
+	switch v.(type) {
+	case lua.LString, lua.LNumber, lua.LBool:
+	default:
+		L.ArgError(3, "a variable holds a string, number or boolean")
+	}
+	if len(name) > 64 || len(v.String()) > 1024 {
+		L.RaiseError("call:set: names are at most 64 bytes and values at most 1024")
+	}
+	r.c.SetVar(name, v.String())
+	return 0
+}
+
+func luaGet(L *lua.LState) int {
+	r := checkCall(L)
+	if v, ok := r.c.Var(L.CheckString(2)); ok {
+		L.Push(lua.LString(v))
+	} else {
+		L.Push(lua.LNil)
+	}
+	return 1
+}
+
+// pbxModule is the pbx table of one run.
+func (r *run) pbxModule() *lua.LTable {
+	L := r.L
+	m := L.NewTable()
+	m.RawSetString("extension", L.NewFunction(r.luaExtension))
+	m.RawSetString("registered", L.NewFunction(r.luaRegistered))
+	m.RawSetString("queue_size", L.NewFunction(r.luaQueueSize))
+	m.RawSetString("log", L.NewFunction(r.luaLog))
+	m.RawSetString("time", L.NewFunction(r.luaTime))
+	return m
+}
+
+func (r *run) lookup(L *lua.LState, number string) *Extension {
+	if r.l.cfg.Directory == nil {
+		L.RaiseError("the dialplan has no directory to look extensions up in")
+	}
+	var ext *Extension
+	var err error
+	r.wait(func() { ext, err = r.l.cfg.Directory.Extension(r.ctx, number) })
+	if err != nil {
+		L.RaiseError("looking up extension %s: %s", number, err.Error())
+	}
+	return ext
+}
+
+// pbx.extension(number) -> nil or {number, name, enabled, dnd, forward_always, forward_busy,
+// forward_noanswer, ring_timeout, registered}
+func (r *run) luaExtension(L *lua.LState) int {
+	ext := r.lookup(L, L.CheckString(1))
+	if ext == nil {
+		L.Push(lua.LNil)
+		return 1
+	}
+	t := L.CreateTable(0, 9)
+	t.RawSetString("number", lua.LString(ext.Number))
+	t.RawSetString("name", lua.LString(ext.Name))
+	t.RawSetString("enabled", lua.LBool(ext.Enabled))
+	t.RawSetString("dnd", lua.LBool(ext.DND))
+	t.RawSetString("forward_always", lua.LString(ext.ForwardAlways))
+	t.RawSetString("forward_busy", lua.LString(ext.ForwardBusy))
+	t.RawSetString("forward_noanswer", lua.LString(ext.ForwardNoAnswer))
+	t.RawSetString("ring_timeout", lua.LNumber(ext.RingTimeout))
+	t.RawSetString("registered", lua.LBool(ext.Registered))
+	L.Push(t)
+	return 1
+}
+
+// pbx.registered(number) -> true when the extension has a live registration
+func (r *run) luaRegistered(L *lua.LState) int {
+	ext := r.lookup(L, L.CheckString(1))
+	L.Push(lua.LBool(ext != nil && ext.Registered))
+	return 1
+}
+
+// pbx.queue_size(name) -> how many callers wait in the queue
+func (r *run) luaQueueSize(L *lua.LState) int {
+	L.Push(lua.LNumber(r.l.cfg.Queues.Waiting(L.CheckString(1))))
+	return 1
+}
+
+// pbx.log(level, msg, key, value, ...)
+func (r *run) luaLog(L *lua.LState) int {
+	var level slog.Level
+	switch lv := L.CheckString(1); lv {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		L.ArgError(1, fmt.Sprintf("level %q is not debug, info, warn or error", lv))
+	}
+	msg := L.CheckString(2)
+	var attrs []any
+	for i := 3; i <= L.GetTop(); i += 2 {
+		key := L.ToStringMeta(L.Get(i)).String()
+		if i+1 > L.GetTop() {
+			attrs = append(attrs, slog.String("!BADKEY", key))
+			break
+		}
+		attrs = append(attrs, slog.String(key, L.ToStringMeta(L.Get(i+1)).String()))
+	}
+	attrs = append(attrs, slog.String("source", "script"))
+	r.log.Log(r.ctx, level, msg, attrs...)
+	return 0
+}
+
+// pbx.time([zone]) -> {year, month, day, hour, min, sec, wday (1 = Sunday), yday, unix}
+func (r *run) luaTime(L *lua.LState) int {
+	loc := r.l.cfg.Location
+	if z := L.OptString(1, ""); z != "" {
+		var err error
+		if loc, err = time.LoadLocation(z); err != nil {
+			L.ArgError(1, fmt.Sprintf("unknown time zone %q", z))
+		}
+	}
+	now := time.Now().In(loc)
+	t := L.CreateTable(0, 9)
+	t.RawSetString("year", lua.LNumber(now.Year()))
+	t.RawSetString("month", lua.LNumber(now.Month()))
+	t.RawSetString("day", lua.LNumber(now.Day()))
+	t.RawSetString("hour", lua.LNumber(now.Hour()))
+	t.RawSetString("min", lua.LNumber(now.Minute()))
+	t.RawSetString("sec", lua.LNumber(now.Second()))
+	t.RawSetString("wday", lua.LNumber(now.Weekday()+1))
+	t.RawSetString("yday", lua.LNumber(now.YearDay()))
+	t.RawSetString("unix", lua.LNumber(now.Unix()))
+	L.Push(t)
+	return 1
+}

@@ -1,0 +1,307 @@
+package dialplan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+)
+
+// Sandbox limits of every Lua state.
+const (
+	callStackSize   = 200     // nested Lua calls
+	registrySize    = 1024    // initial data stack
+	registryMaxSize = 1 << 18 // data stack slots at most
+	maxRep          = 1 << 20 // bytes string.rep may build
+	maxWait         = time.Hour
+)
+
+// safeBase lists the base library functions a script may use. Left out: dofile, loadfile, load,
+// loadstring (code from outside the compiled script), require and module (replaced by a require
+// that only reads the script's folder), getfenv and setfenv (reach other functions'
+// environments), rawset (would bypass read-only tables), collectgarbage, newproxy, print
+// (replaced by one that logs), and _G (each call gets its own).
+var safeBase = []string{"assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", "select",
+	"tonumber", "tostring", "type", "unpack", "rawget", "rawequal", "setmetatable", "_VERSION"}
+
+// safeLibs are copied into each call's globals, so a script that changes them changes its own
+// copy only.
+var safeLibs = []string{lua.StringLibName, lua.TabLibName, lua.MathLibName}
+
+const callType = "pbxkit.call"
+
+// newState makes a sandboxed Lua state: only the base, table, string and math libraries, with
+// string.rep bounded and the string metatable hidden (getmetatable("") would otherwise hand out
+// the shared string library itself).
+func newState() *lua.LState {
+	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: callStackSize,
+		RegistrySize: registrySize, RegistryMaxSize: registryMaxSize})
+	for _, lib := range []struct {
+		name string
+		open lua.LGFunction
+	}{{lua.BaseLibName, lua.OpenBase}, {lua.TabLibName, lua.OpenTable}, {lua.StringLibName, lua.OpenString}, {lua.MathLibName, lua.OpenMath}} {
+		L.Push(L.NewFunction(lib.open))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	str := L.GetGlobal(lua.StringLibName).(*lua.LTable)
+	str.RawSetString("rep", L.NewFunction(strRep))
+	str.RawSetString("dump", lua.LNil)
+	L.SetMetatable(lua.LString(""), lockedMeta(L, str))
+	L.SetGlobal("getmetatable", L.NewFunction(getMetatable))
+
+	mt := L.NewTypeMetatable(callType)
+	methods := L.SetFuncs(L.NewTable(), callMethods)
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int { return callIndex(L, methods) }))
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("the call object is read-only: use call:set(name, value) for variables")
+		return 0
+	}))
+	mt.RawSetString("__metatable", lua.LString("locked"))
+	return L
+}
+
+// lockedMeta is a metatable whose __index is t and which getmetatable does not hand out.
+func lockedMeta(L *lua.LState, t *lua.LTable) *lua.LTable {
+	mt := L.NewTable()
+	mt.RawSetString("__index", t)
+	mt.RawSetString("__metatable", lua.LString("locked"))
+	return mt
+}
+
+// getMetatable honours __metatable (Lua 5.1 §5.1), which gopher-lua's own does not.
+func getMetatable(L *lua.LState) int {
+	mt := L.GetMetatable(L.CheckAny(1))
+	if t, ok := mt.(*lua.LTable); ok {
+		if protected := t.RawGetString("__metatable"); protected != lua.LNil {
+			L.Push(protected)
+			return 1
+		}
+	}
+	L.Push(mt)
+	return 1
+}
+
+func strRep(L *lua.LState) int {
+	s := L.CheckString(1)
+	n := L.CheckInt(2)
+	if n <= 0 || s == "" {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	if len(s) > maxRep/n {
+		L.RaiseError("string.rep: result longer than %d bytes", maxRep)
+	}
+	L.Push(lua.LString(strings.Repeat(s, n)))
+	return 1
+}
+
+// run is one use of a Lua state: route for one call, or on_hangup. It keeps the script's run-time
+// budget: the clock runs while Lua code runs and stops while a verb waits for the network.
+type run struct {
+	l   *Lua
+	s   *script
+	L   *lua.LState
+	c   *b2bua.Call // nil while compile loads the script
+	log *slog.Logger
+
+	ctx     context.Context // the call's: verbs wait under it
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	left    time.Duration
+	since   time.Time
+	expired atomic.Bool
+
+	env        *lua.LTable
+	loaded     map[string]lua.LValue
+	callerID   string
+	callerName string
+}
+
+func (r *run) start(parent context.Context) {
+	r.ctx = parent
+	lctx, cancel := context.WithCancel(parent)
+	r.cancel = cancel
+	r.left = r.l.cfg.MaxRunTime
+	r.L.SetContext(lctx)
+	r.resume()
+}
+
+func (r *run) stop() {
+	r.pause()
+	r.cancel()
+	r.L.RemoveContext()
+}
+
+func (r *run) pause() {
+	if r.timer != nil && r.timer.Stop() {
+		r.left -= time.Since(r.since)
+	}
+	r.timer = nil
+}
+
+func (r *run) resume() {
+	if r.left <= 0 {
+		r.expire()
+		return
+	}
+	r.since = time.Now()
+	r.timer = time.AfterFunc(r.left, r.expire)
+}
+
+func (r *run) expire() {
+	r.expired.Store(true)
+	r.cancel()
+}
+
+// wait runs f, a verb that waits for the network, with the run-time clock stopped.
+func (r *run) wait(f func()) {
+	r.pause()
+	defer r.resume()
+	f()
+}
+
+// load makes the call's globals and runs the script's main chunk in them.
+func (r *run) load() error {
+	L := r.L
+	env := L.NewTable()
+	g := L.G.Global
+	for _, name := range safeBase {
+		env.RawSetString(name, g.RawGetString(name))
+	}
+	for _, name := range safeLibs {
+		lib := L.NewTable()
+		g.RawGetString(name).(*lua.LTable).ForEach(func(k, v lua.LValue) { lib.RawSet(k, v) })
+		env.RawSetString(name, lib)
+	}
+	env.RawSetString("_G", env)
+	env.RawSetString("print", L.NewFunction(r.print))
+	env.RawSetString("require", L.NewFunction(r.require))
+	env.RawSetString("pbx", r.pbxModule())
+	r.env = env
+	fn := L.NewFunctionFromProto(r.s.main)
+	fn.Env = env
+	L.Push(fn)
+	return r.check(L.PCall(0, 0, nil))
+}
+
+// route runs route(call).
+func (r *run) route() error {
+	if err := r.load(); err != nil {
+		return err
+	}
+	fn, ok := r.env.RawGetString("route").(*lua.LFunction)
+	if !ok {
+		return fmt.Errorf("dialplan: %s defines no function route(call)", r.s.name)
+	}
+	ud := r.L.NewUserData()
+	ud.Value = r
+	ud.Metatable = r.L.GetTypeMetatable(callType)
+	return r.check(r.L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud))
+}
+
+// onHangup runs on_hangup(call, cdr) for a call that ended.
+func (r *run) onHangup(rec b2bua.Record) error {
+	if err := r.load(); err != nil {
+		r.log.Error("on_hangup not run", "error", err)
+		return err
+	}
+	fn, ok := r.env.RawGetString("on_hangup").(*lua.LFunction)
+	if !ok {
+		return nil
+	}
+	L := r.L
+	ud := L.NewUserData()
+	ud.Value = r
+	ud.Metatable = L.GetTypeMetatable(callType)
+	cdr := L.NewTable()
+	cdr.RawSetString("call_id", lua.LString(rec.CallID))
+	cdr.RawSetString("caller", lua.LString(rec.Caller))
+	cdr.RawSetString("callee", lua.LString(rec.Callee))
+	cdr.RawSetString("status", lua.LNumber(rec.Status))
+	cdr.RawSetString("disposition", lua.LString(rec.Disposition()))
+	cdr.RawSetString("hangup_by", lua.LString(rec.HangupBy))
+	cdr.RawSetString("reason", lua.LString(rec.Reason))
+	cdr.RawSetString("start", lua.LNumber(rec.Start.Unix()))
+	cdr.RawSetString("end", lua.LNumber(rec.End.Unix()))
+	cdr.RawSetString("duration", lua.LNumber(rec.End.Sub(rec.Start).Seconds()))
+	billsec := 0.0
+	if !rec.Answer.IsZero() {
+		cdr.RawSetString("answer", lua.LNumber(rec.Answer.Unix()))
+		billsec = rec.End.Sub(rec.Answer).Seconds()
+	}
+	cdr.RawSetString("billsec", lua.LNumber(billsec))
+	err := r.check(L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud, cdr))
+	if err != nil {
+		r.log.Error("on_hangup failed", "error", err)
+	}
+	return err
+}
+
+// check turns a Lua error into the engine's error: a script that ran out of time says so, and
+// every error names the script line (gopher-lua puts "file:line:" in front of the message).
+func (r *run) check(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *lua.ApiError
+	msg := err.Error()
+	if errors.As(err, &ae) {
+		msg = ae.Object.String()
+		r.log.Debug("script error", "error", msg, "stack", ae.StackTrace)
+	}
+	if r.expired.Load() {
+		return fmt.Errorf("dialplan: script ran longer than %v: stopped at %s", r.l.cfg.MaxRunTime, strings.TrimSuffix(msg, " context canceled"))
+	}
+	return fmt.Errorf("dialplan: %s", msg)
+}
+
+func (r *run) print(L *lua.LState) int {
+	parts := make([]string, L.GetTop())
+	for i := range parts {
+		parts[i] = L.ToStringMeta(L.Get(i + 1)).String()
+	}
+	r.log.Info(strings.Join(parts, "\t"), "source", "print")
+	return 0
+}
+
+// require loads a module of the script's folder: require("lib.hours") runs lib/hours.lua, once
+// per call, in the call's globals. Only files compiled with the script can be loaded.
+func (r *run) require(L *lua.LState) int {
+	name := L.CheckString(1)
+	if !validModuleName(name) {
+		L.ArgError(1, fmt.Sprintf("%q is not a module name (letters, digits, '_', '-', separated by dots)", name))
+	}
+	if v, ok := r.loaded[name]; ok {
+		L.Push(v)
+		return 1
+	}
+	proto, ok := r.s.modules[name]
+	if !ok {
+		L.RaiseError("module %q not found in the dialplan's folder", name)
+	}
+	if r.loaded == nil {
+		r.loaded = map[string]lua.LValue{}
+	}
+	r.loaded[name] = lua.LTrue // a module that requires itself gets true, not a loop
+	fn := L.NewFunctionFromProto(proto)
+	fn.Env = r.env
+	L.Push(fn)
+	L.Push(lua.LString(name))
+	L.Call(1, 1)
+	v := L.Get(-1)
+	L.Pop(1)
+	if v == lua.LNil {
+		v = lua.LTrue
+	}
+	r.loaded[name] = v
+	L.Push(v)
+	return 1
+}
