@@ -112,8 +112,8 @@ func (c *Call) Record() Record {
 }
 
 // RouteFunc decides what becomes of a new call by calling its verbs (Connect, Forward, Reject,
-// Redirect, Ringing, Progress). ctx ends when the caller cancels, the call ends or the engine
-// shuts down.
+// Redirect, Ringing, Progress). ctx ends when the caller cancels, Hangup gives up on the call or
+// the engine shuts down, and when Handle returns.
 type RouteFunc func(ctx context.Context, c *Call) error
 
 // Handle takes a caller's INVITE that passed authentication: it answers 100 Trying, lets route
@@ -925,7 +925,6 @@ func (c *Call) finish(status int, by, reason string) {
 	}
 	rec, onEnd := c.rec, c.onEnd
 	c.mu.Unlock()
-	c.stop()
 	c.e.removeDialogs(c)
 	close(c.done)
 	c.emit(CallEnded, 0)

@@ -29,7 +29,7 @@ const (
 // environments), rawset (would bypass read-only tables), collectgarbage, newproxy, print
 // (replaced by one that logs), and _G (each call gets its own).
 var safeBase = []string{"assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", "select",
-	"tonumber", "tostring", "type", "unpack", "rawget", "rawequal", "setmetatable", "_VERSION"}
+	"tonumber", "tostring", "type", "unpack", "rawget", "rawequal", "getmetatable", "setmetatable", "_VERSION"}
 
 // safeLibs are copied into each call's globals, so a script that changes them changes its own
 // copy only.
@@ -54,6 +54,9 @@ func newState() *lua.LState {
 	str := L.GetGlobal(lua.StringLibName).(*lua.LTable)
 	str.RawSetString("rep", L.NewFunction(strRep))
 	str.RawSetString("dump", lua.LNil)
+	// gopher-lua makes the string library its own __index, so ("").__index would be the shared
+	// library table itself: strings get a metatable of their own instead.
+	str.RawSetString("__index", lua.LNil)
 	L.SetMetatable(lua.LString(""), lockedMeta(L, str))
 	L.SetGlobal("getmetatable", L.NewFunction(getMetatable))
 
