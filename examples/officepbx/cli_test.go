@@ -88,9 +88,15 @@ func TestCLIEnvironmentAndConfigFile(t *testing.T) {
 	if code != 2 || !strings.Contains(errs, `--trust: trusted network "10.0.0.0/33"`) {
 		t.Fatalf("config file value not applied: exit %d, %s", code, errs)
 	}
-	code, _, errs = officepbx(t, "--sip", "127.0.0.1:0", "--dialplan", "office.lua")
-	if code != 2 || !strings.Contains(errs, "--dialplan") {
-		t.Fatalf("default command serve with --dialplan: exit %d, %s", code, errs)
+	code, _, errs = officepbx(t, "--sip", "127.0.0.1:0", "--dialplan", "no-such-office.lua")
+	if code != 2 || !strings.Contains(errs, "--dialplan: stat no-such-office.lua: no such file or directory") {
+		t.Fatalf("default command serve with a missing --dialplan: exit %d, %s", code, errs)
+	}
+	broken := filepath.Join(t.TempDir(), "broken.lua")
+	os.WriteFile(broken, []byte("function route(call"), 0o600)
+	code, _, errs = officepbx(t, "--sip", "127.0.0.1:0", "--db", "sqlite::memory:", "--dialplan", broken)
+	if code != 1 || !strings.Contains(errs, "broken.lua") {
+		t.Fatalf("serve with a broken --dialplan: exit %d, %s", code, errs)
 	}
 	code, _, errs = officepbx(t, "serve", "--ring-timeout", "100ms")
 	if code != 2 || !strings.Contains(errs, "--ring-timeout 100ms: want between 1s and 1h") {

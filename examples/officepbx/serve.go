@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
@@ -36,11 +39,12 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		digests  = fs.String("digest-algorithms", "MD5,SHA-256", "digest algorithms offered, in order of preference (env PBX_DIGEST_ALGORITHMS)")
 		ringFor  = fs.Duration("ring-timeout", 30*time.Second, "how long calls ring before the caller gets 480 (env PBX_RING_TIMEOUT)")
 		maxCalls = fs.Int("max-calls", 0, "concurrent calls at most; more get 503 (0: no limit; env PBX_MAX_CALLS)")
+		planTime = fs.Duration("dialplan-timeout", time.Second, "run time a dialplan script may use per call, not counting ringing (env PBX_DIALPLAN_TIMEOUT)")
 		_        = fs.String("config", "", "config file of 'flag value' lines")
 	)
 	return &ffcli.Command{
 		Name:       "serve",
-		ShortUsage: "officepbx serve [--config FILE] [--sip ADDR] [--db DSN] [--http ADDR] [--trust CIDR,...] [--domain NAME]",
+		ShortUsage: "officepbx serve [--config FILE] [--sip ADDR] [--db DSN] [--dialplan FILE] [--http ADDR] [--trust CIDR,...] [--domain NAME]",
 		ShortHelp:  "Run the PBX (the default command).",
 		FlagSet:    fs,
 		Options:    append(envOptions(), ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(ff.PlainParser)),
@@ -56,10 +60,17 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 				return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 			}
-			// Flags of features still to come are refused rather than silently ignored.
 			if *dialplan != "" {
-				return usagef("--dialplan: Lua dialplans are not available in this version yet")
+				if fi, err := os.Stat(*dialplan); err != nil {
+					return usagef("--dialplan: %v", err)
+				} else if fi.IsDir() {
+					return usagef("--dialplan %s: is a folder; name the script file", *dialplan)
+				}
 			}
+			if *planTime < time.Millisecond || *planTime > time.Minute {
+				return usagef("--dialplan-timeout %v: want between 1ms and 1m", *planTime)
+			}
+			// Flags of features still to come are refused rather than silently ignored.
 			if *rtpPorts != "" {
 				return usagef("--rtp-ports: the RTP relay is not available in this version yet")
 			}
@@ -83,6 +94,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 			return serve(ctx, log, pbx.Config{
 				SIP: *sipAddr, Database: d.db, Domain: d.domain, Trusted: trusted, NodeID: *nodeID,
 				DigestAlgorithms: algs, RingTimeout: *ringFor, MaxCalls: *maxCalls,
+				DialplanScript: *dialplan, DialplanTimeout: *planTime,
 			}, *httpAddr)
 		},
 	}
@@ -116,6 +128,26 @@ func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr strin
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { errc <- p.Run(runCtx) }()
+	// SIGHUP reloads the dialplan (a broken script is logged and the running one stays).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if cfg.DialplanScript == "" {
+					log.Info("SIGHUP: no dialplan to reload")
+					continue
+				}
+				if err := p.ReloadDialplan(); err == nil {
+					log.Info("SIGHUP: dialplan reloaded", "version", p.DialplanVersion())
+				}
+			case <-runCtx.Done():
+				return
+			}
+		}
+	}()
 	var runErr error
 	select {
 	case runErr = <-errc:

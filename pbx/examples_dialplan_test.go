@@ -1,0 +1,133 @@
+package pbx_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/pbx"
+	"github.com/pbxkit/pbxkit/store"
+)
+
+// The example dialplans in examples/dialplans are run as users would run them.
+
+func examplePBX(t *testing.T, name string, callees int) (*testPBX, *uaClient, []*uaClient) {
+	t.Helper()
+	return callPBX(t, pbx.Config{DialplanScript: filepath.Join("..", "examples", "dialplans", name)}, callees)
+}
+
+// dialFrom is dial with the caller's user part chosen.
+func dialFrom(t *testing.T, c *uaClient, from, to string) []*sip.Response {
+	t.Helper()
+	msg := c.build(reqSpec{method: "INVITE", from: from, to: to, headers: []string{
+		"Contact: <sip:" + from + "@" + c.addr() + ">", "Content-Type: application/sdp"}, body: sdpBody})
+	m, err := sip.ParseMessage([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(msg)
+	return awaitFinal(t, c, m.(*sip.Request), 10*time.Second)
+}
+
+func TestExampleBlacklist(t *testing.T) {
+	tp, caller, _ := examplePBX(t, "blacklist.lua", 0)
+	for _, tc := range []struct {
+		from, to string
+		want     int
+	}{{"spam", "200", 603}, {"anonymous", "200", 433}, {"100", "999", 404}, {"100", "200", 480}} {
+		if res := final(dialFrom(t, caller, tc.from, tc.to)); res.StatusCode != tc.want {
+			t.Errorf("%s calling %s: got %d, want %d", tc.from, tc.to, res.StatusCode, tc.want)
+		}
+	}
+	waitIdle(t, tp)
+}
+
+func TestExampleShortNumber(t *testing.T) {
+	tp, caller, callees := examplePBX(t, "short-number.lua", 1)
+	for to, want := range map[string]int{"12": 484, "1": 484, "abc": 404, "1234": 404} {
+		if res := final(dialFrom(t, caller, "100", to)); res.StatusCode != want {
+			t.Errorf("dialling %s: got %d, want %d", to, res.StatusCode, want)
+		}
+	}
+	msg, _ := invite(caller)
+	caller.send(msg)
+	b := callees[0].waitRequest(sip.INVITE)
+	callees[0].respond(b, 486, "Busy Here", "")
+	caller.waitResponse(486)
+	waitIdle(t, tp)
+}
+
+func TestExampleBusyForward(t *testing.T) {
+	tp, caller, callees := examplePBX(t, "busy-forward.lua", 1)
+	other := newClient(t, tp.addr)
+	bind(t, tp, "201", other)
+	ctx := context.Background()
+	fwd := "201"
+	if _, err := tp.store.UpdateExtension(ctx, "200", store.ExtensionPatch{ForwardBusy: &fwd}); err != nil {
+		t.Fatal(err)
+	}
+	msg, inv := invite(caller)
+	caller.send(msg)
+	b := callees[0].waitRequest(sip.INVITE)
+	callees[0].respond(b, 486, "Busy Here", "")
+	if r := caller.waitResponse(181); !strings.Contains(header(r, "Diversion"), "user-busy") {
+		t.Fatalf("181 with Diversion %q", header(r, "Diversion"))
+	}
+	f := other.waitRequest(sip.INVITE)
+	other.respond(f, 603, "Decline", "")
+	if res := final(awaitFinal(t, caller, inv, 5*time.Second)); res.StatusCode != 603 {
+		t.Fatalf("got %d, want the forward target's 603", res.StatusCode)
+	}
+	waitIdle(t, tp)
+	dnd := true
+	if _, err := tp.store.UpdateExtension(ctx, "200", store.ExtensionPatch{DND: &dnd}); err != nil {
+		t.Fatal(err)
+	}
+	if res := final(dialFrom(t, caller, "100", "200")); res.StatusCode != 603 {
+		t.Fatalf("do not disturb: got %d, want 603", res.StatusCode)
+	}
+}
+
+func TestExampleRingGroup(t *testing.T) {
+	tp, caller, callees := examplePBX(t, "ring-group.lua", 1)
+	team := []*uaClient{newClient(t, tp.addr), newClient(t, tp.addr), newClient(t, tp.addr)}
+	for i, c := range team {
+		bind(t, tp, []string{"201", "202", "203"}[i], c)
+	}
+	msg := caller.build(reqSpec{method: "INVITE", from: "100", to: "600", headers: []string{
+		"Contact: <sip:100@" + caller.addr() + ">", "Content-Type: application/sdp"}, body: sdpBody})
+	m, _ := sip.ParseMessage([]byte(msg))
+	inv := m.(*sip.Request)
+	caller.send(msg)
+	for _, c := range team { // all three ring at once; all are busy
+		b := c.waitRequest(sip.INVITE)
+		c.respond(b, 486, "Busy Here", "")
+	}
+	caller.waitResponse(181)
+	b := callees[0].waitRequest(sip.INVITE) // the fallback, 200
+	callees[0].respond(b, 200, "OK", calleeSDP)
+	ok := caller.waitResponse(200)
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	bye := callees[0].waitRequest(sip.BYE)
+	callees[0].respond(bye, 200, "OK", "")
+	waitIdle(t, tp)
+}
+
+func TestExampleOfficeHours(t *testing.T) {
+	// Emergency numbers ring at any hour: 112 is no extension here, so 404 day and night.
+	tp, caller, _ := examplePBX(t, "office-hours.lua", 0)
+	if res := final(dialFrom(t, caller, "100", "112")); res.StatusCode != 404 {
+		t.Fatalf("got %d, want 404", res.StatusCode)
+	}
+	// Any other number: 480 "Office Closed" at night, else routed (200 is not registered: 480).
+	if res := final(dialFrom(t, caller, "100", "200")); res.StatusCode != 480 {
+		t.Fatalf("got %d, want 480", res.StatusCode)
+	}
+	waitIdle(t, tp)
+}
