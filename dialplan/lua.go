@@ -74,7 +74,7 @@ type script struct {
 	main    *lua.FunctionProto
 	modules map[string]*lua.FunctionProto // by require name ("lib.hours" for lib/hours.lua)
 	hangup  bool                          // the script defines on_hangup
-	pool    chan *lua.LState
+	pool    chan *state
 }
 
 // maxModuleDepth bounds how deep below the script's folder require looks.
@@ -178,12 +178,12 @@ func (l *Lua) compile() (*script, error) {
 		return nil, fmt.Errorf("dialplan: %w", err)
 	}
 	l.version++
-	s := &script{version: l.version, name: filepath.Base(l.cfg.Script), main: main, modules: modules, pool: make(chan *lua.LState, 64)}
+	s := &script{version: l.version, name: filepath.Base(l.cfg.Script), main: main, modules: modules, pool: make(chan *state, 64)}
 
 	// Load it once, as each call will, to find route and on_hangup.
-	L := newState()
-	defer L.Close()
-	r := &run{l: l, s: s, L: L, log: l.log}
+	st := newState()
+	defer st.Close()
+	r := &run{l: l, s: s, st: st, L: st.LState, log: l.log}
 	r.start(context.Background())
 	defer r.stop()
 	if err := r.load(); err != nil {
@@ -215,22 +215,23 @@ func compileFile(path, chunk string) (*lua.FunctionProto, error) {
 }
 
 // get takes a state from the version's pool, or makes one.
-func (s *script) get() *lua.LState {
+func (s *script) get() *state {
 	select {
-	case L := <-s.pool:
-		return L
+	case st := <-s.pool:
+		return st
 	default:
 		return newState()
 	}
 }
 
 // put returns a state that finished cleanly to the pool (or closes it when the pool is full).
-func (s *script) put(L *lua.LState) {
-	L.SetTop(0)
+func (s *script) put(st *state) {
+	st.SetTop(0)
+	st.cur = nil
 	select {
-	case s.pool <- L:
+	case s.pool <- st:
 	default:
-		L.Close()
+		st.Close()
 	}
 }
 
@@ -239,8 +240,8 @@ func (s *script) put(L *lua.LState) {
 func (s *script) drain() {
 	for {
 		select {
-		case L := <-s.pool:
-			L.Close()
+		case st := <-s.pool:
+			st.Close()
 		default:
 			return
 		}
@@ -251,15 +252,15 @@ func (s *script) drain() {
 // longer than MaxRunTime, is returned (the caller gets 500) and logged with the script's line.
 func (l *Lua) Handle(ctx context.Context, c *b2bua.Call) error {
 	s := l.cur.Load()
-	L := s.get()
-	r := &run{l: l, s: s, L: L, c: c, log: l.log.With("call_id", c.ID(), "version", s.version)}
+	st := s.get()
+	r := &run{l: l, s: s, st: st, L: st.LState, c: c, log: l.log.With("call_id", c.ID(), "version", s.version)}
 	r.start(ctx)
 	err := r.route()
 	r.stop()
 	if err != nil || l.cur.Load() != s {
-		L.Close() // after an error the state may be left anywhere; a replaced version's states go
+		st.Close() // after an error the state may be left anywhere; a replaced version's states go
 	} else {
-		s.put(L)
+		s.put(st)
 	}
 	if s.hangup {
 		c.OnEnd(func(rec b2bua.Record) { l.hangup(s, c, rec) })
@@ -283,16 +284,16 @@ func (l *Lua) hangup(s *script, c *b2bua.Call, rec b2bua.Record) {
 				l.log.Error("panic in on_hangup", "panic", p, "stack", string(debug.Stack()))
 			}
 		}()
-		L := s.get()
-		r := &run{l: l, s: s, L: L, c: c, log: l.log.With("call_id", c.ID(), "version", s.version)}
+		st := s.get()
+		r := &run{l: l, s: s, st: st, L: st.LState, c: c, log: l.log.With("call_id", c.ID(), "version", s.version)}
 		r.start(context.Background())
 		err := r.onHangup(rec)
 		r.stop()
 		if err != nil {
-			L.Close()
+			st.Close()
 			return
 		}
-		s.put(L)
+		s.put(st)
 	}()
 }
 

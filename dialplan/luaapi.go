@@ -365,18 +365,6 @@ func luaGet(L *lua.LState) int {
 	return 1
 }
 
-// pbxModule is the pbx table of one run.
-func (r *run) pbxModule() *lua.LTable {
-	L := r.L
-	m := L.NewTable()
-	m.RawSetString("extension", L.NewFunction(r.luaExtension))
-	m.RawSetString("registered", L.NewFunction(r.luaRegistered))
-	m.RawSetString("queue_size", L.NewFunction(r.luaQueueSize))
-	m.RawSetString("log", L.NewFunction(r.luaLog))
-	m.RawSetString("time", L.NewFunction(r.luaTime))
-	return m
-}
-
 func (r *run) lookup(L *lua.LState, number string) *Extension {
 	if r.l.cfg.Directory == nil {
 		L.RaiseError("the dialplan has no directory to look extensions up in")

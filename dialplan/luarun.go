@@ -31,18 +31,29 @@ const (
 var safeBase = []string{"assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", "select",
 	"tonumber", "tostring", "type", "unpack", "rawget", "rawequal", "getmetatable", "setmetatable", "_VERSION"}
 
-// safeLibs are copied into each call's globals, so a script that changes them changes its own
-// copy only.
+// safeLibs are the libraries a script may use, read-only.
 var safeLibs = []string{lua.StringLibName, lua.TabLibName, lua.MathLibName}
 
 const callType = "pbxkit.call"
 
+// state is a pooled Lua state with its sandbox. The sandbox is built once per state: a table of
+// everything a script may use (base functions, read-only library tables, the pbx module) behind
+// the metatable of each call's globals. A call's globals are a fresh empty table; what a script
+// defines lands there and is gone with the call, and what it finds there falls through to the
+// sandbox, which it cannot change.
+type state struct {
+	*lua.LState
+	envMeta *lua.LTable // metatable of each call's globals: __index is the sandbox
+	cur     *run        // the run using the state
+}
+
 // newState makes a sandboxed Lua state: only the base, table, string and math libraries, with
 // string.rep bounded and the string metatable hidden (getmetatable("") would otherwise hand out
 // the shared string library itself).
-func newState() *lua.LState {
+func newState() *state {
 	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: callStackSize,
 		RegistrySize: registrySize, RegistryMaxSize: registryMaxSize})
+	st := &state{LState: L}
 	for _, lib := range []struct {
 		name string
 		open lua.LGFunction
@@ -58,7 +69,27 @@ func newState() *lua.LState {
 	// library table itself: strings get a metatable of their own instead.
 	str.RawSetString("__index", lua.LNil)
 	L.SetMetatable(lua.LString(""), lockedMeta(L, str))
-	L.SetGlobal("getmetatable", L.NewFunction(getMetatable))
+
+	g := L.G.Global
+	sandbox := L.NewTable()
+	for _, name := range safeBase {
+		sandbox.RawSetString(name, g.RawGetString(name))
+	}
+	sandbox.RawSetString("getmetatable", L.NewFunction(getMetatable))
+	for _, name := range safeLibs {
+		sandbox.RawSetString(name, readOnly(L, name, g.RawGetString(name).(*lua.LTable)))
+	}
+	sandbox.RawSetString("print", L.NewFunction(func(L *lua.LState) int { return st.cur.print(L) }))
+	sandbox.RawSetString("require", L.NewFunction(func(L *lua.LState) int { return st.cur.require(L) }))
+	pbx := L.NewTable()
+	for name, f := range map[string]func(*run, *lua.LState) int{
+		"extension": (*run).luaExtension, "registered": (*run).luaRegistered, "queue_size": (*run).luaQueueSize,
+		"log": (*run).luaLog, "time": (*run).luaTime,
+	} {
+		pbx.RawSetString(name, L.NewFunction(func(L *lua.LState) int { return f(st.cur, L) }))
+	}
+	sandbox.RawSetString("pbx", readOnly(L, "pbx", pbx))
+	st.envMeta = lockedMeta(L, sandbox)
 
 	mt := L.NewTypeMetatable(callType)
 	methods := L.SetFuncs(L.NewTable(), callMethods)
@@ -68,7 +99,19 @@ func newState() *lua.LState {
 		return 0
 	}))
 	mt.RawSetString("__metatable", lua.LString("locked"))
-	return L
+	return st
+}
+
+// readOnly is an empty table that reads through to t and refuses writes.
+func readOnly(L *lua.LState, name string, t *lua.LTable) *lua.LTable {
+	mt := lockedMeta(L, t)
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("the %s library is read-only", name)
+		return 0
+	}))
+	proxy := L.NewTable()
+	proxy.Metatable = mt
+	return proxy
 }
 
 // lockedMeta is a metatable whose __index is t and which getmetatable does not hand out.
@@ -111,6 +154,7 @@ func strRep(L *lua.LState) int {
 type run struct {
 	l   *Lua
 	s   *script
+	st  *state
 	L   *lua.LState
 	c   *b2bua.Call // nil while compile loads the script
 	log *slog.Logger
@@ -129,6 +173,7 @@ type run struct {
 }
 
 func (r *run) start(parent context.Context) {
+	r.st.cur = r
 	r.ctx = parent
 	lctx, cancel := context.WithCancel(parent)
 	r.cancel = cancel
@@ -175,19 +220,8 @@ func (r *run) wait(f func()) {
 func (r *run) load() error {
 	L := r.L
 	env := L.NewTable()
-	g := L.G.Global
-	for _, name := range safeBase {
-		env.RawSetString(name, g.RawGetString(name))
-	}
-	for _, name := range safeLibs {
-		lib := L.NewTable()
-		g.RawGetString(name).(*lua.LTable).ForEach(func(k, v lua.LValue) { lib.RawSet(k, v) })
-		env.RawSetString(name, lib)
-	}
+	env.Metatable = r.st.envMeta
 	env.RawSetString("_G", env)
-	env.RawSetString("print", L.NewFunction(r.print))
-	env.RawSetString("require", L.NewFunction(r.require))
-	env.RawSetString("pbx", r.pbxModule())
 	r.env = env
 	fn := L.NewFunctionFromProto(r.s.main)
 	fn.Env = env
