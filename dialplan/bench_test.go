@@ -2,6 +2,7 @@ package dialplan_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -171,3 +172,19 @@ func TestGoAndLuaAgree(t *testing.T) {
 		}
 	}
 }
+
+// logTo is a logger that appends each message to lines.
+func logTo(mu *sync.Mutex, lines *[]string) *slog.Logger {
+	return slog.New(handlerFunc(func(r slog.Record) {
+		mu.Lock()
+		*lines = append(*lines, r.Message)
+		mu.Unlock()
+	}))
+}
+
+type handlerFunc func(slog.Record)
+
+func (h handlerFunc) Enabled(context.Context, slog.Level) bool      { return true }
+func (h handlerFunc) Handle(_ context.Context, r slog.Record) error { h(r); return nil }
+func (h handlerFunc) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h handlerFunc) WithGroup(string) slog.Handler                 { return h }

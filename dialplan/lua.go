@@ -113,6 +113,9 @@ func NewLua(cfg LuaConfig) (*Lua, error) {
 	return l, nil
 }
 
+// Script returns the path of the script.
+func (l *Lua) Script() string { return l.cfg.Script }
+
 // Version returns the version of the script running now: 1 after NewLua, one more after each
 // successful reload.
 func (l *Lua) Version() int { return l.cur.Load().version }
