@@ -654,3 +654,39 @@ func TestLuaBrokenScriptRefusedAtStart(t *testing.T) {
 		t.Fatalf("New with a broken script: %v", err)
 	}
 }
+
+func TestLuaQueueCallerHangsUp(t *testing.T) {
+	// A caller that gives up while waiting leaves the queue; nothing of the call stays behind.
+	tp, caller, _, _ := luaPBX(t, `
+function route(call)
+  local r = call:queue("support", {timeout = 30})
+  if not r.answered then call:reject(r.status) end
+end`, pbx.Config{}, 0)
+	err := tp.store.CreateQueue(context.Background(), &store.Queue{Name: "support", Members: []store.QueueMember{{Extension: "200"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, inv := invite(caller)
+	caller.send(msg)
+	caller.waitResponse(182)
+	if n := tp.Queues().Waiting("support"); n != 1 {
+		t.Fatalf("%d callers waiting, want 1", n)
+	}
+	cancel := "CANCEL " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
+		"From: " + inv.From().Value() + "\r\nTo: " + inv.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
+		"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+	caller.send(cancel)
+	r487 := caller.waitResponse(487)
+	ackFinal(caller, inv, r487)
+	waitIdle(t, tp)
+	deadline := time.Now().Add(5 * time.Second)
+	for tp.Queues().Waiting("support") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the caller is still in the queue")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != store.Cancelled || cdr.HangupBy != "caller" {
+		t.Fatalf("CDR %+v", cdr)
+	}
+}
