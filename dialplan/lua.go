@@ -292,7 +292,7 @@ func (l *Lua) hangup(s *script, c *b2bua.Call, rec b2bua.Record) {
 		r.start(context.Background())
 		err := r.onHangup(rec)
 		r.stop()
-		if err != nil {
+		if err != nil || l.cur.Load() != s {
 			st.Close()
 			return
 		}
