@@ -1,0 +1,360 @@
+package media
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// Config configures a Relay.
+type Config struct {
+	// Ports hands out the RTP/RTCP port pairs, two per call (one facing each side).
+	Ports *Ports
+	// Codecs are the codec names allowed in offers and answers. Default DefaultCodecs.
+	Codecs []string
+	// Timeout hangs a call up when no RTP arrived from either side for this long while the call
+	// is not on hold. Default 60 s; negative turns it off.
+	Timeout time.Duration
+	// LatchWindow is how long after a side's description changes its packets may come from an
+	// address other than the one it signalled (NAT): the first source seen in that window is
+	// latched to. Default 5 s.
+	LatchWindow time.Duration
+	// Logger receives the relay's logs. Default: discarded.
+	Logger *slog.Logger
+}
+
+// Relay makes media sessions: one per call.
+type Relay struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// NewRelay validates cfg and returns a relay.
+func NewRelay(cfg Config) (*Relay, error) {
+	if cfg.Ports == nil {
+		return nil, errors.New("media: no port range")
+	}
+	if len(cfg.Codecs) == 0 {
+		cfg.Codecs = DefaultCodecs
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	if cfg.LatchWindow <= 0 {
+		cfg.LatchWindow = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Relay{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Ports returns the relay's port range.
+func (r *Relay) Ports() *Ports { return r.cfg.Ports }
+
+// Session relays one call's audio: side A is the caller, side B the callee. Each side has a port
+// pair of its own on the PBX; what A sends to its pair goes out of B's pair to B, and back.
+type Session struct {
+	r      *Relay
+	a, b   *side
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	idle   chan struct{} // closed when the media timeout hit
+	stop   chan struct{}
+}
+
+// NewSession allocates the call's two port pairs and starts relaying. ErrNoPorts when the range
+// is exhausted.
+func (r *Relay) NewSession() (*Session, error) {
+	pa, err := r.cfg.Ports.Allocate()
+	if err != nil {
+		return nil, err
+	}
+	pb, err := r.cfg.Ports.Allocate()
+	if err != nil {
+		pa.Close()
+		return nil, err
+	}
+	s := &Session{r: r, idle: make(chan struct{}), stop: make(chan struct{})}
+	s.a = &side{pair: pa, name: "caller"}
+	s.b = &side{pair: pb, name: "callee"}
+	s.a.other, s.b.other = s.b, s.a
+	for _, sd := range []*side{s.a, s.b} {
+		sd.last.Store(time.Now().UnixNano())
+		s.wg.Add(2)
+		go s.forwardRTP(sd)
+		go s.forwardRTCP(sd)
+	}
+	if r.cfg.Timeout > 0 {
+		s.wg.Add(1)
+		go s.watch()
+	}
+	return s, nil
+}
+
+// side is one party of the call and the PBX's port pair facing it.
+type side struct {
+	name  string
+	pair  *Pair
+	other *side
+
+	mu          sync.Mutex
+	signalled   *net.UDPAddr // RTP address from the side's SDP
+	rtcpAddr    *net.UDPAddr
+	mux         bool
+	hold        bool
+	latchedRTP  *net.UDPAddr // where the side's packets really come from
+	latchOpen   time.Time    // until when a new source may be latched to
+	stats       stream       // what the side sent (received by the PBX)
+	rtcpPackets uint64
+
+	last atomic.Int64 // unix nanoseconds of the side's last RTP packet
+}
+
+// Rewrite takes a session description one side sent (fromCaller: side A) on its way to the other,
+// learns where that side wants its media, and returns the description with the PBX's address and
+// the port facing the other side. Malformed SDP is ErrMalformedSDP (400), an audio stream without
+// allowed codec ErrNoCodec (488).
+func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
+	from, to := s.a, s.b
+	if !fromCaller {
+		from, to = s.b, s.a
+	}
+	sd, err := ParseSDP(body)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := AudioStream(sd)
+	if !ok {
+		return nil, ErrNoCodec
+	}
+	out, err := Rewrite(sd, s.r.cfg.Ports.IP(), to.pair.Port, s.r.cfg.Codecs)
+	if err != nil {
+		return nil, err
+	}
+	from.mu.Lock()
+	changed := st.RTP == nil || from.signalled == nil || !from.signalled.IP.Equal(st.RTP.IP) || from.signalled.Port != st.RTP.Port
+	from.signalled, from.rtcpAddr, from.mux, from.hold = st.RTP, st.RTCP, st.Mux, st.OnHold()
+	if changed {
+		from.latchedRTP = nil
+		from.latchOpen = time.Now().Add(s.r.cfg.LatchWindow)
+	}
+	from.mu.Unlock()
+	from.last.Store(time.Now().UnixNano()) // a new description restarts the media timeout
+	return out, nil
+}
+
+// accept applies the latching rule to a packet from src, and returns where the side's RTP goes
+// back to. Packets from the signalled address are always accepted, and latch. Otherwise a source
+// is latched to only while the window after the last description is open and no source has been
+// latched yet (a phone behind NAT sends from an address other than its SDP's); afterwards a
+// stranger's packets are dropped, so media cannot be hijacked by guessing the port.
+func (sd *side) accept(src *net.UDPAddr) bool {
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	switch {
+	case sd.latchedRTP != nil && sameAddr(sd.latchedRTP, src):
+		return true
+	case sd.signalled != nil && sameAddr(sd.signalled, src):
+		sd.latchedRTP = src
+		return true
+	case sd.latchedRTP == nil && time.Now().Before(sd.latchOpen):
+		sd.latchedRTP = src
+		return true
+	}
+	return false
+}
+
+// rtpDest is where packets for this side go: the latched source (symmetric RTP, RFC 4961), or
+// the signalled address until the side has sent anything.
+func (sd *side) rtpDest() *net.UDPAddr {
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	if sd.latchedRTP != nil {
+		return sd.latchedRTP
+	}
+	return sd.signalled
+}
+
+func (sd *side) rtcpDest() *net.UDPAddr {
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	if sd.mux {
+		if sd.latchedRTP != nil {
+			return sd.latchedRTP
+		}
+		return sd.signalled
+	}
+	if sd.latchedRTP != nil && sd.rtcpAddr != nil && !sd.latchedRTP.IP.Equal(sd.signalled.IP) {
+		// Behind NAT: RTCP goes to the port above the latched RTP source.
+		return &net.UDPAddr{IP: sd.latchedRTP.IP, Port: sd.latchedRTP.Port + 1}
+	}
+	return sd.rtcpAddr
+}
+
+func sameAddr(a, b *net.UDPAddr) bool { return a.Port == b.Port && a.IP.Equal(b.IP) }
+
+const maxPacket = 1500
+
+type packetKind int
+
+const (
+	junk      packetKind = iota
+	rtpPacket            // RTP version 2, header parsed into h
+	rtcpMuxed            // RTCP on the RTP port (RFC 5761 §4: payload types 64-95 are RTCP's)
+)
+
+// classify tells RTP from multiplexed RTCP and from anything else, which is dropped: not version
+// 2, shorter than a header, or a header that does not parse (bad CSRC count or extension).
+func classify(pkt []byte, h *rtp.Header) packetKind {
+	if len(pkt) < 12 || pkt[0]>>6 != 2 {
+		return junk
+	}
+	if pt := pkt[1] & 0x7f; pt >= 64 && pt <= 95 {
+		if len(pkt) < 8 {
+			return junk
+		}
+		return rtcpMuxed
+	}
+	if _, err := h.Unmarshal(pkt); err != nil {
+		return junk
+	}
+	return rtpPacket
+}
+
+// forwardRTP relays what side sd sends to the other side. Anything that is not RTP version 2 is
+// dropped; with rtcp-mux, RTCP arriving on the RTP port (payload types 64-95, RFC 5761 §4) is
+// relayed as RTCP.
+func (s *Session) forwardRTP(sd *side) {
+	defer s.wg.Done()
+	buf := make([]byte, maxPacket)
+	var h rtp.Header
+	for {
+		n, src, err := sd.pair.RTP.ReadFromUDP(buf)
+		if err != nil {
+			return // closed
+		}
+		pkt := buf[:n]
+		kind := classify(pkt, &h)
+		if kind == junk || !sd.accept(src) {
+			continue
+		}
+		if kind == rtcpMuxed {
+			s.relayRTCP(sd, pkt)
+			continue
+		}
+		sd.last.Store(time.Now().UnixNano())
+		sd.mu.Lock()
+		sd.stats.add(&h, n, time.Now())
+		sd.mu.Unlock()
+		if dst := sd.other.rtpDest(); dst != nil && dst.Port != 0 {
+			sd.other.pair.RTP.WriteToUDP(pkt, dst)
+		}
+	}
+}
+
+// forwardRTCP relays the RTCP side sd sends on its RTCP port.
+func (s *Session) forwardRTCP(sd *side) {
+	defer s.wg.Done()
+	buf := make([]byte, maxPacket)
+	for {
+		n, src, err := sd.pair.RTCP.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		pkt := buf[:n]
+		if n < 8 || pkt[0]>>6 != 2 {
+			continue
+		}
+		sd.mu.Lock()
+		known := sd.latchedRTP != nil && sd.latchedRTP.IP.Equal(src.IP) || sd.signalled != nil && sd.signalled.IP.Equal(src.IP)
+		sd.mu.Unlock()
+		if !known {
+			continue
+		}
+		s.relayRTCP(sd, pkt)
+	}
+}
+
+func (s *Session) relayRTCP(sd *side, pkt []byte) {
+	sd.mu.Lock()
+	sd.rtcpPackets++
+	sd.mu.Unlock()
+	o := sd.other
+	dst := o.rtcpDest()
+	if dst == nil || dst.Port == 0 {
+		return
+	}
+	o.mu.Lock()
+	mux := o.mux
+	o.mu.Unlock()
+	if mux {
+		o.pair.RTP.WriteToUDP(pkt, dst)
+	} else {
+		o.pair.RTCP.WriteToUDP(pkt, dst)
+	}
+}
+
+// watch closes Idle when neither side sent RTP for the timeout while the call is not on hold.
+func (s *Session) watch() {
+	defer s.wg.Done()
+	timeout := s.r.cfg.Timeout
+	tick := time.NewTicker(min(timeout/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-tick.C:
+			if s.onHold() {
+				s.a.last.Store(now.UnixNano())
+				s.b.last.Store(now.UnixNano())
+				continue
+			}
+			last := max(s.a.last.Load(), s.b.last.Load())
+			if now.Sub(time.Unix(0, last)) >= timeout {
+				close(s.idle)
+				return
+			}
+		}
+	}
+}
+
+func (s *Session) onHold() bool {
+	for _, sd := range []*side{s.a, s.b} {
+		sd.mu.Lock()
+		hold := sd.hold
+		sd.mu.Unlock()
+		if hold {
+			return true
+		}
+	}
+	return false
+}
+
+// Idle is closed when the media timeout hit: no RTP from either side for Config.Timeout while
+// the call was not on hold. The call should be hung up.
+func (s *Session) Idle() <-chan struct{} { return s.idle }
+
+// Ports returns the PBX's RTP ports facing the caller and the callee.
+func (s *Session) Ports() (caller, callee int) { return s.a.pair.Port, s.b.pair.Port }
+
+// Stats returns what each side sent so far.
+func (s *Session) Stats() (caller, callee Stats) { return s.a.snapshot(), s.b.snapshot() }
+
+// Close stops relaying, releases both port pairs and waits for the relay's goroutines. It is
+// safe to call more than once.
+func (s *Session) Close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	close(s.stop)
+	s.a.pair.Close()
+	s.b.pair.Close()
+	s.wg.Wait()
+}

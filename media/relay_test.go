@@ -1,0 +1,249 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newTestRelay(t *testing.T, pairs int, cfg Config) *Relay {
+	t.Helper()
+	lo := freeRange(t, 2*pairs)
+	ports, err := NewPorts(net.IPv4(127, 0, 0, 1), lo, lo+2*pairs-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Ports = ports
+	r, err := NewRelay(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// endpoint is a phone's RTP socket.
+type endpoint struct {
+	t    *testing.T
+	conn *net.UDPConn
+}
+
+func newEndpoint(t *testing.T) *endpoint {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &endpoint{t: t, conn: c}
+}
+
+func (e *endpoint) port() int { return e.conn.LocalAddr().(*net.UDPAddr).Port }
+
+func (e *endpoint) sdp(extra string) []byte {
+	return []byte(fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n%s", e.port(), extra))
+}
+
+func (e *endpoint) send(to int, seq uint16, payload string) {
+	e.t.Helper()
+	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 0x1234}, Payload: []byte(payload)}
+	b, _ := p.Marshal()
+	if _, err := e.conn.WriteToUDP(b, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: to}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// recv returns the payload of the next RTP packet and where it came from, or "" after timeout.
+func (e *endpoint) recv(timeout time.Duration) (string, int) {
+	buf := make([]byte, 1500)
+	e.conn.SetReadDeadline(time.Now().Add(timeout))
+	n, from, err := e.conn.ReadFromUDP(buf)
+	if err != nil {
+		return "", 0
+	}
+	var p rtp.Packet
+	if err := p.Unmarshal(buf[:n]); err != nil {
+		return "junk", from.Port
+	}
+	return string(p.Payload), from.Port
+}
+
+// callSession sets up a session between two endpoints: caller offer, callee answer.
+func callSession(t *testing.T, r *Relay, a, b *endpoint) (*Session, int, int) {
+	t.Helper()
+	s, err := r.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	offer, err := s.Rewrite(true, a.sdp(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := s.Rewrite(false, b.sdp(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := s.Ports()
+	if !strings.Contains(string(offer), fmt.Sprintf("m=audio %d ", pb)) || !strings.Contains(string(answer), fmt.Sprintf("m=audio %d ", pa)) {
+		t.Fatalf("offer/answer do not name the PBX ports %d/%d:\n%s\n%s", pa, pb, offer, answer)
+	}
+	return s, pa, pb
+}
+
+func TestRelayBothWays(t *testing.T) {
+	r := newTestRelay(t, 2, Config{})
+	a, b := newEndpoint(t), newEndpoint(t)
+	s, pa, pb := callSession(t, r, a, b)
+	a.send(pa, 1, "hello b")
+	if got, from := b.recv(time.Second); got != "hello b" || from != pb {
+		t.Fatalf("callee got %q from port %d, want from the PBX's port %d", got, from, pb)
+	}
+	b.send(pb, 7, "hello a")
+	if got, from := a.recv(time.Second); got != "hello a" || from != pa {
+		t.Fatalf("caller got %q from port %d, want %d", got, from, pa)
+	}
+	sa, sb := s.Stats()
+	if sa.Packets != 1 || sb.Packets != 1 || sa.Bytes != 19 {
+		t.Fatalf("stats %+v %+v", sa, sb)
+	}
+}
+
+func TestRelayIgnoresHijackAndJunk(t *testing.T) {
+	r := newTestRelay(t, 2, Config{LatchWindow: 50 * time.Millisecond})
+	a, b := newEndpoint(t), newEndpoint(t)
+	_, pa, _ := callSession(t, r, a, b)
+	a.send(pa, 1, "from a")
+	if got, _ := b.recv(time.Second); got != "from a" {
+		t.Fatalf("callee got %q", got)
+	}
+	stranger := newEndpoint(t)
+	stranger.send(pa, 2, "hijack")
+	junk := []byte("not rtp at all")
+	stranger.conn.WriteToUDP(junk, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pa})
+	a.conn.WriteToUDP([]byte{0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pa}) // version 1
+	a.send(pa, 3, "still a")
+	if got, _ := b.recv(time.Second); got != "still a" {
+		t.Fatalf("callee got %q, want only the caller's packets", got)
+	}
+	if got, _ := b.recv(100 * time.Millisecond); got != "" {
+		t.Fatalf("callee got a further %q", got)
+	}
+}
+
+func TestRelayLatchesBehindNAT(t *testing.T) {
+	// The caller's SDP names an address it does not send from (NAT): within the window its
+	// packets latch, and the callee's packets go back to where they came from.
+	r := newTestRelay(t, 2, Config{LatchWindow: time.Second})
+	a, b := newEndpoint(t), newEndpoint(t)
+	s, err := r.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Rewrite(true, []byte("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rewrite(false, b.sdp("")); err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := s.Ports()
+	a.send(pa, 1, "natted")
+	if got, _ := b.recv(time.Second); got != "natted" {
+		t.Fatalf("callee got %q", got)
+	}
+	b.send(pb, 1, "back")
+	if got, _ := a.recv(time.Second); got != "back" {
+		t.Fatalf("caller behind NAT got %q", got)
+	}
+}
+
+func TestRelayLossAndJitter(t *testing.T) {
+	r := newTestRelay(t, 2, Config{})
+	a, b := newEndpoint(t), newEndpoint(t)
+	s, pa, _ := callSession(t, r, a, b)
+	for _, seq := range []uint16{65533, 65534, 1, 2} { // 65535 and 0 lost, across the wrap
+		a.send(pa, seq, "x")
+		b.recv(time.Second)
+	}
+	sa, _ := s.Stats()
+	if sa.Packets != 4 || sa.Lost != 2 {
+		t.Fatalf("stats %+v, want 4 packets and 2 lost", sa)
+	}
+	if sa.Jitter <= 0 {
+		t.Fatalf("jitter %v: packets sent back to back with 20 ms timestamps must show jitter", sa.Jitter)
+	}
+}
+
+func TestRelayMediaTimeoutAndHold(t *testing.T) {
+	r := newTestRelay(t, 4, Config{Timeout: 200 * time.Millisecond})
+	a, b := newEndpoint(t), newEndpoint(t)
+	s, _, _ := callSession(t, r, a, b)
+	select {
+	case <-s.Idle():
+	case <-time.After(3 * time.Second):
+		t.Fatal("no media timeout")
+	}
+	held, err := r.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.Rewrite(true, a.sdp("a=sendonly\r\n"))
+	held.Rewrite(false, b.sdp("a=recvonly\r\n"))
+	select {
+	case <-held.Idle():
+		t.Fatal("a call on hold timed out")
+	case <-time.After(time.Second):
+	}
+}
+
+func TestRelayReleasesPortsAndExhausts(t *testing.T) {
+	r := newTestRelay(t, 2, Config{})
+	s, err := r.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.NewSession(); !errors.Is(err, ErrNoPorts) {
+		t.Fatalf("second session on a range of two pairs: %v", err)
+	}
+	s.Close()
+	s.Close()
+	if r.Ports().Free() != 2 {
+		t.Fatalf("%d pairs free after close, want 2", r.Ports().Free())
+	}
+	s2, err := r.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+}
+
+func FuzzRTPPath(f *testing.F) {
+	p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1, SSRC: 1, CSRC: []uint32{2}, Extension: true,
+		ExtensionProfile: 0xBEDE}, Payload: []byte("abc")}
+	p.SetExtension(1, []byte{1, 2})
+	b, _ := p.Marshal()
+	f.Add(b)
+	f.Add([]byte{0x80, 200, 0, 1, 0, 0, 0, 1})
+	f.Add([]byte{0x9f, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		var h rtp.Header
+		var st stream
+		if classify(pkt, &h) == rtpPacket {
+			st.add(&h, len(pkt), time.Now())
+			st.add(&h, len(pkt), time.Now())
+			if st.lost() > 1<<17 {
+				t.Fatalf("lost %d from two packets", st.lost())
+			}
+		}
+	})
+}
