@@ -45,6 +45,8 @@ type Call struct {
 	vars     map[string]string
 	onEnd    []func(Record)
 	aborted  string // why Hangup ended the call before it was answered
+	media    MediaSession
+	offer    []byte // the caller's offer as the callees see it
 	legs     []*leg
 	winner   *leg
 	answered bool
@@ -92,7 +94,7 @@ type legOrigin struct {
 // origin is the caller's side of the call, for its B-legs.
 func (c *Call) origin() legOrigin {
 	return legOrigin{fromUser: c.aReq.From().Address.User, display: c.aReq.From().DisplayName,
-		toUser: c.callee, body: c.aReq.Body(), headers: c.aReq}
+		toUser: c.callee, body: c.offer, headers: c.aReq}
 }
 
 type legEvent struct {
@@ -172,9 +174,39 @@ func (e *Engine) Handle(req *sip.Request, tx sip.ServerTransaction, user string,
 	})
 	e.respond(req, tx, 100, "", nil)
 	c.emit(CallNew, 0)
+	c.offer = req.Body()
+	if e.cfg.Media != nil {
+		if !c.startMedia() {
+			return c
+		}
+	}
 	err := c.route(route)
 	c.conclude(err)
 	return c
+}
+
+// startMedia allocates the call's relay and rewrites the caller's offer; a call it cannot relay
+// is refused (503 no port, 400 malformed SDP, 488 no allowed codec).
+func (c *Call) startMedia() bool {
+	m, err := c.e.cfg.Media.NewSession()
+	if err != nil {
+		code := mediaStatus(err)
+		c.log.Warn("no media relay for the call", "status", code, "error", err)
+		c.fail(code, "pbx", "media: "+err.Error(), sip.NewHeader("Retry-After", "5"))
+		return false
+	}
+	c.mu.Lock()
+	c.media = m
+	c.mu.Unlock()
+	offer, err := c.sdpFrom(true, c.aReq.Body())
+	if err != nil {
+		code := mediaStatus(err)
+		c.log.Info("caller's offer refused", "status", code, "error", err)
+		c.fail(code, "pbx", "media: "+err.Error())
+		return false
+	}
+	c.offer = offer
+	return true
 }
 
 // route runs the route function, turning a panic into an error.
@@ -340,7 +372,12 @@ func (c *Call) ring(targets []Target, o legOrigin, opt ringOptions) ringResult {
 					}
 					relayed[code] = true
 					// 180 and 183 reach the caller, 183 with its early-media SDP.
-					e.respond(c.aReq, c.aTx, code, c.a.localTag, ev.res.Body(), c.contact)
+					body, err := c.sdpFrom(false, ev.res.Body())
+					if err != nil {
+						c.log.Info("early media refused", "status", code, "error", err)
+						body = nil
+					}
+					e.respond(c.aReq, c.aTx, code, c.a.localTag, body, c.contact)
 				}
 			case ev.res.IsSuccess():
 				ev.l.won.Store(true)
@@ -610,18 +647,29 @@ func (c *Call) cancelLegs(keep *leg) {
 // RFC 6026). Without an ACK within AckTimeout both sides are hung up.
 func (c *Call) answer(l *leg, res *sip.Response) {
 	e := c.e
+	body, err := c.sdpFrom(false, res.Body())
+	if err != nil {
+		// The callee's answer cannot be relayed (no allowed codec, malformed): it answered, so it
+		// is hung up, and the caller learns why.
+		code := mediaStatus(err)
+		c.log.Warn("callee's answer refused", "status", code, "error", err)
+		l.bye()
+		c.fail(code, "pbx", "media: "+err.Error())
+		return
+	}
 	c.mu.Lock()
 	c.winner, c.answered, c.decided = l, true, true
 	c.rec.Answer = time.Now()
-	c.sdpA, c.sdpB = c.aReq.Body(), res.Body()
+	c.sdpA, c.sdpB = c.offer, body
 	c.mu.Unlock()
 	// Before the caller gets its 200: after it, the caller's BYE can end the call at any moment.
 	c.emit(CallAnswered, 200)
 	e.addDialog(&l.d, c, false)
 	e.addDialog(&c.a, c, true)
 
-	ok, err := e.respond(c.aReq, c.aTx, 200, c.a.localTag, res.Body(), append(timerHeaders(res), c.contact)...)
+	ok, err := e.respond(c.aReq, c.aTx, 200, c.a.localTag, body, append(timerHeaders(res), c.contact)...)
 	c.armSession(res)
+	c.watchMedia()
 	if err != nil {
 		c.log.Warn("200 to caller not sent", "error", err)
 		c.Hangup("could not answer the caller")
@@ -705,7 +753,13 @@ func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
 	}
 	copyTimerHeaders(req, out)
-	out.SetBody(req.Body())
+	body, err := c.sdpIn(req, aleg)
+	if err != nil {
+		c.log.Info("description refused", "method", req.Method, "error", err)
+		e.respond(req, tx, mediaStatus(err), tag, nil)
+		return
+	}
+	out.SetBody(body)
 	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 	defer cancel()
 	res, err := e.clientFor(out).Do(ctx, out)
@@ -713,7 +767,13 @@ func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 		e.respond(req, tx, 408, tag, nil)
 		return
 	}
-	e.respond(req, tx, res.StatusCode, tag, res.Body(), timerHeaders(res)...)
+	answer, err := c.sdpOut(res, aleg)
+	if err != nil {
+		c.log.Info("answer refused", "method", req.Method, "error", err)
+		e.respond(req, tx, mediaStatus(err), tag, nil)
+		return
+	}
+	e.respond(req, tx, res.StatusCode, tag, answer, timerHeaders(res)...)
 	if req.Method == sip.UPDATE && res.IsSuccess() {
 		c.armSession(res) // an UPDATE refreshes the session too
 	}
@@ -758,7 +818,13 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
 	}
 	copyTimerHeaders(req, out)
-	out.SetBody(req.Body())
+	offer, err := c.sdpIn(req, aleg)
+	if err != nil {
+		c.log.Info("re-INVITE offer refused", "error", err)
+		e.respond(req, tx, mediaStatus(err), tag, nil)
+		return
+	}
+	out.SetBody(offer)
 	res, err := c.inviteIn(other, out)
 	switch {
 	case errors.Is(err, errCallEnded):
@@ -776,18 +842,26 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 		e.respond(req, tx, res.StatusCode, tag, nil)
 		return
 	}
+	answer, err := c.sdpOut(res, aleg)
+	if err != nil {
+		// The other side took an offer whose answer cannot be relayed: the sender gets the error
+		// (the other side keeps the new session until the next offer).
+		c.log.Warn("re-INVITE answer refused", "error", err)
+		e.respond(req, tx, mediaStatus(err), tag, nil)
+		return
+	}
 	acked := make(chan struct{})
 	c.mu.Lock()
-	if len(req.Body()) > 0 && len(res.Body()) > 0 {
+	if len(offer) > 0 && len(answer) > 0 {
 		if aleg {
-			c.sdpA, c.sdpB = req.Body(), res.Body()
+			c.sdpA, c.sdpB = offer, answer
 		} else {
-			c.sdpB, c.sdpA = req.Body(), res.Body()
+			c.sdpB, c.sdpA = offer, answer
 		}
 	}
 	c.reAck, c.reAckSeq, c.reAnswered = acked, req.CSeq().SeqNo, true
 	c.mu.Unlock()
-	ok, err := e.respond(req, tx, 200, tag, res.Body(), append(timerHeaders(res), c.contact)...)
+	ok, err := e.respond(req, tx, 200, tag, answer, append(timerHeaders(res), c.contact)...)
 	if err != nil {
 		c.log.Debug("re-INVITE answer not sent", "error", err)
 		return
@@ -923,6 +997,16 @@ func (c *Call) finish(status int, by, reason string) {
 	if c.answered {
 		c.rec.Status = 200
 	}
+	m := c.media
+	c.mu.Unlock()
+	if m != nil {
+		// Closed before the record is taken, so the statistics are final.
+		m.Close()
+		c.mu.Lock()
+		c.rec.MediaCaller, c.rec.MediaCallee = m.Stats()
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
 	rec, onEnd := c.rec, c.onEnd
 	c.mu.Unlock()
 	c.e.removeDialogs(c)

@@ -45,6 +45,9 @@ type Config struct {
 	CopyHeaders []string
 	// Resolve finds the contacts of a transfer target (REFER). Without it REFER is answered 501.
 	Resolve Resolver
+	// Media, when set, relays every call's RTP through the PBX and rewrites the session
+	// descriptions both ways; nil lets them pass unchanged.
+	Media Media
 	// OnEvent, when set, is told of every call event. It is called on the call's goroutines and
 	// must not block.
 	OnEvent func(Event)

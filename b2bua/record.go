@@ -18,6 +18,9 @@ type Record struct {
 	Status   int    // final status sent to the caller (200 when answered)
 	HangupBy string // "caller", "callee" or "pbx"
 	Reason   string // why it ended, in words
+	// MediaCaller and MediaCallee are what each side sent through the media relay (zero without
+	// one).
+	MediaCaller, MediaCallee MediaStats
 }
 
 // Disposition classifies the call the way CDRs do: "answered", "busy", "no_answer", "cancelled"

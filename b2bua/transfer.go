@@ -81,7 +81,22 @@ func (c *Call) transfer(req *sip.Request, tx sip.ServerTransaction, fromA bool) 
 		return
 	}
 	l, res := r.leg, r.res
-	answer, ok := c.reoffer(y, res.Body())
+	// The target speaks for the transferor's side now: through the relay, its description is
+	// rewritten as coming from that side.
+	targetSDP, err := c.sdpFrom(fromA, res.Body())
+	if err != nil {
+		log.Warn("transfer target's answer refused", "error", err)
+		l.bye()
+		c.notify(x, mediaStatus(err), true)
+		return
+	}
+	answer, ok := c.reoffer(y, targetSDP)
+	if ok {
+		if answer, err = c.sdpFrom(!fromA, answer); err != nil {
+			log.Warn("transferee's answer refused", "error", err)
+			ok = false
+		}
+	}
 	if !ok {
 		log.Warn("transferee did not take the new session")
 		l.bye()
@@ -94,11 +109,11 @@ func (c *Call) transfer(req *sip.Request, tx sip.ServerTransaction, fromA bool) 
 	old := *x
 	if fromA {
 		c.a = l.d
-		c.sdpA, c.sdpB = res.Body(), answer
+		c.sdpA, c.sdpB = targetSDP, answer
 		e.addDialog(&c.a, c, true)
 	} else {
 		c.winner = l
-		c.sdpB, c.sdpA = res.Body(), answer
+		c.sdpB, c.sdpA = targetSDP, answer
 		e.addDialog(&l.d, c, false)
 	}
 	c.mu.Unlock()

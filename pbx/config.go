@@ -102,6 +102,21 @@ type Config struct {
 	DialplanTimeout time.Duration
 	// DialplanLocation is the time zone of the script's pbx.time. Default time.Local.
 	DialplanLocation *time.Location
+
+	// RTPPortMin and RTPPortMax turn the media relay on: every call's RTP and RTCP flow through a
+	// pair of ports from this range for each side (two pairs a call), and each side's SDP names
+	// only the PBX. A call that finds no free pair gets 503. Both zero: SDP passes through and
+	// media flows between the phones.
+	RTPPortMin, RTPPortMax int
+	// RTPAddress is the IP the relay binds and names in SDP. Default: the IP of SIP, which must
+	// then be a specific address, not 0.0.0.0.
+	RTPAddress string
+	// Codecs are the codecs allowed through the relay; offers are filtered to them and an offer
+	// without any gets 488. Default PCMU, PCMA, G722, opus, telephone-event.
+	Codecs []string
+	// MediaTimeout hangs up an answered call when no RTP arrived from either side for this long,
+	// unless it is on hold. Default 60 s; negative turns it off.
+	MediaTimeout time.Duration
 }
 
 // Defaults.
@@ -156,8 +171,29 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// mediaIP is the address of the media relay.
+func (c Config) mediaIP() (net.IP, error) {
+	host := c.RTPAddress
+	if host == "" {
+		host, _, _ = net.SplitHostPort(c.SIP)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsUnspecified() {
+		return nil, fmt.Errorf("rtp address %q: the media relay needs a specific IP to name in SDP (set RTPAddress, or SIP to a specific address)", host)
+	}
+	return ip, nil
+}
+
 func (c Config) validate() error {
 	var errs []error
+	if c.RTPPortMin != 0 || c.RTPPortMax != 0 {
+		if _, err := c.mediaIP(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.RTPPortMin < 1024 || c.RTPPortMax > 65535 || c.RTPPortMax < c.RTPPortMin+3 {
+			errs = append(errs, fmt.Errorf("rtp ports %d-%d: want a range within 1024-65535 with room for two pairs", c.RTPPortMin, c.RTPPortMax))
+		}
+	}
 	if _, _, err := net.SplitHostPort(c.SIP); err != nil {
 		errs = append(errs, fmt.Errorf("sip address %q: %w", c.SIP, err))
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pbxkit/pbxkit/b2bua"
 	"github.com/pbxkit/pbxkit/dialplan"
+	"github.com/pbxkit/pbxkit/media"
 	"github.com/pbxkit/pbxkit/store"
 )
 
@@ -65,6 +66,7 @@ type PBX struct {
 	route   dialplan.Handler
 	lua     *dialplan.Lua // the Lua dialplan, if any
 	queues  *dialplan.Queues
+	relay   *media.Relay // nil without RTPPortMin/Max
 	events  *hub
 	metrics *metrics
 
@@ -155,6 +157,20 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		return nil, fmt.Errorf("pbx: sip server: %w", err)
 	}
 	p.ua, p.srv = ua, srv
+	if cfg.RTPPortMin != 0 {
+		ip, _ := cfg.mediaIP() // validated
+		ports, err := media.NewPorts(ip, cfg.RTPPortMin, cfg.RTPPortMax)
+		if err == nil {
+			p.relay, err = media.NewRelay(media.Config{Ports: ports, Codecs: cfg.Codecs, Timeout: cfg.MediaTimeout,
+				Logger: p.log.With("component", "media")})
+		}
+		if err != nil {
+			ua.Close()
+			p.closeListeners()
+			p.closeOwned()
+			return nil, fmt.Errorf("pbx: %w", err)
+		}
+	}
 	var cdr b2bua.RecordWriter
 	if w, ok := p.store.(store.CDRWriter); ok {
 		cdr = cdrWriter{w}
@@ -163,7 +179,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		UDPListener: p.udp.LocalAddr().String(),
 		Host:        p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
 		RingTimeout: cfg.RingTimeout, UserAgent: cfg.UserAgent, AckTimeout: cfg.AckTimeout, CopyHeaders: cfg.CopyHeaders,
-		PassRedirects: cfg.PassRedirects, Resolve: p.resolve,
+		PassRedirects: cfg.PassRedirects, Resolve: p.resolve, Media: p.mediaRelay(),
 		OnEvent: func(e b2bua.Event) { p.events.publish(callEvent(e)) },
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {

@@ -259,12 +259,17 @@ func (c cdrWriter) WriteRecord(ctx context.Context, r b2bua.Record) error {
 		CallID: r.CallID, Caller: r.Caller, Callee: r.Callee, Source: r.Source,
 		StartAt: r.Start, EndAt: r.End, Disposition: store.Disposition(r.Disposition()),
 		Status: r.Status, HangupBy: r.HangupBy, Reason: r.Reason,
+		ALeg: legStats(r.MediaCaller), BLeg: legStats(r.MediaCallee),
 	}
 	if !r.Answer.IsZero() {
 		a := r.Answer
 		cdr.AnswerAt = &a
 	}
 	return c.w.WriteCDR(ctx, cdr)
+}
+
+func legStats(m b2bua.MediaStats) store.LegStats {
+	return store.LegStats{Packets: int64(m.Packets), Bytes: int64(m.Bytes), Lost: int64(m.Lost), JitterMS: m.JitterMS}
 }
 
 // seconds turns a number of seconds from the store into a duration.

@@ -1,0 +1,70 @@
+package pbx
+
+import (
+	"errors"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/media"
+)
+
+// mediaRelay is the call core's view of the media relay, or nil without one.
+func (p *PBX) mediaRelay() b2bua.Media {
+	if p.relay == nil {
+		return nil
+	}
+	return relayAdapter{p.relay}
+}
+
+// MediaPorts returns how many RTP port pairs of the relay are free and in use (0, 0 without a
+// relay).
+func (p *PBX) MediaPorts() (free, inUse int) {
+	if p.relay == nil {
+		return 0, 0
+	}
+	return p.relay.Ports().Free(), p.relay.Ports().InUse()
+}
+
+// relayAdapter gives the call core media sessions, with media's errors as SIP statuses.
+type relayAdapter struct{ r *media.Relay }
+
+func (a relayAdapter) NewSession() (b2bua.MediaSession, error) {
+	s, err := a.r.NewSession()
+	if err != nil {
+		return nil, mediaError(err)
+	}
+	return sessionAdapter{s}, nil
+}
+
+type sessionAdapter struct{ s *media.Session }
+
+func (a sessionAdapter) Rewrite(fromCaller bool, sdp []byte) ([]byte, error) {
+	out, err := a.s.Rewrite(fromCaller, sdp)
+	return out, mediaError(err)
+}
+
+func (a sessionAdapter) Idle() <-chan struct{} { return a.s.Idle() }
+func (a sessionAdapter) Close()                { a.s.Close() }
+
+func (a sessionAdapter) Stats() (caller, callee b2bua.MediaStats) {
+	ca, cb := a.s.Stats()
+	return mediaStats(ca), mediaStats(cb)
+}
+
+func mediaStats(s media.Stats) b2bua.MediaStats {
+	return b2bua.MediaStats{Packets: s.Packets, Bytes: s.Bytes, Lost: s.Lost, JitterMS: s.Jitter, RTCP: s.RTCP}
+}
+
+// mediaError maps media's errors to the status that refuses the call or request.
+func mediaError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, media.ErrNoPorts):
+		return &b2bua.StatusError{Code: 503, Reason: err.Error()}
+	case errors.Is(err, media.ErrMalformedSDP):
+		return &b2bua.StatusError{Code: 400, Reason: err.Error()}
+	case errors.Is(err, media.ErrNoCodec):
+		return &b2bua.StatusError{Code: 488, Reason: err.Error()}
+	}
+	return err
+}

@@ -1,0 +1,271 @@
+package pbx_test
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+
+	"github.com/pbxkit/pbxkit/pbx"
+	"github.com/pbxkit/pbxkit/store"
+)
+
+// rtpPhone is a phone's RTP socket.
+type rtpPhone struct {
+	t    *testing.T
+	conn *net.UDPConn
+}
+
+func newRTPPhone(t *testing.T) *rtpPhone {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rtpPhone{t: t, conn: c}
+}
+
+func (p *rtpPhone) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
+
+func (p *rtpPhone) sdp(extra string) string {
+	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=audio %d RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n%s", p.port(), extra)
+}
+
+func (p *rtpPhone) send(port int, seq uint16, payload string) {
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 7}, Payload: []byte(payload)}
+	b, _ := pkt.Marshal()
+	p.conn.WriteToUDP(b, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+}
+
+func (p *rtpPhone) recv() (string, int) {
+	buf := make([]byte, 1500)
+	p.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, from, err := p.conn.ReadFromUDP(buf)
+	if err != nil {
+		return "", 0
+	}
+	var pkt rtp.Packet
+	if pkt.Unmarshal(buf[:n]) != nil {
+		return "junk", from.Port
+	}
+	return string(pkt.Payload), from.Port
+}
+
+// sdpPort returns the port of the m=audio line of an SDP body.
+func sdpPort(t *testing.T, body []byte) int {
+	t.Helper()
+	for _, line := range strings.Split(string(body), "\r\n") {
+		var port int
+		if _, err := fmt.Sscanf(line, "m=audio %d", &port); err == nil {
+			return port
+		}
+	}
+	t.Fatalf("no m=audio in %q", body)
+	return 0
+}
+
+func mediaPBX(t *testing.T, cfg pbx.Config) (*testPBX, *uaClient, *uaClient) {
+	t.Helper()
+	lo := freeEvenRange(t, 8)
+	cfg.RTPPortMin, cfg.RTPPortMax = lo, lo+7
+	tp, caller, callees := callPBX(t, cfg, 1)
+	return tp, caller, callees[0]
+}
+
+func freeEvenRange(t *testing.T, n int) int {
+	t.Helper()
+	for base := 42000; base < 60000; base += 64 {
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
+			if err != nil {
+				ok = false
+				continue
+			}
+			c.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+func inviteWith(c *uaClient, body string) (string, *sip.Request) {
+	msg := c.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{
+		"Contact: <sip:100@" + c.addr() + ">", "Content-Type: application/sdp"}, body: body})
+	m, _ := sip.ParseMessage([]byte(msg))
+	return msg, m.(*sip.Request)
+}
+
+func TestMediaRelayedBothWays(t *testing.T) {
+	tp, caller, callee := mediaPBX(t, pbx.Config{})
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	msg, inv := inviteWith(caller, a.sdp(""))
+	caller.send(msg)
+	bInv := callee.waitRequest(sip.INVITE)
+	pb := sdpPort(t, bInv.Body())
+	if pb == a.port() || strings.Contains(string(bInv.Body()), fmt.Sprint(a.port())) {
+		t.Fatalf("the callee sees the caller's RTP port:\n%s", bInv.Body())
+	}
+	if free, used := tp.MediaPorts(); used != 2 || free != 2 {
+		t.Fatalf("ports free %d used %d during the call, want 2 and 2", free, used)
+	}
+	callee.respond(bInv, 200, "OK", b.sdp(""))
+	ok := caller.waitResponse(200)
+	pa := sdpPort(t, ok.Body())
+	if pa == b.port() || pa == pb {
+		t.Fatalf("the caller's answer names port %d (callee %d, PBX facing callee %d)", pa, b.port(), pb)
+	}
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+
+	a.send(pa, 1, "to callee")
+	if got, from := b.recv(); got != "to callee" || from != pb {
+		t.Fatalf("callee got %q from %d, want from the PBX's %d", got, from, pb)
+	}
+	b.send(pb, 1, "to caller")
+	if got, from := a.recv(); got != "to caller" || from != pa {
+		t.Fatalf("caller got %q from %d, want from the PBX's %d", got, from, pa)
+	}
+
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	bye := callee.waitRequest(sip.BYE)
+	callee.respond(bye, 200, "OK", "")
+	waitIdle(t, tp)
+	if free, used := tp.MediaPorts(); used != 0 || free != 4 {
+		t.Fatalf("ports free %d used %d after the call, want 4 and 0", free, used)
+	}
+	cdr := lastCDR(t, tp, inv.CallID().Value())
+	if cdr.ALeg.Packets != 1 || cdr.BLeg.Packets != 1 || cdr.ALeg.Bytes != 21 {
+		t.Fatalf("CDR media stats %+v %+v", cdr.ALeg, cdr.BLeg)
+	}
+}
+
+func TestMediaRefusals(t *testing.T) {
+	tp, caller, callee := mediaPBX(t, pbx.Config{})
+	a := newRTPPhone(t)
+	for name, tc := range map[string]struct {
+		body string
+		want int
+	}{
+		"malformed":   {"v=0\r\nthis is not sdp\r\n", 400},
+		"no codec":    {"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n", 488},
+		"only events": {"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 101\r\na=rtpmap:101 telephone-event/8000\r\n", 488},
+	} {
+		t.Run(name, func(t *testing.T) {
+			msg, inv := inviteWith(caller, tc.body)
+			caller.send(msg)
+			if res := final(awaitFinal(t, caller, inv, 5*time.Second)); res.StatusCode != tc.want {
+				t.Fatalf("got %d, want %d", res.StatusCode, tc.want)
+			}
+		})
+	}
+	// Exhaustion: two calls ringing hold all four pairs; the third gets 503.
+	var invs []*sip.Request
+	for range 2 {
+		msg, inv := inviteWith(caller, a.sdp(""))
+		caller.send(msg)
+		callee.waitRequest(sip.INVITE)
+		invs = append(invs, inv)
+	}
+	msg, inv := inviteWith(caller, a.sdp(""))
+	caller.send(msg)
+	if res := final(awaitFinal(t, caller, inv, 5*time.Second)); res.StatusCode != 503 {
+		t.Fatalf("with every port pair in use: got %d, want 503", res.StatusCode)
+	}
+	_ = invs
+	_ = tp
+}
+
+func TestMediaTimeoutHangsUp(t *testing.T) {
+	tp, caller, callee := mediaPBX(t, pbx.Config{MediaTimeout: 300 * time.Millisecond})
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	msg, inv := inviteWith(caller, a.sdp(""))
+	caller.send(msg)
+	bInv := callee.waitRequest(sip.INVITE)
+	callee.respond(bInv, 200, "OK", b.sdp(""))
+	ok := caller.waitResponse(200)
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	// No RTP at all: both sides get BYE.
+	byeA := caller.waitRequest(sip.BYE)
+	caller.respond(byeA, 200, "OK", "")
+	byeB := callee.waitRequest(sip.BYE)
+	callee.respond(byeB, 200, "OK", "")
+	waitIdle(t, tp)
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Reason != "media timeout" || cdr.HangupBy != "pbx" {
+		t.Fatalf("CDR %+v", cdr)
+	}
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != store.Answered {
+		t.Fatalf("CDR %+v", cdr)
+	}
+}
+
+func TestMediaHoldDoesNotTimeOut(t *testing.T) {
+	tp, caller, callee := mediaPBX(t, pbx.Config{MediaTimeout: 300 * time.Millisecond})
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	msg, inv := inviteWith(caller, a.sdp("a=sendonly\r\n"))
+	caller.send(msg)
+	bInv := callee.waitRequest(sip.INVITE)
+	callee.respond(bInv, 200, "OK", b.sdp("a=recvonly\r\n"))
+	ok := caller.waitResponse(200)
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	if m := caller.recvMsg(time.Second); m != nil {
+		if req, isReq := m.(*sip.Request); isReq && req.Method == sip.BYE {
+			t.Fatal("a held call was hung up for lack of media")
+		}
+	}
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	bye := callee.waitRequest(sip.BYE)
+	callee.respond(bye, 200, "OK", "")
+	waitIdle(t, tp)
+}
+
+func TestMediaReinviteMovesTheStream(t *testing.T) {
+	// The caller moves its media to a new port with a re-INVITE: the callee's view (the PBX's
+	// port) does not change, and audio follows the caller to its new port.
+	tp, caller, callee := mediaPBX(t, pbx.Config{})
+	a, b, a2 := newRTPPhone(t), newRTPPhone(t), newRTPPhone(t)
+	msg, inv := inviteWith(caller, a.sdp(""))
+	caller.send(msg)
+	bInv := callee.waitRequest(sip.INVITE)
+	pb := sdpPort(t, bInv.Body())
+	callee.respond(bInv, 200, "OK", b.sdp(""))
+	ok := caller.waitResponse(200)
+	pa := sdpPort(t, ok.Body())
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+
+	caller.send(reinviteFrom(caller, inv, ok, 2, a2.sdp("")))
+	re := callee.waitRequest(sip.INVITE)
+	if p := sdpPort(t, re.Body()); p != pb || strings.Contains(string(re.Body()), fmt.Sprint(a2.port())) {
+		t.Fatalf("re-INVITE at the callee names port %d, want the PBX's %d:\n%s", p, pb, re.Body())
+	}
+	callee.respond(re, 200, "OK", b.sdp(""))
+	callee.waitRequest(sip.ACK)
+	res := caller.waitResponse(200)
+	if p := sdpPort(t, res.Body()); p != pa {
+		t.Fatalf("answer to the re-INVITE names %d, want %d", p, pa)
+	}
+	caller.send(caller.inDialog("ACK", inv, ok, 2))
+
+	a2.send(pa, 1, "from the new port")
+	if got, _ := b.recv(); got != "from the new port" {
+		t.Fatalf("callee got %q", got)
+	}
+	b.send(pb, 1, "back")
+	if got, _ := a2.recv(); got != "back" {
+		t.Fatalf("caller's new port got %q", got)
+	}
+	caller.send(caller.inDialog("BYE", inv, ok, 3))
+	caller.waitResponse(200)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
