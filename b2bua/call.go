@@ -1012,7 +1012,12 @@ func (c *Call) finish(status int, by, reason string) {
 	c.e.removeDialogs(c)
 	close(c.done)
 	c.emit(CallEnded, 0)
-	c.log.Info("call ended", "status", rec.Status, "disposition", rec.Disposition(), "hangup_by", by, "reason", reason)
+	attrs := []any{"status", rec.Status, "disposition", rec.Disposition(), "hangup_by", by, "reason", reason}
+	if m != nil {
+		attrs = append(attrs, "caller_packets", rec.MediaCaller.Packets, "callee_packets", rec.MediaCallee.Packets,
+			"caller_lost", rec.MediaCaller.Lost, "callee_lost", rec.MediaCallee.Lost)
+	}
+	c.log.Info("call ended", attrs...)
 	if c.e.cdr != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -206,3 +206,25 @@ func waitLog(t *testing.T, srv *server, pattern string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestSippCallMediaRelayed: with --rtp-ports, sipp's caller plays G.711 audio toward the PBX, the
+// callee (sipp's UAS with -rtp_echo) echoes it, and both directions go through the relay: the
+// call's log line counts packets from each side.
+func TestSippCallMediaRelayed(t *testing.T) {
+	dsn := testenv.SQLiteDSN(t)
+	cli(t, "ext", "add", "200", "--password", "pw200", "--db", dsn)
+	lo := freeUDPPort(t) &^ 1
+	srv := startServer(t, "--db", dsn, "--trust", "127.0.0.0/8", "--rtp-ports", fmt.Sprintf("%d-%d", 30000+lo%20000, 30000+lo%20000+99))
+	wait := sippCallee(t, srv.addr, "200", 1, "-sn", "uas", "-rtp_echo", "-mp", fmt.Sprint(freeUDPPort(t)&^1))
+	sipp(t, "uac-audio.xml", srv.addr, "-s", "200", "-m", "1", "-mp", fmt.Sprint(freeUDPPort(t)&^1))
+	wait()
+	waitLog(t, srv, `msg="call ended"`)
+	m := regexp.MustCompile(`msg="call ended" .*caller_packets=(\d+) callee_packets=(\d+)`).FindStringSubmatch(srv.logs())
+	if m == nil {
+		t.Fatalf("no media counts in the call's log line:\n%s", grepLines(srv.logs(), "call ended"))
+	}
+	t.Logf("relayed: caller %s packets, callee %s", m[1], m[2])
+	if m[1] == "0" || m[2] == "0" {
+		t.Fatalf("caller sent %s packets, callee %s: media did not flow both ways through the relay:\n%s", m[1], m[2], grepLines(srv.logs(), "call ended"))
+	}
+}

@@ -98,6 +98,14 @@ func TestCLIEnvironmentAndConfigFile(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "broken.lua") {
 		t.Fatalf("serve with a broken --dialplan: exit %d, %s", code, errs)
 	}
+	code, _, errs = officepbx(t, "serve", "--rtp-ports", "20000")
+	if code != 2 || !strings.Contains(errs, `--rtp-ports: "20000": want LO-HI`) {
+		t.Fatalf("bad --rtp-ports: exit %d, %s", code, errs)
+	}
+	code, _, errs = officepbx(t, "serve", "--rtp-ports", "20000-20100")
+	if code != 2 || !strings.Contains(errs, "--rtp-ip") {
+		t.Fatalf("--rtp-ports without an IP to name: exit %d, %s", code, errs)
+	}
 	code, _, errs = officepbx(t, "serve", "--ring-timeout", "100ms")
 	if code != 2 || !strings.Contains(errs, "--ring-timeout 100ms: want between 1s and 1h") {
 		t.Fatalf("short ring timeout: exit %d, %s", code, errs)

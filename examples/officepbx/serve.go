@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,7 +34,10 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		httpAddr = fs.String("http", "", "address for /metrics and /healthz, e.g. 127.0.0.1:8080 (env PBX_HTTP)")
 		trust    = fs.String("trust", "", "comma-separated networks that need no authentication (env PBX_TRUST)")
 		dialplan = fs.String("dialplan", "", "Lua dialplan file (env PBX_DIALPLAN)")
-		rtpPorts = fs.String("rtp-ports", "", "RTP port range LO-HI (env PBX_RTP_PORTS)")
+		rtpPorts = fs.String("rtp-ports", "", "relay media through the PBX on this RTP port range LO-HI, e.g. 20000-30000 (env PBX_RTP_PORTS)")
+		rtpIP    = fs.String("rtp-ip", "", "IP the media relay binds and names in SDP (default: the --sip address)")
+		mediaTO  = fs.Duration("media-timeout", 60*time.Second, "hang up answered calls without RTP for this long, unless on hold (env PBX_MEDIA_TIMEOUT)")
+		codecs   = fs.String("codecs", "PCMU,PCMA,G722,opus,telephone-event", "codecs allowed through the media relay (env PBX_CODECS)")
 		logLevel = fs.String("log-level", "info", "debug, info, warn or error (env PBX_LOG_LEVEL)")
 		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name)")
 		digests  = fs.String("digest-algorithms", "MD5,SHA-256", "digest algorithms offered, in order of preference (env PBX_DIGEST_ALGORITHMS)")
@@ -70,9 +74,19 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 			if *planTime < time.Millisecond || *planTime > time.Minute {
 				return usagef("--dialplan-timeout %v: want between 1ms and 1m", *planTime)
 			}
-			// Flags of features still to come are refused rather than silently ignored.
-			if *rtpPorts != "" {
-				return usagef("--rtp-ports: the RTP relay is not available in this version yet")
+			rtpLo, rtpHi, err := parsePortRange(*rtpPorts)
+			if err != nil {
+				return usagef("--rtp-ports: %v", err)
+			}
+			if rtpLo != 0 && *rtpIP == "" {
+				if host, _, _ := net.SplitHostPort(*sipAddr); net.ParseIP(host) == nil || net.ParseIP(host).IsUnspecified() {
+					return usagef("--rtp-ports: name the IP phones should send media to with --rtp-ip (--sip %s listens on all addresses)", *sipAddr)
+				}
+			} else if *rtpIP != "" && (net.ParseIP(*rtpIP) == nil || net.ParseIP(*rtpIP).IsUnspecified()) {
+				return usagef("--rtp-ip %q: want a specific IP address", *rtpIP)
+			}
+			if *mediaTO < 0 {
+				return usagef("--media-timeout %v: must not be negative", *mediaTO)
 			}
 			trusted, err := pbx.ParseTrusted(*trust)
 			if err != nil {
@@ -86,18 +100,47 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				return usagef("--max-calls %d: must not be negative", *maxCalls)
 			}
 			var algs []string
-			for _, a := range strings.Split(*digests, ",") {
-				if a = strings.ToUpper(strings.TrimSpace(a)); a != "" {
-					algs = append(algs, a)
-				}
+			for _, a := range splitList(*digests) {
+				algs = append(algs, strings.ToUpper(a))
 			}
 			return serve(ctx, log, pbx.Config{
 				SIP: *sipAddr, Database: d.db, Domain: d.domain, Trusted: trusted, NodeID: *nodeID,
 				DigestAlgorithms: algs, RingTimeout: *ringFor, MaxCalls: *maxCalls,
 				DialplanScript: *dialplan, DialplanTimeout: *planTime,
+				RTPPortMin: rtpLo, RTPPortMax: rtpHi, RTPAddress: *rtpIP, MediaTimeout: *mediaTO,
+				Codecs: splitList(*codecs),
 			}, *httpAddr)
 		},
 	}
+}
+
+// parsePortRange reads "LO-HI"; "" is no range.
+func parsePortRange(s string) (lo, hi int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(s, "-")
+	if ok {
+		lo, err = strconv.Atoi(strings.TrimSpace(a))
+		if err == nil {
+			hi, err = strconv.Atoi(strings.TrimSpace(b))
+		}
+	}
+	if !ok || err != nil || lo < 1024 || hi > 65535 || hi < lo+3 {
+		return 0, 0, fmt.Errorf("%q: want LO-HI within 1024-65535 with room for at least two pairs, e.g. 20000-30000", s)
+	}
+	return lo, hi, nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr string) error {
