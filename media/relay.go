@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,13 +105,13 @@ type side struct {
 	other *side
 
 	mu          sync.Mutex
-	signalled   *net.UDPAddr // RTP address from the side's SDP
-	rtcpAddr    *net.UDPAddr
+	signalled   netip.AddrPort // RTP address from the side's SDP (invalid: none yet, or disabled)
+	rtcpAddr    netip.AddrPort
 	mux         bool
 	hold        bool
-	latchedRTP  *net.UDPAddr // where the side's packets really come from
-	latchOpen   time.Time    // until when a new source may be latched to
-	stats       stream       // what the side sent (received by the PBX)
+	latchedRTP  netip.AddrPort // where the side's packets really come from (invalid: not yet)
+	latchOpen   time.Time      // until when a new source may be latched to
+	stats       stream         // what the side sent (received by the PBX)
 	rtcpPackets uint64
 
 	last atomic.Int64 // unix nanoseconds of the side's last RTP packet
@@ -137,11 +138,12 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	rtpAddr, rtcpAddr := addrPort(st.RTP), addrPort(st.RTCP)
 	from.mu.Lock()
-	changed := st.RTP == nil || from.signalled == nil || !from.signalled.IP.Equal(st.RTP.IP) || from.signalled.Port != st.RTP.Port
-	from.signalled, from.rtcpAddr, from.mux, from.hold = st.RTP, st.RTCP, st.Mux, st.OnHold()
+	changed := !rtpAddr.IsValid() || rtpAddr != from.signalled
+	from.signalled, from.rtcpAddr, from.mux, from.hold = rtpAddr, rtcpAddr, st.Mux, st.OnHold()
 	if changed {
-		from.latchedRTP = nil
+		from.latchedRTP = netip.AddrPort{}
 		from.latchOpen = time.Now().Add(s.r.cfg.LatchWindow)
 	}
 	from.mu.Unlock()
@@ -149,21 +151,22 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 	return out, nil
 }
 
-// accept applies the latching rule to a packet from src, and returns where the side's RTP goes
-// back to. Packets from the signalled address are always accepted, and latch. Otherwise a source
-// is latched to only while the window after the last description is open and no source has been
-// latched yet (a phone behind NAT sends from an address other than its SDP's); afterwards a
-// stranger's packets are dropped, so media cannot be hijacked by guessing the port.
-func (sd *side) accept(src *net.UDPAddr) bool {
+// accept applies the latching rule to a packet from src. Packets from the signalled address are
+// always accepted, and latch. Otherwise a source is latched to only while the window after the
+// last description is open and no source has been latched yet (a phone behind NAT sends from an
+// address other than its SDP's); afterwards a stranger's packets are dropped, so media cannot be
+// hijacked by guessing the port.
+func (sd *side) accept(src netip.AddrPort) bool {
+	src = unmap(src)
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
 	switch {
-	case sd.latchedRTP != nil && sameAddr(sd.latchedRTP, src):
+	case sd.latchedRTP.IsValid() && sd.latchedRTP == src:
 		return true
-	case sd.signalled != nil && sameAddr(sd.signalled, src):
+	case sd.signalled.IsValid() && sd.signalled == src:
 		sd.latchedRTP = src
 		return true
-	case sd.latchedRTP == nil && time.Now().Before(sd.latchOpen):
+	case !sd.latchedRTP.IsValid() && time.Now().Before(sd.latchOpen):
 		sd.latchedRTP = src
 		return true
 	}
@@ -172,32 +175,41 @@ func (sd *side) accept(src *net.UDPAddr) bool {
 
 // rtpDest is where packets for this side go: the latched source (symmetric RTP, RFC 4961), or
 // the signalled address until the side has sent anything.
-func (sd *side) rtpDest() *net.UDPAddr {
+func (sd *side) rtpDest() netip.AddrPort {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
-	if sd.latchedRTP != nil {
+	if sd.latchedRTP.IsValid() {
 		return sd.latchedRTP
 	}
 	return sd.signalled
 }
 
-func (sd *side) rtcpDest() *net.UDPAddr {
+// rtcpDest is where RTCP for this side goes, and whether it goes over the RTP port (rtcp-mux).
+func (sd *side) rtcpDest() (netip.AddrPort, bool) {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
 	if sd.mux {
-		if sd.latchedRTP != nil {
-			return sd.latchedRTP
+		if sd.latchedRTP.IsValid() {
+			return sd.latchedRTP, true
 		}
-		return sd.signalled
+		return sd.signalled, true
 	}
-	if sd.latchedRTP != nil && sd.rtcpAddr != nil && !sd.latchedRTP.IP.Equal(sd.signalled.IP) {
+	if sd.latchedRTP.IsValid() && sd.latchedRTP.Addr() != sd.signalled.Addr() {
 		// Behind NAT: RTCP goes to the port above the latched RTP source.
-		return &net.UDPAddr{IP: sd.latchedRTP.IP, Port: sd.latchedRTP.Port + 1}
+		return netip.AddrPortFrom(sd.latchedRTP.Addr(), sd.latchedRTP.Port()+1), false
 	}
-	return sd.rtcpAddr
+	return sd.rtcpAddr, false
 }
 
-func sameAddr(a, b *net.UDPAddr) bool { return a.Port == b.Port && a.IP.Equal(b.IP) }
+// addrPort converts an address from SDP; nil or port 0 is the invalid AddrPort.
+func addrPort(a *net.UDPAddr) netip.AddrPort {
+	if a == nil || a.Port == 0 {
+		return netip.AddrPort{}
+	}
+	return unmap(a.AddrPort())
+}
+
+func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
 
 const maxPacket = 1500
 
@@ -235,7 +247,7 @@ func (s *Session) forwardRTP(sd *side) {
 	buf := make([]byte, maxPacket)
 	var h rtp.Header
 	for {
-		n, src, err := sd.pair.RTP.ReadFromUDP(buf)
+		n, src, err := sd.pair.RTP.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return // closed
 		}
@@ -252,8 +264,8 @@ func (s *Session) forwardRTP(sd *side) {
 		sd.mu.Lock()
 		sd.stats.add(&h, n, time.Now())
 		sd.mu.Unlock()
-		if dst := sd.other.rtpDest(); dst != nil && dst.Port != 0 {
-			sd.other.pair.RTP.WriteToUDP(pkt, dst)
+		if dst := sd.other.rtpDest(); dst.IsValid() {
+			sd.other.pair.RTP.WriteToUDPAddrPort(pkt, dst)
 		}
 	}
 }
@@ -263,7 +275,7 @@ func (s *Session) forwardRTCP(sd *side) {
 	defer s.wg.Done()
 	buf := make([]byte, maxPacket)
 	for {
-		n, src, err := sd.pair.RTCP.ReadFromUDP(buf)
+		n, src, err := sd.pair.RTCP.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
@@ -271,8 +283,9 @@ func (s *Session) forwardRTCP(sd *side) {
 		if n < 8 || pkt[0]>>6 != 2 {
 			continue
 		}
+		ip := src.Addr().Unmap()
 		sd.mu.Lock()
-		known := sd.latchedRTP != nil && sd.latchedRTP.IP.Equal(src.IP) || sd.signalled != nil && sd.signalled.IP.Equal(src.IP)
+		known := sd.latchedRTP.IsValid() && sd.latchedRTP.Addr() == ip || sd.signalled.IsValid() && sd.signalled.Addr() == ip
 		sd.mu.Unlock()
 		if !known {
 			continue
@@ -286,17 +299,14 @@ func (s *Session) relayRTCP(sd *side, pkt []byte) {
 	sd.rtcpPackets++
 	sd.mu.Unlock()
 	o := sd.other
-	dst := o.rtcpDest()
-	if dst == nil || dst.Port == 0 {
+	dst, mux := o.rtcpDest()
+	if !dst.IsValid() {
 		return
 	}
-	o.mu.Lock()
-	mux := o.mux
-	o.mu.Unlock()
 	if mux {
-		o.pair.RTP.WriteToUDP(pkt, dst)
+		o.pair.RTP.WriteToUDPAddrPort(pkt, dst)
 	} else {
-		o.pair.RTCP.WriteToUDP(pkt, dst)
+		o.pair.RTCP.WriteToUDPAddrPort(pkt, dst)
 	}
 }
 
