@@ -91,3 +91,16 @@ func (c *Call) sdpOut(res *sip.Response, aleg bool) ([]byte, error) {
 func isSDP(ct *sip.ContentTypeHeader) bool {
 	return ct != nil && strings.EqualFold(strings.TrimSpace(strings.SplitN(ct.Value(), ";", 2)[0]), "application/sdp")
 }
+
+// MediaStats returns what each side has sent through the media relay so far, and false when the
+// call has no relay.
+func (c *Call) MediaStats() (caller, callee MediaStats, ok bool) {
+	c.mu.Lock()
+	m := c.media
+	c.mu.Unlock()
+	if m == nil {
+		return MediaStats{}, MediaStats{}, false
+	}
+	caller, callee = m.Stats()
+	return caller, callee, true
+}
