@@ -47,6 +47,7 @@ type Call struct {
 	aborted  string // why Hangup ended the call before it was answered
 	media    MediaSession
 	offer    []byte // the caller's offer as the callees see it
+	ackBody  []byte // the body of the caller's ACK of our 2xx
 	legs     []*leg
 	winner   *leg
 	answered bool
@@ -79,6 +80,8 @@ type leg struct {
 	decided                           <-chan struct{} // closed once the setup this leg belongs to is decided
 	ext                               string          // the extension called, if any
 	won                               atomic.Bool     // this leg's 2xx was taken: later 2xx are retransmissions
+	ackHeld                           atomic.Bool     // late offer: the ACK waits for the caller's answer
+	ackBody                           []byte          // the answer the ACK carries (late offer), under c.mu
 	mu                                sync.Mutex
 	ringing, cancelWanted, cancelSent bool
 }
@@ -382,7 +385,14 @@ func (c *Call) ring(targets []Target, o legOrigin, opt ringOptions) ringResult {
 			case ev.res.IsSuccess():
 				ev.l.won.Store(true)
 				ev.l.establish(ev.res)
-				ev.l.ack(ev.res)
+				if opt.caller && len(o.body) == 0 {
+					// Late offer (RFC 3264 §5, RFC 3261 §13.2.1): the callee's 2xx carries the
+					// offer and our ACK must carry the caller's answer, which comes in the
+					// caller's ACK. answer() sends it then.
+					ev.l.ackHeld.Store(true)
+				} else {
+					ev.l.ack(ev.res)
+				}
 				stop(ev.l)
 				return ringResult{leg: ev.l, res: ev.res, status: 200}
 			case code/100 == 3 && opt.follow && e.cfg.PassRedirects:
@@ -593,7 +603,9 @@ func (l *leg) late(res *sip.Response) {
 		return
 	}
 	if l.won.Load() {
-		l.ack(res)
+		if !l.ackHeld.Load() {
+			l.ack(res)
+		}
 		return
 	}
 	l.establish(res)
@@ -613,9 +625,25 @@ func (l *leg) establish(res *sip.Response) {
 	l.d.routes = routeSet(res.GetHeaders("Record-Route"), true)
 }
 
+// releaseAck sends the ACK a late offer held back, with the caller's answer (or none).
+func (l *leg) releaseAck(res *sip.Response, answer []byte) {
+	if !l.ackHeld.Load() {
+		return
+	}
+	l.c.mu.Lock()
+	l.ackBody = answer
+	l.c.mu.Unlock()
+	l.ackHeld.Store(false)
+	l.ack(res)
+}
+
 func (l *leg) ack(res *sip.Response) {
 	l.c.mu.Lock()
 	ack := l.d.requestCSeq(sip.ACK, l.inv.CSeq().SeqNo, l.c.contact, l.c.e.cfg.BranchPrefix)
+	if len(l.ackBody) > 0 {
+		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		ack.SetBody(l.ackBody)
+	}
 	l.c.mu.Unlock()
 	if err := l.c.e.clientFor(ack).WriteRequest(ack); err != nil {
 		l.c.log.Warn("ack to callee", "error", err)
@@ -653,6 +681,7 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 		// is hung up, and the caller learns why.
 		code := mediaStatus(err)
 		c.log.Warn("callee's answer refused", "status", code, "error", err)
+		l.releaseAck(res, nil)
 		l.bye()
 		c.fail(code, "pbx", "media: "+err.Error())
 		return
@@ -676,7 +705,24 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 		return
 	}
 	c.log.Info("call answered", "callee", c.callee, "b_call_id", l.d.callID)
-	if !c.retransmitUntil(c.aTx, ok, c.ack) {
+	acked := c.retransmitUntil(c.aTx, ok, c.ack)
+	if l.ackHeld.Load() {
+		var answer []byte
+		if acked {
+			c.mu.Lock()
+			body := c.ackBody
+			c.mu.Unlock()
+			if answer, err = c.sdpFrom(true, body); err != nil {
+				c.log.Warn("caller's answer in its ACK refused", "error", err)
+				answer = nil
+			}
+			c.mu.Lock()
+			c.sdpA = answer
+			c.mu.Unlock()
+		}
+		l.releaseAck(res, answer)
+	}
+	if !acked {
 		select {
 		case <-c.done:
 		case <-e.quit:
@@ -702,7 +748,12 @@ func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool) {
 		}
 		c.mu.Unlock()
 		if aleg {
-			c.ackOnce.Do(func() { close(c.ack) })
+			c.ackOnce.Do(func() {
+				c.mu.Lock()
+				c.ackBody = req.Body() // a late offer's answer
+				c.mu.Unlock()
+				close(c.ack)
+			})
 		}
 	case sip.BYE:
 		e.respond(req, tx, 200, c.localTag(aleg), nil)

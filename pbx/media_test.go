@@ -269,3 +269,69 @@ func TestMediaReinviteMovesTheStream(t *testing.T) {
 	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
 	waitIdle(t, tp)
 }
+
+// ackWithBody is the caller's ACK of a 2xx, carrying a late offer's answer.
+func ackWithBody(c *uaClient, inv *sip.Request, ok *sip.Response, body string) string {
+	m := c.inDialog("ACK", inv, ok, 1)
+	return strings.Replace(m, "Content-Length: 0\r\n\r\n", "Content-Type: application/sdp\r\n"+
+		fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body))+body, 1)
+}
+
+// lateOfferCall runs a call whose INVITE has no SDP: the callee offers in its 200, the caller
+// answers in its ACK, and the callee must get that answer in the PBX's ACK.
+func lateOfferCall(t *testing.T, tp *testPBX, caller, callee *uaClient, a, b *rtpPhone) (inv *sip.Request, ok *sip.Response, bAck *sip.Request, bInv *sip.Request) {
+	t.Helper()
+	msg, inv := inviteWith(caller, "")
+	msg = strings.Replace(msg, "Content-Type: application/sdp\r\n", "", 1)
+	caller.send(msg)
+	bInv = callee.waitRequest(sip.INVITE)
+	if len(bInv.Body()) != 0 {
+		t.Fatalf("the callee got an offer the caller never made: %q", bInv.Body())
+	}
+	callee.respond(bInv, 200, "OK", b.sdp(""))
+	ok = caller.waitResponse(200)
+	if len(ok.Body()) == 0 {
+		t.Fatal("the caller's 200 has no offer")
+	}
+	caller.send(ackWithBody(caller, inv, ok, a.sdp("")))
+	bAck = callee.waitRequest(sip.ACK)
+	if len(bAck.Body()) == 0 {
+		t.Fatal("the callee's ACK carries no answer")
+	}
+	return inv, ok, bAck, bInv
+}
+
+func TestCallLateOffer(t *testing.T) {
+	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	inv, ok, bAck, _ := lateOfferCall(t, tp, caller, callees[0], a, b)
+	if sdpPort(t, bAck.Body()) != a.port() || sdpPort(t, ok.Body()) != b.port() {
+		t.Fatal("without relay the offer and answer cross unchanged")
+	}
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	callees[0].respond(callees[0].waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
+
+func TestMediaLateOffer(t *testing.T) {
+	tp, caller, callee := mediaPBX(t, pbx.Config{})
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	inv, ok, bAck, _ := lateOfferCall(t, tp, caller, callee, a, b)
+	pa, pb := sdpPort(t, ok.Body()), sdpPort(t, bAck.Body())
+	if pa == b.port() || pb == a.port() {
+		t.Fatalf("a side's own port crossed: caller sees %d, callee sees %d", pa, pb)
+	}
+	a.send(pa, 1, "late offer audio")
+	if got, _ := b.recv(); got != "late offer audio" {
+		t.Fatalf("callee got %q", got)
+	}
+	b.send(pb, 1, "and back")
+	if got, _ := a.recv(); got != "and back" {
+		t.Fatalf("caller got %q", got)
+	}
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
