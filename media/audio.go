@@ -1,0 +1,196 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/go-audio/wav"
+	"github.com/pion/rtp"
+	"github.com/zaf/g711"
+)
+
+// PBX-generated audio: G.711 frames from a tone or a WAV file, sent as RTP paced at 20 ms.
+
+// Codec is a G.711 variant the PBX can generate audio in.
+type Codec struct {
+	Name        string
+	PayloadType uint8
+	encode      func(int16) uint8
+}
+
+// The codecs of PBX audio (RFC 3551 §4.5.14).
+var (
+	PCMU = Codec{Name: "PCMU", PayloadType: 0, encode: g711.EncodeUlawFrame}
+	PCMA = Codec{Name: "PCMA", PayloadType: 8, encode: g711.EncodeAlawFrame}
+)
+
+const (
+	sampleRate     = 8000
+	frameSamples   = 160 // 20 ms at 8 kHz
+	framePeriod    = 20 * time.Millisecond
+	maxAudioLength = 10 * time.Minute
+)
+
+// Source yields 20 ms frames of G.711 audio.
+type Source interface {
+	// Frame fills dst (160 bytes) with the next frame, and reports false when the audio is over.
+	Frame(dst []byte) bool
+}
+
+// tone is a sum of sine waves switched on and off in a cadence.
+type tone struct {
+	codec   Codec
+	freqs   []float64
+	on, off int // samples
+	n       int // samples produced
+}
+
+// Tone returns an endless tone of the frequencies given (mixed at equal level), on for on and off
+// for off (off 0: continuous). Ringback in Europe is Tone(c, 1s, 4s, 425), in North America
+// Tone(c, 2s, 4s, 440, 480).
+func Tone(c Codec, on, off time.Duration, freqs ...float64) Source {
+	return &tone{codec: c, freqs: freqs, on: int(on.Seconds() * sampleRate), off: int(off.Seconds() * sampleRate)}
+}
+
+// Ringback is the European ringback tone (ETSI ES 201 970: 425 Hz, 1 s on, 4 s off).
+func Ringback(c Codec) Source { return Tone(c, time.Second, 4*time.Second, 425) }
+
+func (t *tone) Frame(dst []byte) bool {
+	amp := 0.25 * math.MaxInt16 / float64(max(len(t.freqs), 1)) // about -12 dBFS, no clipping when mixed
+	for i := range frameSamples {
+		n := t.n + i
+		var v float64
+		if t.off == 0 || n%(t.on+t.off) < t.on {
+			for _, f := range t.freqs {
+				v += amp * math.Sin(2*math.Pi*f*float64(n)/sampleRate)
+			}
+		}
+		dst[i] = t.codec.encode(int16(v))
+	}
+	t.n += frameSamples
+	return true
+}
+
+// clip is G.711 audio held in memory, played once or looped.
+type clip struct {
+	data []byte // encoded
+	pos  int
+	loop bool
+	fill byte // silence in the codec
+}
+
+// LoadWAV reads a WAV file for playback in codec c: 8 kHz mono 16-bit PCM (encoded on load), or
+// 8 kHz mono G.711 (A-law or µ-law, converted when it is the other law). loop repeats it.
+func LoadWAV(path string, c Codec, loop bool) (Source, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	defer f.Close()
+	d := wav.NewDecoder(f)
+	if !d.IsValidFile() {
+		return nil, fmt.Errorf("media: %s is not a WAV file", path)
+	}
+	if d.SampleRate != sampleRate || d.NumChans != 1 {
+		return nil, fmt.Errorf("media: %s: want 8000 Hz mono, got %d Hz with %d channels", path, d.SampleRate, d.NumChans)
+	}
+	if dur, err := d.Duration(); err == nil && dur > maxAudioLength {
+		return nil, fmt.Errorf("media: %s: longer than %v", path, maxAudioLength)
+	}
+	var data []byte
+	switch {
+	case d.WavAudioFormat == 1 && d.BitDepth == 16:
+		buf, err := d.FullPCMBuffer()
+		if err != nil {
+			return nil, fmt.Errorf("media: %s: %w", path, err)
+		}
+		data = make([]byte, len(buf.Data))
+		for i, s := range buf.Data {
+			data[i] = c.encode(int16(s))
+		}
+	case (d.WavAudioFormat == 6 || d.WavAudioFormat == 7) && d.BitDepth == 8:
+		if err := d.FwdToPCM(); err != nil {
+			return nil, fmt.Errorf("media: %s: %w", path, err)
+		}
+		if data, err = io.ReadAll(d.PCMChunk); err != nil {
+			return nil, fmt.Errorf("media: %s: %w", path, err)
+		}
+		switch {
+		case d.WavAudioFormat == 6 && c.PayloadType == PCMU.PayloadType:
+			data = g711.Alaw2Ulaw(data)
+		case d.WavAudioFormat == 7 && c.PayloadType == PCMA.PayloadType:
+			data = g711.Ulaw2Alaw(data)
+		}
+	default:
+		return nil, fmt.Errorf("media: %s: want 16-bit PCM or G.711 (format 1, 6 or 7), got format %d with %d bits", path, d.WavAudioFormat, d.BitDepth)
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("media: %s holds no audio", path)
+	}
+	return &clip{data: data, loop: loop, fill: c.encode(0)}, nil
+}
+
+func (c *clip) Frame(dst []byte) bool {
+	if c.pos >= len(c.data) {
+		if !c.loop {
+			return false
+		}
+		c.pos = 0
+	}
+	n := copy(dst[:frameSamples], c.data[c.pos:])
+	for i := n; i < frameSamples; i++ {
+		dst[i] = c.fill
+	}
+	c.pos += n
+	return true
+}
+
+// ErrNoDestination is returned by Play when it has nowhere to send.
+var ErrNoDestination = errors.New("media: no destination for the audio")
+
+// Play sends src as RTP (payload type pt, one 160-byte frame every 20 ms, a random SSRC and
+// initial sequence number and timestamp, RFC 3550 §5.1) from conn to dst until src is over or ctx
+// ends. Frames are paced against the start time, not slept one after another, so the pace does
+// not drift.
+func Play(ctx context.Context, conn *net.UDPConn, dst netip.AddrPort, pt uint8, src Source) error {
+	if !dst.IsValid() {
+		return ErrNoDestination
+	}
+	h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(),
+		SSRC: rand.Uint32(), Marker: true}
+	frame := make([]byte, frameSamples)
+	pkt := make([]byte, 12+frameSamples)
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		if !src.Frame(frame) {
+			return nil
+		}
+		n, err := h.MarshalTo(pkt)
+		if err != nil {
+			return err
+		}
+		copy(pkt[n:], frame)
+		if _, err := conn.WriteToUDPAddrPort(pkt[:n+frameSamples], dst); err != nil {
+			return fmt.Errorf("media: playing: %w", err)
+		}
+		h.Marker = false
+		h.SequenceNumber++
+		h.Timestamp += frameSamples
+		timer.Reset(time.Until(start.Add(time.Duration(i+1) * framePeriod)))
+	}
+}
