@@ -201,6 +201,13 @@ func (c *Call) startMedia() bool {
 	c.mu.Lock()
 	c.media = m
 	c.mu.Unlock()
+	m.OnDTMF(func(fromCaller bool, digit string) {
+		side := "callee"
+		if fromCaller {
+			side = "caller"
+		}
+		c.emitWith(Event{Kind: CallDTMF, Digit: digit, Side: side})
+	})
 	offer, err := c.sdpFrom(true, c.aReq.Body())
 	if err != nil {
 		code := mediaStatus(err)

@@ -12,6 +12,7 @@ const (
 	CallAnswered    EventKind = "call.answered"    // a callee answered 2xx
 	CallTransferred EventKind = "call.transferred" // a side was replaced by a transfer target (REFER)
 	CallEnded       EventKind = "call.ended"       // the call is over: Status, HangupBy and Reason say how
+	CallDTMF        EventKind = "call.dtmf"        // a side pressed a key (RFC 4733, through the media relay): Digit, Side
 )
 
 // Event is something that happened to a call.
@@ -24,6 +25,19 @@ type Event struct {
 	Status   int    // CallRinging: 180 or 183; CallEnded: the final status (200 when answered)
 	HangupBy string // CallEnded: "caller", "callee" or "pbx"
 	Reason   string // CallEnded: why, in words
+	Digit    string // CallDTMF: 0-9, *, #, A-D
+	Side     string // CallDTMF: "caller" or "callee"
+}
+
+// emitWith publishes ev with the call's identity filled in.
+func (c *Call) emitWith(ev Event) {
+	if c.e.cfg.OnEvent == nil {
+		return
+	}
+	c.mu.Lock()
+	ev.Time, ev.CallID, ev.Caller, ev.Callee = time.Now(), c.rec.CallID, c.rec.Caller, c.rec.Callee
+	c.mu.Unlock()
+	c.e.cfg.OnEvent(ev)
 }
 
 func (c *Call) emit(kind EventKind, status int) {

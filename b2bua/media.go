@@ -25,6 +25,8 @@ type MediaSession interface {
 	Idle() <-chan struct{}
 	// Stats returns what each side sent.
 	Stats() (caller, callee MediaStats)
+	// OnDTMF sets the function told of each key either side presses (RFC 4733 events).
+	OnDTMF(f func(fromCaller bool, digit string))
 	// Close releases the relay; called once the call has ended.
 	Close()
 }

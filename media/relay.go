@@ -67,6 +67,40 @@ type Session struct {
 	closed atomic.Bool
 	idle   chan struct{} // closed when the media timeout hit
 	stop   chan struct{}
+
+	dtmfMu sync.Mutex
+	dtmfPT map[uint8]bool // payload types named telephone-event in either side's description
+	onDTMF func(fromCaller bool, digit string)
+}
+
+// OnDTMF sets f to be told of every RFC 4733 key press either side sends (once per key, at the
+// end of the event). f runs on the relay's goroutine and must not block.
+func (s *Session) OnDTMF(f func(fromCaller bool, digit string)) {
+	s.dtmfMu.Lock()
+	s.onDTMF = f
+	s.dtmfMu.Unlock()
+}
+
+// dtmfDigits are the RFC 4733 §3.2 event codes of the keypad.
+const dtmfDigits = "0123456789*#ABCD"
+
+// dtmf looks at a packet of side sd: an RFC 4733 telephone-event whose end bit is set is a key
+// press, reported once (the end packet is sent three times, with the same timestamp).
+func (s *Session) dtmf(sd *side, h *rtp.Header, pkt []byte) {
+	s.dtmfMu.Lock()
+	isEvent, f := s.dtmfPT[h.PayloadType], s.onDTMF
+	s.dtmfMu.Unlock()
+	payload := pkt[h.MarshalSize():]
+	if !isEvent || f == nil || len(payload) < 4 || payload[1]&0x80 == 0 || int(payload[0]) >= len(dtmfDigits) {
+		return
+	}
+	sd.mu.Lock()
+	seen := sd.eventSeen && sd.lastEventTS == h.Timestamp
+	sd.eventSeen, sd.lastEventTS = true, h.Timestamp
+	sd.mu.Unlock()
+	if !seen {
+		f(sd == s.a, string(dtmfDigits[payload[0]]))
+	}
 }
 
 // NewSession allocates the call's two port pairs and starts relaying. ErrNoPorts when the range
@@ -112,6 +146,8 @@ type side struct {
 	latchedRTP  netip.AddrPort // where the side's packets really come from (invalid: not yet)
 	latchOpen   time.Time      // until when a new source may be latched to
 	stats       stream         // what the side sent (received by the PBX)
+	eventSeen   bool           // an RFC 4733 event ended; lastEventTS is its timestamp
+	lastEventTS uint32
 	rtcpPackets uint64
 
 	last atomic.Int64 // unix nanoseconds of the side's last RTP packet
@@ -138,6 +174,14 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.dtmfMu.Lock()
+	if s.dtmfPT == nil {
+		s.dtmfPT = map[uint8]bool{}
+	}
+	for _, pt := range eventPayloadTypes(sd) {
+		s.dtmfPT[pt] = true
+	}
+	s.dtmfMu.Unlock()
 	rtpAddr, rtcpAddr := addrPort(st.RTP), addrPort(st.RTCP)
 	from.mu.Lock()
 	changed := !rtpAddr.IsValid() || rtpAddr != from.signalled
@@ -264,6 +308,7 @@ func (s *Session) forwardRTP(sd *side) {
 		sd.mu.Lock()
 		sd.stats.add(&h, n, time.Now())
 		sd.mu.Unlock()
+		s.dtmf(sd, &h, pkt)
 		if dst := sd.other.rtpDest(); dst.IsValid() {
 			sd.other.pair.RTP.WriteToUDPAddrPort(pkt, dst)
 		}

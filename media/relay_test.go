@@ -247,3 +247,49 @@ func FuzzRTPPath(f *testing.F) {
 		}
 	})
 }
+
+func TestRelayReportsDTMF(t *testing.T) {
+	r := newTestRelay(t, 2, Config{})
+	a, b := newEndpoint(t), newEndpoint(t)
+	s, pa, _ := callSession(t, r, a, b)
+	got := make(chan string, 10)
+	s.OnDTMF(func(fromCaller bool, digit string) { got <- fmt.Sprint(fromCaller, digit) })
+	send := func(seq uint16, ts uint32, event byte, end bool, marker bool) {
+		flags := byte(10) // volume
+		if end {
+			flags |= 0x80
+		}
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SequenceNumber: seq, Timestamp: ts, SSRC: 0x1234, Marker: marker},
+			Payload: []byte{event, flags, 0, 160}}
+		buf, _ := p.Marshal()
+		a.conn.WriteToUDP(buf, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pa})
+		b.recv(time.Second) // relayed to the callee as it is
+	}
+	// Key 5: start, continuation, three end packets (RFC 4733 §2.5.1.4); then key #.
+	send(1, 1000, 5, false, true)
+	send(2, 1000, 5, false, false)
+	for i := range 3 {
+		send(uint16(3+i), 1000, 5, true, false)
+	}
+	send(6, 2000, 11, false, true)
+	for i := range 3 {
+		send(uint16(7+i), 2000, 11, true, false)
+	}
+	var keys []string
+	for range 2 {
+		select {
+		case k := <-got:
+			keys = append(keys, k)
+		case <-time.After(2 * time.Second):
+			t.Fatalf("keys reported: %v", keys)
+		}
+	}
+	select {
+	case k := <-got:
+		t.Fatalf("a key reported twice or more: %v then %s", keys, k)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if strings.Join(keys, ",") != "true5,true#" {
+		t.Fatalf("keys %v", keys)
+	}
+}

@@ -324,3 +324,21 @@ func filterAttrs(attrs []sdp.Attribute, keep map[string]bool) []sdp.Attribute {
 	}
 	return out
 }
+
+// eventPayloadTypes returns the payload types the audio stream maps to telephone-event (RFC 4733).
+func eventPayloadTypes(sd *sdp.SessionDescription) []uint8 {
+	var out []uint8
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media != "audio" {
+			continue
+		}
+		for _, f := range m.MediaName.Formats {
+			if strings.EqualFold(codecName(m, f), "telephone-event") {
+				if pt, err := strconv.Atoi(f); err == nil && pt >= 0 && pt < 128 {
+					out = append(out, uint8(pt))
+				}
+			}
+		}
+	}
+	return out
+}

@@ -28,6 +28,8 @@ type Event struct {
 	Status   int
 	HangupBy string
 	Reason   string
+	Digit    string // call.dtmf: the key pressed (0-9, *, #, A-D)
+	Side     string // call.dtmf: "caller" or "callee"
 
 	// Registrations.
 	Extension string
@@ -108,5 +110,5 @@ func (h *hub) close() {
 
 func callEvent(e b2bua.Event) Event {
 	return Event{Kind: string(e.Kind), Time: e.Time, CallID: e.CallID, Caller: e.Caller, Callee: e.Callee,
-		Status: e.Status, HangupBy: e.HangupBy, Reason: e.Reason}
+		Status: e.Status, HangupBy: e.HangupBy, Reason: e.Reason, Digit: e.Digit, Side: e.Side}
 }

@@ -42,8 +42,9 @@ func (a sessionAdapter) Rewrite(fromCaller bool, sdp []byte) ([]byte, error) {
 	return out, mediaError(err)
 }
 
-func (a sessionAdapter) Idle() <-chan struct{} { return a.s.Idle() }
-func (a sessionAdapter) Close()                { a.s.Close() }
+func (a sessionAdapter) Idle() <-chan struct{}       { return a.s.Idle() }
+func (a sessionAdapter) OnDTMF(f func(bool, string)) { a.s.OnDTMF(f) }
+func (a sessionAdapter) Close()                      { a.s.Close() }
 
 func (a sessionAdapter) Stats() (caller, callee b2bua.MediaStats) {
 	ca, cb := a.s.Stats()

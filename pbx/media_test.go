@@ -335,3 +335,41 @@ func TestMediaLateOffer(t *testing.T) {
 	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
 	waitIdle(t, tp)
 }
+
+func TestMediaDTMFEvent(t *testing.T) {
+	// The callee presses 7 (RFC 4733): subscribers see call.dtmf.
+	tp, caller, callee := mediaPBX(t, pbx.Config{})
+	sub := tp.Subscribe(32)
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	msg, inv := inviteWith(caller, a.sdp(""))
+	caller.send(msg)
+	bInv := callee.waitRequest(sip.INVITE)
+	pb := sdpPort(t, bInv.Body())
+	callee.respond(bInv, 200, "OK", b.sdp(""))
+	ok := caller.waitResponse(200)
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	for i := range 3 {
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SequenceNumber: uint16(i), Timestamp: 800, SSRC: 9},
+			Payload: []byte{7, 0x80 | 10, 0, 160}}
+		buf, _ := pkt.Marshal()
+		b.conn.WriteToUDP(buf, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pb})
+	}
+	deadline := time.After(5 * time.Second)
+	for found := false; !found; {
+		select {
+		case ev := <-sub.C:
+			if ev.Kind == "call.dtmf" {
+				if ev.Digit != "7" || ev.Side != "callee" || ev.CallID != inv.CallID().Value() {
+					t.Fatalf("dtmf event %+v", ev)
+				}
+				found = true
+			}
+		case <-deadline:
+			t.Fatal("no call.dtmf event")
+		}
+	}
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
