@@ -38,21 +38,23 @@ type Call struct {
 	ctx     context.Context
 	stop    context.CancelFunc
 
-	mu       sync.Mutex
-	decided  bool        // the caller has its final response, or the call is answered
-	last     *ringResult // the last Connect that failed, for conclude
-	headers  []sip.Header
-	vars     map[string]string
-	onEnd    []func(Record)
-	aborted  string // why Hangup ended the call before it was answered
-	media    MediaSession
-	offer    []byte // the caller's offer as the callees see it
-	ackBody  []byte // the body of the caller's ACK of our 2xx
-	legs     []*leg
-	winner   *leg
-	answered bool
-	ended    bool
-	rec      Record
+	mu         sync.Mutex
+	decided    bool        // the caller has its final response, or the call is answered
+	last       *ringResult // the last Connect that failed, for conclude
+	headers    []sip.Header
+	vars       map[string]string
+	onEnd      []func(Record)
+	aborted    string // why Hangup ended the call before it was answered
+	media      MediaSession
+	offer      []byte               // the caller's offer as the callees see it
+	ackBody    []byte               // the body of the caller's ACK of our 2xx
+	earlyMedia bool                 // the caller got the PBX's own 183 with SDP
+	stopEarly  []context.CancelFunc // stop PBX audio playing to the caller
+	legs       []*leg
+	winner     *leg
+	answered   bool
+	ended      bool
+	rec        Record
 	// The re-INVITE in progress (either direction), 0 for none: another one meanwhile gets 491.
 	// It is over at the ACK (CSeq reAckSeq) of the 2xx relayed for it, which closes reAck.
 	reinviting, reGen uint64
@@ -693,6 +695,7 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 		c.fail(code, "pbx", "media: "+err.Error())
 		return
 	}
+	c.stopAudio() // the caller hears the callee from now on, through the same port
 	c.mu.Lock()
 	c.winner, c.answered, c.decided = l, true, true
 	c.rec.Answer = time.Now()
@@ -1057,6 +1060,7 @@ func (c *Call) finish(status int, by, reason string) {
 	}
 	m := c.media
 	c.mu.Unlock()
+	c.stopAudio()
 	if m != nil {
 		// Closed before the record is taken, so the statistics are final.
 		m.Close()

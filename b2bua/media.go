@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -25,6 +26,10 @@ type MediaSession interface {
 	Idle() <-chan struct{}
 	// Stats returns what each side sent.
 	Stats() (caller, callee MediaStats)
+	// EarlyMedia prepares PBX audio for the caller: what is "tone" (ringback) or a WAV file. It
+	// returns the SDP answer for a 183 (the PBX's address, the port that faces the caller for the
+	// whole call) and a function that plays until its context ends.
+	EarlyMedia(what string) (sdp []byte, play func(context.Context) error, err error)
 	// OnDTMF sets the function told of each key either side presses (RFC 4733 events).
 	OnDTMF(f func(fromCaller bool, digit string))
 	// Close releases the relay; called once the call has ended.
@@ -105,4 +110,57 @@ func (c *Call) MediaStats() (caller, callee MediaStats, ok bool) {
 	}
 	caller, callee = m.Stats()
 	return caller, callee, true
+}
+
+// ErrNoMedia is returned by PlayToCaller on a call without media relay.
+var ErrNoMedia = errors.New("b2bua: the call has no media relay")
+
+// PlayToCaller plays PBX audio to the caller while the call is not answered: what is "tone"
+// (ringback) or the path of a WAV file (8 kHz mono, 16-bit PCM or G.711, looped). The first call
+// sends 183 Session Progress with the PBX's SDP; it blocks until ctx ends, the caller hangs up or
+// a callee answers (then the caller hears the callee through the same port, with no new SDP).
+func (c *Call) PlayToCaller(ctx context.Context, what string) error {
+	c.mu.Lock()
+	m, early := c.media, c.earlyMedia
+	c.earlyMedia = true
+	c.mu.Unlock()
+	if m == nil {
+		return ErrNoMedia
+	}
+	if c.Decided() {
+		return ErrDecided
+	}
+	sdp, play, err := m.EarlyMedia(what)
+	if err != nil {
+		return err
+	}
+	if !early {
+		if _, err := c.e.respond(c.aReq, c.aTx, 183, c.a.localTag, sdp, c.contact); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel) // the caller's CANCEL, shutdown
+	defer stop()
+	c.mu.Lock()
+	if c.answered || c.ended {
+		c.mu.Unlock()
+		return nil
+	}
+	c.stopEarly = append(c.stopEarly, cancel) // answer and finish stop the audio
+	c.mu.Unlock()
+	err = play(ctx)
+	return err
+}
+
+// stopAudio stops PBX audio to the caller: a callee answered, or the call ended.
+func (c *Call) stopAudio() {
+	c.mu.Lock()
+	stops := c.stopEarly
+	c.stopEarly = nil
+	c.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
 }

@@ -251,10 +251,8 @@ func luaQueue(L *lua.LState) int {
 	r := checkCall(L)
 	name := L.CheckString(2)
 	t := options(L, 3)
-	o := QueueOptions{Timeout: optSeconds(L, t, "timeout"), Announce: optSeconds(L, t, "announce"), RingTimeout: optSeconds(L, t, "ring_timeout")}
-	if music := optString(L, t, "music"); music != "" {
-		r.log.Debug("queue hold music is not played yet: the media relay brings it", "music", music)
-	}
+	o := QueueOptions{Timeout: optSeconds(L, t, "timeout"), Announce: optSeconds(L, t, "announce"),
+		RingTimeout: optSeconds(L, t, "ring_timeout"), Music: optString(L, t, "music")}
 	dir := r.l.cfg.Directory
 	if dir == nil {
 		L.RaiseError("call:queue: the dialplan has no directory to find queues in")

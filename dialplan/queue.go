@@ -1,6 +1,7 @@
 package dialplan
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -37,6 +38,9 @@ type QueueOptions struct {
 	RingTimeout time.Duration
 	// Retry is the pause between attempts when no member was free or none answered. Default 1 s.
 	Retry time.Duration
+	// Music is what the caller hears while waiting, with the media relay on: "tone" (ringback) or
+	// a WAV file. Default: the queue's Music; "" and no relay: the caller's own ringback.
+	Music string
 }
 
 // Waiting returns how many callers wait in the named queue.
@@ -117,6 +121,19 @@ func (qs *Queues) Wait(ctx context.Context, c *b2bua.Call, q *Queue, opts QueueO
 	defer qs.leave(q.Name, w)
 	if err := c.Provisional(182, queuedPhrase(pos)); err != nil {
 		return b2bua.Result{Status: 487, Reason: "the caller is gone"}, err
+	}
+	if music := cmp.Or(opts.Music, q.Music); music != "" {
+		// Hold audio until a member answers (which stops it) or the wait is over.
+		mctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = c.PlayToCaller(mctx, music) // without a relay there is nothing to play with
+		}()
+		defer func() {
+			stop()
+			<-done
+		}()
 	}
 	if opts.Timeout > 0 {
 		var cancel context.CancelFunc

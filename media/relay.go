@@ -1,15 +1,20 @@
 package media
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 )
 
 // Config configures a Relay.
@@ -67,6 +72,8 @@ type Session struct {
 	closed atomic.Bool
 	idle   chan struct{} // closed when the media timeout hit
 	stop   chan struct{}
+
+	offer atomic.Pointer[sdp.SessionDescription] // the caller's latest description, for EarlyAnswer
 
 	dtmfMu sync.Mutex
 	dtmfPT map[uint8]bool // payload types named telephone-event in either side's description
@@ -150,7 +157,8 @@ type side struct {
 	lastEventTS uint32
 	rtcpPackets uint64
 
-	last atomic.Int64 // unix nanoseconds of the side's last RTP packet
+	last    atomic.Int64 // unix nanoseconds of the side's last RTP packet
+	playing atomic.Bool  // the PBX plays audio to this side: the other side's packets are dropped
 }
 
 // Rewrite takes a session description one side sent (fromCaller: side A) on its way to the other,
@@ -173,6 +181,9 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 	out, err := Rewrite(sd, s.r.cfg.Ports.IP(), to.pair.Port, s.r.cfg.Codecs)
 	if err != nil {
 		return nil, err
+	}
+	if fromCaller {
+		s.offer.Store(sd)
 	}
 	s.dtmfMu.Lock()
 	if s.dtmfPT == nil {
@@ -309,7 +320,7 @@ func (s *Session) forwardRTP(sd *side) {
 		sd.stats.add(&h, n, time.Now())
 		sd.mu.Unlock()
 		s.dtmf(sd, &h, pkt)
-		if dst := sd.other.rtpDest(); dst.IsValid() {
+		if dst := sd.other.rtpDest(); dst.IsValid() && !sd.other.playing.Load() {
 			sd.other.pair.RTP.WriteToUDPAddrPort(pkt, dst)
 		}
 	}
@@ -412,4 +423,76 @@ func (s *Session) Close() {
 	s.a.pair.Close()
 	s.b.pair.Close()
 	s.wg.Wait()
+}
+
+// EarlyAnswer answers the caller's offer with the PBX itself as the other end, for early media
+// (183) the PBX plays: the PBX's address, the port facing the caller (the same the callee's
+// answer will name later, so the caller's media never moves), the first G.711 codec of the offer
+// and telephone-event if offered. It returns the codec to play in.
+func (s *Session) EarlyAnswer() ([]byte, Codec, error) {
+	offer := s.offer.Load()
+	if offer == nil {
+		return nil, Codec{}, fmt.Errorf("%w: the caller made no offer", ErrNoCodec)
+	}
+	st, ok := AudioStream(offer)
+	if !ok || st.RTP == nil {
+		return nil, Codec{}, ErrNoCodec
+	}
+	m := offer.MediaDescriptions[st.Index]
+	var codec Codec
+	var event string
+	for _, f := range m.MediaName.Formats {
+		switch name := strings.ToUpper(codecName(m, f)); {
+		case codec.Name == "" && name == "PCMU":
+			codec = PCMU
+		case codec.Name == "" && name == "PCMA":
+			codec = PCMA
+		case name == "TELEPHONE-EVENT" && event == "":
+			event = f
+		}
+	}
+	if codec.Name == "" {
+		return nil, Codec{}, fmt.Errorf("%w: the PBX plays G.711 and the caller offered none", ErrNoCodec)
+	}
+	ip := s.r.cfg.Ports.IP()
+	addrType := "IP4"
+	if ip.To4() == nil {
+		addrType = "IP6"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "v=0\r\no=pbxkit %d 1 IN %s %s\r\ns=pbxkit\r\nc=IN %s %s\r\nt=0 0\r\n", s.a.pair.Port, addrType, ip, addrType, ip)
+	formats := strconv.Itoa(int(codec.PayloadType))
+	if event != "" {
+		formats += " " + event
+	}
+	fmt.Fprintf(&b, "m=audio %d RTP/AVP %s\r\na=rtpmap:%d %s/8000\r\n", s.a.pair.Port, formats, codec.PayloadType, codec.Name)
+	if event != "" {
+		fmt.Fprintf(&b, "a=rtpmap:%s telephone-event/8000\r\na=fmtp:%s 0-15\r\n", event, event)
+	}
+	b.WriteString("a=sendrecv\r\n")
+	return []byte(b.String()), codec, nil
+}
+
+// Play sends src to the caller (toCaller) or the callee from the PBX's port facing it, until src
+// is over or ctx ends. Meanwhile what the other side sends toward it is dropped; afterwards
+// relaying goes on through the same ports, so no new description is needed.
+func (s *Session) Play(ctx context.Context, toCaller bool, codec Codec, src Source) error {
+	sd := s.b
+	if toCaller {
+		sd = s.a
+	}
+	if sd.playing.Swap(true) {
+		return errors.New("media: already playing to that side")
+	}
+	defer sd.playing.Store(false)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return play(ctx, sd.pair.RTP, sd.rtpDest, codec.PayloadType, src)
 }

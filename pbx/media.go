@@ -1,6 +1,7 @@
 package pbx
 
 import (
+	"context"
 	"errors"
 
 	"github.com/pbxkit/pbxkit/b2bua"
@@ -44,7 +45,21 @@ func (a sessionAdapter) Rewrite(fromCaller bool, sdp []byte) ([]byte, error) {
 
 func (a sessionAdapter) Idle() <-chan struct{}       { return a.s.Idle() }
 func (a sessionAdapter) OnDTMF(f func(bool, string)) { a.s.OnDTMF(f) }
-func (a sessionAdapter) Close()                      { a.s.Close() }
+
+func (a sessionAdapter) EarlyMedia(what string) ([]byte, func(context.Context) error, error) {
+	sdp, codec, err := a.s.EarlyAnswer()
+	if err != nil {
+		return nil, nil, mediaError(err)
+	}
+	var src media.Source
+	if what == "" || what == "tone" {
+		src = media.Ringback(codec)
+	} else if src, err = media.LoadWAV(what, codec, true); err != nil {
+		return nil, nil, err
+	}
+	return sdp, func(ctx context.Context) error { return a.s.Play(ctx, true, codec, src) }, nil
+}
+func (a sessionAdapter) Close() { a.s.Close() }
 
 func (a sessionAdapter) Stats() (caller, callee b2bua.MediaStats) {
 	ca, cb := a.s.Stats()

@@ -1,6 +1,7 @@
 package pbx_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -372,4 +373,64 @@ func TestMediaDTMFEvent(t *testing.T) {
 	caller.waitResponse(200)
 	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
 	waitIdle(t, tp)
+}
+
+func TestMediaQueueMusicThenAgent(t *testing.T) {
+	// A queued caller hears the PBX's tone (183 with the PBX's SDP), then the agent through the
+	// same port once the agent answers: no new port, no gap in the SDP.
+	tp, caller, callees, _ := luaPBXWithMedia(t, `
+function route(call)
+  local r = call:queue("support", {music = "tone", timeout = 10, ring_timeout = 5})
+  if not r.answered then call:reject(r.status) end
+end`)
+	callee := callees[0]
+	if err := tp.store.CreateQueue(context.Background(), &store.Queue{Name: "support", Members: []store.QueueMember{{Extension: "200"}}}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	msg, inv := inviteWith(caller, a.sdp(""))
+	caller.send(msg)
+	caller.waitResponse(182)
+	early := caller.waitResponse(183)
+	pa := sdpPort(t, early.Body())
+	if !strings.Contains(string(early.Body()), "RTP/AVP 0 101") {
+		t.Fatalf("early answer does not pick PCMU with events:\n%s", early.Body())
+	}
+	buf := make([]byte, 1500)
+	a.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, from, err := a.conn.ReadFromUDP(buf)
+	var tone rtp.Packet
+	if err != nil || tone.Unmarshal(buf[:n]) != nil || tone.PayloadType != 0 || len(tone.Payload) != 160 || from.Port != pa {
+		t.Fatalf("no hold tone from the PBX's port %d: %v (from %v)", pa, err, from)
+	}
+
+	bInv := callee.waitRequest(sip.INVITE)
+	pb := sdpPort(t, bInv.Body())
+	callee.respond(bInv, 200, "OK", b.sdp(""))
+	ok := caller.waitResponse(200)
+	if p := sdpPort(t, ok.Body()); p != pa {
+		t.Fatalf("the answer names port %d, the early media %d: the caller's media would move", p, pa)
+	}
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	b.send(pb, 1, "agent speaking")
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got, _ := a.recv()
+		if got == "agent speaking" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the caller never heard the agent")
+		}
+	}
+	caller.send(caller.inDialog("BYE", inv, ok, 2))
+	caller.waitResponse(200)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
+
+func luaPBXWithMedia(t *testing.T, script string) (*testPBX, *uaClient, []*uaClient, string) {
+	t.Helper()
+	lo := freeEvenRange(t, 8)
+	return luaPBX(t, script, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 7}, 1)
 }
