@@ -434,3 +434,68 @@ func luaPBXWithMedia(t *testing.T, script string) (*testPBX, *uaClient, []*uaCli
 	lo := freeEvenRange(t, 8)
 	return luaPBX(t, script, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 7}, 1)
 }
+
+func TestMediaPortsReleasedOnEveryEnd(t *testing.T) {
+	// Whatever ends a call, its two port pairs go back to the range.
+	tp, caller, callee := mediaPBX(t, pbx.Config{RingTimeout: 300 * time.Millisecond})
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	free := func() int { f, _ := tp.MediaPorts(); return f }
+	waitFree := func(what string) {
+		t.Helper()
+		waitIdle(t, tp)
+		deadline := time.Now().Add(3 * time.Second)
+		for free() != 4 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d pairs free, want 4", what, free())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	ring := func() (*sip.Request, *sip.Request) {
+		msg, inv := inviteWith(caller, a.sdp(""))
+		caller.send(msg)
+		bInv := callee.waitRequest(sip.INVITE)
+		if free() != 2 {
+			t.Fatalf("%d pairs free while ringing, want 2", free())
+		}
+		return inv, bInv
+	}
+
+	// Busy.
+	inv, bInv := ring()
+	callee.respond(bInv, 486, "Busy Here", "")
+	awaitFinal(t, caller, inv, 5*time.Second)
+	waitFree("busy")
+
+	// Caller cancels.
+	inv, bInv = ring()
+	callee.respond(bInv, 180, "Ringing", "")
+	caller.waitResponse(180)
+	caller.send("CANCEL " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
+		"From: " + inv.From().Value() + "\r\nTo: " + inv.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
+		"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n")
+	awaitFinal(t, caller, inv, 5*time.Second) // 487
+	callee.respond(callee.waitRequest(sip.CANCEL), 200, "OK", "")
+	callee.respond(bInv, 487, "Request Terminated", "")
+	waitFree("cancel")
+
+	// Ring timeout.
+	inv, bInv = ring()
+	callee.respond(bInv, 180, "Ringing", "")
+	awaitFinal(t, caller, inv, 5*time.Second) // 480
+	callee.respond(callee.waitRequest(sip.CANCEL), 200, "OK", "")
+	callee.respond(bInv, 487, "Request Terminated", "")
+	waitFree("ring timeout")
+
+	// BYE from the callee after an answer.
+	inv, bInv = ring()
+	callee.respond(bInv, 200, "OK", b.sdp(""))
+	ok := caller.waitResponse(200)
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	callee.waitRequest(sip.ACK)
+	callee.send("BYE " + "sip:100@" + tp.addr.String() + " SIP/2.0\r\nVia: SIP/2.0/UDP " + callee.addr() + ";branch=z9hG4bK-byeb;rport\r\n" +
+		"Max-Forwards: 70\r\nFrom: " + bInv.To().Value() + ";tag=callee-tag\r\nTo: " + bInv.From().Value() + "\r\nCall-ID: " +
+		bInv.CallID().Value() + "\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n")
+	caller.respond(caller.waitRequest(sip.BYE), 200, "OK", "")
+	waitFree("bye from the callee")
+}
