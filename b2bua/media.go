@@ -122,7 +122,6 @@ var ErrNoMedia = errors.New("b2bua: the call has no media relay")
 func (c *Call) PlayToCaller(ctx context.Context, what string) error {
 	c.mu.Lock()
 	m, early := c.media, c.earlyMedia
-	c.earlyMedia = true
 	c.mu.Unlock()
 	if m == nil {
 		return ErrNoMedia
@@ -138,6 +137,9 @@ func (c *Call) PlayToCaller(ctx context.Context, what string) error {
 		if _, err := c.e.respond(c.aReq, c.aTx, 183, c.a.localTag, sdp, c.contact); err != nil {
 			return err
 		}
+		c.mu.Lock()
+		c.earlyMedia = true
+		c.mu.Unlock()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
