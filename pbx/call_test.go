@@ -191,14 +191,10 @@ func TestCallCancelWhileRinging(t *testing.T) {
 	b := callees[0].waitRequest(sip.INVITE)
 	callees[0].respond(b, 180, "Ringing", "")
 	caller.waitResponse(180)
-	cancel := "CANCEL " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
-		"From: " + inv.From().Value() + "\r\nTo: " + inv.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
-		"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+	cancel := cancelOf(inv)
 	caller.send(cancel)
 	r487 := caller.waitResponse(487)
-	caller.send("ACK " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
-		"From: " + inv.From().Value() + "\r\nTo: " + r487.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
-		"CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+	ackFinal(caller, inv, r487)
 	bc := callees[0].waitRequest(sip.CANCEL)
 	callees[0].respond(bc, 200, "OK", "")
 	callees[0].respond(b, 487, "Request Terminated", "")
@@ -394,9 +390,7 @@ func TestCallCancelRacingAnswer(t *testing.T) {
 	b := callee.waitRequest(sip.INVITE)
 	callee.respond(b, 180, "Ringing", "")
 	caller.waitResponse(180)
-	caller.send("CANCEL " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
-		"From: " + inv.From().Value() + "\r\nTo: " + inv.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
-		"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n")
+	caller.send(cancelOf(inv))
 	caller.waitResponse(487)
 	callee.waitRequest(sip.CANCEL) // the callee answers the INVITE instead, as if the two crossed
 	callee.respond(b, 200, "OK", calleeSDP)

@@ -672,9 +672,7 @@ end`, pbx.Config{}, 0)
 	if n := tp.Queues().Waiting("support"); n != 1 {
 		t.Fatalf("%d callers waiting, want 1", n)
 	}
-	cancel := "CANCEL " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
-		"From: " + inv.From().Value() + "\r\nTo: " + inv.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
-		"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+	cancel := cancelOf(inv)
 	caller.send(cancel)
 	r487 := caller.waitResponse(487)
 	ackFinal(caller, inv, r487)

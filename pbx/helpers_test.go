@@ -397,3 +397,11 @@ func (c *uaClient) waitRequestFrom(method sip.RequestMethod) (*sip.Request, *net
 	c.t.Fatalf("no %s within 5s", method)
 	return nil, nil
 }
+
+// cancelOf is the caller's CANCEL of the INVITE inv (RFC 3261 §9.1: the INVITE's Via, From, To,
+// Call-ID and CSeq number).
+func cancelOf(inv *sip.Request) string {
+	return "CANCEL " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
+		"From: " + inv.From().Value() + "\r\nTo: " + inv.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
+		"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+}

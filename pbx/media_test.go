@@ -471,9 +471,7 @@ func TestMediaPortsReleasedOnEveryEnd(t *testing.T) {
 	inv, bInv = ring()
 	callee.respond(bInv, 180, "Ringing", "")
 	caller.waitResponse(180)
-	caller.send("CANCEL " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
-		"From: " + inv.From().Value() + "\r\nTo: " + inv.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
-		"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n")
+	caller.send(cancelOf(inv))
 	awaitFinal(t, caller, inv, 5*time.Second) // 487
 	callee.respond(callee.waitRequest(sip.CANCEL), 200, "OK", "")
 	callee.respond(bInv, 487, "Request Terminated", "")
