@@ -50,6 +50,7 @@ type Call struct {
 	ackBody    []byte               // the body of the caller's ACK of our 2xx
 	earlyMedia bool                 // the caller got the PBX's own 183 with SDP
 	stopEarly  []context.CancelFunc // stop PBX audio playing to the caller
+	refusal    *ringResult          // the caller's offer cannot be relayed: every Connect ends so
 	legs       []*leg
 	winner     *leg
 	answered   bool
@@ -211,8 +212,16 @@ func (c *Call) startMedia() bool {
 		c.emitWith(Event{Kind: CallDTMF, Digit: digit, Side: side})
 	})
 	offer, err := c.sdpFrom(true, c.aReq.Body())
-	if err != nil {
-		code := mediaStatus(err)
+	if code := mediaStatus(err); err != nil && code == 488 {
+		// No allowed codec: routing still runs, and every attempt to connect comes to 488, so a
+		// dialplan can answer 606 instead (or route to something that needs no media).
+		c.log.Info("caller's offer has no allowed codec", "error", err)
+		c.mu.Lock()
+		c.refusal = &ringResult{status: 488, by: "pbx", reason: "media: " + err.Error()}
+		c.last = c.refusal
+		c.mu.Unlock()
+		return true
+	} else if err != nil {
 		c.log.Info("caller's offer refused", "status", code, "error", err)
 		c.fail(code, "pbx", "media: "+err.Error())
 		return false

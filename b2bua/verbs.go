@@ -208,6 +208,13 @@ func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) 
 	if ctx.Err() != nil {
 		return Result{Status: 487, Reason: "routing gave up: " + ctx.Err().Error()}, nil
 	}
+	c.mu.Lock()
+	refusal := c.refusal
+	c.mu.Unlock()
+	if refusal != nil {
+		c.remember(*refusal)
+		return Result{Status: refusal.status, Reason: refusal.reason}, nil
+	}
 	o := c.origin()
 	if opts.CallerID != "" {
 		o.fromUser = opts.CallerID

@@ -497,3 +497,19 @@ func TestMediaPortsReleasedOnEveryEnd(t *testing.T) {
 	caller.respond(caller.waitRequest(sip.BYE), 200, "OK", "")
 	waitFree("bye from the callee")
 }
+
+func TestMediaNoCodec606FromDialplan(t *testing.T) {
+	// An offer without an allowed codec: connect comes to 488, and the dialplan may answer 606.
+	_, caller, _, _ := luaPBXWithMedia(t, `
+function route(call)
+  local r = call:connect(call.to)
+  if r.status == 488 and call.to == "200" then return call:reject(606) end
+  call:reject(r.status)
+end`)
+	g729 := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"
+	msg, inv := inviteWith(caller, g729)
+	caller.send(msg)
+	if res := final(awaitFinal(t, caller, inv, 5*time.Second)); res.StatusCode != 606 || res.Reason != "Not Acceptable" {
+		t.Fatalf("got %d %q, want 606 Not Acceptable", res.StatusCode, res.Reason)
+	}
+}
