@@ -169,21 +169,31 @@ func TestMediaRefusals(t *testing.T) {
 			}
 		})
 	}
-	// Exhaustion: two calls ringing hold all four pairs; the third gets 503.
-	var invs []*sip.Request
+	// Exhaustion: two calls ringing hold all four pairs; the third gets 503. The refused calls
+	// above release their pairs just after their final answer: wait for that first.
+	deadline := time.Now().Add(3 * time.Second)
+	for free, _ := tp.MediaPorts(); free != 4; free, _ = tp.MediaPorts() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pairs free after the refused calls, want 4", free)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	seen := map[string]bool{}
 	for range 2 {
-		msg, inv := inviteWith(caller, a.sdp(""))
+		msg, _ := inviteWith(caller, a.sdp(""))
 		caller.send(msg)
-		callee.waitRequest(sip.INVITE)
-		invs = append(invs, inv)
+		b := callee.waitRequest(sip.INVITE)
+		callee.respond(b, 180, "Ringing", "") // no retransmission of this INVITE to mistake for the next
+		if seen[b.CallID().Value()] {
+			t.Fatal("the same B-leg INVITE twice")
+		}
+		seen[b.CallID().Value()] = true
 	}
 	msg, inv := inviteWith(caller, a.sdp(""))
 	caller.send(msg)
 	if res := final(awaitFinal(t, caller, inv, 5*time.Second)); res.StatusCode != 503 {
 		t.Fatalf("with every port pair in use: got %d, want 503", res.StatusCode)
 	}
-	_ = invs
-	_ = tp
 }
 
 func TestMediaTimeoutHangsUp(t *testing.T) {
