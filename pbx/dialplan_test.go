@@ -533,6 +533,23 @@ end`, pbx.Config{}, 1)
 		t.Fatalf("after reload: got %d, want 603 from version 2", res.StatusCode)
 	}
 
+	// The reloads are counted by result.
+	mfs, err := tp.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "pbxkit_dialplan_reloads_total" {
+			for _, m := range mf.GetMetric() {
+				counts[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if counts["ok"] < 1 || counts["error"] < 2 {
+		t.Fatalf("reload metric %v, want at least 1 ok and 2 errors", counts)
+	}
+
 	// The call that started under version 1 finishes under version 1.
 	callees[0].respond(b, 480, "Temporarily Unavailable", "")
 	rs := awaitFinal(t, caller, inv, 5*time.Second)
