@@ -186,7 +186,7 @@ func (l *Lua) compile() (*script, error) {
 	// Load it once, as each call will, to find route and on_hangup.
 	st := newState()
 	defer st.Close()
-	r := &run{l: l, s: s, st: st, L: st.LState, log: l.log}
+	r := &run{l: l, s: s, st: st, log: l.log}
 	r.start(context.Background())
 	defer r.stop()
 	if err := r.load(); err != nil {
@@ -256,7 +256,7 @@ func (s *script) drain() {
 func (l *Lua) Handle(ctx context.Context, c *b2bua.Call) error {
 	s := l.cur.Load()
 	st := s.get()
-	r := &run{l: l, s: s, st: st, L: st.LState, c: c, log: l.log.With("call_id", c.ID(), "version", s.version)}
+	r := &run{l: l, s: s, st: st, c: c, log: l.log.With("call_id", c.ID(), "version", s.version)}
 	r.start(ctx)
 	err := r.route()
 	r.stop()
@@ -288,7 +288,7 @@ func (l *Lua) hangup(s *script, c *b2bua.Call, rec b2bua.Record) {
 			}
 		}()
 		st := s.get()
-		r := &run{l: l, s: s, st: st, L: st.LState, c: c, log: l.log.With("call_id", c.ID(), "version", s.version)}
+		r := &run{l: l, s: s, st: st, c: c, log: l.log.With("call_id", c.ID(), "version", s.version)}
 		r.start(context.Background())
 		err := r.onHangup(rec)
 		r.stop()

@@ -55,7 +55,7 @@ func TestReloadWhileCallsRun(t *testing.T) {
 	// of one whole version, never a mix, and nothing races (run with -race).
 	e := newEngine(t)
 	l := newLua(t, `function route(call) call:reject(486) end`, dialplan.LuaConfig{})
-	path := scriptPath(t, l)
+	path := l.Script()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for range 4 {
@@ -91,12 +91,6 @@ func TestReloadWhileCallsRun(t *testing.T) {
 	if v := l.Version(); v != 21 {
 		t.Fatalf("version %d after 20 reloads, want 21", v)
 	}
-}
-
-// scriptPath finds the file newLua wrote (the only .lua in its folder).
-func scriptPath(t *testing.T, l *dialplan.Lua) string {
-	t.Helper()
-	return l.Script()
 }
 
 func TestOnHangupSeesTheRecord(t *testing.T) {

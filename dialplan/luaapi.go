@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -204,21 +205,10 @@ func checkCallerID(id, name string) error {
 			return fmt.Errorf("caller_id %q is not a valid number (letters, digits, . - _ + * #)", id)
 		}
 	}
-	if len(name) > 64 || containsAny(name, "\"\\\r\n\x00") {
+	if len(name) > 64 || strings.ContainsAny(name, "\"\\\r\n\x00") {
 		return fmt.Errorf("caller_name %q is not usable (at most 64 characters, no quotes, backslashes or line breaks)", name)
 	}
 	return nil
-}
-
-func containsAny(s, chars string) bool {
-	for i := 0; i < len(s); i++ {
-		for j := 0; j < len(chars); j++ {
-			if s[i] == chars[j] {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // call:connect(target [, opts]) -> {answered, status, reason}

@@ -155,7 +155,6 @@ type run struct {
 	l   *Lua
 	s   *script
 	st  *state
-	L   *lua.LState
 	c   *b2bua.Call // nil while compile loads the script
 	log *slog.Logger
 
@@ -178,14 +177,14 @@ func (r *run) start(parent context.Context) {
 	lctx, cancel := context.WithCancel(parent)
 	r.cancel = cancel
 	r.left = r.l.cfg.MaxRunTime
-	r.L.SetContext(lctx)
+	r.st.SetContext(lctx)
 	r.resume()
 }
 
 func (r *run) stop() {
 	r.pause()
 	r.cancel()
-	r.L.RemoveContext()
+	r.st.RemoveContext()
 }
 
 func (r *run) pause() {
@@ -218,7 +217,7 @@ func (r *run) wait(f func()) {
 
 // load makes the call's globals and runs the script's main chunk in them.
 func (r *run) load() error {
-	L := r.L
+	L := r.st.LState
 	env := L.NewTable()
 	env.Metatable = r.st.envMeta
 	env.RawSetString("_G", env)
@@ -238,10 +237,10 @@ func (r *run) route() error {
 	if !ok {
 		return fmt.Errorf("dialplan: %s defines no function route(call)", r.s.name)
 	}
-	ud := r.L.NewUserData()
+	ud := r.st.NewUserData()
 	ud.Value = r
-	ud.Metatable = r.L.GetTypeMetatable(callType)
-	return r.check(r.L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud))
+	ud.Metatable = r.st.GetTypeMetatable(callType)
+	return r.check(r.st.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud))
 }
 
 // onHangup runs on_hangup(call, cdr) for a call that ended.
@@ -254,7 +253,7 @@ func (r *run) onHangup(rec b2bua.Record) error {
 	if !ok {
 		return nil
 	}
-	L := r.L
+	L := r.st.LState
 	ud := L.NewUserData()
 	ud.Value = r
 	ud.Metatable = L.GetTypeMetatable(callType)

@@ -75,17 +75,15 @@ type Session struct {
 
 	offer atomic.Pointer[sdp.SessionDescription] // the caller's latest description, for EarlyAnswer
 
-	dtmfMu sync.Mutex
-	dtmfPT map[uint8]bool // payload types named telephone-event in either side's description
-	onDTMF func(fromCaller bool, digit string)
+	// Read for every packet, so without a lock: Rewrite replaces the set, OnDTMF the function.
+	dtmfPT atomic.Pointer[[128]bool] // payload types named telephone-event in either side's description
+	onDTMF atomic.Pointer[func(fromCaller bool, digit string)]
 }
 
 // OnDTMF sets f to be told of every RFC 4733 key press either side sends (once per key, at the
 // end of the event). f runs on the relay's goroutine and must not block.
 func (s *Session) OnDTMF(f func(fromCaller bool, digit string)) {
-	s.dtmfMu.Lock()
-	s.onDTMF = f
-	s.dtmfMu.Unlock()
+	s.onDTMF.Store(&f)
 }
 
 // dtmfDigits are the RFC 4733 §3.2 event codes of the keypad.
@@ -94,11 +92,12 @@ const dtmfDigits = "0123456789*#ABCD"
 // dtmf looks at a packet of side sd: an RFC 4733 telephone-event whose end bit is set is a key
 // press, reported once (the end packet is sent three times, with the same timestamp).
 func (s *Session) dtmf(sd *side, h *rtp.Header, pkt []byte) {
-	s.dtmfMu.Lock()
-	isEvent, f := s.dtmfPT[h.PayloadType], s.onDTMF
-	s.dtmfMu.Unlock()
+	events, f := s.dtmfPT.Load(), s.onDTMF.Load()
+	if events == nil || !events[h.PayloadType&0x7f] || f == nil {
+		return
+	}
 	payload := pkt[h.MarshalSize():]
-	if !isEvent || f == nil || len(payload) < 4 || payload[1]&0x80 == 0 || int(payload[0]) >= len(dtmfDigits) {
+	if len(payload) < 4 || payload[1]&0x80 == 0 || int(payload[0]) >= len(dtmfDigits) {
 		return
 	}
 	sd.mu.Lock()
@@ -106,7 +105,7 @@ func (s *Session) dtmf(sd *side, h *rtp.Header, pkt []byte) {
 	sd.eventSeen, sd.lastEventTS = true, h.Timestamp
 	sd.mu.Unlock()
 	if !seen {
-		f(sd == s.a, string(dtmfDigits[payload[0]]))
+		(*f)(sd == s.a, string(dtmfDigits[payload[0]]))
 	}
 }
 
@@ -185,14 +184,23 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 	if fromCaller {
 		s.offer.Store(sd)
 	}
-	s.dtmfMu.Lock()
-	if s.dtmfPT == nil {
-		s.dtmfPT = map[uint8]bool{}
+	if pts := eventPayloadTypes(sd); len(pts) > 0 {
+		// Copy on write; both sides' descriptions may arrive at once (an UPDATE crossing a
+		// re-INVITE), so retry when the set changed meanwhile.
+		for {
+			old := s.dtmfPT.Load()
+			var set [128]bool
+			if old != nil {
+				set = *old
+			}
+			for _, pt := range pts {
+				set[pt&0x7f] = true
+			}
+			if s.dtmfPT.CompareAndSwap(old, &set) {
+				break
+			}
+		}
 	}
-	for _, pt := range eventPayloadTypes(sd) {
-		s.dtmfPT[pt] = true
-	}
-	s.dtmfMu.Unlock()
 	rtpAddr, rtcpAddr := addrPort(st.RTP), addrPort(st.RTCP)
 	from.mu.Lock()
 	changed := !rtpAddr.IsValid() || rtpAddr != from.signalled
@@ -315,9 +323,10 @@ func (s *Session) forwardRTP(sd *side) {
 			s.relayRTCP(sd, pkt)
 			continue
 		}
-		sd.last.Store(time.Now().UnixNano())
+		now := time.Now()
+		sd.last.Store(now.UnixNano())
 		sd.mu.Lock()
-		sd.stats.add(&h, n, time.Now())
+		sd.stats.add(&h, n, now)
 		sd.mu.Unlock()
 		s.dtmf(sd, &h, pkt)
 		if dst := sd.other.rtpDest(); dst.IsValid() && !sd.other.playing.Load() {

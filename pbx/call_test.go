@@ -241,11 +241,7 @@ func TestCallForksToEveryContact(t *testing.T) {
 	callees[0].respond(c, 200, "OK", "")
 	callees[0].respond(b1, 487, "Request Terminated", "")
 	caller.send(caller.inDialog("ACK", inv, ok, 1))
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	bye := callees[1].waitRequest(sip.BYE)
-	callees[1].respond(bye, 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callees[1], inv, ok, 2)
 }
 
 // TestCallWithoutAck: the caller never ACKs the 200. The PBX retransmits it (T1, then doubling),
@@ -305,10 +301,7 @@ func TestCallHoldAndResume(t *testing.T) {
 		}
 		caller.send(caller.inDialog("ACK", inv, ok, cseq))
 	}
-	caller.send(caller.inDialog("BYE", inv, ok, 10))
-	caller.waitResponse(200)
-	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callee, inv, ok, 10)
 }
 
 // TestCallReInviteGlare: while the caller's re-INVITE waits for the callee, the callee's own
@@ -331,10 +324,7 @@ func TestCallReInviteGlare(t *testing.T) {
 	callee.respond(re, 200, "OK", calleeSDP)
 	caller.waitResponse(200)
 	caller.send(caller.inDialog("ACK", inv, ok, 2))
-	caller.send(caller.inDialog("BYE", inv, ok, 3))
-	caller.waitResponse(200)
-	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callee, inv, ok, 3)
 }
 
 // TestCallViaNamesThePBX: requests the PBX sends carry its own address in the Via, with rport, so
@@ -458,10 +448,7 @@ func TestCallRedirectAnswered(t *testing.T) {
 	ok := caller.waitResponse(200)
 	second.waitRequest(sip.ACK)
 	caller.send(caller.inDialog("ACK", inv, ok, 1))
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	second.respond(second.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, second, inv, ok, 2)
 }
 
 // TestCallUnreachableContact: the only contact is registered over TCP on a port where nothing
@@ -535,10 +522,7 @@ func TestCallEarlyMediaAndInfo(t *testing.T) {
 	if res := caller.waitResponse(200); res.CSeq().MethodName != sip.OPTIONS {
 		t.Fatalf("answer to OPTIONS: %s", res.CSeq().Value())
 	}
-	caller.send(caller.inDialog("BYE", inv, ok, 4))
-	caller.waitResponse(200)
-	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callee, inv, ok, 4)
 }
 
 // TestShutdownHangsUpCalls: an answered call is hung up on both sides when the PBX shuts down,
@@ -667,10 +651,7 @@ func TestCallSessionTimerRefreshed(t *testing.T) {
 			t.Fatal("hung up although the session was refreshed")
 		}
 	}
-	caller.send(caller.inDialog("BYE", inv, ok, 3))
-	caller.waitResponse(200)
-	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callee, inv, ok, 3)
 }
 
 // TestStray2xxAckedAndHungUp: a 200 to one of the PBX's INVITEs that arrives when no transaction
@@ -755,10 +736,7 @@ func TestCallSecondForkAnswersLate(t *testing.T) {
 	bye := callees[1].waitRequest(sip.BYE)
 	callees[1].respond(bye, 200, "OK", "")
 	caller.send(caller.inDialog("ACK", inv, ok, 1))
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	callees[0].respond(callees[0].waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callees[0], inv, ok, 2)
 }
 
 // TestCallPassRedirects: with PassRedirects the caller gets the callee's 302 with its Contact.
@@ -895,10 +873,7 @@ func TestCallTransferToUnknownTarget(t *testing.T) {
 	}
 	callee.respond(final, 200, "OK", "")
 	// Still connected: the caller's BYE reaches the callee.
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callee, inv, ok, 2)
 }
 
 // TestShutdownWhileRingingRacesAnswer: the PBX shuts down while a call rings, and the callee's

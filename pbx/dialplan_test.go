@@ -223,11 +223,7 @@ end`, pbx.Config{}, 1)
 	ok := caller.waitResponse(200)
 	caller.send(caller.inDialog("ACK", inv, ok, 1))
 	other.waitRequest(sip.ACK)
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	bye := other.waitRequest(sip.BYE)
-	other.respond(bye, 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, other, inv, ok, 2)
 	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != store.Answered {
 		t.Fatalf("CDR %+v", cdr)
 	}
@@ -303,11 +299,7 @@ end`, pbx.Config{}, 1)
 	if res := final(rs); res.StatusCode != 408 {
 		t.Fatalf("second caller got %d, want 408", res.StatusCode)
 	}
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	bye := callees[0].waitRequest(sip.BYE)
-	callees[0].respond(bye, 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callees[0], inv, ok, 2)
 	if n := tp.Queues().Waiting("support"); n != 0 {
 		t.Fatalf("%d callers still waiting", n)
 	}

@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
-
 	"github.com/pbxkit/pbxkit/pbx"
 )
 
@@ -29,10 +27,7 @@ func TestCallEvents(t *testing.T) {
 	sub := tp.Subscribe(16)
 	full := tp.Subscribe(1) // a subscriber that never reads: it must not hold calls up
 	inv, ok, _ := answeredCall(t, tp, caller, callees[0])
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	callees[0].respond(callees[0].waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callees[0], inv, ok, 2)
 
 	want := []struct {
 		kind   string

@@ -112,11 +112,7 @@ func TestExampleRingGroup(t *testing.T) {
 	callees[0].respond(b, 200, "OK", calleeSDP)
 	ok := caller.waitResponse(200)
 	caller.send(caller.inDialog("ACK", inv, ok, 1))
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	bye := callees[0].waitRequest(sip.BYE)
-	callees[0].respond(bye, 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callees[0], inv, ok, 2)
 }
 
 func TestExampleOfficeHours(t *testing.T) {

@@ -405,3 +405,19 @@ func cancelOf(inv *sip.Request) string {
 		"From: " + inv.From().Value() + "\r\nTo: " + inv.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
 		"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
 }
+
+// hangUp ends an answered call with the caller's BYE (CSeq cseq): the PBX answers it and BYEs
+// the callee, and the call leaves no call or dialog behind.
+func hangUp(t *testing.T, tp *testPBX, caller *uaClient, callee phone, inv *sip.Request, ok *sip.Response, cseq int) {
+	t.Helper()
+	caller.send(caller.inDialog("BYE", inv, ok, cseq))
+	caller.waitResponse(200)
+	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
+
+// phone is a callee the tests drive: over UDP (uaClient) or TCP (tcpPhone).
+type phone interface {
+	waitRequest(sip.RequestMethod) *sip.Request
+	respond(req *sip.Request, code int, reason string, body string)
+}

@@ -71,6 +71,35 @@ func sdpPort(t *testing.T, body []byte) int {
 	return 0
 }
 
+// mediaCall sets up an answered call through the relay, the caller offering aSDP and the callee
+// answering bSDP, and returns the PBX's ports facing the caller (pa) and the callee (pb).
+func mediaCall(t *testing.T, caller, callee *uaClient, aSDP, bSDP string) (inv *sip.Request, ok *sip.Response, pa, pb int) {
+	t.Helper()
+	msg, inv := inviteWith(caller, aSDP)
+	caller.send(msg)
+	bInv := callee.waitRequest(sip.INVITE)
+	pb = sdpPort(t, bInv.Body())
+	callee.respond(bInv, 200, "OK", bSDP)
+	ok = caller.waitResponse(200)
+	pa = sdpPort(t, ok.Body())
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	return inv, ok, pa, pb
+}
+
+// audioBothWays sends one RTP packet each way, a (at the caller) to the PBX's port pa and b (at
+// the callee) to pb, and checks that each arrives at the other side, from the PBX's port facing it.
+func audioBothWays(t *testing.T, a, b *rtpPhone, pa, pb int) {
+	t.Helper()
+	a.send(pa, 1, "to callee")
+	if got, from := b.recv(); got != "to callee" || from != pb {
+		t.Fatalf("callee got %q from %d, want from the PBX's %d", got, from, pb)
+	}
+	b.send(pb, 1, "to caller")
+	if got, from := a.recv(); got != "to caller" || from != pa {
+		t.Fatalf("caller got %q from %d, want from the PBX's %d", got, from, pa)
+	}
+}
+
 func mediaPBX(t *testing.T, cfg pbx.Config) (*testPBX, *uaClient, *uaClient) {
 	t.Helper()
 	lo := freeEvenRange(t, 8)
@@ -127,20 +156,9 @@ func TestMediaRelayedBothWays(t *testing.T) {
 	}
 	caller.send(caller.inDialog("ACK", inv, ok, 1))
 
-	a.send(pa, 1, "to callee")
-	if got, from := b.recv(); got != "to callee" || from != pb {
-		t.Fatalf("callee got %q from %d, want from the PBX's %d", got, from, pb)
-	}
-	b.send(pb, 1, "to caller")
-	if got, from := a.recv(); got != "to caller" || from != pa {
-		t.Fatalf("caller got %q from %d, want from the PBX's %d", got, from, pa)
-	}
+	audioBothWays(t, a, b, pa, pb)
 
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	bye := callee.waitRequest(sip.BYE)
-	callee.respond(bye, 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callee, inv, ok, 2)
 	if free, used := tp.MediaPorts(); used != 0 || free != 4 {
 		t.Fatalf("ports free %d used %d after the call, want 4 and 0", free, used)
 	}
@@ -199,12 +217,7 @@ func TestMediaRefusals(t *testing.T) {
 func TestMediaTimeoutHangsUp(t *testing.T) {
 	tp, caller, callee := mediaPBX(t, pbx.Config{MediaTimeout: 300 * time.Millisecond})
 	a, b := newRTPPhone(t), newRTPPhone(t)
-	msg, inv := inviteWith(caller, a.sdp(""))
-	caller.send(msg)
-	bInv := callee.waitRequest(sip.INVITE)
-	callee.respond(bInv, 200, "OK", b.sdp(""))
-	ok := caller.waitResponse(200)
-	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	inv, _, _, _ := mediaCall(t, caller, callee, a.sdp(""), b.sdp(""))
 	// No RTP at all: both sides get BYE.
 	byeA := caller.waitRequest(sip.BYE)
 	caller.respond(byeA, 200, "OK", "")
@@ -222,22 +235,13 @@ func TestMediaTimeoutHangsUp(t *testing.T) {
 func TestMediaHoldDoesNotTimeOut(t *testing.T) {
 	tp, caller, callee := mediaPBX(t, pbx.Config{MediaTimeout: 300 * time.Millisecond})
 	a, b := newRTPPhone(t), newRTPPhone(t)
-	msg, inv := inviteWith(caller, a.sdp("a=sendonly\r\n"))
-	caller.send(msg)
-	bInv := callee.waitRequest(sip.INVITE)
-	callee.respond(bInv, 200, "OK", b.sdp("a=recvonly\r\n"))
-	ok := caller.waitResponse(200)
-	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	inv, ok, _, _ := mediaCall(t, caller, callee, a.sdp("a=sendonly\r\n"), b.sdp("a=recvonly\r\n"))
 	if m := caller.recvMsg(time.Second); m != nil {
 		if req, isReq := m.(*sip.Request); isReq && req.Method == sip.BYE {
 			t.Fatal("a held call was hung up for lack of media")
 		}
 	}
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	bye := callee.waitRequest(sip.BYE)
-	callee.respond(bye, 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callee, inv, ok, 2)
 }
 
 func TestMediaReinviteMovesTheStream(t *testing.T) {
@@ -245,14 +249,7 @@ func TestMediaReinviteMovesTheStream(t *testing.T) {
 	// port) does not change, and audio follows the caller to its new port.
 	tp, caller, callee := mediaPBX(t, pbx.Config{})
 	a, b, a2 := newRTPPhone(t), newRTPPhone(t), newRTPPhone(t)
-	msg, inv := inviteWith(caller, a.sdp(""))
-	caller.send(msg)
-	bInv := callee.waitRequest(sip.INVITE)
-	pb := sdpPort(t, bInv.Body())
-	callee.respond(bInv, 200, "OK", b.sdp(""))
-	ok := caller.waitResponse(200)
-	pa := sdpPort(t, ok.Body())
-	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	inv, ok, pa, pb := mediaCall(t, caller, callee, a.sdp(""), b.sdp(""))
 
 	caller.send(reinviteFrom(caller, inv, ok, 2, a2.sdp("")))
 	re := callee.waitRequest(sip.INVITE)
@@ -267,18 +264,8 @@ func TestMediaReinviteMovesTheStream(t *testing.T) {
 	}
 	caller.send(caller.inDialog("ACK", inv, ok, 2))
 
-	a2.send(pa, 1, "from the new port")
-	if got, _ := b.recv(); got != "from the new port" {
-		t.Fatalf("callee got %q", got)
-	}
-	b.send(pb, 1, "back")
-	if got, _ := a2.recv(); got != "back" {
-		t.Fatalf("caller's new port got %q", got)
-	}
-	caller.send(caller.inDialog("BYE", inv, ok, 3))
-	caller.waitResponse(200)
-	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	audioBothWays(t, a2, b, pa, pb)
+	hangUp(t, tp, caller, callee, inv, ok, 3)
 }
 
 // ackWithBody is the caller's ACK of a 2xx, carrying a late offer's answer.
@@ -319,10 +306,7 @@ func TestCallLateOffer(t *testing.T) {
 	if sdpPort(t, bAck.Body()) != a.port() || sdpPort(t, ok.Body()) != b.port() {
 		t.Fatal("without relay the offer and answer cross unchanged")
 	}
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	callees[0].respond(callees[0].waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callees[0], inv, ok, 2)
 }
 
 func TestMediaLateOffer(t *testing.T) {
@@ -333,18 +317,8 @@ func TestMediaLateOffer(t *testing.T) {
 	if pa == b.port() || pb == a.port() {
 		t.Fatalf("a side's own port crossed: caller sees %d, callee sees %d", pa, pb)
 	}
-	a.send(pa, 1, "late offer audio")
-	if got, _ := b.recv(); got != "late offer audio" {
-		t.Fatalf("callee got %q", got)
-	}
-	b.send(pb, 1, "and back")
-	if got, _ := a.recv(); got != "and back" {
-		t.Fatalf("caller got %q", got)
-	}
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	audioBothWays(t, a, b, pa, pb)
+	hangUp(t, tp, caller, callee, inv, ok, 2)
 }
 
 func TestMediaDTMFEvent(t *testing.T) {
@@ -352,13 +326,7 @@ func TestMediaDTMFEvent(t *testing.T) {
 	tp, caller, callee := mediaPBX(t, pbx.Config{})
 	sub := tp.Subscribe(32)
 	a, b := newRTPPhone(t), newRTPPhone(t)
-	msg, inv := inviteWith(caller, a.sdp(""))
-	caller.send(msg)
-	bInv := callee.waitRequest(sip.INVITE)
-	pb := sdpPort(t, bInv.Body())
-	callee.respond(bInv, 200, "OK", b.sdp(""))
-	ok := caller.waitResponse(200)
-	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	inv, ok, _, pb := mediaCall(t, caller, callee, a.sdp(""), b.sdp(""))
 	for i := range 3 {
 		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SequenceNumber: uint16(i), Timestamp: 800, SSRC: 9},
 			Payload: []byte{7, 0x80 | 10, 0, 160}}
@@ -379,10 +347,7 @@ func TestMediaDTMFEvent(t *testing.T) {
 			t.Fatal("no call.dtmf event")
 		}
 	}
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callee, inv, ok, 2)
 }
 
 func TestMediaQueueMusicThenAgent(t *testing.T) {
@@ -433,10 +398,7 @@ end`)
 			t.Fatal("the caller never heard the agent")
 		}
 	}
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, callee, inv, ok, 2)
 }
 
 func luaPBXWithMedia(t *testing.T, script string) (*testPBX, *uaClient, []*uaClient, string) {

@@ -119,8 +119,5 @@ func TestCallToPhoneOnTCP(t *testing.T) {
 	ok := caller.waitResponse(200)
 	phone.waitRequest(sip.ACK)
 	caller.send(caller.inDialog("ACK", inv, ok, 1))
-	caller.send(caller.inDialog("BYE", inv, ok, 2))
-	caller.waitResponse(200)
-	phone.respond(phone.waitRequest(sip.BYE), 200, "OK", "")
-	waitIdle(t, tp)
+	hangUp(t, tp, caller, phone, inv, ok, 2)
 }
