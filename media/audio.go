@@ -164,11 +164,15 @@ func Play(ctx context.Context, conn *net.UDPConn, dst netip.AddrPort, pt uint8, 
 	if !dst.IsValid() {
 		return ErrNoDestination
 	}
-	return play(ctx, conn, func() netip.AddrPort { return dst }, pt, src)
+	send := func(pkt []byte, dst netip.AddrPort) error {
+		_, err := conn.WriteToUDPAddrPort(pkt, dst)
+		return err
+	}
+	return play(ctx, send, func() netip.AddrPort { return dst }, pt, src)
 }
 
 // play is Play to a destination that may change while it plays (a side's latched address).
-func play(ctx context.Context, conn *net.UDPConn, dest func() netip.AddrPort, pt uint8, src Source) error {
+func play(ctx context.Context, send func([]byte, netip.AddrPort) error, dest func() netip.AddrPort, pt uint8, src Source) error {
 	h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(),
 		SSRC: rand.Uint32(), Marker: true}
 	frame := make([]byte, frameSamples)
@@ -191,7 +195,7 @@ func play(ctx context.Context, conn *net.UDPConn, dest func() netip.AddrPort, pt
 		}
 		copy(pkt[n:], frame)
 		if dst := dest(); dst.IsValid() {
-			if _, err := conn.WriteToUDPAddrPort(pkt[:n+frameSamples], dst); err != nil {
+			if err := send(pkt[:n+frameSamples], dst); err != nil {
 				return fmt.Errorf("media: playing: %w", err)
 			}
 		}

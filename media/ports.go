@@ -41,8 +41,8 @@ func NewPorts(ip net.IP, lo, hi int) (*Ports, error) {
 
 // Pair is an RTP socket and the RTCP socket beside it.
 type Pair struct {
-	RTP, RTCP *net.UDPConn
 	Port      int // the RTP port; RTCP is Port+1
+	rtp, rtcp *socket
 	ports     *Ports
 	once      sync.Once
 }
@@ -55,19 +55,19 @@ func (p *Ports) Allocate() (*Pair, error) {
 	for range len(p.free) {
 		base := p.free[0]
 		p.free = p.free[1:]
-		rtp, err := net.ListenUDP("udp", &net.UDPAddr{IP: p.ip, Port: base})
+		rtp, err := listen(p.ip, base)
 		if err != nil {
 			p.free = append(p.free, base)
 			continue
 		}
-		rtcp, err := net.ListenUDP("udp", &net.UDPAddr{IP: p.ip, Port: base + 1})
+		rtcp, err := listen(p.ip, base+1)
 		if err != nil {
-			rtp.Close()
+			rtp.close()
 			p.free = append(p.free, base)
 			continue
 		}
 		p.inUse++
-		return &Pair{RTP: rtp, RTCP: rtcp, Port: base, ports: p}, nil
+		return &Pair{rtp: rtp, rtcp: rtcp, Port: base, ports: p}, nil
 	}
 	return nil, ErrNoPorts
 }
@@ -75,8 +75,8 @@ func (p *Ports) Allocate() (*Pair, error) {
 // Close closes both sockets and returns the pair to the range. It is safe to call more than once.
 func (pr *Pair) Close() {
 	pr.once.Do(func() {
-		pr.RTP.Close()
-		pr.RTCP.Close()
+		pr.rtp.close()
+		pr.rtcp.close()
 		p := pr.ports
 		p.mu.Lock()
 		p.free = append(p.free, pr.Port)

@@ -21,8 +21,8 @@ func TestPortsExhaustAndRelease(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pr.Port%2 != 0 || pr.RTCP.LocalAddr().(*net.UDPAddr).Port != pr.Port+1 {
-			t.Fatalf("pair %d/%s: RTP must be even, RTCP the next port", pr.Port, pr.RTCP.LocalAddr())
+		if pr.Port%2 != 0 || pr.rtp.localPort() != pr.Port || pr.rtcp.localPort() != pr.Port+1 {
+			t.Fatalf("pair %d/%d: RTP must be even, RTCP the next port", pr.Port, pr.rtcp.localPort())
 		}
 		pairs = append(pairs, pr)
 	}

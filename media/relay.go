@@ -38,6 +38,7 @@ type Config struct {
 type Relay struct {
 	cfg Config
 	log *slog.Logger
+	eng relayEngine
 }
 
 // NewRelay validates cfg and returns a relay.
@@ -68,6 +69,7 @@ func (r *Relay) Ports() *Ports { return r.cfg.Ports }
 type Session struct {
 	r      *Relay
 	a, b   *side
+	eng    sessionEngine // how the sockets are read: loop_linux.go, loop_other.go
 	wg     sync.WaitGroup
 	closed atomic.Bool
 	idle   chan struct{} // closed when the media timeout hit
@@ -89,24 +91,38 @@ func (s *Session) OnDTMF(f func(fromCaller bool, digit string)) {
 // dtmfDigits are the RFC 4733 §3.2 event codes of the keypad.
 const dtmfDigits = "0123456789*#ABCD"
 
+// keyPress is a key pressed on one side, to be told to the session's OnDTMF listener.
+type keyPress struct {
+	s          *Session
+	fromCaller bool
+	digit      byte
+}
+
+func (k keyPress) tell() {
+	if f := k.s.onDTMF.Load(); f != nil {
+		(*f)(k.fromCaller, string(k.digit))
+	}
+}
+
 // dtmf looks at a packet of side sd: an RFC 4733 telephone-event whose end bit is set is a key
 // press, reported once (the end packet is sent three times, with the same timestamp).
-func (s *Session) dtmf(sd *side, h *rtp.Header, pkt []byte) {
-	events, f := s.dtmfPT.Load(), s.onDTMF.Load()
-	if events == nil || !events[h.PayloadType&0x7f] || f == nil {
-		return
+func (s *Session) dtmf(sd *side, h *rtp.Header, pkt []byte, keys []keyPress) []keyPress {
+	events := s.dtmfPT.Load()
+	if events == nil || !events[h.PayloadType&0x7f] || s.onDTMF.Load() == nil {
+		return keys
 	}
 	payload := pkt[h.MarshalSize():]
 	if len(payload) < 4 || payload[1]&0x80 == 0 || int(payload[0]) >= len(dtmfDigits) {
-		return
+		return keys
 	}
 	sd.mu.Lock()
 	seen := sd.eventSeen && sd.lastEventTS == h.Timestamp
 	sd.eventSeen, sd.lastEventTS = true, h.Timestamp
 	sd.mu.Unlock()
-	if !seen {
-		(*f)(sd == s.a, string(dtmfDigits[payload[0]]))
+	if seen {
+		return keys
 	}
+	return append(keys, keyPress{s: s, fromCaller: sd == s.a, digit: dtmfDigits[payload[0]]})
 }
 
 // NewSession allocates the call's two port pairs and starts relaying. ErrNoPorts when the range
@@ -127,9 +143,11 @@ func (r *Relay) NewSession() (*Session, error) {
 	s.a.other, s.b.other = s.b, s.a
 	for _, sd := range []*side{s.a, s.b} {
 		sd.last.Store(time.Now().UnixNano())
-		s.wg.Add(2)
-		go s.forwardRTP(sd)
-		go s.forwardRTCP(sd)
+	}
+	if err := s.startEngine(); err != nil {
+		pa.Close()
+		pb.Close()
+		return nil, err
 	}
 	if r.cfg.Timeout > 0 {
 		s.wg.Add(1)
@@ -302,59 +320,40 @@ func classify(pkt []byte, h *rtp.Header) packetKind {
 	return rtpPacket
 }
 
-// forwardRTP relays what side sd sends to the other side. Anything that is not RTP version 2 is
-// dropped; with rtcp-mux, RTCP arriving on the RTP port (payload types 64-95, RFC 5761 §4) is
-// relayed as RTCP.
-func (s *Session) forwardRTP(sd *side) {
-	defer s.wg.Done()
-	buf := make([]byte, maxPacket)
-	var h rtp.Header
-	for {
-		n, src, err := sd.pair.RTP.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return // closed
-		}
-		pkt := buf[:n]
-		kind := classify(pkt, &h)
-		if kind == junk || !sd.accept(src) {
-			continue
-		}
-		if kind == rtcpMuxed {
-			s.relayRTCP(sd, pkt)
-			continue
-		}
-		now := time.Now()
-		sd.last.Store(now.UnixNano())
-		sd.mu.Lock()
-		sd.stats.add(&h, n, now)
-		sd.mu.Unlock()
-		s.dtmf(sd, &h, pkt)
-		if dst := sd.other.rtpDest(); dst.IsValid() && !sd.other.playing.Load() {
-			sd.other.pair.RTP.WriteToUDPAddrPort(pkt, dst)
-		}
+// fromRTPPort handles a datagram that arrived at sd's RTP port from src, received at now: RTP is
+// relayed to the other side; anything that is not RTP version 2 is dropped; with rtcp-mux, RTCP
+// (payload types 64-95, RFC 5761 §4) is relayed as RTCP. Key presses found are appended to keys.
+func (s *Session) fromRTPPort(sd *side, pkt []byte, src netip.AddrPort, h *rtp.Header, now time.Time, keys []keyPress) []keyPress {
+	kind := classify(pkt, h)
+	if kind == junk || !sd.accept(src) {
+		return keys
 	}
+	if kind == rtcpMuxed {
+		s.relayRTCP(sd, pkt)
+		return keys
+	}
+	sd.last.Store(now.UnixNano())
+	sd.mu.Lock()
+	sd.stats.add(h, len(pkt), now)
+	sd.mu.Unlock()
+	keys = s.dtmf(sd, h, pkt, keys)
+	if dst := sd.other.rtpDest(); dst.IsValid() && !sd.other.playing.Load() {
+		sd.other.pair.rtp.send(pkt, dst)
+	}
+	return keys
 }
 
-// forwardRTCP relays the RTCP side sd sends on its RTCP port.
-func (s *Session) forwardRTCP(sd *side) {
-	defer s.wg.Done()
-	buf := make([]byte, maxPacket)
-	for {
-		n, src, err := sd.pair.RTCP.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return
-		}
-		pkt := buf[:n]
-		if n < 8 || pkt[0]>>6 != 2 {
-			continue
-		}
-		ip := src.Addr().Unmap()
-		sd.mu.Lock()
-		known := sd.latchedRTP.IsValid() && sd.latchedRTP.Addr() == ip || sd.signalled.IsValid() && sd.signalled.Addr() == ip
-		sd.mu.Unlock()
-		if !known {
-			continue
-		}
+// fromRTCPPort handles a datagram that arrived at sd's RTCP port from src: RTCP from the side's
+// address is relayed to the other side.
+func (s *Session) fromRTCPPort(sd *side, pkt []byte, src netip.AddrPort) {
+	if len(pkt) < 8 || pkt[0]>>6 != 2 {
+		return
+	}
+	ip := src.Addr().Unmap()
+	sd.mu.Lock()
+	known := sd.latchedRTP.IsValid() && sd.latchedRTP.Addr() == ip || sd.signalled.IsValid() && sd.signalled.Addr() == ip
+	sd.mu.Unlock()
+	if known {
 		s.relayRTCP(sd, pkt)
 	}
 }
@@ -369,9 +368,9 @@ func (s *Session) relayRTCP(sd *side, pkt []byte) {
 		return
 	}
 	if mux {
-		o.pair.RTP.WriteToUDPAddrPort(pkt, dst)
+		o.pair.rtp.send(pkt, dst)
 	} else {
-		o.pair.RTCP.WriteToUDPAddrPort(pkt, dst)
+		o.pair.rtcp.send(pkt, dst)
 	}
 }
 
@@ -429,8 +428,7 @@ func (s *Session) Close() {
 		return
 	}
 	close(s.stop)
-	s.a.pair.Close()
-	s.b.pair.Close()
+	s.stopEngine()
 	s.wg.Wait()
 }
 
@@ -503,5 +501,5 @@ func (s *Session) Play(ctx context.Context, toCaller bool, codec Codec, src Sour
 		case <-ctx.Done():
 		}
 	}()
-	return play(ctx, sd.pair.RTP, sd.rtpDest, codec.PayloadType, src)
+	return play(ctx, sd.pair.rtp.send, sd.rtpDest, codec.PayloadType, src)
 }
