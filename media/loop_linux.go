@@ -70,7 +70,11 @@ func (s *Session) startEngine() error {
 	re.mu.Lock()
 	defer re.mu.Unlock()
 	if re.loops == nil {
-		re.loops = make([]*loop, max(1, runtime.GOMAXPROCS(0)))
+		n := s.r.cfg.Loops
+		if n <= 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		re.loops = make([]*loop, n)
 	}
 	i := re.next % len(re.loops)
 	re.next++

@@ -30,6 +30,9 @@ type Config struct {
 	// address other than the one it signalled (NAT): the first source seen in that window is
 	// latched to. Default 5 s.
 	LatchWindow time.Duration
+	// Loops is how many event loops serve the relay's sockets on Linux (each call belongs to
+	// one). Default: GOMAXPROCS.
+	Loops int
 	// Logger receives the relay's logs. Default: discarded.
 	Logger *slog.Logger
 }
