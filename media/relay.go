@@ -80,9 +80,16 @@ type Session struct {
 
 	offer atomic.Pointer[sdp.SessionDescription] // the caller's latest description, for EarlyAnswer
 
-	// Read for every packet, so without a lock: Rewrite replaces the set, OnDTMF the function.
-	dtmfPT atomic.Pointer[[128]bool] // payload types named telephone-event in either side's description
+	// Read for every packet, so without a lock: Rewrite replaces the table, OnDTMF the function.
+	pts    atomic.Pointer[ptTable] // payload types of either side's descriptions
 	onDTMF atomic.Pointer[func(fromCaller bool, digit string)]
+}
+
+// ptTable says, per RTP payload type, what both sides' descriptions named it: telephone-event or
+// not, and its clock rate (0: not named).
+type ptTable struct {
+	event [128]bool
+	clock [128]uint32
 }
 
 // OnDTMF sets f to be told of every RFC 4733 key press either side sends (once per key, at the
@@ -110,8 +117,8 @@ func (k keyPress) tell() {
 // dtmf looks at a packet of side sd: an RFC 4733 telephone-event whose end bit is set is a key
 // press, reported once (the end packet is sent three times, with the same timestamp).
 func (s *Session) dtmf(sd *side, h *rtp.Header, pkt []byte, keys []keyPress) []keyPress {
-	events := s.dtmfPT.Load()
-	if events == nil || !events[h.PayloadType&0x7f] || s.onDTMF.Load() == nil {
+	pts := s.pts.Load()
+	if pts == nil || !pts.event[h.PayloadType&0x7f] || s.onDTMF.Load() == nil {
 		return keys
 	}
 	payload := pkt[h.MarshalSize():]
@@ -176,6 +183,9 @@ type side struct {
 	eventSeen   bool           // an RFC 4733 event ended; lastEventTS is its timestamp
 	lastEventTS uint32
 	rtcpPackets uint64
+	report      Report    // the side's latest RTCP reception report
+	srs         [4]srSeen // sender reports relayed to the side, for its round trip
+	srNext      int
 
 	last    atomic.Int64 // unix nanoseconds of the side's last RTP packet
 	playing atomic.Bool  // the PBX plays audio to this side: the other side's packets are dropped
@@ -205,19 +215,22 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 	if fromCaller {
 		s.offer.Store(sd)
 	}
-	if pts := eventPayloadTypes(sd); len(pts) > 0 {
+	if pts := payloadTypes(sd); len(pts) > 0 {
 		// Copy on write; both sides' descriptions may arrive at once (an UPDATE crossing a
-		// re-INVITE), so retry when the set changed meanwhile.
+		// re-INVITE), so retry when the table changed meanwhile.
 		for {
-			old := s.dtmfPT.Load()
-			var set [128]bool
+			old := s.pts.Load()
+			var t ptTable
 			if old != nil {
-				set = *old
+				t = *old
 			}
 			for _, pt := range pts {
-				set[pt&0x7f] = true
+				t.clock[pt.pt] = pt.clock
+				if strings.EqualFold(pt.name, "telephone-event") {
+					t.event[pt.pt] = true
+				}
 			}
-			if s.dtmfPT.CompareAndSwap(old, &set) {
+			if s.pts.CompareAndSwap(old, &t) {
 				break
 			}
 		}
@@ -308,14 +321,14 @@ const (
 // classify tells RTP from multiplexed RTCP and from anything else, which is dropped: not version
 // 2, shorter than a header, or a header that does not parse (bad CSRC count or extension).
 func classify(pkt []byte, h *rtp.Header) packetKind {
-	if len(pkt) < 12 || pkt[0]>>6 != 2 {
+	if len(pkt) < 8 || pkt[0]>>6 != 2 {
 		return junk
 	}
 	if pt := pkt[1] & 0x7f; pt >= 64 && pt <= 95 {
-		if len(pkt) < 8 {
-			return junk
-		}
-		return rtcpMuxed
+		return rtcpMuxed // the shortest RTCP, an empty receiver report, is 8 bytes
+	}
+	if len(pkt) < 12 {
+		return junk
 	}
 	if _, err := h.Unmarshal(pkt); err != nil {
 		return junk
@@ -336,8 +349,12 @@ func (s *Session) fromRTPPort(sd *side, pkt []byte, src netip.AddrPort, h *rtp.H
 		return keys
 	}
 	sd.last.Store(now.UnixNano())
+	var clock uint32
+	if pts := s.pts.Load(); pts != nil {
+		clock = pts.clock[h.PayloadType&0x7f]
+	}
 	sd.mu.Lock()
-	sd.stats.add(h, len(pkt), now)
+	sd.stats.add(h, len(pkt), now, clock)
 	sd.mu.Unlock()
 	keys = s.dtmf(sd, h, pkt, keys)
 	if dst := sd.other.rtpDest(); dst.IsValid() && !sd.other.playing.Load() {
@@ -365,6 +382,7 @@ func (s *Session) relayRTCP(sd *side, pkt []byte) {
 	sd.mu.Lock()
 	sd.rtcpPackets++
 	sd.mu.Unlock()
+	s.readRTCP(sd, pkt, time.Now())
 	o := sd.other
 	dst, mux := o.rtcpDest()
 	if !dst.IsValid() {

@@ -239,8 +239,8 @@ func FuzzRTPPath(f *testing.F) {
 		var h rtp.Header
 		var st stream
 		if classify(pkt, &h) == rtpPacket {
-			st.add(&h, len(pkt), time.Now())
-			st.add(&h, len(pkt), time.Now())
+			st.add(&h, len(pkt), time.Now(), 0)
+			st.add(&h, len(pkt), time.Now(), 0)
 			if st.lost() > 1<<17 {
 				t.Fatalf("lost %d from two packets", st.lost())
 			}

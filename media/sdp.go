@@ -325,20 +325,48 @@ func filterAttrs(attrs []sdp.Attribute, keep map[string]bool) []sdp.Attribute {
 	return out
 }
 
-// eventPayloadTypes returns the payload types the audio stream maps to telephone-event (RFC 4733).
-func eventPayloadTypes(sd *sdp.SessionDescription) []uint8 {
-	var out []uint8
+// payloadType is a format of an audio stream: its number, codec name and RTP clock rate.
+type payloadType struct {
+	pt    uint8
+	name  string
+	clock uint32
+}
+
+// payloadTypes lists the formats of a description's audio streams, with the clock rate of their
+// rtpmap (static payload types of RFC 3551 without one: 8000, which is every static audio type
+// pbxkit allows).
+func payloadTypes(sd *sdp.SessionDescription) []payloadType {
+	var out []payloadType
 	for _, m := range sd.MediaDescriptions {
 		if m.MediaName.Media != "audio" {
 			continue
 		}
 		for _, f := range m.MediaName.Formats {
-			if strings.EqualFold(codecName(m, f), "telephone-event") {
-				if pt, err := strconv.Atoi(f); err == nil && pt >= 0 && pt < 128 {
-					out = append(out, uint8(pt))
-				}
+			pt, err := strconv.Atoi(f)
+			if err != nil || pt < 0 || pt > 127 {
+				continue
 			}
+			out = append(out, payloadType{pt: uint8(pt), name: codecName(m, f), clock: clockRate(m, f)})
 		}
 	}
 	return out
+}
+
+// clockRate reads the clock rate of format f from its rtpmap ("opus/48000/2"); 8000 without.
+func clockRate(m *sdp.MediaDescription, f string) uint32 {
+	for _, a := range m.Attributes {
+		if a.Key != "rtpmap" {
+			continue
+		}
+		pt, rest, ok := strings.Cut(a.Value, " ")
+		if !ok || pt != f {
+			continue
+		}
+		_, rate, _ := strings.Cut(rest, "/")
+		rate, _, _ = strings.Cut(rate, "/")
+		if n, err := strconv.ParseUint(rate, 10, 32); err == nil && n > 0 {
+			return uint32(n)
+		}
+	}
+	return 8000
 }

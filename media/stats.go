@@ -13,6 +13,7 @@ type Stats struct {
 	Lost    uint64  // packets missing from the sequence (expected - received, RFC 3550 §6.4.1)
 	Jitter  float64 // interarrival jitter in milliseconds (RFC 3550 §6.4.1, A.8)
 	RTCP    uint64  // RTCP packets relayed
+	Report  Report  // the side's latest RTCP reception report: how the audio it receives arrives
 }
 
 // stream keeps the statistics of one side's RTP.
@@ -29,15 +30,24 @@ type stream struct {
 	jitter         float64 // in RTP timestamp units
 }
 
-// add accounts one packet (RFC 3550 A.1 for the sequence, A.8 for jitter). A new SSRC (a
-// re-INVITE, a transfer) starts the sequence afresh, keeping the losses counted so far.
-func (s *stream) add(h *rtp.Header, size int, now time.Time) {
+// add accounts one packet (RFC 3550 A.1 for the sequence, A.8 for jitter) of a payload type whose
+// RTP clock rate is clock (0: unknown, taken as 8000). A new SSRC (a re-INVITE, a transfer)
+// starts the sequence afresh, keeping the losses counted so far; a new clock rate (a codec
+// change) starts the jitter afresh.
+func (s *stream) add(h *rtp.Header, size int, now time.Time, clock uint32) {
 	s.packets++
 	s.bytes += uint64(size)
-	if s.clock == 0 {
-		s.clock = 8000
+	if clock == 0 {
+		clock = 8000
+	}
+	newClock := float64(clock) != s.clock
+	if newClock {
+		s.clock, s.jitter = float64(clock), 0
 	}
 	arrival := float64(now.UnixNano()) / 1e9 * s.clock
+	if newClock && s.started && h.SSRC == s.ssrc {
+		s.transit = arrival - float64(h.Timestamp)
+	}
 	if !s.started || h.SSRC != s.ssrc {
 		s.lostBefore += s.lost()
 		s.started, s.ssrc = true, h.SSRC
@@ -81,7 +91,7 @@ func (s *stream) lost() uint64 {
 func (sd *side) snapshot() Stats {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
-	st := Stats{Packets: sd.stats.packets, Bytes: sd.stats.bytes, Lost: sd.stats.lostBefore + sd.stats.lost(), RTCP: sd.rtcpPackets}
+	st := Stats{Packets: sd.stats.packets, Bytes: sd.stats.bytes, Lost: sd.stats.lostBefore + sd.stats.lost(), RTCP: sd.rtcpPackets, Report: sd.report}
 	if sd.stats.clock > 0 {
 		st.Jitter = sd.stats.jitter / sd.stats.clock * 1000
 	}
