@@ -36,11 +36,17 @@ type MediaSession interface {
 	Close()
 }
 
-// MediaStats is what one side of a call sent through the relay.
+// MediaStats is what one side of a call sent through the relay, and what it said in RTCP of the
+// audio it received.
 type MediaStats struct {
 	Packets, Bytes, Lost uint64
 	JitterMS             float64
 	RTCP                 uint64
+	// From the side's latest RTCP reception report: packets lost (negative with duplicates),
+	// jitter, and the round trip between the PBX and the side (0: unknown).
+	ReportedLost     int64
+	ReportedJitterMS float64
+	RTTMS            float64
 }
 
 // sdpFrom rewrites a description from the caller (fromCaller) or the callee for the other side;

@@ -3,6 +3,7 @@ package pbx
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/pbxkit/pbxkit/b2bua"
 	"github.com/pbxkit/pbxkit/media"
@@ -67,7 +68,8 @@ func (a sessionAdapter) Stats() (caller, callee b2bua.MediaStats) {
 }
 
 func mediaStats(s media.Stats) b2bua.MediaStats {
-	return b2bua.MediaStats{Packets: s.Packets, Bytes: s.Bytes, Lost: s.Lost, JitterMS: s.Jitter, RTCP: s.RTCP}
+	return b2bua.MediaStats{Packets: s.Packets, Bytes: s.Bytes, Lost: s.Lost, JitterMS: s.Jitter, RTCP: s.RTCP,
+		ReportedLost: s.Report.Lost, ReportedJitterMS: s.Report.Jitter, RTTMS: float64(s.Report.RTT) / float64(time.Millisecond)}
 }
 
 // mediaError maps media's errors to the status that refuses the call or request.

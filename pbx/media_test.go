@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/pbxkit/pbxkit/pbx"
@@ -484,4 +485,57 @@ end`)
 	if res := final(awaitFinal(t, caller, inv, 5*time.Second)); res.StatusCode != 606 || res.Reason != "Not Acceptable" {
 		t.Fatalf("got %d %q, want 606 Not Acceptable", res.StatusCode, res.Reason)
 	}
+}
+
+// What the phones say in RTCP reaches the CDR: the caller's reception report (loss, jitter) and
+// the round trip from the PBX to it, measured from the callee's sender report the PBX relayed.
+func TestMediaRTCPReportsInCDR(t *testing.T) {
+	tp, caller, callee := mediaPBX(t, pbx.Config{})
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	inv, ok, pa, pb := mediaCall(t, caller, callee, a.sdp("a=rtcp-mux\r\n"), b.sdp("a=rtcp-mux\r\n"))
+	audioBothWays(t, a, b, pa, pb)
+
+	const ntp = uint64(0xaabbccdd_11223344)
+	sendRTCPTo(t, b, pb, &rtcp.SenderReport{SSRC: 7, NTPTime: ntp, PacketCount: 1})
+	if sr, ok := recvRTCPAt(t, a).(*rtcp.SenderReport); !ok || sr.NTPTime != ntp {
+		t.Fatalf("the caller did not get the callee's sender report: %#v", sr)
+	}
+	time.Sleep(20 * time.Millisecond)
+	sendRTCPTo(t, a, pa, &rtcp.ReceiverReport{SSRC: 9, Reports: []rtcp.ReceptionReport{
+		{SSRC: 7, FractionLost: 0, TotalLost: 4, Jitter: 40, LastSenderReport: uint32(ntp >> 16 & 0xffffffff), Delay: 0}}})
+	if rr, ok := recvRTCPAt(t, b).(*rtcp.ReceiverReport); !ok || len(rr.Reports) != 1 {
+		t.Fatalf("the callee did not get the caller's receiver report: %#v", rr)
+	}
+	hangUp(t, tp, caller, callee, inv, ok, 2)
+	cdr := lastCDR(t, tp, inv.CallID().Value())
+	if cdr.ALeg.ReportedLost != 4 || cdr.ALeg.ReportedJitterMS != 5 || cdr.ALeg.RTTMS < 15 || cdr.ALeg.RTTMS > 1000 {
+		t.Fatalf("caller leg %+v: want reported lost 4, jitter 5 ms, round trip about 20 ms", cdr.ALeg)
+	}
+	if cdr.BLeg.ReportedLost != 0 || cdr.BLeg.RTTMS != 0 {
+		t.Fatalf("callee leg %+v: it sent no reception report", cdr.BLeg)
+	}
+}
+
+func sendRTCPTo(t *testing.T, p *rtpPhone, port int, pkt rtcp.Packet) {
+	t.Helper()
+	raw, err := pkt.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.conn.WriteToUDP(raw, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+}
+
+func recvRTCPAt(t *testing.T, p *rtpPhone) rtcp.Packet {
+	t.Helper()
+	buf := make([]byte, 1500)
+	p.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, _, err := p.conn.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("no RTCP relayed: %v", err)
+	}
+	pkts, err := rtcp.Unmarshal(buf[:n])
+	if err != nil {
+		t.Fatalf("relayed RTCP does not parse: %v", err)
+	}
+	return pkts[0]
 }

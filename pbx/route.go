@@ -269,7 +269,8 @@ func (c cdrWriter) WriteRecord(ctx context.Context, r b2bua.Record) error {
 }
 
 func legStats(m b2bua.MediaStats) store.LegStats {
-	return store.LegStats{Packets: int64(m.Packets), Bytes: int64(m.Bytes), Lost: int64(m.Lost), JitterMS: m.JitterMS}
+	return store.LegStats{Packets: int64(m.Packets), Bytes: int64(m.Bytes), Lost: int64(m.Lost), JitterMS: m.JitterMS,
+		ReportedLost: m.ReportedLost, ReportedJitterMS: m.ReportedJitterMS, RTTMS: m.RTTMS}
 }
 
 // seconds turns a number of seconds from the store into a duration.

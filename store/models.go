@@ -250,12 +250,18 @@ func (d Disposition) valid() bool {
 	return false
 }
 
-// LegStats are a call leg's media statistics, as the RTP relay measured them.
+// LegStats are a call leg's media statistics: what the leg's phone sent, as the RTP relay
+// measured it, and what the phone said in RTCP of the audio it received.
 type LegStats struct {
 	Packets  int64
 	Bytes    int64
 	Lost     int64
 	JitterMS float64
+	// From the phone's latest RTCP reception report (RFC 3550 §6.4): packets it lost and its
+	// jitter; and the round trip between the PBX and the phone (0: unknown).
+	ReportedLost     int64   `gorm:"column:reported_lost"`
+	ReportedJitterMS float64 `gorm:"column:reported_jitter_ms"`
+	RTTMS            float64 `gorm:"column:rtt_ms"`
 }
 
 // CDR is the record of one call. DurationSec and BillableSec are derived from the times when the

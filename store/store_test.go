@@ -376,8 +376,8 @@ func TestCDRRoundTrip(t *testing.T) {
 			CallID: "call-1@pbx", Caller: "100", Callee: "200", Source: "192.0.2.10:5060",
 			StartAt: start, AnswerAt: &answer, EndAt: end, Disposition: store.Answered, Status: 200,
 			HangupBy: "callee", Reason: "BYE",
-			ALeg: store.LegStats{Packets: 3260, Bytes: 563_980, Lost: 3, JitterMS: 1.25},
-			BLeg: store.LegStats{Packets: 3258, Bytes: 563_634, Lost: 0, JitterMS: 0.5},
+			ALeg: store.LegStats{Packets: 3260, Bytes: 563_980, Lost: 3, JitterMS: 1.25, ReportedLost: 2, ReportedJitterMS: 3.5, RTTMS: 41.25},
+			BLeg: store.LegStats{Packets: 3258, Bytes: 563_634, Lost: 0, JitterMS: 0.5, ReportedLost: -1, ReportedJitterMS: 0.75, RTTMS: 12.5},
 		}
 		if err := s.WriteCDR(ctx, &in); err != nil {
 			t.Fatal(err)
