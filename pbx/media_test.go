@@ -40,9 +40,14 @@ func (p *rtpPhone) sdp(extra string) string {
 }
 
 func (p *rtpPhone) send(port int, seq uint16, payload string) {
+	p.sendTo(net.IPv4(127, 0, 0, 1), port, seq, payload)
+}
+
+// sendTo sends an RTP packet to a PBX whose relay is on ip.
+func (p *rtpPhone) sendTo(ip net.IP, port int, seq uint16, payload string) {
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 7}, Payload: []byte(payload)}
 	b, _ := pkt.Marshal()
-	p.conn.WriteToUDP(b, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	p.conn.WriteToUDP(b, &net.UDPAddr{IP: ip, Port: port})
 }
 
 func (p *rtpPhone) recv() (string, int) {
@@ -538,4 +543,68 @@ func recvRTCPAt(t *testing.T, p *rtpPhone) rtcp.Packet {
 		t.Fatalf("relayed RTCP does not parse: %v", err)
 	}
 	return pkts[0]
+}
+
+// With the relay on its own address (127.0.0.2 here, the phones on 127.0.0.1), every description
+// that crosses the PBX (the offer, the callee's 183, its 200, an UPDATE and its answer) names only
+// the PBX, and early media and later audio come from the PBX's address and ports.
+func TestMediaOnlyThePBXIsSeen(t *testing.T) {
+	tp, caller, callee := mediaPBX(t, pbx.Config{RTPAddress: "127.0.0.2"})
+	a, b, a2 := newRTPPhone(t), newRTPPhone(t), newRTPPhone(t)
+	relayIP := net.IPv4(127, 0, 0, 2)
+	onlyPBX := func(what string, body []byte) int {
+		t.Helper()
+		s := string(body)
+		if strings.Contains(s, "127.0.0.1") || !strings.Contains(s, "c=IN IP4 127.0.0.2\r\n") || !strings.Contains(s, "IN IP4 127.0.0.2\r\ns=") {
+			t.Fatalf("%s does not show only the PBX's address:\n%s", what, s)
+		}
+		return sdpPort(t, body)
+	}
+	fromPBX := func(p *rtpPhone, want string, port int) {
+		t.Helper()
+		buf := make([]byte, 1500)
+		p.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, src, err := p.conn.ReadFromUDP(buf)
+		var pkt rtp.Packet
+		if err != nil || pkt.Unmarshal(buf[:n]) != nil || string(pkt.Payload) != want || src.String() != fmt.Sprintf("127.0.0.2:%d", port) {
+			t.Fatalf("got %q from %v (%v), want %q from 127.0.0.2:%d", pkt.Payload, src, err, want, port)
+		}
+	}
+
+	msg, inv := inviteWith(caller, a.sdp(""))
+	caller.send(msg)
+	bInv := callee.waitRequest(sip.INVITE)
+	pb := onlyPBX("the callee's offer", bInv.Body())
+	callee.respond(bInv, 183, "Session Progress", b.sdp(""))
+	early := caller.waitResponse(183)
+	pa := onlyPBX("the caller's 183", early.Body())
+	b.sendTo(relayIP, pb, 1, "early media")
+	fromPBX(a, "early media", pa)
+
+	callee.respond(bInv, 200, "OK", b.sdp(""))
+	ok := caller.waitResponse(200)
+	if p := onlyPBX("the caller's 200", ok.Body()); p != pa {
+		t.Fatalf("the 200 names port %d, the 183 named %d", p, pa)
+	}
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+
+	// The caller moves its media with an UPDATE carrying a new offer.
+	upd := caller.inDialog("UPDATE", inv, ok, 2)
+	body := a2.sdp("")
+	upd = strings.Replace(upd, "Content-Length: 0\r\n\r\n", "Content-Type: application/sdp\r\n"+
+		fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body))+body, 1)
+	caller.send(upd)
+	u := callee.waitRequest(sip.UPDATE)
+	if p := onlyPBX("the callee's UPDATE", u.Body()); p != pb {
+		t.Fatalf("the UPDATE names port %d, want the PBX's %d", p, pb)
+	}
+	callee.respond(u, 200, "OK", b.sdp(""))
+	if res := caller.waitResponse(200); onlyPBX("the answer to the UPDATE", res.Body()) != pa {
+		t.Fatalf("the answer to the UPDATE names another port than %d", pa)
+	}
+	a2.sendTo(relayIP, pa, 2, "after update")
+	fromPBX(b, "after update", pb)
+	b.sendTo(relayIP, pb, 2, "back")
+	fromPBX(a2, "back", pa)
+	hangUp(t, tp, caller, callee, inv, ok, 3)
 }
