@@ -209,12 +209,16 @@ func waitLog(t *testing.T, srv *server, pattern string) {
 
 // TestSippCallMediaRelayed: with --rtp-ports, sipp's caller plays G.711 audio toward the PBX, the
 // callee (sipp's UAS with -rtp_echo) echoes it, and both directions go through the relay: the
-// call's log line counts packets from each side.
+// call's log line counts packets from each side. The relay has an address of its own, so audio
+// flows only when both sipp instances send where the PBX's rewritten SDP told them.
 func TestSippCallMediaRelayed(t *testing.T) {
 	dsn := testenv.SQLiteDSN(t)
 	cli(t, "ext", "add", "200", "--password", "pw200", "--db", dsn)
 	lo := freeUDPPort(t) &^ 1
-	srv := startServer(t, "--db", dsn, "--trust", "127.0.0.0/8", "--rtp-ports", fmt.Sprintf("%d-%d", 30000+lo%20000, 30000+lo%20000+99))
+	// The relay on 127.0.0.2, SIP on 127.0.0.1: media reaches the relay only if sipp took its
+	// address from the PBX's SDP.
+	srv := startServer(t, "--db", dsn, "--trust", "127.0.0.0/8", "--rtp-ip", "127.0.0.2",
+		"--rtp-ports", fmt.Sprintf("%d-%d", 30000+lo%20000, 30000+lo%20000+99))
 	wait := sippCallee(t, srv.addr, "200", 1, "-sn", "uas", "-rtp_echo", "-mp", fmt.Sprint(freeUDPPort(t)&^1))
 	sipp(t, "uac-audio.xml", srv.addr, "-s", "200", "-m", "1", "-mp", fmt.Sprint(freeUDPPort(t)&^1))
 	wait()
