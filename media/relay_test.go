@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"go.uber.org/goleak"
 )
@@ -227,6 +229,9 @@ func TestRelayReleasesPortsAndExhausts(t *testing.T) {
 	s2.Close()
 }
 
+// FuzzRTPPath feeds datagrams through a session's whole receive path (classification, latching,
+// statistics, DTMF, RTCP reading) on the RTP and the RTCP port; nothing is sent, since the other
+// side has no address yet.
 func FuzzRTPPath(f *testing.F) {
 	p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1, SSRC: 1, CSRC: []uint32{2}, Extension: true,
 		ExtensionProfile: 0xBEDE}, Payload: []byte("abc")}
@@ -235,8 +240,36 @@ func FuzzRTPPath(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte{0x80, 200, 0, 1, 0, 0, 0, 1})
 	f.Add([]byte{0x9f, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1})
+	dtmf, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SSRC: 3}, Payload: []byte{5, 0x8a, 0, 160}}).Marshal()
+	f.Add(dtmf)
+	sr, _ := (&rtcp.SenderReport{SSRC: 1, NTPTime: 1 << 40, Reports: []rtcp.ReceptionReport{{SSRC: 2, TotalLost: 0x800000, LastSenderReport: 1 << 24}}}).Marshal()
+	f.Add(sr)
+	rr, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: 1}, &rtcp.Goodbye{Sources: []uint32{1}}})
+	f.Add(rr)
+
+	lo := 41200 // each fuzzing process takes its own pairs: busy ones are skipped
+	ports, err := NewPorts(net.IPv4(127, 0, 0, 1), lo, lo+127)
+	if err != nil {
+		f.Fatal(err)
+	}
+	r, _ := NewRelay(Config{Ports: ports, Timeout: -1})
+	s, err := r.NewSession()
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	offer := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=audio 9 RTP/AVP 0 111 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n"
+	if _, err := s.Rewrite(true, []byte(offer)); err != nil {
+		f.Fatal(err)
+	}
+	s.OnDTMF(func(bool, string) {})
+	src := netip.MustParseAddrPort("127.0.0.1:9")
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		var h rtp.Header
+		s.fromRTPPort(s.a, pkt, src, &h, time.Now(), nil)
+		s.fromRTCPPort(s.a, pkt, netip.MustParseAddrPort("127.0.0.1:10"))
+		s.fromRTPPort(s.b, pkt, src, &h, time.Now(), nil) // the callee: no address, nothing latched
 		var st stream
 		if classify(pkt, &h) == rtpPacket {
 			st.add(&h, len(pkt), time.Now(), 0)
@@ -244,6 +277,9 @@ func FuzzRTPPath(f *testing.F) {
 			if st.lost() > 1<<17 {
 				t.Fatalf("lost %d from two packets", st.lost())
 			}
+		}
+		if a, _ := s.Stats(); a.Jitter < 0 || a.Report.Fraction < 0 || a.Report.Fraction >= 1 {
+			t.Fatalf("stats out of range: %+v", a)
 		}
 	})
 }
