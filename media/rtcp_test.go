@@ -136,3 +136,35 @@ func TestRelayJitterUsesTheClockRate(t *testing.T) {
 		t.Fatalf("%d packets, jitter %.1f ms: want 10 and under 5 ms at 48 kHz", caller.Packets, caller.Jitter)
 	}
 }
+
+// A re-INVITE (or a transfer) often brings a new SSRC with a new random sequence number: packets
+// go on being relayed, and the jump is not counted as loss; gaps in the new sequence are.
+func TestRelaySSRCChangeOnReinvite(t *testing.T) {
+	r := newTestRelay(t, 2, Config{})
+	a, b := newEndpoint(t), newEndpoint(t)
+	s, pa, _ := callSession(t, r, a, b)
+	send := func(ssrc uint32, seq uint16) {
+		t.Helper()
+		p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: ssrc}, Payload: []byte("x")}
+		raw, _ := p.Marshal()
+		a.conn.WriteToUDP(raw, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pa})
+		if got, _ := b.recv(time.Second); got != "x" {
+			t.Fatalf("SSRC %x sequence %d not relayed", ssrc, seq)
+		}
+	}
+	for seq := uint16(100); seq < 103; seq++ {
+		send(1, seq)
+	}
+	if _, err := s.Rewrite(true, a.sdp("")); err != nil { // the re-INVITE's offer
+		t.Fatal(err)
+	}
+	send(2, 40000)
+	send(2, 40001)
+	if st, _ := s.Stats(); st.Packets != 5 || st.Lost != 0 {
+		t.Fatalf("after the SSRC change: %+v, want 5 packets, none lost", st)
+	}
+	send(2, 40003) // 40002 is missing
+	if st, _ := s.Stats(); st.Packets != 6 || st.Lost != 1 {
+		t.Fatalf("after a gap in the new stream: %+v, want 6 packets, 1 lost", st)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/dialplan"
 	"github.com/pbxkit/pbxkit/pbx"
 	"github.com/pbxkit/pbxkit/store"
 )
@@ -607,4 +609,27 @@ func TestMediaOnlyThePBXIsSeen(t *testing.T) {
 	b.sendTo(relayIP, pb, 2, "back")
 	fromPBX(a2, "back", pa)
 	hangUp(t, tp, caller, callee, inv, ok, 3)
+}
+
+// The statistics are readable while the call runs (Call.MediaStats), for a Go dialplan or
+// anything else holding the call.
+func TestMediaStatsOnALiveCall(t *testing.T) {
+	calls := make(chan *b2bua.Call, 1)
+	keep := dialplan.HandlerFunc(func(ctx context.Context, c *b2bua.Call) error {
+		calls <- c
+		_, err := c.Connect(ctx, []string{c.Callee()}, b2bua.ConnectOptions{})
+		return err
+	})
+	tp, caller, callee := mediaPBX(t, pbx.Config{Dialplan: keep})
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	inv, ok, pa, pb := mediaCall(t, caller, callee, a.sdp(""), b.sdp(""))
+	c := <-calls
+	audioBothWays(t, a, b, pa, pb)
+	a.send(pa, 3, "again") // sequence 2 is missing
+	b.recv()
+	ca, cb, relayed := c.MediaStats()
+	if !relayed || ca.Packets != 2 || ca.Lost != 1 || cb.Packets != 1 || ca.Bytes != uint64(12+len("to callee")+12+len("again")) {
+		t.Fatalf("live statistics: relayed %v, caller %+v, callee %+v", relayed, ca, cb)
+	}
+	hangUp(t, tp, caller, callee, inv, ok, 2)
 }
