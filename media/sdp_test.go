@@ -112,3 +112,22 @@ func FuzzSDP(f *testing.F) {
 		}
 	})
 }
+
+// The default policy keeps PCMU, PCMA, G722, opus and telephone-event, in the offer's order, and
+// drops the rest.
+func TestRewriteDefaultCodecs(t *testing.T) {
+	offer := "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n" +
+		"m=audio 4000 RTP/AVP 9 111 18 3 8 0 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:111 opus/48000/2\r\n" +
+		"a=rtpmap:18 G729/8000\r\na=rtpmap:3 GSM/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+	sd, err := ParseSDP([]byte(offer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Rewrite(sd, net.ParseIP("10.0.0.1"), 30000, DefaultCodecs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(out); !strings.Contains(s, "m=audio 30000 RTP/AVP 9 111 8 0 101\r\n") || strings.Contains(s, "G729") || strings.Contains(s, "GSM") {
+		t.Fatalf("default codec policy:\n%s", s)
+	}
+}
