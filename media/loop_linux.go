@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -43,9 +44,10 @@ type sessionEngine struct {
 
 // loop is one event loop and the epoll set it waits on.
 type loop struct {
-	epfd int           // the epoll set; owned by file
-	file *os.File      // epfd in Go's network poller; closing it ends the loop
-	done chan struct{} // closed when the loop's goroutine has returned
+	epfd    int           // the epoll set; owned by file
+	file    *os.File      // epfd in Go's network poller; closing it ends the loop
+	done    chan struct{} // closed when the loop's goroutine has returned
+	telling atomic.Bool   // the loop is telling key presses: a listener may end the call from there
 
 	mu       sync.Mutex // held while the loop handles a batch of events, and to change entries
 	entries  []*entry   // indexed by the epoll event's data
@@ -187,7 +189,9 @@ func (l *loop) remove(s *Session) {
 	l.mu.Unlock()
 	if last {
 		l.file.Close() // wakes the loop's wait; the descriptor closes once the loop let go of it
-		<-l.done
+		if !l.telling.Load() {
+			<-l.done
+		} // else the call may be ending from its own key press, on the loop: the loop ends next
 	}
 }
 
@@ -214,6 +218,7 @@ func (l *loop) run() {
 		if err != nil {
 			return // closed: the last call left
 		}
+		l.tell(&b) // outside Read: a listener that ends the last call closes the file
 	}
 }
 
@@ -246,11 +251,19 @@ func (l *loop) handle(events []unix.EpollEvent, b *batch) {
 		}
 	}
 	l.mu.Unlock()
-	// Key presses are told outside the lock: the listener may take locks of its own, and the
-	// lock holds up every call of the loop.
+}
+
+// tell tells the key presses of the last batch. Outside the lock: the listener may take locks of
+// its own, and the lock holds up every call of the loop.
+func (l *loop) tell(b *batch) {
+	if len(b.keys) == 0 {
+		return
+	}
+	l.telling.Store(true)
 	for i := range b.keys {
 		b.keys[i].tell()
 		b.keys[i] = keyPress{}
 	}
+	l.telling.Store(false)
 	b.keys = b.keys[:0]
 }

@@ -5,6 +5,7 @@ package media
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -15,7 +16,10 @@ import (
 
 type relayEngine struct{}
 
-type sessionEngine struct{ wg sync.WaitGroup }
+type sessionEngine struct {
+	wg      sync.WaitGroup
+	telling atomic.Bool // a reader goroutine is telling a key press: the listener may close s
+}
 
 func (s *Session) startEngine() error {
 	for _, sd := range []*side{s.a, s.b} {
@@ -30,7 +34,9 @@ func (s *Session) startEngine() error {
 func (s *Session) stopEngine() {
 	s.a.pair.Close()
 	s.b.pair.Close()
-	s.eng.wg.Wait()
+	if !s.eng.telling.Load() {
+		s.eng.wg.Wait()
+	} // else the call may be ending from its own key press, on a reader: they end next
 }
 
 func (s *Session) read(sd *side, sock *socket, rtcp bool) {
@@ -50,8 +56,12 @@ func (s *Session) read(sd *side, sock *socket, rtcp bool) {
 			continue
 		}
 		keys = s.fromRTPPort(sd, buf[:n], src, &h, time.Now(), keys[:0])
-		for _, k := range keys {
-			k.tell()
+		if len(keys) > 0 {
+			s.eng.telling.Store(true)
+			for _, k := range keys {
+				k.tell()
+			}
+			s.eng.telling.Store(false)
 		}
 	}
 }

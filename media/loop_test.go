@@ -119,3 +119,28 @@ func TestRelayIPv6(t *testing.T) {
 		}
 	}
 }
+
+// A key press listener may end the call (an IVR hangs up on "#"): closing the session from the
+// listener, which runs on the relay's loop, must not wait for that loop.
+func TestRelayCloseFromKeyPress(t *testing.T) {
+	r := newTestRelay(t, 2, Config{})
+	a, b := newEndpoint(t), newEndpoint(t)
+	s, pa, _ := callSession(t, r, a, b)
+	closed := make(chan struct{})
+	s.OnDTMF(func(bool, string) {
+		s.Close()
+		close(closed)
+	})
+	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SequenceNumber: 1, Timestamp: 80, SSRC: 5}, Payload: []byte{11, 0x8a, 0, 160}}
+	raw, _ := p.Marshal()
+	a.conn.WriteToUDP(raw, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pa})
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("closing the session from its key press listener did not return")
+	}
+	if free := r.Ports().Free(); free != 2 {
+		t.Fatalf("%d pairs free, want 2", free)
+	}
+	goleak.VerifyNone(t)
+}
