@@ -229,6 +229,27 @@ func TestRelayReleasesPortsAndExhausts(t *testing.T) {
 	s2.Close()
 }
 
+// scratchSession is a session for driving the receive path without sockets: the caller described
+// with media (its address 127.0.0.1:9), the callee with no address, so nothing is ever sent. Its
+// port pairs come from lo-lo+127, skipping busy ones (each fuzzing process takes its own).
+func scratchSession(tb testing.TB, lo int, media string) *Session {
+	tb.Helper()
+	ports, err := NewPorts(net.IPv4(127, 0, 0, 1), lo, lo+127)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, _ := NewRelay(Config{Ports: ports, Timeout: -1})
+	s, err := r.NewSession()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	if _, err := s.Rewrite(true, []byte("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+media)); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 // FuzzRTPPath feeds datagrams through a session's whole receive path (classification, latching,
 // statistics, DTMF, RTCP reading) on the RTP and the RTCP port; nothing is sent, since the other
 // side has no address yet.
@@ -247,22 +268,8 @@ func FuzzRTPPath(f *testing.F) {
 	rr, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: 1}, &rtcp.Goodbye{Sources: []uint32{1}}})
 	f.Add(rr)
 
-	lo := 41200 // each fuzzing process takes its own pairs: busy ones are skipped
-	ports, err := NewPorts(net.IPv4(127, 0, 0, 1), lo, lo+127)
-	if err != nil {
-		f.Fatal(err)
-	}
-	r, _ := NewRelay(Config{Ports: ports, Timeout: -1})
-	s, err := r.NewSession()
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer s.Close()
-	offer := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
-		"m=audio 9 RTP/AVP 0 111 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n"
-	if _, err := s.Rewrite(true, []byte(offer)); err != nil {
-		f.Fatal(err)
-	}
+	s := scratchSession(f, 41200, "m=audio 9 RTP/AVP 0 111 101\r\na=rtpmap:111 opus/48000/2\r\n"+
+		"a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n")
 	s.OnDTMF(func(bool, string) {})
 	src := netip.MustParseAddrPort("127.0.0.1:9")
 	f.Fuzz(func(t *testing.T, pkt []byte) {
