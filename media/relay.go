@@ -93,7 +93,8 @@ type ptTable struct {
 }
 
 // OnDTMF sets f to be told of every RFC 4733 key press either side sends (once per key, at the
-// end of the event). f runs on the relay's goroutine and must not block.
+// end of the event). f runs on the relay's goroutine, which serves other calls too: it must not
+// block, though it may close the session.
 func (s *Session) OnDTMF(f func(fromCaller bool, digit string)) {
 	s.onDTMF.Store(&f)
 }
@@ -116,8 +117,7 @@ func (k keyPress) tell() {
 
 // dtmf looks at a packet of side sd: an RFC 4733 telephone-event whose end bit is set is a key
 // press, reported once (the end packet is sent three times, with the same timestamp).
-func (s *Session) dtmf(sd *side, h *rtp.Header, pkt []byte, keys []keyPress) []keyPress {
-	pts := s.pts.Load()
+func (s *Session) dtmf(sd *side, h *rtp.Header, pkt []byte, pts *ptTable, keys []keyPress) []keyPress {
 	if pts == nil || !pts.event[h.PayloadType&0x7f] || s.onDTMF.Load() == nil {
 		return keys
 	}
@@ -349,14 +349,15 @@ func (s *Session) fromRTPPort(sd *side, pkt []byte, src netip.AddrPort, h *rtp.H
 		return keys
 	}
 	sd.last.Store(now.UnixNano())
+	pts := s.pts.Load()
 	var clock uint32
-	if pts := s.pts.Load(); pts != nil {
+	if pts != nil {
 		clock = pts.clock[h.PayloadType&0x7f]
 	}
 	sd.mu.Lock()
 	sd.stats.add(h, len(pkt), now, clock)
 	sd.mu.Unlock()
-	keys = s.dtmf(sd, h, pkt, keys)
+	keys = s.dtmf(sd, h, pkt, pts, keys)
 	if dst := sd.other.rtpDest(); dst.IsValid() && !sd.other.playing.Load() {
 		sd.other.pair.rtp.send(pkt, dst)
 	}
