@@ -81,16 +81,23 @@ func (e *endpoint) recv(timeout time.Duration) (string, int) {
 // callSession sets up a session between two endpoints: caller offer, callee answer.
 func callSession(t *testing.T, r *Relay, a, b *endpoint) (*Session, int, int) {
 	t.Helper()
+	return callSessionWith(t, r, a.sdp(""), b.sdp(""))
+}
+
+// callSessionWith sets up a session from the caller's offer and the callee's answer, and returns
+// it with the PBX's ports facing the caller and the callee.
+func callSessionWith(t *testing.T, r *Relay, offerIn, answerIn []byte) (*Session, int, int) {
+	t.Helper()
 	s, err := r.NewSession()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	offer, err := s.Rewrite(true, a.sdp(""))
+	offer, err := s.Rewrite(true, offerIn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	answer, err := s.Rewrite(false, b.sdp(""))
+	answer, err := s.Rewrite(false, answerIn)
 	if err != nil {
 		t.Fatal(err)
 	}

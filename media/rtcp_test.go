@@ -16,14 +16,7 @@ import (
 func TestRelayReadsRTCPReports(t *testing.T) {
 	r := newTestRelay(t, 2, Config{})
 	a, b := newEndpoint(t), newEndpoint(t)
-	s, err := r.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.Rewrite(true, a.sdp("a=rtcp-mux\r\n"))
-	s.Rewrite(false, b.sdp("a=rtcp-mux\r\n"))
-	pa, pb := s.Ports()
+	s, pa, pb := callSessionWith(t, r, a.sdp("a=rtcp-mux\r\n"), b.sdp("a=rtcp-mux\r\n"))
 
 	b.send(pb, 1, "audio from b") // the callee's stream, SSRC 0x1234
 	if got, _ := a.recv(time.Second); got != "audio from b" {
@@ -109,20 +102,11 @@ func recvRTCP(t *testing.T, e *endpoint) rtcp.Packet {
 func TestRelayJitterUsesTheClockRate(t *testing.T) {
 	r := newTestRelay(t, 2, Config{})
 	a, b := newEndpoint(t), newEndpoint(t)
-	s, err := r.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	opus := func(e *endpoint) []byte {
 		return fmt.Appendf(nil, "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
 			"m=audio %d RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n", e.port())
 	}
-	if _, err := s.Rewrite(true, opus(a)); err != nil {
-		t.Fatal(err)
-	}
-	s.Rewrite(false, opus(b))
-	pa, _ := s.Ports()
+	s, pa, _ := callSessionWith(t, r, opus(a), opus(b))
 	start := time.Now()
 	for i := range 10 {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * 20 * time.Millisecond)))

@@ -25,9 +25,6 @@ type socket struct {
 
 var errClosed = errors.New("media: socket closed")
 
-// errWouldBlock: nothing to read now.
-var errWouldBlock = errors.New("media: no datagram waiting")
-
 // listen binds a non-blocking UDP socket to ip:port.
 func listen(ip net.IP, port int) (*socket, error) {
 	addr, ok := netip.AddrFromSlice(ip)
@@ -57,7 +54,7 @@ func listen(ip net.IP, port int) (*socket, error) {
 	return &socket{fd: fd, ip6: addr.Is6(), port: port}, nil
 }
 
-// recv reads one datagram without waiting: errWouldBlock when none is there.
+// recv reads one datagram without waiting (EAGAIN when none is there).
 func (s *socket) recv(buf []byte) (int, netip.AddrPort, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -68,10 +65,7 @@ func (s *socket) recv(buf []byte) (int, netip.AddrPort, error) {
 	rsaLen := uint32(unsafe.Sizeof(rsa))
 	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), uintptr(unsafe.Pointer(unsafe.SliceData(buf))),
 		uintptr(len(buf)), unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&rsaLen)))
-	switch {
-	case errno == unix.EAGAIN:
-		return 0, netip.AddrPort{}, errWouldBlock
-	case errno != 0:
+	if errno != 0 {
 		return 0, netip.AddrPort{}, errno
 	}
 	return int(n), fromRaw(&rsa), nil

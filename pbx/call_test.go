@@ -195,9 +195,7 @@ func TestCallCancelWhileRinging(t *testing.T) {
 	caller.send(cancel)
 	r487 := caller.waitResponse(487)
 	ackFinal(caller, inv, r487)
-	bc := callees[0].waitRequest(sip.CANCEL)
-	callees[0].respond(bc, 200, "OK", "")
-	callees[0].respond(b, 487, "Request Terminated", "")
+	callees[0].acceptCancel(b)
 	waitIdle(t, tp)
 	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != store.Cancelled || cdr.HangupBy != "caller" {
 		t.Fatalf("CDR %+v", cdr)
@@ -214,9 +212,7 @@ func TestCallRingTimeout(t *testing.T) {
 	if res.Reason != "Temporarily Unavailable" {
 		t.Fatalf("reason %q", res.Reason)
 	}
-	bc := callees[0].waitRequest(sip.CANCEL)
-	callees[0].respond(bc, 200, "OK", "")
-	callees[0].respond(b, 487, "Request Terminated", "")
+	callees[0].acceptCancel(b)
 	waitIdle(t, tp)
 	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != store.NoAnswer || cdr.Status != 480 {
 		t.Fatalf("CDR %+v", cdr)
@@ -237,9 +233,7 @@ func TestCallForksToEveryContact(t *testing.T) {
 	callees[1].respond(b2, 200, "OK", calleeSDP)
 	ok := caller.waitResponse(200)
 	callees[1].waitRequest(sip.ACK)
-	c := callees[0].waitRequest(sip.CANCEL) // the losing fork is cancelled
-	callees[0].respond(c, 200, "OK", "")
-	callees[0].respond(b1, 487, "Request Terminated", "")
+	callees[0].acceptCancel(b1) // the losing fork is cancelled
 	caller.send(caller.inDialog("ACK", inv, ok, 1))
 	hangUp(t, tp, caller, callees[1], inv, ok, 2)
 }

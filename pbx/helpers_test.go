@@ -346,6 +346,14 @@ func (c *uaClient) waitResponse(code int) *sip.Response {
 }
 
 // respond answers req as a phone would, with a fixed To tag and its own Contact.
+// acceptCancel is a ringing phone taking the PBX's CANCEL of inv: 200 to the CANCEL, 487 to the
+// INVITE.
+func (c *uaClient) acceptCancel(inv *sip.Request) {
+	c.t.Helper()
+	c.respond(c.waitRequest(sip.CANCEL), 200, "OK", "")
+	c.respond(inv, 487, "Request Terminated", "")
+}
+
 func (c *uaClient) respond(req *sip.Request, code int, reason string, body string) {
 	c.t.Helper()
 	res := sip.NewResponseFromRequest(req, code, reason, []byte(body))

@@ -453,16 +453,14 @@ func TestMediaPortsReleasedOnEveryEnd(t *testing.T) {
 	caller.waitResponse(180)
 	caller.send(cancelOf(inv))
 	awaitFinal(t, caller, inv, 5*time.Second) // 487
-	callee.respond(callee.waitRequest(sip.CANCEL), 200, "OK", "")
-	callee.respond(bInv, 487, "Request Terminated", "")
+	callee.acceptCancel(bInv)
 	waitFree("cancel")
 
 	// Ring timeout.
 	inv, bInv = ring()
 	callee.respond(bInv, 180, "Ringing", "")
 	awaitFinal(t, caller, inv, 5*time.Second) // 480
-	callee.respond(callee.waitRequest(sip.CANCEL), 200, "OK", "")
-	callee.respond(bInv, 487, "Request Terminated", "")
+	callee.acceptCancel(bInv)
 	waitFree("ring timeout")
 
 	// BYE from the callee after an answer.
