@@ -15,6 +15,13 @@ import (
 	"github.com/pbxkit/pbxkit/internal/sipx"
 )
 
+// Defaults of Config.
+const (
+	DefaultRingTimeout = 30 * time.Second
+	DefaultAckTimeout  = 32 * time.Second // 64*T1, RFC 3261 §13.3.1.4
+	DefaultUserAgent   = "pbxkit"
+)
+
 // Config configures an Engine; zero fields take their defaults.
 type Config struct {
 	// UDPListener is the local address of the PBX's UDP listener as sipgo knows it (for example
@@ -22,8 +29,9 @@ type Config struct {
 	// phones opened toward it by registering (RFC 3581); without it sipgo may send from a socket
 	// of its own.
 	UDPListener string
-	// Host and Port are the PBX's own address, used in the Contact of both legs. When Host is empty
-	// or unspecified (0.0.0.0), the host the caller addressed (its Request-URI) is used.
+	// Host and Port are the PBX's own address, used in the Contact of both legs (UDP and TCP
+	// listen on the same port). When Host is empty or unspecified (0.0.0.0), the host the caller
+	// addressed (its Request-URI) is used.
 	Host string
 	Port int
 	// BranchPrefix starts the Via branch of every request the engine sends, so the PBX's front
@@ -43,7 +51,8 @@ type Config struct {
 	// "P-Asserted-Identity" where the PBX's trunks expect it). Nothing else crosses: topology
 	// hiding is the default, and each header that crosses is chosen here.
 	CopyHeaders []string
-	// Resolve finds the contacts of a transfer target (REFER). Without it REFER is answered 501.
+	// Resolve finds the contacts of a destination (Connect, REFER). Without it Connect fails and
+	// REFER is answered 501.
 	Resolve Resolver
 	// Media, when set, relays every call's RTP through the PBX and rewrites the session
 	// descriptions both ways; nil lets them pass unchanged.
@@ -51,6 +60,34 @@ type Config struct {
 	// OnEvent, when set, is told of every call event. It is called on the call's goroutines and
 	// must not block.
 	OnEvent func(Event)
+	// OnUnreachable, when set, is told of a contact that could not be reached over a connection
+	// (TCP): the connection failed before the contact answered anything. The PBX removes that
+	// registration, so a phone that has gone away is not rung again (RFC 5626's flow failure).
+	// It must not block.
+	OnUnreachable func(Target, error)
+}
+
+func (c Config) withDefaults() Config {
+	if c.BranchPrefix == "" {
+		c.BranchPrefix = sip.RFC3261BranchMagicCookie
+	}
+	if c.RingTimeout == 0 {
+		c.RingTimeout = DefaultRingTimeout
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = DefaultUserAgent
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.RingTimeout < 0 || c.AckTimeout < 0 {
+		return fmt.Errorf("b2bua: ring timeout (%v) and ACK timeout (%v) must not be negative", c.RingTimeout, c.AckTimeout)
+	}
+	return nil
 }
 
 // Engine runs calls: it terminates every caller's dialog and re-originates one dialog per callee
@@ -61,35 +98,23 @@ type Engine struct {
 	udp    *sipgo.Client // requests over UDP: sent from the PBX's listening socket
 	log    *slog.Logger
 	cdr    RecordWriter
+	table  *table
 
 	mu      sync.Mutex
 	closing bool
 	calls   map[*Call]struct{}
-	dialogs map[string]dialogRef // dialog key (as seen in requests to us) -> call and side
 
 	quit   chan struct{}  // closed by Shutdown: calls being set up give up
-	active sync.WaitGroup // Connect calls in progress: they still send, so they end before the UA closes
+	active sync.WaitGroup // Handle and transfers in progress: they still send, so they end before the UA closes
 	bg     sync.WaitGroup // B-leg readers and CANCEL/BYE senders: they end with their transactions
 }
 
-type dialogRef struct {
-	call *Call
-	aleg bool // the caller's side
-}
-
-// New returns an engine sending through ua. cdr may be nil.
+// New returns an engine sending through ua. cdr may be nil. The engine also listens to ua's
+// transport layer, to handle each call's messages in the order they arrive.
 func New(ua *sipgo.UserAgent, cfg Config, log *slog.Logger, cdr RecordWriter) (*Engine, error) {
-	if cfg.BranchPrefix == "" {
-		cfg.BranchPrefix = sip.RFC3261BranchMagicCookie
-	}
-	if cfg.RingTimeout == 0 {
-		cfg.RingTimeout = 30 * time.Second
-	}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = "pbxkit"
-	}
-	if cfg.AckTimeout == 0 {
-		cfg.AckTimeout = 64 * sip.T1
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -104,8 +129,10 @@ func New(ua *sipgo.UserAgent, cfg Config, log *slog.Logger, cdr RecordWriter) (*
 			return nil, fmt.Errorf("b2bua: udp listener %q: %w", cfg.UDPListener, err)
 		}
 	}
-	return &Engine{cfg: cfg, client: client, udp: udp, log: log, cdr: cdr, calls: map[*Call]struct{}{}, dialogs: map[string]dialogRef{},
-		quit: make(chan struct{})}, nil
+	e := &Engine{cfg: cfg, client: client, udp: udp, log: log, cdr: cdr, table: newTable(),
+		calls: map[*Call]struct{}{}, quit: make(chan struct{})}
+	ua.TransportLayer().OnMessage(e.observe)
+	return e, nil
 }
 
 // recoverPanic keeps a bug reached by some remote's message in a background goroutine from
@@ -123,7 +150,7 @@ func (e *Engine) sendAsync(req *sip.Request, log *slog.Logger, what string) {
 	go func() {
 		defer e.bg.Done()
 		defer e.recoverPanic(what)
-		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 		defer cancel()
 		if _, err := e.clientFor(req).Do(ctx, req); err != nil {
 			log.Debug(what, "error", err)
@@ -147,68 +174,72 @@ func (e *Engine) Active() int {
 }
 
 // Dialogs returns the number of dialogs the engine tracks (two per answered call).
-func (e *Engine) Dialogs() int {
+func (e *Engine) Dialogs() int { return e.table.size() }
+
+// liveCalls returns the calls in progress.
+func (e *Engine) liveCalls() []*Call {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.dialogs)
-}
-
-func (e *Engine) addDialog(d *dialogSide, c *Call, aleg bool) {
-	e.mu.Lock()
-	e.dialogs[d.key()] = dialogRef{call: c, aleg: aleg}
-	e.mu.Unlock()
-}
-
-func (e *Engine) removeDialog(key string) {
-	e.mu.Lock()
-	delete(e.dialogs, key)
-	e.mu.Unlock()
-}
-
-func (e *Engine) removeDialogs(c *Call) {
-	e.mu.Lock()
-	for k, ref := range e.dialogs {
-		if ref.call == c {
-			delete(e.dialogs, k)
-		}
+	calls := make([]*Call, 0, len(e.calls))
+	for c := range e.calls {
+		calls = append(calls, c)
 	}
-	delete(e.calls, c)
-	e.mu.Unlock()
+	return calls
 }
 
 // InCall reports whether the extension ext is in an answered call, as the caller or as the
 // callee that answered.
 func (e *Engine) InCall(ext string) bool {
-	e.mu.Lock()
-	calls := make([]*Call, 0, len(e.calls))
-	for c := range e.calls {
-		calls = append(calls, c)
-	}
-	e.mu.Unlock()
-	for _, c := range calls {
-		c.mu.Lock()
-		busy := c.answered && !c.ended && (c.user == ext || c.rec.Caller == ext || c.winner != nil && c.winner.ext == ext)
-		c.mu.Unlock()
-		if busy {
+	for _, c := range e.liveCalls() {
+		if c.talking(ext) {
 			return true
 		}
 	}
 	return false
 }
 
+// admit files a new call, unless the engine is shutting down.
+func (e *Engine) admit(c *Call) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
+	e.calls[c] = struct{}{}
+	e.active.Add(1)
+	return true
+}
+
+// release forgets a call that ended, with its dialogs.
+func (e *Engine) release(c *Call) {
+	e.table.removeCall(c, time.Now())
+	e.mu.Lock()
+	delete(e.calls, c)
+	e.mu.Unlock()
+}
+
 // HandleInDialog takes a request inside a dialog of one of the engine's calls (ACK, BYE and the
-// requests passed through to the other side). It reports false when the request belongs to no
-// dialog of the engine, for the caller to answer 481.
+// requests passed through to the other side), in the order the call's requests arrived. A BYE for
+// a dialog that ended a moment ago (it crossed the PBX's own BYE, or a transfer released its
+// sender) is answered 200. It reports false when the request belongs to no dialog of the engine,
+// for the caller to answer 481.
 func (e *Engine) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) bool {
 	toTag, _ := req.To().Params.Get("tag")
 	fromTag, _ := req.From().Params.Get("tag")
-	e.mu.Lock()
-	ref, ok := e.dialogs[dialogKey(req.CallID().Value(), toTag, fromTag)]
-	e.mu.Unlock()
+	key := dialogKey(req.CallID().Value(), toTag, fromTag)
+	ref, ok := e.table.lookup(key)
 	if !ok {
+		if req.Method == sip.BYE && e.table.ended(key, time.Now()) {
+			e.respond(req, tx, 200, "", nil)
+			return true
+		}
 		return false
 	}
-	ref.call.inDialog(req, tx, ref.aleg)
+	c := ref.call
+	c.arrivals.wait(req)
+	t := &turn{a: c.arrivals, req: req}
+	defer t.done()
+	c.inDialog(req, tx, ref.aleg, t)
 	return true
 }
 
@@ -222,12 +253,8 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		e.closing = true
 		close(e.quit)
 	}
-	calls := make([]*Call, 0, len(e.calls))
-	for c := range e.calls {
-		calls = append(calls, c)
-	}
 	e.mu.Unlock()
-	for _, c := range calls {
+	for _, c := range e.liveCalls() {
 		c.Hangup("pbx shutdown")
 	}
 	return waitGroup(ctx, &e.active, "b2bua: shutdown")
@@ -263,7 +290,7 @@ func (e *Engine) respondPhrase(req *sip.Request, tx sip.ServerTransaction, code 
 	res := sip.NewResponseFromRequest(req, code, phrase, body)
 	res.SipVersion = "SIP/2.0"
 	if toTag != "" && code != 100 {
-		res.To().Params.Add("tag", toTag)
+		res.To().Params.Add("tag", toTag) // sipgo made one up; the dialog's is ours
 	}
 	res.AppendHeader(sip.NewHeader("Server", e.cfg.UserAgent))
 	for _, h := range hdrs {

@@ -29,24 +29,17 @@ type Event struct {
 	Side     string // CallDTMF: "caller" or "callee"
 }
 
-// emitWith publishes ev with the call's identity filled in.
+// emit publishes an event of kind with the call's identity.
+func (c *Call) emit(kind EventKind, status int) { c.emitWith(Event{Kind: kind, Status: status}) }
+
+// emitWith publishes ev with the call's identity filled in (and, for CallEnded, how it ended).
 func (c *Call) emitWith(ev Event) {
 	if c.e.cfg.OnEvent == nil {
 		return
 	}
 	c.mu.Lock()
 	ev.Time, ev.CallID, ev.Caller, ev.Callee = time.Now(), c.rec.CallID, c.rec.Caller, c.rec.Callee
-	c.mu.Unlock()
-	c.e.cfg.OnEvent(ev)
-}
-
-func (c *Call) emit(kind EventKind, status int) {
-	if c.e.cfg.OnEvent == nil {
-		return
-	}
-	c.mu.Lock()
-	ev := Event{Kind: kind, Time: time.Now(), CallID: c.rec.CallID, Caller: c.rec.Caller, Callee: c.rec.Callee, Status: status}
-	if kind == CallEnded {
+	if ev.Kind == CallEnded {
 		ev.Status, ev.HangupBy, ev.Reason = c.rec.Status, c.rec.HangupBy, c.rec.Reason
 	}
 	c.mu.Unlock()

@@ -2,7 +2,6 @@ package b2bua
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -49,34 +48,91 @@ type MediaStats struct {
 	RTTMS            float64
 }
 
+// callMedia is a call's media: the relay session (nil without relay) and the latest session
+// description of each side. Guarded by the call's mu.
+type callMedia struct {
+	session    MediaSession
+	offer      []byte               // the caller's offer as the callees see it
+	ackBody    []byte               // the body of the caller's ACK of our 2xx (a late offer's answer)
+	early      bool                 // the caller got the PBX's own 183 with SDP
+	stopEarly  []context.CancelFunc // stop PBX audio playing to the caller
+	sdpA, sdpB []byte               // the latest description of each side, as it sent it
+}
+
+// setSDP records a completed offer/answer: from the caller (aleg) or the callee.
+func (m *callMedia) setSDP(aleg bool, offer, answer []byte) {
+	if aleg {
+		m.sdpA, m.sdpB = offer, answer
+	} else {
+		m.sdpB, m.sdpA = offer, answer
+	}
+}
+
+// startMedia allocates the call's relay and rewrites the caller's offer; a call it cannot relay
+// is refused (503 no port, 400 malformed SDP, 488 no allowed codec).
+func (c *Call) startMedia() bool {
+	m, err := c.e.cfg.Media.NewSession()
+	if err != nil {
+		code := statusOf(err)
+		c.log.Warn("no media relay for the call", "status", code, "error", err)
+		c.fail(code, "pbx", "media: "+err.Error(), sip.NewHeader("Retry-After", "5"))
+		return false
+	}
+	c.mu.Lock()
+	c.media.session = m
+	c.mu.Unlock()
+	m.OnDTMF(func(fromCaller bool, digit string) {
+		c.emitWith(Event{Kind: CallDTMF, Digit: digit, Side: side(fromCaller)})
+	})
+	offer, err := c.sdpFrom(true, c.aReq.Body())
+	if code := statusOf(err); err != nil && code == 488 {
+		// No allowed codec: routing still runs, and every attempt to connect comes to 488, so a
+		// dialplan can answer 606 instead (or route to something that needs no media).
+		c.log.Info("caller's offer has no allowed codec", "error", err)
+		c.mu.Lock()
+		c.setup.refusal = &ringResult{status: 488, by: "pbx", reason: "media: " + err.Error()}
+		c.setup.last = c.setup.refusal
+		c.mu.Unlock()
+		return true
+	} else if err != nil {
+		c.log.Info("caller's offer refused", "status", code, "error", err)
+		c.fail(code, "pbx", "media: "+err.Error())
+		return false
+	}
+	c.mu.Lock()
+	c.media.offer = offer
+	c.mu.Unlock()
+	return true
+}
+
+// mediaSession returns the call's media session, nil without relay.
+func (c *Call) mediaSession() MediaSession {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.media.session
+}
+
 // sdpFrom rewrites a description from the caller (fromCaller) or the callee for the other side;
 // without media relay, or for an empty body, it is returned as it is.
 func (c *Call) sdpFrom(fromCaller bool, body []byte) ([]byte, error) {
-	if c.media == nil || len(body) == 0 {
+	m := c.mediaSession()
+	if m == nil || len(body) == 0 {
 		return body, nil
 	}
-	return c.media.Rewrite(fromCaller, body)
-}
-
-// mediaStatus is the status that refuses a description the relay could not take.
-func mediaStatus(err error) int {
-	var se *StatusError
-	if errors.As(err, &se) {
-		return se.Code
-	}
-	return 500
+	return m.Rewrite(fromCaller, body)
 }
 
 // watchMedia hangs an answered call up when its media stops (Idle), until the call ends.
 func (c *Call) watchMedia() {
-	if c.media == nil {
+	m := c.mediaSession()
+	if m == nil {
 		return
 	}
 	c.e.bg.Add(1)
 	go func() {
 		defer c.e.bg.Done()
 		select {
-		case <-c.media.Idle():
+		case <-m.Idle():
 			c.log.Info("no media from either side: hanging up")
 			c.hangup(true, true, "pbx", "media timeout")
 		case <-c.done:
@@ -108,9 +164,7 @@ func isSDP(ct *sip.ContentTypeHeader) bool {
 // MediaStats returns what each side has sent through the media relay so far, and false when the
 // call has no relay.
 func (c *Call) MediaStats() (caller, callee MediaStats, ok bool) {
-	c.mu.Lock()
-	m := c.media
-	c.mu.Unlock()
+	m := c.mediaSession()
 	if m == nil {
 		return MediaStats{}, MediaStats{}, false
 	}
@@ -118,17 +172,12 @@ func (c *Call) MediaStats() (caller, callee MediaStats, ok bool) {
 	return caller, callee, true
 }
 
-// ErrNoMedia is returned by PlayToCaller on a call without media relay.
-var ErrNoMedia = errors.New("b2bua: the call has no media relay")
-
 // PlayToCaller plays PBX audio to the caller while the call is not answered: what is "tone"
 // (ringback) or the path of a WAV file (8 kHz mono, 16-bit PCM or G.711, looped). The first call
 // sends 183 Session Progress with the PBX's SDP; it blocks until ctx ends, the caller hangs up or
 // a callee answers (then the caller hears the callee through the same port, with no new SDP).
 func (c *Call) PlayToCaller(ctx context.Context, what string) error {
-	c.mu.Lock()
-	m, early := c.media, c.earlyMedia
-	c.mu.Unlock()
+	m := c.mediaSession()
 	if m == nil {
 		return ErrNoMedia
 	}
@@ -139,34 +188,45 @@ func (c *Call) PlayToCaller(ctx context.Context, what string) error {
 	if err != nil {
 		return err
 	}
-	if !early {
-		if _, err := c.e.respond(c.aReq, c.aTx, 183, c.a.localTag, sdp, c.contact); err != nil {
-			return err
-		}
-		c.mu.Lock()
-		c.earlyMedia = true
-		c.mu.Unlock()
+	if err := c.earlyAnswer(sdp); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(c.ctx, cancel) // the caller's CANCEL, shutdown
 	defer stop()
 	c.mu.Lock()
-	if c.answered || c.ended {
+	if c.state != stateSetup {
 		c.mu.Unlock()
 		return nil
 	}
-	c.stopEarly = append(c.stopEarly, cancel) // answer and finish stop the audio
+	c.media.stopEarly = append(c.media.stopEarly, cancel) // answer and finish stop the audio
 	c.mu.Unlock()
-	err = play(ctx)
-	return err
+	return play(ctx)
+}
+
+// earlyAnswer sends the caller the PBX's 183 with sdp, once.
+func (c *Call) earlyAnswer(sdp []byte) error {
+	c.mu.Lock()
+	early := c.media.early
+	c.mu.Unlock()
+	if early {
+		return nil
+	}
+	if _, err := c.e.respond(c.aReq, c.aTx, 183, c.a.localTag, sdp, c.a.contact); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.media.early = true
+	c.mu.Unlock()
+	return nil
 }
 
 // stopAudio stops PBX audio to the caller: a callee answered, or the call ended.
 func (c *Call) stopAudio() {
 	c.mu.Lock()
-	stops := c.stopEarly
-	c.stopEarly = nil
+	stops := c.media.stopEarly
+	c.media.stopEarly = nil
 	c.mu.Unlock()
 	for _, stop := range stops {
 		stop()

@@ -18,24 +18,41 @@ type dialogSide struct {
 	routes    []sip.Header // Route headers from the route set
 	dest      string       // "ip:port" to send to (the peer's source, RFC 3581); "" resolves target
 	transport string
-	cseq      uint32 // our last CSeq in this dialog
+	cseq      uint32             // our last CSeq in this dialog
+	contact   *sip.ContactHeader // the PBX's Contact in this dialog, with the dialog's transport
 }
 
 func (d *dialogSide) key() string { return dialogKey(d.callID, d.localTag, d.remoteTag) }
+
+// id is the dialog as "Call-ID;local-tag;remote-tag", for logs and DialogIDs.
+func (d *dialogSide) id() string { return d.callID + ";" + d.localTag + ";" + d.remoteTag }
+
+// pbxContact is the PBX's Contact for a dialog over transport: the transport parameter tells the
+// peer to send its requests in the dialog (ACK, BYE, re-INVITE) over the same transport
+// (RFC 3261 §19.1.1; without it the peer uses UDP).
+func pbxContact(host string, port int, transport string) *sip.ContactHeader {
+	uri := sip.Uri{Scheme: "sip", Host: host, Port: port}
+	if t := strings.ToLower(transport); t != "" && t != "udp" {
+		uri.UriParams = sip.NewParams()
+		uri.UriParams.Add("transport", t)
+	}
+	return &sip.ContactHeader{Address: uri}
+}
 
 func dialogKey(callID, localTag, remoteTag string) string {
 	return callID + "\x00" + localTag + "\x00" + remoteTag
 }
 
 // request builds an in-dialog request with the next CSeq (RFC 3261 §12.2.1.1).
-func (d *dialogSide) request(method sip.RequestMethod, contact *sip.ContactHeader, branchPrefix string) *sip.Request {
+func (d *dialogSide) request(method sip.RequestMethod, branchPrefix string) *sip.Request {
 	d.cseq++
-	return d.requestCSeq(method, d.cseq, contact, branchPrefix)
+	return d.requestCSeq(method, d.cseq, branchPrefix)
 }
 
-// requestCSeq builds a request in the dialog with the given CSeq. contact is the PBX's Contact:
-// its address also goes into the Via; it is sent as a header only where a Contact belongs.
-func (d *dialogSide) requestCSeq(method sip.RequestMethod, cseq uint32, contact *sip.ContactHeader, branchPrefix string) *sip.Request {
+// requestCSeq builds a request in the dialog with the given CSeq. The PBX's Contact address also
+// goes into the Via; the Contact is sent as a header only where one belongs.
+func (d *dialogSide) requestCSeq(method sip.RequestMethod, cseq uint32, branchPrefix string) *sip.Request {
+	contact := d.contact
 	req := sip.NewRequest(method, *d.target.Clone())
 	req.SetTransport(strings.ToUpper(d.transport))
 	if d.dest != "" {

@@ -82,7 +82,7 @@ func (c *Call) armSession(res *sip.Response) {
 	deadline := d - min(32*time.Second, d/3)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ended {
+	if c.state == stateEnded {
 		return
 	}
 	if c.session != nil {

@@ -30,9 +30,7 @@ func (e *Engine) HandleStrayResponse(res *sip.Response) bool {
 	if !ok {
 		return false
 	}
-	e.mu.Lock()
-	ref, known := e.dialogs[dialogKey(callID.Value(), localTag, remoteTag)]
-	e.mu.Unlock()
+	ref, known := e.table.lookup(dialogKey(callID.Value(), localTag, remoteTag))
 
 	self := sip.Uri{Scheme: "sip", Host: via.Host, Port: via.Port}
 	d := dialogSide{
@@ -40,9 +38,9 @@ func (e *Engine) HandleStrayResponse(res *sip.Response) bool {
 		remoteURI: *to.Address.Clone(), remoteTag: remoteTag, target: target,
 		routes: routeSet(res.GetHeaders("Record-Route"), true), dest: res.Source(),
 		transport: strings.ToLower(via.Transport), cseq: res.CSeq().SeqNo,
+		contact: &sip.ContactHeader{Address: self},
 	}
-	contact := &sip.ContactHeader{Address: self}
-	ack := d.requestCSeq(sip.ACK, res.CSeq().SeqNo, contact, e.cfg.BranchPrefix)
+	ack := d.requestCSeq(sip.ACK, res.CSeq().SeqNo, e.cfg.BranchPrefix)
 	if err := e.clientFor(ack).WriteRequest(ack); err != nil {
 		e.log.Debug("ack of a stray 2xx", "error", err)
 	}
@@ -51,7 +49,7 @@ func (e *Engine) HandleStrayResponse(res *sip.Response) bool {
 		return true
 	}
 	e.log.Info("2xx for no live call: acknowledged and hung up", "call_id", callID.Value(), "src", res.Source())
-	l := &leg{c: &Call{e: e, log: e.log, contact: contact}, d: d}
-	l.bye()
+	bye := d.request(sip.BYE, e.cfg.BranchPrefix)
+	e.sendAsync(bye, e.log, "bye of a stray 2xx")
 	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -17,52 +18,66 @@ import (
 // cannot be called it returns a *StatusError saying why (404, 486, 480, ...).
 type Resolver func(ctx context.Context, target sip.Uri) ([]Target, error)
 
-// StatusError is a routing failure with the SIP status that describes it.
-type StatusError struct {
-	Code   int
-	Reason string
+// transfer is one REFER being carried out (RFC 3515): one side of the call (the transferor) asks
+// that the other side (the transferee) be connected to someone else.
+type transfer struct {
+	c      *Call
+	fromA  bool       // the transferor is the caller's side
+	x      *dialogSide // the transferor's dialog
+	target sip.Uri    // Refer-To
+	log    *slog.Logger
 }
 
-func (e *StatusError) Error() string { return fmt.Sprintf("%d %s", e.Code, e.Reason) }
-
-// transfer carries out a blind transfer (RFC 3515, RFC 5589 §6): one side (the transferor)
-// asks with REFER that the other side (the transferee) be connected to the Refer-To target.
-//
-// The PBX accepts (202), reports progress to the transferor with NOTIFY (message/sipfrag), rings
-// the target as the transferee with the transferee's current SDP, and on answer re-INVITEs the
-// transferee with the target's SDP, so the transferee talks to the target in the same call. The
-// transferor then gets a final NOTIFY and is hung up. If the target cannot be reached the final
-// NOTIFY says why and the original call goes on.
-func (c *Call) transfer(req *sip.Request, tx sip.ServerTransaction, fromA bool) {
+// refer takes a REFER: blind transfer to the Refer-To target, or attended transfer when the
+// target carries Replaces (RFC 3891). The PBX accepts (202), carries the transfer out itself and
+// reports to the transferor with NOTIFY (message/sipfrag). A REFER while another transfer is in
+// progress gets 491.
+func (c *Call) refer(req *sip.Request, tx sip.ServerTransaction, fromA bool, t *turn) {
 	e := c.e
-	c.mu.Lock()
-	w := c.winner
-	tag, x, y, ySDP, yUser := c.a.localTag, &c.a, &w.d, c.sdpB, c.callee
-	if !fromA {
-		tag, x, y, ySDP, yUser = w.d.localTag, &w.d, &c.a, c.sdpA, c.rec.Caller
-	}
-	c.mu.Unlock()
-	refer := req.ReferTo()
+	tag, _ := c.sides(fromA)
+	referTo := req.ReferTo()
 	switch {
-	case refer == nil || refer.Address.Scheme == "":
+	case referTo == nil || referTo.Address.Scheme == "":
 		e.respond(req, tx, 400, tag, nil, sip.NewHeader("Warning", `399 pbxkit "REFER needs a Refer-To"`))
 		return
 	case e.cfg.Resolve == nil:
 		e.respond(req, tx, 501, tag, nil)
 		return
-	}
-	if _, err := e.respond(req, tx, 202, tag, nil); err != nil {
+	case !c.moveLocked(stateTransferring):
+		e.respond(req, tx, 491, tag, nil)
 		return
 	}
 	e.active.Add(1)
 	defer e.active.Done()
-	target := refer.Address
-	log := c.log.With("transfer_to", target.String())
-	c.notify(x, 100, false)
+	defer c.moveLocked(stateAnswered) // unless the call ended meanwhile
+	if _, err := e.respond(req, tx, 202, tag, nil); err != nil {
+		return
+	}
+	t.done()
+	c.mu.Lock()
+	x := c.a
+	if !fromA {
+		x = &c.winner.d
+	}
+	c.mu.Unlock()
+	tr := &transfer{c: c, fromA: fromA, x: x, target: *referTo.Address.Clone(), log: c.log.With("transfer_to", referTo.Address.String())}
+	tr.notify(100, false)
+	if rep, ok := replacesOf(referTo.Address); ok {
+		tr.attended(rep)
+		return
+	}
+	tr.blind()
+}
 
+// blind rings the target as the transferee with the transferee's current SDP and, on answer,
+// re-INVITEs the transferee with the target's SDP, so the transferee talks to the target in the
+// same call (RFC 5589 §6). The transferor then gets a final NOTIFY and is hung up. If the target
+// cannot be reached the final NOTIFY says why and the call goes on as it was.
+func (tr *transfer) blind() {
+	c := tr.c
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	// Only an extension of this PBX: a phone must not make the PBX call out anywhere it names.
-	targets, err := e.cfg.Resolve(ctx, sip.Uri{Scheme: "sip", User: target.User})
+	targets, err := c.e.cfg.Resolve(ctx, sip.Uri{Scheme: "sip", User: tr.target.User})
 	cancel()
 	if err != nil {
 		code := 404
@@ -70,67 +85,96 @@ func (c *Call) transfer(req *sip.Request, tx sip.ServerTransaction, fromA bool) 
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		log.Info("transfer target cannot be called", "status", code, "error", err)
-		c.notify(x, code, true)
+		tr.log.Info("transfer target cannot be called", "status", code, "error", err)
+		tr.notify(code, true)
 		return
 	}
-	r := c.ring(targets, legOrigin{fromUser: yUser, toUser: target.User, body: ySDP}, ringOptions{})
-	if r.leg == nil {
-		log.Info("transfer target did not answer", "status", r.status, "reason", r.reason)
-		c.notify(x, r.status, true)
-		return
-	}
-	l, res := r.leg, r.res
-	// The target speaks for the transferor's side now: through the relay, its description is
-	// rewritten as coming from that side.
-	targetSDP, err := c.sdpFrom(fromA, res.Body())
-	if err != nil {
-		log.Warn("transfer target's answer refused", "error", err)
-		l.bye()
-		c.notify(x, mediaStatus(err), true)
-		return
-	}
-	answer, ok := c.reoffer(y, targetSDP)
-	if ok {
-		if answer, err = c.sdpFrom(!fromA, answer); err != nil {
-			log.Warn("transferee's answer refused", "error", err)
-			ok = false
-		}
-	}
-	if !ok {
-		log.Warn("transferee did not take the new session")
-		l.bye()
-		c.notify(x, 500, true)
-		return
-	}
-
-	// The target takes the transferor's place in the call.
 	c.mu.Lock()
-	old := *x
-	if fromA {
-		c.a = l.d
-		c.sdpA, c.sdpB = targetSDP, answer
-		e.addDialog(&c.a, c, true)
-	} else {
-		c.winner = l
-		c.sdpB, c.sdpA = targetSDP, answer
-		e.addDialog(&l.d, c, false)
+	peerSDP, peerUser := c.media.sdpB, c.rec.Callee
+	if !tr.fromA {
+		peerSDP, peerUser = c.media.sdpA, c.seg.caller
 	}
 	c.mu.Unlock()
-	e.removeDialog(old.key())
-	log.Info("call transferred")
+	r := c.ring(targets, legOrigin{fromUser: peerUser, toUser: tr.target.User, body: sendRecv(peerSDP)}, ringOptions{})
+	if r.leg == nil {
+		tr.log.Info("transfer target did not answer", "status", r.status, "reason", r.reason)
+		tr.notify(r.status, true)
+		return
+	}
+	// The target answered the transferee's session; the transferee's answer to the target's is
+	// not needed by the target, which keeps its own.
+	if _, code := tr.bridge(r.res.Body()); code != 200 {
+		r.leg.bye()
+		tr.notify(code, true)
+		return
+	}
+	tr.takeSide(&r.leg.d, r.leg, r.leg.party())
+}
+
+// bridge connects the transferee with a new party whose description is newSDP (as the new party
+// sent it): the transferee is re-INVITEd with it, through the call's relay as coming from the
+// transferor's side. It returns the transferee's answer rewritten for the new party and 200, or
+// the status that says why the transferee did not take the new session.
+func (tr *transfer) bridge(newSDP []byte) ([]byte, int) {
+	c := tr.c
+	toTransferee, err := c.sdpFrom(tr.fromA, newSDP)
+	if err != nil {
+		tr.log.Warn("new party's description refused", "error", err)
+		return nil, statusOf(err)
+	}
+	c.mu.Lock()
+	y := &c.winner.d
+	if !tr.fromA {
+		y = c.a
+	}
+	c.mu.Unlock()
+	answer, ok := c.reoffer(y, toTransferee)
+	if !ok {
+		tr.log.Warn("transferee did not take the new session")
+		return nil, 500
+	}
+	forNew, err := c.sdpFrom(!tr.fromA, answer)
+	if err != nil {
+		tr.log.Warn("transferee's answer refused", "error", err)
+		return nil, statusOf(err)
+	}
+	c.mu.Lock()
+	c.media.setSDP(tr.fromA, newSDP, answer)
+	c.mu.Unlock()
+	return forNew, 200
+}
+
+// takeSide puts the new party's dialog d in the transferor's place (for the callee's side, as
+// leg l), closes the call's segment and opens the next, then releases the transferor: final
+// NOTIFY, BYE. A BYE the transferor sends itself meanwhile finds its dialog retired (200).
+func (tr *transfer) takeSide(d *dialogSide, l *leg, party string) {
+	c := tr.c
+	now := time.Now()
+	c.mu.Lock()
+	c.closeSegment(now, "transferred")
+	if tr.fromA {
+		c.a = d
+		c.seg.caller = party
+	} else {
+		c.winner = l
+		c.seg.callee, c.rec.Callee = party, party
+	}
+	c.seg.start = now
+	c.mu.Unlock()
+	c.e.table.add(d.key(), c, tr.fromA)
+	c.e.table.remove(tr.x.key(), now)
+	tr.log.Info("call transferred", "party", party)
 	c.emit(CallTransferred, 200)
-	c.notify(&old, 200, true)
-	gone := &leg{c: c, d: old}
-	gone.bye()
+	tr.notify(200, true)
+	c.byeIn(tr.x, "bye to transferor")
 }
 
 // notify reports a transfer's progress to the transferor in its dialog (RFC 3515 §2.4.5): the
 // status line of the target's answer as message/sipfrag.
-func (c *Call) notify(d *dialogSide, code int, final bool) {
-	e := c.e
+func (tr *transfer) notify(code int, final bool) {
+	c := tr.c
 	c.mu.Lock()
-	n := d.request(sip.NOTIFY, c.contact, e.cfg.BranchPrefix)
+	n := tr.x.request(sip.NOTIFY, c.e.cfg.BranchPrefix)
 	c.mu.Unlock()
 	n.AppendHeader(sip.NewHeader("Event", "refer"))
 	state := "active;expires=60"
@@ -139,10 +183,10 @@ func (c *Call) notify(d *dialogSide, code int, final bool) {
 	}
 	n.AppendHeader(sip.NewHeader("Subscription-State", state))
 	n.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
-	n.SetBody([]byte(fmt.Sprintf("SIP/2.0 %d %s\r\n", code, sipx.Reason(code))))
+	n.SetBody(fmt.Appendf(nil, "SIP/2.0 %d %s\r\n", code, sipx.Reason(code)))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := e.clientFor(n).Do(ctx, n); err != nil {
+	if _, err := c.e.clientFor(n).Do(ctx, n); err != nil {
 		c.log.Debug("notify of transfer", "error", err)
 	}
 }
@@ -150,11 +194,11 @@ func (c *Call) notify(d *dialogSide, code int, final bool) {
 // reoffer re-INVITEs side d with sdp (the new peer's session) and returns d's answer.
 func (c *Call) reoffer(d *dialogSide, sdp []byte) ([]byte, bool) {
 	c.mu.Lock()
-	out := d.request(sip.INVITE, c.contact, c.e.cfg.BranchPrefix)
+	out := d.request(sip.INVITE, c.e.cfg.BranchPrefix)
 	c.mu.Unlock()
 	out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	out.SetBody(sdp)
-	res, err := c.inviteIn(d, out)
+	res, err := c.inviteIn(d, out, nil)
 	if err != nil || !res.IsSuccess() {
 		return nil, false
 	}

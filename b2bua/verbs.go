@@ -18,10 +18,6 @@ import (
 // go (Ringing, Progress, Provisional) or tries something and reports back (a Connect that no
 // callee answered leaves the caller waiting, so routing can try elsewhere).
 
-// ErrDecided is returned by a verb used on a call whose caller already has its final answer: it
-// was answered, refused, redirected or cancelled, or the call has ended.
-var ErrDecided = errors.New("b2bua: the call is already decided")
-
 // minSE is the smallest session interval RFC 4028 §4 allows, sent with a 422 from routing.
 const minSE = 90
 
@@ -44,8 +40,9 @@ type Result struct {
 	Reason   string // why, in words
 }
 
-// ID returns the caller's Call-ID.
-func (c *Call) ID() string { return c.a.callID }
+// ID returns the caller's Call-ID. It names the call for its whole life, whoever the caller's
+// side is connected to after a transfer.
+func (c *Call) ID() string { return c.id }
 
 // Request returns the caller's INVITE. It must not be modified.
 func (c *Call) Request() *sip.Request { return c.aReq }
@@ -64,14 +61,14 @@ func (c *Call) Engine() *Engine { return c.e }
 func (c *Call) Answered() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.answered
+	return !c.rec.Answer.IsZero()
 }
 
 // Decided reports whether the caller has its final answer (or the call has ended).
 func (c *Call) Decided() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.decided || c.ended
+	return c.state.decided()
 }
 
 // SetVar stores a per-call variable: routing sets them, the hang-up handler reads them.
@@ -100,7 +97,7 @@ func (c *Call) SetHeader(name, value string) error {
 		return err
 	}
 	c.mu.Lock()
-	c.headers = append(c.headers, h)
+	c.setup.headers = append(c.setup.headers, h)
 	c.mu.Unlock()
 	return nil
 }
@@ -109,7 +106,7 @@ func (c *Call) SetHeader(name, value string) error {
 // goroutine that ended the call and must not block.
 func (c *Call) OnEnd(f func(Record)) {
 	c.mu.Lock()
-	if !c.ended {
+	if c.state != stateEnded {
 		c.onEnd = append(c.onEnd, f)
 		c.mu.Unlock()
 		return
@@ -117,38 +114,6 @@ func (c *Call) OnEnd(f func(Record)) {
 	rec := c.rec
 	c.mu.Unlock()
 	f(rec)
-}
-
-// reservedHeaders make up the dialog or the message: the engine writes them itself.
-var reservedHeaders = map[string]bool{
-	"via": true, "v": true, "from": true, "f": true, "to": true, "t": true, "call-id": true, "i": true,
-	"cseq": true, "contact": true, "m": true, "max-forwards": true, "content-length": true, "l": true,
-	"content-type": true, "c": true, "route": true, "record-route": true,
-}
-
-// NewHeader checks that name is a token (RFC 3261 §25.1) that names no header the engine writes
-// itself, and that value holds no line break, and returns the header.
-func NewHeader(name, value string) (sip.Header, error) {
-	if name == "" || !isToken(name) {
-		return nil, fmt.Errorf("b2bua: %q is not a valid header name", name)
-	}
-	if reservedHeaders[strings.ToLower(name)] {
-		return nil, fmt.Errorf("b2bua: header %s is written by the PBX and cannot be set", name)
-	}
-	if strings.ContainsAny(value, "\r\n\x00") {
-		return nil, fmt.Errorf("b2bua: the value of header %s contains a line break", name)
-	}
-	return sip.NewHeader(name, value), nil
-}
-
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("-.!%*_+`'~", b) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // Connect rings dests in parallel (forking to every contact of each) and waits until one
@@ -209,7 +174,7 @@ func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) 
 		return Result{Status: 487, Reason: "routing gave up: " + ctx.Err().Error()}, nil
 	}
 	c.mu.Lock()
-	refusal := c.refusal
+	refusal := c.setup.refusal
 	c.mu.Unlock()
 	if refusal != nil {
 		c.remember(*refusal)
@@ -223,7 +188,8 @@ func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) 
 		o.display = opts.CallerName
 	}
 	c.mu.Lock()
-	o.extra = append(append([]sip.Header(nil), c.headers...), opts.Headers...)
+	o.extra = append(append([]sip.Header(nil), c.setup.headers...), opts.Headers...)
+	c.rec.Callee = partyOf(targets)
 	c.mu.Unlock()
 	r := c.ring(targets, o, ringOptions{caller: true, follow: true, ctx: ctx, timeout: opts.Timeout})
 	switch {
@@ -250,18 +216,29 @@ func (c *Call) SetFallback(status int, reason string) {
 // remember keeps a failed attempt for conclude.
 func (c *Call) remember(r ringResult) {
 	c.mu.Lock()
-	c.last = &r
+	c.setup.last = &r
 	c.mu.Unlock()
+}
+
+// partyOf names the callee of a ring for the record: the first extension among targets, else the
+// user of the first URI.
+func partyOf(targets []Target) string {
+	for _, t := range targets {
+		if t.Ext != "" {
+			return t.Ext
+		}
+	}
+	return targets[0].URI.User
 }
 
 // endedResult describes a call that is already decided.
 func (c *Call) endedResult() Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.answered {
+	if !c.rec.Answer.IsZero() {
 		return Result{Answered: true, Status: 200, Reason: "answered"}
 	}
-	if c.ended {
+	if c.state == stateEnded {
 		return Result{Status: c.rec.Status, Reason: c.rec.Reason}
 	}
 	return Result{Status: 500, Reason: "the caller already has its final answer"}
@@ -286,8 +263,7 @@ func (c *Call) Forward(ctx context.Context, dests []string, opts ForwardOptions)
 	if !isToken(reason) {
 		return Result{}, fmt.Errorf("b2bua: forward reason %q is not a token", reason)
 	}
-	host := c.contact.Address.Host
-	div := sip.NewHeader("Diversion", fmt.Sprintf("<sip:%s@%s>;reason=%s;counter=1", c.callee, host, reason))
+	div := sip.NewHeader("Diversion", fmt.Sprintf("<sip:%s@%s>;reason=%s;counter=1", c.callee, c.host(), reason))
 	if err := c.Provisional(181, "", div); err != nil {
 		return c.endedResult(), err
 	}
@@ -317,7 +293,7 @@ func (c *Call) Provisional(code int, phrase string, hdrs ...sip.Header) error {
 	if code == 180 || code == 183 {
 		c.emit(CallRinging, code)
 	}
-	_, err = c.e.respondPhrase(c.aReq, c.aTx, code, phrase, c.a.localTag, nil, append(hdrs, c.contact)...)
+	_, err = c.e.respondPhrase(c.aReq, c.aTx, code, phrase, c.a.localTag, nil, append(hdrs, c.a.contact)...)
 	return err
 }
 
@@ -334,13 +310,20 @@ func (c *Call) Reject(code int, phrase string, hdrs ...sip.Header) error {
 	}
 	switch code {
 	case 405:
-		hdrs = append(hdrs, sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY"))
+		hdrs = append(hdrs, sip.NewHeader("Allow", allowValue))
 	case 415:
 		hdrs = append(hdrs, sip.NewHeader("Accept", "application/sdp"))
 	case 422:
 		hdrs = append(hdrs, sip.NewHeader("Min-SE", strconv.Itoa(minSE)))
 	}
-	return c.final(code, phrase, "routing rejected the call", hdrs...)
+	by, why := "pbx", "routing rejected the call"
+	c.mu.Lock()
+	if last := c.setup.last; last != nil && last.by == "callee" && last.status == code {
+		// Routing passed on what the callee answered: the callee ended the call.
+		by, why = "callee", last.reason
+	}
+	c.mu.Unlock()
+	return c.final(code, phrase, by, why, hdrs...)
 }
 
 // Redirect answers the caller with a 3xx (300, 301, 302, 305 or 380) whose Contact headers are
@@ -364,19 +347,14 @@ func (c *Call) Redirect(code int, contacts []string) error {
 		}
 		hdrs = append(hdrs, sip.NewHeader("Contact", "<"+ct+">"))
 	}
-	return c.final(code, sipx.Reason(code), "routing redirected the call", hdrs...)
+	return c.final(code, sipx.Reason(code), "pbx", "routing redirected the call", hdrs...)
 }
 
 // final sends a final non-2xx answer chosen by routing.
-func (c *Call) final(code int, phrase, why string, hdrs ...sip.Header) error {
-	c.mu.Lock()
-	if c.decided || c.ended {
-		c.mu.Unlock()
+func (c *Call) final(code int, phrase, by, why string, hdrs ...sip.Header) error {
+	if !c.refuse(code, phrase, by, why, hdrs...) {
 		return ErrDecided
 	}
-	c.decided = true
-	c.mu.Unlock()
-	c.failWith(code, phrase, "pbx", why, hdrs...)
 	return nil
 }
 

@@ -690,7 +690,7 @@ func TestCallFinalAnswersPassThrough(t *testing.T) {
 		condition string
 	}{
 		{600, 600, "Busy Everywhere", "busy"},
-		{603, 603, "Decline", "failed"},
+		{603, 603, "Decline", "declined"},
 		{404, 404, "Not Found", "failed"},
 		{480, 480, "Temporarily Unavailable", "no_answer"},
 		{407, 403, "Forbidden", "failed"},

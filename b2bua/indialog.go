@@ -1,0 +1,135 @@
+package b2bua
+
+import (
+	"context"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// inDialog handles a request the caller (aleg) or the callee sent inside the call's dialogs. t is
+// the request's turn among the call's requests: it is done once the request is dispatched (passed
+// on, answered or refused), so the next one may go on while this one waits for an answer.
+func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool, t *turn) {
+	switch req.Method {
+	case sip.ACK:
+		c.ackIn(req, aleg)
+	case sip.BYE:
+		c.e.respond(req, tx, 200, c.localTag(aleg), nil)
+		by := side(aleg)
+		c.hangup(!aleg, aleg, by, "BYE from the "+by)
+	case sip.REFER:
+		c.refer(req, tx, aleg, t)
+	case sip.INVITE:
+		c.reinvite(req, tx, aleg, t)
+	default:
+		c.relay(req, tx, aleg, t)
+	}
+}
+
+// side names the caller's side (aleg) or the callee's.
+func side(aleg bool) string {
+	if aleg {
+		return "caller"
+	}
+	return "callee"
+}
+
+// ackIn takes an ACK: of a relayed re-INVITE's 2xx, or the caller's ACK of the call's 200.
+func (c *Call) ackIn(req *sip.Request, aleg bool) {
+	if c.re.acked(req.CSeq().SeqNo, &c.mu) {
+		return
+	}
+	if aleg {
+		c.mu.Lock()
+		if !c.acked.fired() {
+			c.media.ackBody = req.Body() // a late offer's answer
+		}
+		c.mu.Unlock()
+		c.acked.fire()
+	}
+}
+
+// localTag is the PBX's tag in the caller's dialog (aleg) or the callee's.
+func (c *Call) localTag(aleg bool) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if aleg {
+		return c.a.localTag
+	}
+	if c.winner == nil {
+		return ""
+	}
+	return c.winner.d.localTag
+}
+
+// sides returns, for a request from the caller (aleg) or the callee, the PBX's tag in the
+// sender's dialog and the other side's dialog, where the request is passed on.
+func (c *Call) sides(aleg bool) (tag string, other *dialogSide) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if aleg {
+		return c.a.localTag, &c.winner.d
+	}
+	return c.winner.d.localTag, c.a
+}
+
+// relay passes a mid-call request (INFO, UPDATE, OPTIONS, MESSAGE, NOTIFY) to the other side and
+// its answer back.
+func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool, t *turn) {
+	e := c.e
+	tag, other := c.sides(aleg)
+	body, err := c.sdpIn(req, aleg)
+	if err != nil {
+		c.log.Info("description refused", "method", req.Method, "error", err)
+		e.respond(req, tx, statusOf(err), tag, nil)
+		return
+	}
+	c.mu.Lock()
+	out := other.request(req.Method, e.cfg.BranchPrefix)
+	c.mu.Unlock()
+	if ct := req.ContentType(); ct != nil {
+		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+	}
+	copyTimerHeaders(req, out)
+	out.SetBody(body)
+	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
+	defer cancel()
+	otx, err := e.clientFor(out).TransactionRequest(ctx, out)
+	t.done() // sent: the call's next request may be passed on
+	if err != nil {
+		e.respond(req, tx, 408, tag, nil)
+		return
+	}
+	defer otx.Terminate()
+	res, err := finalAnswer(ctx, otx)
+	if err != nil {
+		e.respond(req, tx, 408, tag, nil)
+		return
+	}
+	answer, err := c.sdpOut(res, aleg)
+	if err != nil {
+		c.log.Info("answer refused", "method", req.Method, "error", err)
+		e.respond(req, tx, statusOf(err), tag, nil)
+		return
+	}
+	e.respond(req, tx, res.StatusCode, tag, answer, timerHeaders(res)...)
+	if req.Method == sip.UPDATE && res.IsSuccess() {
+		c.armSession(res) // an UPDATE refreshes the session too
+	}
+}
+
+// finalAnswer waits for the final answer of a non-INVITE client transaction.
+func finalAnswer(ctx context.Context, tx sip.ClientTransaction) (*sip.Response, error) {
+	for {
+		select {
+		case res := <-tx.Responses():
+			if !res.IsProvisional() {
+				return res, nil
+			}
+		case <-tx.Done():
+			return nil, errNoAnswer
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
