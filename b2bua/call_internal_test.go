@@ -27,7 +27,7 @@ func TestCallErr(t *testing.T) {
 func TestStateMachine(t *testing.T) {
 	allowed := map[[2]callState]bool{
 		{stateSetup, stateRefused}: true, {stateSetup, stateAnswered}: true, {stateSetup, stateEnded}: true,
-		{stateRefused, stateEnded}: true,
+		{stateRefused, stateEnded}:         true,
 		{stateAnswered, stateTransferring}: true, {stateAnswered, stateEnded}: true,
 		{stateTransferring, stateAnswered}: true, {stateTransferring, stateEnded}: true,
 	}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/pbxkit/pbxkit/internal/sipx"
 	"github.com/emiago/sipgo/sip"
+	"github.com/pbxkit/pbxkit/internal/sipx"
 )
 
 // Hangup ends an answered call from the PBX's side (BYE to both sides) or gives up on one still

@@ -38,4 +38,3 @@ func isToken(s string) bool {
 	}
 	return true
 }
-

@@ -22,9 +22,9 @@ type Resolver func(ctx context.Context, target sip.Uri) ([]Target, error)
 // that the other side (the transferee) be connected to someone else.
 type transfer struct {
 	c      *Call
-	fromA  bool       // the transferor is the caller's side
+	fromA  bool        // the transferor is the caller's side
 	x      *dialogSide // the transferor's dialog
-	target sip.Uri    // Refer-To
+	target sip.Uri     // Refer-To
 	log    *slog.Logger
 }
 
