@@ -8,8 +8,10 @@ import (
 
 // answer connects the caller to the leg that answered (ring has ACKed it and cancelled the
 // others): send 2xx to the caller and retransmit it until the caller's ACK (RFC 3261 §13.3.1.4,
-// RFC 6026). Without an ACK within AckTimeout both sides are hung up.
-func (c *Call) answer(l *leg, res *sip.Response) {
+// RFC 6026). Without an ACK within AckTimeout both sides are hung up. It reports false when the
+// answer was not connected: the call was refused here (the callee's description cannot be
+// relayed), or Hangup gave up on it meanwhile (conclude answers the caller then).
+func (c *Call) answer(l *leg, res *sip.Response) bool {
 	body, err := c.sdpFrom(false, res.Body())
 	if err != nil {
 		// The callee's answer cannot be relayed (no allowed codec, malformed): it answered, so it
@@ -18,14 +20,12 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 		c.log.Warn("callee's answer refused", "status", code, "error", err)
 		c.dropAnswer(l)
 		c.fail(code, "pbx", "media: "+err.Error())
-		return
+		return false
 	}
 	c.stopAudio() // the caller hears the callee from now on, through the same port
-	if why, ok := c.connect(l, body); !ok {
-		// Hangup gave up on the call while this answer was on its way.
-		c.dropAnswer(l)
-		c.fail(487, "pbx", why)
-		return
+	if !c.connect(l, body) {
+		c.dropAnswer(l) // Hangup gave up on the call while this answer was on its way
+		return false
 	}
 	// Before the caller gets its 200: after it, the caller's BYE can end the call at any moment.
 	c.emit(CallAnswered, 200)
@@ -38,7 +38,7 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 	if err != nil {
 		c.log.Warn("200 to caller not sent", "error", err)
 		c.Hangup("could not answer the caller")
-		return
+		return true
 	}
 	c.log.Info("call answered", "callee", c.callee, "b_call_id", l.d.callID)
 	acked := c.retransmitUntil(c.aTx, ok, c.acked.ch)
@@ -53,25 +53,23 @@ func (c *Call) answer(l *leg, res *sip.Response) {
 			c.Hangup("no ACK from the caller")
 		}
 	}
+	return true
 }
 
 // connect makes l the callee's side of the answered call and starts the call's first segment.
-// It fails, with the reason, when Hangup gave up on the call meanwhile.
-func (c *Call) connect(l *leg, calleeSDP []byte) (string, bool) {
+// It fails when Hangup gave up on the call meanwhile.
+func (c *Call) connect(l *leg, calleeSDP []byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.abort != "" {
-		return c.abort, false
-	}
-	if !c.move(stateAnswered) {
-		return "the call ended", false
+	if c.abort != "" || !c.move(stateAnswered) {
+		return false
 	}
 	now := time.Now()
 	c.winner = l
 	c.rec.Answer, c.rec.Callee = now, l.party()
 	c.seg = segment{caller: c.rec.Caller, callee: l.party(), start: now}
 	c.media.sdpA, c.media.sdpB = c.media.offer, calleeSDP
-	return "", true
+	return true
 }
 
 // dropAnswer hangs up a leg whose answer will not be connected.

@@ -193,9 +193,10 @@ func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) 
 	c.mu.Unlock()
 	r := c.ring(targets, o, ringOptions{caller: true, follow: true, ctx: ctx, timeout: opts.Timeout})
 	switch {
-	case r.leg != nil:
-		c.answer(r.leg, r.res)
+	case r.leg != nil && c.answer(r.leg, r.res):
 		return Result{Answered: true, Status: 200, Reason: "answered"}, nil
+	case r.leg != nil:
+		return c.endedResult(), nil
 	case r.silent:
 		c.finish(r.status, r.by, r.reason)
 		return Result{Status: r.status, Reason: r.reason}, nil
@@ -240,6 +241,9 @@ func (c *Call) endedResult() Result {
 	}
 	if c.state == stateEnded {
 		return Result{Status: c.rec.Status, Reason: c.rec.Reason}
+	}
+	if c.abort != "" {
+		return Result{Status: 487, Reason: c.abort}
 	}
 	return Result{Status: 500, Reason: "the caller already has its final answer"}
 }
