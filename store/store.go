@@ -542,54 +542,6 @@ func (s *Store) loadBindings(ctx context.Context) error {
 	return nil
 }
 
-// ---- call records ----
-
-// WriteCDR stores a finished call's record; DurationSec and BillableSec are computed from the
-// times.
-func (s *Store) WriteCDR(ctx context.Context, c *CDR) error {
-	if err := c.prepare(); err != nil {
-		return err
-	}
-	c.ID = 0
-	for _, t := range []*time.Time{&c.StartAt, &c.EndAt, c.AnswerAt} {
-		if t != nil {
-			*t = t.UTC().Truncate(time.Microsecond)
-		}
-	}
-	if c.NodeID == "" {
-		c.NodeID = s.opt.nodeID
-	}
-	ctx, cancel := s.opCtx(ctx)
-	defer cancel()
-	return mapErr("store: write cdr "+c.CallID, s.db.WithContext(ctx).Create(c).Error)
-}
-
-// CDRFilter selects call records; zero fields do not filter.
-type CDRFilter struct {
-	CallID string
-	Since  time.Time
-	Limit  int // default 100
-}
-
-// CDRs returns the matching call records, newest first.
-func (s *Store) CDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
-	ctx, cancel := s.opCtx(ctx)
-	defer cancel()
-	q := s.db.WithContext(ctx).Order("start_at DESC, id DESC")
-	if f.CallID != "" {
-		q = q.Where("call_id = ?", f.CallID)
-	}
-	if !f.Since.IsZero() {
-		q = q.Where("start_at >= ?", f.Since.UTC())
-	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	var out []CDR
-	err := q.Limit(f.Limit).Find(&out).Error
-	return out, mapErr("store: list cdrs", err)
-}
-
 // ---- queues ----
 
 // CreateQueue adds q with its members. The name must be new; members must be extensions.
