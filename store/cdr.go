@@ -41,8 +41,9 @@ type LegStats struct {
 }
 
 // CDR is the record of one call. DurationSec and BillableSec are derived from the times when the
-// record is written: duration from start to end, billable from answer to end (rounded up to
-// whole seconds, as carriers bill).
+// record is written: duration from start to end, billable from answer to end, both rounded up to
+// whole seconds (a started second counts, as carriers bill). Rounding both the same way keeps
+// BillableSec <= DurationSec: the talk time is a part of the call.
 type CDR struct {
 	ID          int64       `gorm:"column:id;primaryKey"`
 	CallID      string      `gorm:"column:call_id"`
@@ -67,7 +68,15 @@ type CDR struct {
 // TableName tells gorm the table.
 func (CDR) TableName() string { return "cdrs" }
 
+// prepare checks c, brings its times to what the databases store (UTC, microseconds) and derives
+// the durations from those, so that a record read back gives the same figures when recomputed.
 func (c *CDR) prepare() error {
+	c.StartAt, c.EndAt = dbTime(c.StartAt), dbTime(c.EndAt)
+	if c.AnswerAt != nil {
+		// A copy: the caller's time value may be shared with other code.
+		a := dbTime(*c.AnswerAt)
+		c.AnswerAt = &a
+	}
 	if c.CallID == "" {
 		return invalid("call_id", "must be set")
 	}
@@ -80,17 +89,21 @@ func (c *CDR) prepare() error {
 	if c.Status != 0 && (c.Status < 100 || c.Status > 699) {
 		return invalid("status", "must be a SIP status code")
 	}
-	c.DurationSec = int(c.EndAt.Sub(c.StartAt) / time.Second)
+	c.DurationSec = secondsUp(c.EndAt.Sub(c.StartAt))
 	c.BillableSec = 0
 	if c.AnswerAt != nil {
 		if c.AnswerAt.Before(c.StartAt) || c.AnswerAt.After(c.EndAt) {
 			return invalid("answer_at", "must lie between start_at and end_at")
 		}
-		talk := c.EndAt.Sub(*c.AnswerAt)
-		c.BillableSec = int((talk + time.Second - 1) / time.Second)
+		c.BillableSec = secondsUp(c.EndAt.Sub(*c.AnswerAt))
 	}
 	return nil
 }
+
+// secondsUp rounds d up to whole seconds. It is monotonic, so the talk time (answer to end, never
+// longer than start to end) cannot round to more than the call's duration; rounding the two
+// differently (duration down, billable up) once billed 2 s of a call that lasted 1 s.
+func secondsUp(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
 
 // WriteCDR stores a finished call's record; DurationSec and BillableSec are computed from the
 // times.
@@ -99,11 +112,6 @@ func (s *Store) WriteCDR(ctx context.Context, c *CDR) error {
 		return err
 	}
 	c.ID = 0
-	for _, t := range []*time.Time{&c.StartAt, &c.EndAt, c.AnswerAt} {
-		if t != nil {
-			*t = t.UTC().Truncate(time.Microsecond)
-		}
-	}
 	if c.NodeID == "" {
 		c.NodeID = s.opt.nodeID
 	}

@@ -128,7 +128,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	now := o.now
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.NewSlogLogger(o.log, logger.Config{SlowThreshold: 200 * time.Millisecond, LogLevel: logger.Warn, IgnoreRecordNotFoundError: true}),
-		NowFunc:                func() time.Time { return now().UTC().Truncate(time.Microsecond) },
+		NowFunc:                func() time.Time { return dbTime(now()) },
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
 	})
@@ -239,7 +239,11 @@ func (s *Store) opCtx(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.opt.opTimeout)
 }
 
-func (s *Store) now() time.Time { return s.opt.now().UTC().Truncate(time.Microsecond) }
+func (s *Store) now() time.Time { return dbTime(s.opt.now()) }
+
+// dbTime is t as both databases keep it: UTC with microsecond precision (Postgres timestamptz),
+// so that what is written compares equal to what is read back.
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 func (s *Store) goose() (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations.FS, s.dialect)
@@ -464,7 +468,7 @@ func (s *Store) PutBinding(ctx context.Context, b Binding) error {
 	}
 	now := s.now()
 	b.ID = 0
-	b.ExpiresAt = b.ExpiresAt.UTC().Truncate(time.Microsecond)
+	b.ExpiresAt = dbTime(b.ExpiresAt)
 	b.CreatedAt, b.UpdatedAt = now, now
 	if b.NodeID == "" {
 		b.NodeID = s.opt.nodeID
