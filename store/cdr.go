@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -11,20 +13,20 @@ type Disposition string
 
 // Dispositions of a CDR.
 const (
-	Answered  Disposition = "answered"
-	NoAnswer  Disposition = "no_answer"
-	Busy      Disposition = "busy"
+	Answered Disposition = "answered"
+	NoAnswer Disposition = "no_answer"
+	Busy     Disposition = "busy"
+	// Declined: the callee, or routing on its behalf (do not disturb), answered 603 Decline
+	// (RFC 3261 §21.6.2). Someone chose not to take the call: neither busy nor a failure.
+	Declined  Disposition = "declined"
 	Failed    Disposition = "failed"
 	Cancelled Disposition = "cancelled"
 )
 
-func (d Disposition) valid() bool {
-	switch d {
-	case Answered, NoAnswer, Busy, Failed, Cancelled:
-		return true
-	}
-	return false
-}
+// dispositions lists every Disposition once, for valid and its error message.
+var dispositions = []Disposition{Answered, NoAnswer, Busy, Declined, Failed, Cancelled}
+
+func (d Disposition) valid() bool { return slices.Contains(dispositions, d) }
 
 // LegStats are a call leg's media statistics: what the leg's phone sent, as the RTP relay
 // measured it, and what the phone said in RTCP of the audio it received.
@@ -81,7 +83,11 @@ func (c *CDR) prepare() error {
 		return invalid("call_id", "must be set")
 	}
 	if !c.Disposition.valid() {
-		return invalid("disposition", fmt.Sprintf("%q is not one of answered, no_answer, busy, failed, cancelled", c.Disposition))
+		names := make([]string, len(dispositions))
+		for i, d := range dispositions {
+			names[i] = string(d)
+		}
+		return invalid("disposition", fmt.Sprintf("%q is not one of %s", c.Disposition, strings.Join(names, ", ")))
 	}
 	if c.StartAt.IsZero() || c.EndAt.Before(c.StartAt) {
 		return invalid("end_at", "must be set and not before start_at")

@@ -108,3 +108,29 @@ func TestCDRDurations(t *testing.T) {
 		})
 	}
 }
+
+// TestCDRDeclined: a 603 answer is recorded as declined, and the validation message names the
+// disposition among the valid ones.
+func TestCDRDeclined(t *testing.T) {
+	each(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := open(t, dsn)
+		start := time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)
+		in := store.CDR{CallID: "declined-1", Caller: "100", Callee: "200", StartAt: start,
+			EndAt: start.Add(3 * time.Second), Disposition: store.Declined, Status: 603, HangupBy: "callee", Reason: "Decline"}
+		if err := s.WriteCDR(ctx, &in); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.CDRs(ctx, store.CDRFilter{CallID: "declined-1"})
+		if err != nil || len(out) != 1 || out[0].Disposition != store.Declined || out[0].Status != 603 || out[0].BillableSec != 0 {
+			t.Fatalf("read back: %v %+v", err, out)
+		}
+		bad := store.CDR{CallID: "x", StartAt: start, EndAt: start, Disposition: "rejected"}
+		err = s.WriteCDR(ctx, &bad)
+		var ie *store.InvalidError
+		if !errors.As(err, &ie) || ie.Field != "disposition" ||
+			ie.Msg != `"rejected" is not one of answered, no_answer, busy, declined, failed, cancelled` {
+			t.Fatalf("bad disposition: %v", err)
+		}
+	})
+}
