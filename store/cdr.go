@@ -50,7 +50,7 @@ type LegStats struct {
 // whole seconds (a started second counts, as carriers bill). Rounding both the same way keeps
 // BillableSec <= DurationSec: the talk time is a part of the call.
 //
-// Dialled and Callee differ whenever routing chose someone else than the number dialled: a queue
+// Dialled and Callee differ whenever routing chose someone other than the number dialled: a queue
 // call is dialled to the queue and answered by an agent, a forwarded call dialled to the
 // forwarding extension and answered by the target. Segments say who talked to whom while the call
 // lasted; the store keeps what the call core reports and checks only that the times fit.
@@ -103,6 +103,9 @@ type CDRSegment struct {
 
 // TableName tells gorm the table.
 func (CDRSegment) TableName() string { return "cdr_segments" }
+
+// DurationSec is the segment's length rounded up to whole seconds, as the record's durations are.
+func (s CDRSegment) DurationSec() int { return secondsUp(s.EndAt.Sub(s.StartAt)) }
 
 // prepare checks c, brings its times to what the databases store (UTC, microseconds) and derives
 // the durations from those, so that a record read back gives the same figures when recomputed.

@@ -54,6 +54,9 @@ func TestCDRRoundTrip(t *testing.T) {
 		if got.NodeID != "node-b" || got.Dialled != "600" || got.Segments[1].Callee != "202" {
 			t.Fatalf("node id %q, dialled %q, segments %+v", got.NodeID, got.Dialled, got.Segments)
 		}
+		if d0, d1 := got.Segments[0].DurationSec(), got.Segments[1].DurationSec(); d0 != 21 || d1 != 41 {
+			t.Fatalf("segment durations %d s, %d s; want 21 s, 41 s (20.5 s and 40.7 s rounded up)", d0, d1)
+		}
 
 		unanswered := store.CDR{CallID: "call-2", Caller: "100", Dialled: "201", Callee: "201", StartAt: start,
 			EndAt: start.Add(20 * time.Second), Disposition: store.NoAnswer, Status: 480}

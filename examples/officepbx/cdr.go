@@ -61,8 +61,7 @@ func segments(segs []store.CDRSegment) string {
 	}
 	parts := make([]string, len(segs))
 	for i, s := range segs {
-		secs := (s.EndAt.Sub(s.StartAt) + time.Second - 1) / time.Second // rounded up, as the record's durations
-		parts[i] = fmt.Sprintf("%s>%s:%ds", dash(s.Caller), dash(s.Callee), secs)
+		parts[i] = fmt.Sprintf("%s>%s:%ds", dash(s.Caller), dash(s.Callee), s.DurationSec())
 	}
 	return strings.Join(parts, ",")
 }
