@@ -18,6 +18,15 @@
 // needs to check a digest response. The realm is part of the hash: moving an extension to another
 // realm needs its password again.
 //
+// # Call records
+//
+// One CDR per call. Caller is who called, Dialled what they dialled (a queue, a forwarding
+// extension), Callee who finally answered or was last tried. An answered call carries its
+// Segments, who talked to whom from when to when, one more after each transfer. WriteCDR stores a
+// record and its segments in one transaction and derives DurationSec and BillableSec, both rounded
+// up to whole seconds so that the billable time never exceeds the duration. CDRs reads them back,
+// newest first; CDRFilter.Extension finds every call an extension took part in, segments included.
+//
 // # Caching
 //
 // Extension look-ups (including "not found") and binding look-ups are served from memory for up to

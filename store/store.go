@@ -128,7 +128,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	now := o.now
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.NewSlogLogger(o.log, logger.Config{SlowThreshold: 200 * time.Millisecond, LogLevel: logger.Warn, IgnoreRecordNotFoundError: true}),
-		NowFunc:                func() time.Time { return now().UTC().Truncate(time.Microsecond) },
+		NowFunc:                func() time.Time { return dbTime(now()) },
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
 	})
@@ -239,7 +239,11 @@ func (s *Store) opCtx(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.opt.opTimeout)
 }
 
-func (s *Store) now() time.Time { return s.opt.now().UTC().Truncate(time.Microsecond) }
+func (s *Store) now() time.Time { return dbTime(s.opt.now()) }
+
+// dbTime is t as both databases keep it: UTC with microsecond precision (Postgres timestamptz),
+// so that what is written compares equal to what is read back.
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 func (s *Store) goose() (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations.FS, s.dialect)
@@ -464,7 +468,7 @@ func (s *Store) PutBinding(ctx context.Context, b Binding) error {
 	}
 	now := s.now()
 	b.ID = 0
-	b.ExpiresAt = b.ExpiresAt.UTC().Truncate(time.Microsecond)
+	b.ExpiresAt = dbTime(b.ExpiresAt)
 	b.CreatedAt, b.UpdatedAt = now, now
 	if b.NodeID == "" {
 		b.NodeID = s.opt.nodeID
@@ -540,54 +544,6 @@ func (s *Store) loadBindings(ctx context.Context) error {
 		s.opt.log.Info("store: registrations loaded", "bindings", len(all), "extensions", len(byExt))
 	}
 	return nil
-}
-
-// ---- call records ----
-
-// WriteCDR stores a finished call's record; DurationSec and BillableSec are computed from the
-// times.
-func (s *Store) WriteCDR(ctx context.Context, c *CDR) error {
-	if err := c.prepare(); err != nil {
-		return err
-	}
-	c.ID = 0
-	for _, t := range []*time.Time{&c.StartAt, &c.EndAt, c.AnswerAt} {
-		if t != nil {
-			*t = t.UTC().Truncate(time.Microsecond)
-		}
-	}
-	if c.NodeID == "" {
-		c.NodeID = s.opt.nodeID
-	}
-	ctx, cancel := s.opCtx(ctx)
-	defer cancel()
-	return mapErr("store: write cdr "+c.CallID, s.db.WithContext(ctx).Create(c).Error)
-}
-
-// CDRFilter selects call records; zero fields do not filter.
-type CDRFilter struct {
-	CallID string
-	Since  time.Time
-	Limit  int // default 100
-}
-
-// CDRs returns the matching call records, newest first.
-func (s *Store) CDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
-	ctx, cancel := s.opCtx(ctx)
-	defer cancel()
-	q := s.db.WithContext(ctx).Order("start_at DESC, id DESC")
-	if f.CallID != "" {
-		q = q.Where("call_id = ?", f.CallID)
-	}
-	if !f.Since.IsZero() {
-		q = q.Where("start_at >= ?", f.Since.UTC())
-	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	var out []CDR
-	err := q.Limit(f.Limit).Find(&out).Error
-	return out, mapErr("store: list cdrs", err)
 }
 
 // ---- queues ----

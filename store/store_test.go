@@ -365,63 +365,6 @@ func TestConcurrentReRegistration(t *testing.T) {
 	})
 }
 
-func TestCDRRoundTrip(t *testing.T) {
-	each(t, func(t *testing.T, dsn string) {
-		ctx := context.Background()
-		s := open(t, dsn, store.WithNodeID("node-b"))
-		start := time.Date(2026, 11, 23, 9, 0, 0, 123456000, time.UTC)
-		answer := start.Add(4 * time.Second)
-		end := answer.Add(61*time.Second + 200*time.Millisecond)
-		in := store.CDR{
-			CallID: "call-1@pbx", Caller: "100", Callee: "200", Source: "192.0.2.10:5060",
-			StartAt: start, AnswerAt: &answer, EndAt: end, Disposition: store.Answered, Status: 200,
-			HangupBy: "callee", Reason: "BYE",
-			ALeg: store.LegStats{Packets: 3260, Bytes: 563_980, Lost: 3, JitterMS: 1.25, ReportedLost: 2, ReportedJitterMS: 3.5, RTTMS: 41.25},
-			BLeg: store.LegStats{Packets: 3258, Bytes: 563_634, Lost: 0, JitterMS: 0.5, ReportedLost: -1, ReportedJitterMS: 0.75, RTTMS: 12.5},
-		}
-		if err := s.WriteCDR(ctx, &in); err != nil {
-			t.Fatal(err)
-		}
-		if in.DurationSec != 65 || in.BillableSec != 62 {
-			t.Fatalf("derived durations: %d / %d, want 65 / 62", in.DurationSec, in.BillableSec)
-		}
-		out, err := s.CDRs(ctx, store.CDRFilter{CallID: "call-1@pbx"})
-		if err != nil || len(out) != 1 {
-			t.Fatalf("read: %v %d", err, len(out))
-		}
-		got := out[0]
-		if !got.StartAt.Equal(start) || got.AnswerAt == nil || !got.AnswerAt.Equal(answer) || !got.EndAt.Equal(end) {
-			t.Fatalf("times: %v %v %v", got.StartAt, got.AnswerAt, got.EndAt)
-		}
-		got.StartAt, got.EndAt, got.AnswerAt, got.CreatedAt = in.StartAt, in.EndAt, in.AnswerAt, in.CreatedAt
-		if got != in {
-			t.Fatalf("round trip:\n got %+v\nwant %+v", got, in)
-		}
-		if got.NodeID != "node-b" {
-			t.Fatalf("node id %q", got.NodeID)
-		}
-
-		unanswered := store.CDR{CallID: "call-2", StartAt: start, EndAt: start.Add(20 * time.Second), Disposition: store.NoAnswer, Status: 480}
-		if err := s.WriteCDR(ctx, &unanswered); err != nil {
-			t.Fatal(err)
-		}
-		out, _ = s.CDRs(ctx, store.CDRFilter{CallID: "call-2"})
-		if len(out) != 1 || out[0].AnswerAt != nil || out[0].BillableSec != 0 || out[0].DurationSec != 20 {
-			t.Fatalf("unanswered: %+v", out)
-		}
-		for _, bad := range []store.CDR{
-			{CallID: "", StartAt: start, EndAt: end, Disposition: store.Failed},
-			{CallID: "x", StartAt: start, EndAt: end, Disposition: "weird"},
-			{CallID: "x", StartAt: end, EndAt: start, Disposition: store.Failed},
-			{CallID: "x", StartAt: start, EndAt: end, Disposition: store.Failed, Status: 1000},
-		} {
-			if err := s.WriteCDR(ctx, &bad); !errors.Is(err, store.ErrInvalid) {
-				t.Errorf("bad cdr %+v: got %v", bad, err)
-			}
-		}
-	})
-}
-
 func TestQueues(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -21,7 +22,9 @@ func cdrListCmd(stdout io.Writer) *ffcli.Command {
 	var limit int
 	var callID string
 	return dbCommand{
-		name: "cdr list", usage: "officepbx cdr list [--limit N] [--call-id ID] [--db DSN]", help: "List call records, newest first.",
+		name: "cdr list", usage: "officepbx cdr list [--limit N] [--call-id ID] [--db DSN]",
+		help: "List call records, newest first. DIALLED is what the caller dialled, CALLEE who answered " +
+			"(or was last tried); SEGMENTS shows who talked to whom, and how long, when a call was handed on.",
 		flags: func(fs *flag.FlagSet) {
 			fs.IntVar(&limit, "limit", 20, "records to show at most")
 			fs.StringVar(&callID, "call-id", "", "only the call with this Call-ID")
@@ -38,12 +41,27 @@ func cdrListCmd(stdout io.Writer) *ffcli.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "START\tCALLER\tCALLEE\tDISPOSITION\tSTATUS\tDURATION\tBILLABLE\tHANGUP-BY\tREASON")
+			// REASON stays last: it is the one column with spaces in it.
+			fmt.Fprintln(tw, "START\tCALLER\tDIALLED\tCALLEE\tDISPOSITION\tSTATUS\tDURATION\tBILLABLE\tHANGUP-BY\tSEGMENTS\tREASON")
 			for _, c := range cdrs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%ds\t%ds\t%s\t%s\n", c.StartAt.Local().Format(time.DateTime), dash(c.Caller), dash(c.Callee),
-					c.Disposition, c.Status, c.DurationSec, c.BillableSec, dash(c.HangupBy), dash(c.Reason))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%ds\t%ds\t%s\t%s\t%s\n", c.StartAt.Local().Format(time.DateTime),
+					dash(c.Caller), dash(c.Dialled), dash(c.Callee), c.Disposition, c.Status, c.DurationSec, c.BillableSec,
+					dash(c.HangupBy), segments(c.Segments), dash(c.Reason))
 			}
 			return tw.Flush()
 		},
 	}.command()
+}
+
+// segments shows a call's segments in one column, "100>201:21s,100>202:41s", for calls that were
+// handed on; a single segment says no more than the CALLER and CALLEE columns, so it is "-".
+func segments(segs []store.CDRSegment) string {
+	if len(segs) < 2 {
+		return "-"
+	}
+	parts := make([]string, len(segs))
+	for i, s := range segs {
+		parts[i] = fmt.Sprintf("%s>%s:%ds", dash(s.Caller), dash(s.Callee), s.DurationSec())
+	}
+	return strings.Join(parts, ",")
 }

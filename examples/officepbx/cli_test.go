@@ -52,9 +52,9 @@ func TestCLIExtensions(t *testing.T) {
 				{[]string{"queue", "list", "--db", db}, 0, `(?m)^sales\s+roundrobin\s+90\s+0\s+0\s+-\s+100$`, ""},
 				{[]string{"queue", "rm", "sales", "--db", db}, 0, "queue sales removed", ""},
 				{[]string{"queue", "rm", "sales", "--db", db}, 1, "", "no queue sales"},
-				{[]string{"migrate", "--db", db}, 0, "schema at version 2", ""},
-				{[]string{"migrate", "--down", "--db", db}, 0, "schema at version 1", ""},
-				{[]string{"migrate", "--db", db}, 0, "schema at version 2", ""},
+				{[]string{"migrate", "--db", db}, 0, "schema at version 3", ""},
+				{[]string{"migrate", "--down", "--db", db}, 0, "schema at version 2", ""},
+				{[]string{"migrate", "--db", db}, 0, "schema at version 3", ""},
 				{[]string{"frobnicate"}, 2, "", ""},
 				{[]string{"ext", "list", "--db", "mysql://x"}, 1, "", `unsupported database "mysql://x"`},
 			}
@@ -130,16 +130,44 @@ func TestCLICDRList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now().Add(-time.Minute)
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	answer := start.Add(5 * time.Second)
-	if err := st.WriteCDR(context.Background(), &store.CDR{CallID: "c1", Caller: "100", Callee: "200", StartAt: start,
-		AnswerAt: &answer, EndAt: answer.Add(30 * time.Second), Disposition: store.Answered, Status: 200, HangupBy: "caller", Reason: "BYE from the caller"}); err != nil {
+	if err := st.WriteCDR(context.Background(), &store.CDR{CallID: "c1", Caller: "100", Dialled: "200", Callee: "200", StartAt: start,
+		AnswerAt: &answer, EndAt: answer.Add(30 * time.Second), Disposition: store.Answered, Status: 200, HangupBy: "caller", Reason: "BYE from the caller",
+		Segments: []store.CDRSegment{{Seq: 0, Caller: "100", Callee: "200", StartAt: answer, EndAt: answer.Add(30 * time.Second), EndReason: "hangup"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// A queue call: dialled 600, answered by agent 201, who transferred it to 202 after 20.5 s.
+	qStart := start.Add(-time.Hour)
+	qAnswer, transfer, qEnd := qStart.Add(3*time.Second), qStart.Add(23500*time.Millisecond), qStart.Add(63*time.Second)
+	if err := st.WriteCDR(context.Background(), &store.CDR{CallID: "c2", Caller: "100", Dialled: "600", Callee: "202", StartAt: qStart,
+		AnswerAt: &qAnswer, EndAt: qEnd, Disposition: store.Answered, Status: 200, HangupBy: "callee", Reason: "BYE from the callee",
+		Segments: []store.CDRSegment{
+			{Seq: 0, Caller: "100", Callee: "201", StartAt: qAnswer, EndAt: transfer, EndReason: "transferred"},
+			{Seq: 1, Caller: "100", Callee: "202", StartAt: transfer, EndAt: qEnd, EndReason: "hangup"},
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteCDR(context.Background(), &store.CDR{CallID: "c3", Caller: "101", Dialled: "200", Callee: "200",
+		StartAt: qStart.Add(-time.Hour), EndAt: qStart.Add(-time.Hour + 2*time.Second), Disposition: store.Declined, Status: 603,
+		HangupBy: "callee", Reason: "Decline"}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
 	code, out, errs := officepbx(t, "cdr", "list", "--db", db)
-	if code != 0 || !regexp.MustCompile(`(?m)^\S+ \S+\s+100\s+200\s+answered\s+200\s+35s\s+30s\s+caller\s+BYE from the caller\s*$`).MatchString(out) {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if code != 0 || len(lines) != 4 {
 		t.Fatalf("cdr list: exit %d\n%s%s", code, out, errs)
+	}
+	for i, want := range []string{
+		`^START\s+CALLER\s+DIALLED\s+CALLEE\s+DISPOSITION\s+STATUS\s+DURATION\s+BILLABLE\s+HANGUP-BY\s+SEGMENTS\s+REASON$`,
+		`^\S+ \S+\s+100\s+200\s+200\s+answered\s+200\s+35s\s+30s\s+caller\s+-\s+BYE from the caller\s*$`,
+		`^\S+ \S+\s+100\s+600\s+202\s+answered\s+200\s+63s\s+60s\s+callee\s+100>201:21s,100>202:40s\s+BYE from the callee\s*$`,
+		`^\S+ \S+\s+101\s+200\s+200\s+declined\s+603\s+2s\s+0s\s+callee\s+-\s+Decline\s*$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(lines[i]) {
+			t.Fatalf("cdr list line %d %q does not match %q\n%s", i, lines[i], want, out)
+		}
 	}
 	if code, _, errs := officepbx(t, "cdr", "list", "--limit", "0", "--db", db); code != 2 || !strings.Contains(errs, "--limit 0") {
 		t.Fatalf("bad limit: exit %d %s", code, errs)
