@@ -256,7 +256,7 @@ type cdrWriter struct{ w store.CDRWriter }
 
 func (c cdrWriter) WriteRecord(ctx context.Context, r b2bua.Record) error {
 	cdr := &store.CDR{
-		CallID: r.CallID, Caller: r.Caller, Callee: r.Callee, Source: r.Source,
+		CallID: r.CallID, Caller: r.Caller, Dialled: r.Dialled, Callee: r.Callee, Source: r.Source,
 		StartAt: r.Start, EndAt: r.End, Disposition: store.Disposition(r.Disposition()),
 		Status: r.Status, HangupBy: r.HangupBy, Reason: r.Reason,
 		ALeg: legStats(r.MediaCaller), BLeg: legStats(r.MediaCallee),
@@ -264,6 +264,10 @@ func (c cdrWriter) WriteRecord(ctx context.Context, r b2bua.Record) error {
 	if !r.Answer.IsZero() {
 		a := r.Answer
 		cdr.AnswerAt = &a
+	}
+	for i, seg := range r.Segments {
+		cdr.Segments = append(cdr.Segments, store.CDRSegment{Seq: i, Caller: seg.Caller, Callee: seg.Callee,
+			StartAt: seg.Start, EndAt: seg.End, EndReason: seg.EndReason})
 	}
 	return c.w.WriteCDR(ctx, cdr)
 }
