@@ -11,6 +11,15 @@
 //
 // New binds the sockets, so UDPAddr and TCPAddr are known before Run (port 0 picks a free one).
 //
+// # A process-wide setting
+//
+// pbx changes nothing when it is imported. The first New raises sipgo's package variable
+// sip.UDPMTUSize to 65535, once per process: sipgo refuses to send UDP messages over 1300 bytes,
+// but a PBX must answer over UDP whatever the size, because phones registered over UDP listen on
+// nothing else. Any other sipgo user agent in the process then may send large datagrams too. To
+// keep the race detector quiet, start the first PBX before other sipgo user agents, or set
+// sip.UDPMTUSize yourself first.
+//
 // # What happens to a request
 //
 // UDP datagrams are parsed once by the front door before sipgo sees them: a message sipgo's parser

@@ -171,3 +171,22 @@ func dropHeader(msg, name string) string {
 func addHeader(msg, line string) string {
 	return strings.Replace(msg, "\r\n", "\r\n"+line+"\r\n", 1)
 }
+
+// TestLargeUDPResponse: an answer larger than sipgo's default UDP limit (1300 bytes) still goes
+// back over UDP, the way the request came (RFC 3261 §18.2.2), because New raises sip.UDPMTUSize.
+// An OPTIONS that passed 40 proxies gets a 200 that copies their 40 Via headers (§8.2.6.2).
+func TestLargeUDPResponse(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	c := newClient(t, tp.addr)
+	vias := []string{fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK-large-%d;rport", c.addr(), time.Now().UnixNano())}
+	for i := range 40 {
+		vias = append(vias, fmt.Sprintf("Via: SIP/2.0/UDP proxy%02d.example.com:5060;branch=z9hG4bK-proxy-%02d-0123456789", i, i))
+	}
+	res, raw := c.doRaw(c.build(reqSpec{method: "OPTIONS", to: "200", headers: vias}))
+	if res.StatusCode != 200 || len(res.GetHeaders("Via")) != len(vias) {
+		t.Fatalf("got %d with %d Vias, want 200 with %d", res.StatusCode, len(res.GetHeaders("Via")), len(vias))
+	}
+	if len(raw) <= 1300 {
+		t.Fatalf("answer of %d bytes does not test the limit", len(raw))
+	}
+}
