@@ -49,10 +49,13 @@ type Config struct {
 	// when that is shorter.
 	DefaultExpires time.Duration
 
-	// DigestAlgorithms lists the digest algorithms offered in challenges, in order of preference:
-	// "MD5" and/or "SHA-256" (RFC 8760). Default both, MD5 first: clients use the topmost
-	// challenge they support (RFC 8760 §2.4), and many phones and tools (sipp among them) take the
-	// first one whatever it says and only speak MD5. Put SHA-256 first where every phone knows it.
+	// DigestAlgorithms lists the digest algorithms offered, one challenge header each, in order of
+	// preference: "MD5" and/or "SHA-256" (RFC 8760). Default MD5 only, as Asterisk and Kamailio
+	// do: some phones fail on a challenge they do not know instead of skipping it (Debian's baresip
+	// 1.0 stops with "Function not implemented" when SHA-256 is offered at all), and some tools
+	// (sipp among them) take the first header whatever it says. Clients use the topmost challenge
+	// they support (RFC 8760 §2.4), so {"SHA-256", "MD5"} has SHA-256 used where the phone knows it
+	// and MD5 otherwise, and {"SHA-256"} alone shuts MD5 out where every phone speaks SHA-256.
 	DigestAlgorithms []string
 	// NonceTTL is how long a digest nonce stays fresh; an older one is answered with stale=true.
 	// Default 5 minutes.
@@ -157,7 +160,7 @@ func (c Config) withDefaults() Config {
 	def(&c.PurgeInterval, 30*time.Second)
 	def(&c.RingTimeout, 30*time.Second)
 	if len(c.DigestAlgorithms) == 0 {
-		c.DigestAlgorithms = []string{"MD5", "SHA-256"}
+		c.DigestAlgorithms = []string{"MD5"}
 	}
 	if c.AuthFailLimit == 0 {
 		c.AuthFailLimit = 10

@@ -31,8 +31,8 @@
 // Max-Forwards (483); Require and Proxy-Require (420 with Unsupported); body type (415 with
 // Accept) and Accept (406). Every rejection carries a Warning header saying why.
 //
-// REGISTER is handled as RFC 3261 §10.3 describes, behind a digest challenge (401; MD5 and
-// SHA-256 per RFC 8760, qop=auth). INVITE needs proxy authentication (407) unless it comes from a
+// REGISTER is handled as RFC 3261 §10.3 describes, behind a digest challenge (401, qop=auth; MD5
+// by default, SHA-256 per RFC 8760 when Config.DigestAlgorithms names it). INVITE needs proxy authentication (407) unless it comes from a
 // trusted network (Config.Trusted); then default routing rings every registered contact of the
 // dialled extension (or answers 404, 410, 486 or 480). Requests inside a call's dialogs go to the
 // call core, others get 481. OPTIONS is answered 200 with Allow, Accept and Supported.

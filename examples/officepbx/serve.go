@@ -40,7 +40,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		codecs   = fs.String("codecs", "PCMU,PCMA,G722,opus,telephone-event", "codecs allowed through the media relay (env PBX_CODECS)")
 		logLevel = fs.String("log-level", "info", "debug, info, warn or error (env PBX_LOG_LEVEL)")
 		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name)")
-		digests  = fs.String("digest-algorithms", "MD5,SHA-256", "digest algorithms offered, in order of preference (env PBX_DIGEST_ALGORITHMS)")
+		digests  = fs.String("digest-algorithms", "MD5", "digest algorithms offered, in order of preference: MD5, SHA-256 or both, e.g. SHA-256,MD5 (env PBX_DIGEST_ALGORITHMS)")
 		ringFor  = fs.Duration("ring-timeout", 30*time.Second, "how long calls ring before the caller gets 480 (env PBX_RING_TIMEOUT)")
 		maxCalls = fs.Int("max-calls", 0, "concurrent calls at most; more get 503 (0: no limit; env PBX_MAX_CALLS)")
 		planTime = fs.Duration("dialplan-timeout", time.Second, "run time a dialplan script may use per call, not counting ringing (env PBX_DIALPLAN_TIMEOUT)")
