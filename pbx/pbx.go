@@ -81,8 +81,8 @@ type PBX struct {
 	shutdownErr  error
 }
 
-// New validates cfg, opens the store (unless WithStore) and binds the listeners, so the bound
-// addresses can be read before Run.
+// New validates cfg (an invalid one fails with the errors of Config.Validate), opens the store
+// (unless WithStore) and binds the listeners, so the bound addresses can be read before Run.
 //
 // The first New in a process raises sipgo's process-wide sip.UDPMTUSize to 65535, so that large
 // responses (a REGISTER answer listing many contacts, an INVITE with a long SDP) still go back over
@@ -166,8 +166,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	}
 	p.ua, p.srv = ua, srv
 	if cfg.RTPPortMin != 0 {
-		ip, _ := cfg.mediaIP() // validated
-		ports, err := media.NewPorts(ip, cfg.RTPPortMin, cfg.RTPPortMax)
+		ports, err := media.NewPorts(cfg.mediaIP(), cfg.RTPPortMin, cfg.RTPPortMax)
 		if err == nil {
 			p.relay, err = media.NewRelay(media.Config{Ports: ports, Codecs: cfg.Codecs, Timeout: cfg.MediaTimeout,
 				Logger: p.log.With("component", "media")})
