@@ -141,7 +141,7 @@ func (c Config) validateMedia() []error {
 	if c.RTPAddress == "" {
 		if host, _, _ := net.SplitHostPort(c.SIP); !isSpecificIP(host) {
 			errs = append(errs, invalid("RTPAddress", `""`,
-				fmt.Sprintf("the media relay needs a specific IP to name in SDP; set one, as SIP (%q) names none", c.SIP)))
+				fmt.Sprintf("the media relay needs a specific IP to name in SDP, and the SIP address %q names none", c.SIP)))
 		}
 	}
 	if !rtpRangeOK(c.RTPPortMin, c.RTPPortMax) {
