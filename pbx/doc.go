@@ -10,6 +10,8 @@
 //	err = p.Run(ctx) // until ctx ends; Shutdown stops it from elsewhere
 //
 // New binds the sockets, so UDPAddr and TCPAddr are known before Run (port 0 picks a free one).
+// Every zero field of Config takes its default (the Default... constants), and Config.Validate,
+// which New runs, reports every value New would refuse, each as a *ConfigError.
 //
 // # A process-wide setting
 //
