@@ -27,8 +27,8 @@ type ConfigError struct {
 func (e *ConfigError) Error() string { return e.Field + " " + e.Value + ": " + e.Reason }
 
 // Validate reports whether New accepts c, and if not, every reason why (each a *ConfigError). It
-// checks c with the defaults filled in, as New will use it; it touches no network, file or
-// database.
+// checks c with the defaults filled in, as New will use it; it binds no socket and opens no store
+// or script, so a command line can call it before doing anything.
 func (c Config) Validate() error { return c.withDefaults().validate() }
 
 // validate checks a Config whose defaults are filled in.
