@@ -1,29 +1,33 @@
 package pbx
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
-	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/pbxkit/pbxkit/dialplan"
+	"github.com/pbxkit/pbxkit/media"
 )
 
-// Config configures a PBX. The zero value of every field means its default; the field comments are
-// the reference for users.
+// Config configures a PBX. The zero value of every field means its default (the Default...
+// constants); the field comments are the reference for users. Validate says whether New will
+// accept a Config, and why not: a negative duration or count is an error unless its comment gives
+// negative a meaning.
 type Config struct {
-	// SIP is the address the PBX listens on, for UDP and TCP alike. Port 0 picks a free port (read
-	// it back with UDPAddr and TCPAddr). Default "0.0.0.0:5060".
+	// SIP is the address the PBX listens on, for UDP and TCP alike, as host:port. Port 0 picks a
+	// free port (read it back with UDPAddr and TCPAddr). Default "0.0.0.0:5060".
 	SIP string
 
 	// Database is the store DSN: "postgres://...", "sqlite:PATH" or "sqlite::memory:". It is used
 	// when no store is given with WithStore; the PBX then owns the store and closes it on Shutdown.
 	Database string
 
-	// Domain is the PBX's SIP domain, used as the digest realm. Extensions' credentials are hashed
-	// with it, so changing it needs every password set again. Default "pbxkit".
+	// Domain is the PBX's SIP domain, used as the digest realm: a host name. Extensions'
+	// credentials are hashed with it, so changing it needs every password set again. Default
+	// "pbxkit".
 	Domain string
 
 	// Trusted lists source networks whose requests need no digest authentication (trunks, load
@@ -34,25 +38,30 @@ type Config struct {
 	// holds and the branch of requests it sends (loop detection). Default: the host name.
 	NodeID string
 
-	// UserAgent is sent in the Server and User-Agent headers. Default "pbxkit".
+	// UserAgent is sent in the Server and User-Agent headers; no control characters. Default
+	// "pbxkit".
 	UserAgent string
 
-	// MaxContacts is how many contacts one extension may register at once. Default 5.
+	// MaxContacts is how many contacts one extension may register at once. Default 5; at least 1.
 	MaxContacts int
 
 	// MinExpires is the shortest registration accepted; shorter ones get 423 Interval Too Brief
-	// with Min-Expires. Default 60 s.
+	// with Min-Expires. Default 60 s; at least 1 s.
 	MinExpires time.Duration
-	// MaxExpires is the longest registration granted; longer ones are shortened. Default 3600 s.
+	// MaxExpires is the longest registration granted; longer ones are shortened. Default 3600 s;
+	// at least MinExpires.
 	MaxExpires time.Duration
 	// DefaultExpires applies to a REGISTER that names no expiry. Default 3600 s, or MaxExpires
-	// when that is shorter.
+	// when that is shorter; between MinExpires and MaxExpires.
 	DefaultExpires time.Duration
 
-	// DigestAlgorithms lists the digest algorithms offered in challenges, in order of preference:
-	// "MD5" and/or "SHA-256" (RFC 8760). Default both, MD5 first: clients use the topmost
-	// challenge they support (RFC 8760 §2.4), and many phones and tools (sipp among them) take the
-	// first one whatever it says and only speak MD5. Put SHA-256 first where every phone knows it.
+	// DigestAlgorithms lists the digest algorithms offered, one challenge header each, in order of
+	// preference: "MD5" and/or "SHA-256" (RFC 8760). Default MD5 only, as Asterisk and Kamailio
+	// do: some phones fail on a challenge they do not know instead of skipping it (Debian's baresip
+	// 1.0 stops with "Function not implemented" when SHA-256 is offered at all), and some tools
+	// (sipp among them) take the first header whatever it says. Clients use the topmost challenge
+	// they support (RFC 8760 §2.4), so {"SHA-256", "MD5"} has SHA-256 used where the phone knows it
+	// and MD5 otherwise, and {"SHA-256"} alone shuts MD5 out where every phone speaks SHA-256.
 	DigestAlgorithms []string
 	// NonceTTL is how long a digest nonce stays fresh; an older one is answered with stale=true.
 	// Default 5 minutes.
@@ -65,16 +74,16 @@ type Config struct {
 	AuthFailWindow time.Duration
 	AuthBanTime    time.Duration
 
-	// MaxBodyBytes is the largest message body accepted; larger gets 413. Default 16384.
+	// MaxBodyBytes is the largest message body accepted; larger gets 413. Default 16384 bytes.
 	MaxBodyBytes int
-	// MaxURILength is the longest Request-URI accepted; longer gets 414. Default 1024.
+	// MaxURILength is the longest Request-URI accepted; longer gets 414. Default 1024 bytes.
 	MaxURILength int
 
 	// PurgeInterval is how often expired registrations are deleted. Default 30 s.
 	PurgeInterval time.Duration
 
 	// RingTimeout is how long a call rings before the caller gets 480, unless the extension sets
-	// its own. Default 30 s.
+	// its own. Default 30 s; at most MaxRingTimeout (1 h).
 	RingTimeout time.Duration
 	// MaxCalls limits concurrent calls; beyond it new calls get 503 with Retry-After. 0: no limit.
 	MaxCalls int
@@ -85,7 +94,8 @@ type Config struct {
 	// it (the default follows, at most 5 hops, and keeps the callee's contacts hidden).
 	PassRedirects bool
 	// CopyHeaders names headers of a caller's INVITE passed on to the callee (for example
-	// "P-Asserted-Identity"). None by default: the legs share nothing but what is chosen here.
+	// "P-Asserted-Identity"); each must be a header name (an RFC 3261 token). None by default: the
+	// legs share nothing but what is chosen here.
 	CopyHeaders []string
 
 	// Dialplan routes new calls in Go (see package dialplan). When DialplanScript is set too, the
@@ -98,126 +108,108 @@ type Config struct {
 	// ReloadDialplan.
 	DialplanScript string
 	// DialplanTimeout bounds the time a Lua script runs for one call, not counting the time its
-	// calls ring. Default 1 s.
+	// calls ring. Default 1 s; at most MaxDialplanTimeout (1 min).
 	DialplanTimeout time.Duration
 	// DialplanLocation is the time zone of the script's pbx.time. Default time.Local.
 	DialplanLocation *time.Location
 
 	// RTPPortMin and RTPPortMax turn the media relay on: every call's RTP and RTCP flow through a
 	// pair of ports from this range for each side (two pairs a call), and each side's SDP names
-	// only the PBX. A call that finds no free pair gets 503. Both zero: SDP passes through and
-	// media flows between the phones.
+	// only the PBX. Pairs start at even ports (RFC 3550 §11), so an odd RTPPortMin is rounded up;
+	// the range must lie within MinRTPPort-MaxRTPPort and hold two pairs. A call that finds no
+	// free pair gets 503. Both zero: SDP passes through and media flows between the phones.
 	RTPPortMin, RTPPortMax int
-	// RTPAddress is the IP the relay binds and names in SDP. Default: the IP of SIP, which must
-	// then be a specific address, not 0.0.0.0.
+	// RTPAddress is the IP the relay binds and names in SDP: a specific address, not 0.0.0.0.
+	// Default: the IP of SIP, which must then be a specific address itself.
 	RTPAddress string
 	// Codecs are the codecs allowed through the relay; offers are filtered to them and an offer
-	// without any gets 488. Default PCMU, PCMA, G722, opus, telephone-event.
+	// without any gets 488. Default DefaultCodecs(): PCMU, PCMA, G722, opus, telephone-event.
 	Codecs []string
 	// MediaTimeout hangs up an answered call when no RTP arrived from either side for this long,
 	// unless it is on hold. Default 60 s; negative turns it off.
 	MediaTimeout time.Duration
 }
 
-// Defaults.
+// Defaults: what New uses for a field left at its zero value.
 const (
-	DefaultSIP         = "0.0.0.0:5060"
-	DefaultDomain      = "pbxkit"
-	DefaultUserAgent   = "pbxkit"
-	DefaultMaxContacts = 5
+	DefaultSIP                 = "0.0.0.0:5060"
+	DefaultDomain              = "pbxkit"
+	DefaultUserAgent           = "pbxkit"
+	DefaultMaxContacts         = 5
+	DefaultMinExpires          = 60 * time.Second
+	DefaultMaxExpires          = 3600 * time.Second
+	DefaultRegistrationExpires = 3600 * time.Second // for DefaultExpires, capped at MaxExpires
+	DefaultDigestAlgorithm     = DigestMD5          // DigestAlgorithms holds it alone by default
+	DefaultNonceTTL            = 5 * time.Minute
+	DefaultAuthFailLimit       = 10
+	DefaultAuthFailWindow      = time.Minute
+	DefaultAuthBanTime         = 5 * time.Minute
+	DefaultMaxBodyBytes        = 16384
+	DefaultMaxURILength        = 1024
+	DefaultPurgeInterval       = 30 * time.Second
+	DefaultRingTimeout         = 30 * time.Second
+	DefaultAckTimeout          = 32 * time.Second // 64*T1 with T1 = 500 ms (RFC 3261 §13.3.1.4)
+	DefaultDialplanTimeout     = time.Second
+	DefaultMediaTimeout        = 60 * time.Second
 )
 
+// Limits that Validate enforces beyond "not negative".
+const (
+	// MaxRingTimeout is the longest RingTimeout: a call ringing for longer has been forgotten.
+	MaxRingTimeout = time.Hour
+	// MaxDialplanTimeout is the longest DialplanTimeout: a script that computes for longer holds a
+	// Lua state and a caller in silence.
+	MaxDialplanTimeout = time.Minute
+	// MinRTPPort and MaxRTPPort bound RTPPortMin and RTPPortMax: no privileged ports, and at least
+	// two RTP/RTCP pairs in between, the ports of one call.
+	MinRTPPort = 1024
+	MaxRTPPort = 65535
+)
+
+// Digest algorithms for DigestAlgorithms (RFC 8760).
+const (
+	DigestMD5    = "MD5"
+	DigestSHA256 = "SHA-256"
+)
+
+// DefaultCodecs returns the codecs the media relay allows when Config.Codecs is empty: those of
+// package media, as a copy the caller may change.
+func DefaultCodecs() []string { return slices.Clone(media.DefaultCodecs) }
+
+// withDefaults fills every zero field with its default. Negative values stay: where negative means
+// something (AuthFailLimit, MediaTimeout) it is documented, elsewhere validate refuses it.
 func (c Config) withDefaults() Config {
-	if c.SIP == "" {
-		c.SIP = DefaultSIP
-	}
-	if c.Domain == "" {
-		c.Domain = DefaultDomain
-	}
-	if c.UserAgent == "" {
-		c.UserAgent = DefaultUserAgent
-	}
+	c.SIP = cmp.Or(c.SIP, DefaultSIP)
+	c.Domain = cmp.Or(c.Domain, DefaultDomain)
+	c.UserAgent = cmp.Or(c.UserAgent, DefaultUserAgent)
 	if c.NodeID == "" {
 		c.NodeID = hostname()
 	}
-	if c.MaxContacts == 0 {
-		c.MaxContacts = DefaultMaxContacts
-	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&c.MinExpires, 60*time.Second)
-	def(&c.MaxExpires, 3600*time.Second)
-	def(&c.DefaultExpires, min(3600*time.Second, c.MaxExpires))
-	def(&c.NonceTTL, 5*time.Minute)
-	def(&c.AuthFailWindow, time.Minute)
-	def(&c.AuthBanTime, 5*time.Minute)
-	def(&c.PurgeInterval, 30*time.Second)
-	def(&c.RingTimeout, 30*time.Second)
+	c.MaxContacts = cmp.Or(c.MaxContacts, DefaultMaxContacts)
+	c.MinExpires = cmp.Or(c.MinExpires, DefaultMinExpires)
+	c.MaxExpires = cmp.Or(c.MaxExpires, DefaultMaxExpires)
+	c.DefaultExpires = cmp.Or(c.DefaultExpires, min(DefaultRegistrationExpires, c.MaxExpires))
 	if len(c.DigestAlgorithms) == 0 {
-		c.DigestAlgorithms = []string{"MD5", "SHA-256"}
+		c.DigestAlgorithms = []string{DefaultDigestAlgorithm}
 	}
-	if c.AuthFailLimit == 0 {
-		c.AuthFailLimit = 10
+	c.NonceTTL = cmp.Or(c.NonceTTL, DefaultNonceTTL)
+	c.AuthFailLimit = cmp.Or(c.AuthFailLimit, DefaultAuthFailLimit)
+	c.AuthFailWindow = cmp.Or(c.AuthFailWindow, DefaultAuthFailWindow)
+	c.AuthBanTime = cmp.Or(c.AuthBanTime, DefaultAuthBanTime)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.MaxURILength = cmp.Or(c.MaxURILength, DefaultMaxURILength)
+	c.PurgeInterval = cmp.Or(c.PurgeInterval, DefaultPurgeInterval)
+	c.RingTimeout = cmp.Or(c.RingTimeout, DefaultRingTimeout)
+	c.AckTimeout = cmp.Or(c.AckTimeout, DefaultAckTimeout)
+	c.DialplanTimeout = cmp.Or(c.DialplanTimeout, DefaultDialplanTimeout)
+	if c.DialplanLocation == nil {
+		c.DialplanLocation = time.Local
 	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 16384
+	if len(c.Codecs) == 0 {
+		c.Codecs = DefaultCodecs()
 	}
-	if c.MaxURILength == 0 {
-		c.MaxURILength = 1024
-	}
+	c.MediaTimeout = cmp.Or(c.MediaTimeout, DefaultMediaTimeout)
 	return c
-}
-
-// mediaIP is the address of the media relay.
-func (c Config) mediaIP() (net.IP, error) {
-	host := c.RTPAddress
-	if host == "" {
-		host, _, _ = net.SplitHostPort(c.SIP)
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.IsUnspecified() {
-		return nil, fmt.Errorf("rtp address %q: the media relay needs a specific IP to name in SDP (set RTPAddress, or SIP to a specific address)", host)
-	}
-	return ip, nil
-}
-
-func (c Config) validate() error {
-	var errs []error
-	if c.RTPPortMin != 0 || c.RTPPortMax != 0 {
-		if _, err := c.mediaIP(); err != nil {
-			errs = append(errs, err)
-		}
-		if c.RTPPortMin < 1024 || c.RTPPortMax > 65535 || c.RTPPortMax < c.RTPPortMin+3 {
-			errs = append(errs, fmt.Errorf("rtp ports %d-%d: want a range within 1024-65535 with room for two pairs", c.RTPPortMin, c.RTPPortMax))
-		}
-	}
-	if _, _, err := net.SplitHostPort(c.SIP); err != nil {
-		errs = append(errs, fmt.Errorf("sip address %q: %w", c.SIP, err))
-	}
-	if strings.ContainsAny(c.Domain, " \t\r\n\"<>@;:") {
-		errs = append(errs, fmt.Errorf("domain %q: must be a host name", c.Domain))
-	}
-	for _, a := range c.DigestAlgorithms {
-		if a != "MD5" && a != "SHA-256" {
-			errs = append(errs, fmt.Errorf("digest algorithm %q: want MD5 or SHA-256", a))
-		}
-	}
-	if c.MinExpires < time.Second || c.MaxExpires < c.MinExpires {
-		errs = append(errs, fmt.Errorf("expires: need 1s <= min (%v) <= max (%v)", c.MinExpires, c.MaxExpires))
-	}
-	if c.DefaultExpires < c.MinExpires || c.DefaultExpires > c.MaxExpires {
-		errs = append(errs, fmt.Errorf("default expires %v: must lie between min and max", c.DefaultExpires))
-	}
-	if c.MaxContacts < 1 {
-		errs = append(errs, fmt.Errorf("max contacts %d: must be at least 1", c.MaxContacts))
-	}
-	if c.MaxBodyBytes < 0 || c.MaxURILength < 0 {
-		errs = append(errs, errors.New("max body and URI sizes must not be negative"))
-	}
-	return errors.Join(errs...)
 }
 
 // ParseTrusted parses a comma-separated list of CIDRs or single addresses ("10.0.0.0/8,192.0.2.7").

@@ -10,6 +10,17 @@
 //	err = p.Run(ctx) // until ctx ends; Shutdown stops it from elsewhere
 //
 // New binds the sockets, so UDPAddr and TCPAddr are known before Run (port 0 picks a free one).
+// Every zero field of Config takes its default (the Default... constants), and Config.Validate,
+// which New runs, reports every value New would refuse, each as a *ConfigError.
+//
+// # A process-wide setting
+//
+// pbx changes nothing when it is imported. The first New raises sipgo's package variable
+// sip.UDPMTUSize to 65535, once per process: sipgo refuses to send UDP messages over 1300 bytes,
+// but a PBX must answer over UDP whatever the size, because phones registered over UDP listen on
+// nothing else. Any other sipgo user agent in the process then may send large datagrams too. To
+// keep the race detector quiet, start the first PBX before other sipgo user agents, or set
+// sip.UDPMTUSize yourself first.
 //
 // # What happens to a request
 //
@@ -22,8 +33,8 @@
 // Max-Forwards (483); Require and Proxy-Require (420 with Unsupported); body type (415 with
 // Accept) and Accept (406). Every rejection carries a Warning header saying why.
 //
-// REGISTER is handled as RFC 3261 §10.3 describes, behind a digest challenge (401; MD5 and
-// SHA-256 per RFC 8760, qop=auth). INVITE needs proxy authentication (407) unless it comes from a
+// REGISTER is handled as RFC 3261 §10.3 describes, behind a digest challenge (401, qop=auth; MD5
+// by default, SHA-256 per RFC 8760 when Config.DigestAlgorithms names it). INVITE needs proxy authentication (407) unless it comes from a
 // trusted network (Config.Trusted); then default routing rings every registered contact of the
 // dialled extension (or answers 404, 410, 486 or 480). Requests inside a call's dialogs go to the
 // call core, others get 481. OPTIONS is answered 200 with Allow, Accept and Supported.

@@ -24,22 +24,12 @@ import (
 )
 
 // knownMethods are the methods of RFC 3261 and its extensions that pbxkit recognises: a request
-// with one of them that pbxkit does not serve gets 405 with Allow; any other method gets 501.
+// with one of them that pbxkit does not serve (sipx.Allow) gets 405 with Allow; any other method
+// gets 501.
 var knownMethods = []sip.RequestMethod{
 	sip.INVITE, sip.ACK, sip.CANCEL, sip.BYE, sip.OPTIONS, sip.REGISTER, sip.INFO, sip.UPDATE,
 	sip.PRACK, sip.SUBSCRIBE, sip.NOTIFY, sip.PUBLISH, sip.MESSAGE, sip.REFER,
 }
-
-// served are the methods pbxkit handles; Allow lists them.
-var served = map[sip.RequestMethod]bool{
-	sip.INVITE: true, sip.ACK: true, sip.CANCEL: true, sip.BYE: true, sip.OPTIONS: true,
-	sip.REGISTER: true, sip.INFO: true, sip.UPDATE: true, sip.REFER: true, sip.NOTIFY: true,
-}
-
-const (
-	allowValue  = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY"
-	acceptValue = "application/sdp"
-)
 
 // supportedTags are the option tags pbxkit implements (Require: anything else gets 420): "timer",
 // session timers (RFC 4028), pass through the call core.
@@ -309,9 +299,9 @@ func (p *PBX) validate(req *sip.Request) *rejection {
 	if !isKnown(req.Method) {
 		return reject(501, "method %s is not implemented", req.Method)
 	}
-	if !served[req.Method] {
+	if !sipx.Allowed(string(req.Method)) {
 		return &rejection{code: 405, warning: fmt.Sprintf("method %s is not served", req.Method),
-			headers: []sip.Header{sip.NewHeader("Allow", allowValue)}}
+			headers: []sip.Header{sip.NewHeader("Allow", sipx.Allow)}}
 	}
 	for _, h := range req.GetHeaders("Via") {
 		if v, ok := h.(*sip.ViaHeader); ok {
@@ -333,14 +323,14 @@ func (p *PBX) validate(req *sip.Request) *rejection {
 	}
 	if req.Method == sip.INVITE && len(req.Body()) > 0 {
 		ct := req.ContentType()
-		if ct == nil || !isSDP(ct.Value()) {
+		if ct == nil || !sipx.IsSDP(ct.Value()) {
 			return &rejection{code: 415, warning: "INVITE body must be application/sdp",
-				headers: []sip.Header{sip.NewHeader("Accept", acceptValue)}}
+				headers: []sip.Header{sip.NewHeader("Accept", sipx.ContentTypeSDP)}}
 		}
 	}
 	if req.Method == sip.INVITE && !acceptsSDP(req) {
 		return &rejection{code: 406, warning: "responses carry application/sdp, which Accept excludes",
-			headers: []sip.Header{sip.NewHeader("Accept", acceptValue)}}
+			headers: []sip.Header{sip.NewHeader("Accept", sipx.ContentTypeSDP)}}
 	}
 	if p.merged.seen(req, p.now()) {
 		return reject(482, "merged request")
@@ -357,11 +347,6 @@ func isKnown(m sip.RequestMethod) bool {
 	return false
 }
 
-func isSDP(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "application/sdp")
-}
-
 // acceptsSDP: no Accept header means application/sdp (RFC 3261 §20.1).
 func acceptsSDP(req *sip.Request) bool {
 	hs := req.GetHeaders("Accept")
@@ -372,7 +357,7 @@ func acceptsSDP(req *sip.Request) bool {
 		for _, v := range strings.Split(h.Value(), ",") {
 			mt, _, _ := strings.Cut(v, ";")
 			switch strings.ToLower(strings.TrimSpace(mt)) {
-			case "application/sdp", "application/*", "*/*", "":
+			case sipx.ContentTypeSDP, "application/*", "*/*", "":
 				return true
 			}
 		}
@@ -472,8 +457,8 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		p.reply(req, tx, 200, "",
-			sip.NewHeader("Allow", allowValue),
-			sip.NewHeader("Accept", acceptValue),
+			sip.NewHeader("Allow", sipx.Allow),
+			sip.NewHeader("Accept", sipx.ContentTypeSDP),
 			sip.NewHeader("Supported", supportedValue()))
 	case sip.REGISTER:
 		p.reg.handle(ctx, req, tx)

@@ -3,9 +3,13 @@ package pbx_test
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 
 	"github.com/pbxkit/pbxkit/pbx"
 )
@@ -80,7 +84,7 @@ func TestFrontDoorStatuses(t *testing.T) {
 		{"options max-forwards zero answered here", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Max-Forwards: 0"}}),
 			200, "OK", nil},
 		{"invite needs proxy auth", inv([]string{"Content-Type: application/sdp"}, sdpBody),
-			407, "Proxy Authentication Required", map[string]string{"Proxy-Authenticate": `algorithm=SHA-256`}},
+			407, "Proxy Authentication Required", map[string]string{"Proxy-Authenticate": `algorithm=MD5`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,19 +111,79 @@ func TestFrontDoorStatuses(t *testing.T) {
 	}
 }
 
-func TestProxyAuthChallengeOffersBothAlgorithms(t *testing.T) {
-	tp := startPBX(t, pbx.Config{})
+// TestDigestChallengeAlgorithms: the 401 to REGISTER and the 407 to INVITE offer one challenge per
+// configured algorithm, in the configured order. The default is MD5 alone, so that phones which
+// fail on a SHA-256 challenge (Debian's baresip 1.0) register; SHA-256 is one setting away.
+func TestDigestChallengeAlgorithms(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		algs []string // Config.DigestAlgorithms
+		want []string // the challenges' algorithms, top first
+	}{
+		{"default", nil, []string{"MD5"}},
+		{"sha-256 preferred", []string{"SHA-256", "MD5"}, []string{"SHA-256", "MD5"}},
+		{"md5 preferred", []string{"MD5", "SHA-256"}, []string{"MD5", "SHA-256"}},
+		{"sha-256 only", []string{"SHA-256"}, []string{"SHA-256"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := startPBX(t, pbx.Config{DigestAlgorithms: tc.algs})
+			c := newClient(t, tp.addr)
+			reg := c.do(c.build(registerSpec("100", "algs", 1, "Contact: <sip:100@10.0.0.1>")))
+			inv := c.do(c.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}))
+			for _, tr := range []struct {
+				res    *sip.Response
+				code   int
+				header string
+			}{{reg, 401, "WWW-Authenticate"}, {inv, 407, "Proxy-Authenticate"}} {
+				if tr.res.StatusCode != tr.code {
+					t.Fatalf("got %d, want %d", tr.res.StatusCode, tr.code)
+				}
+				if got := challengeAlgorithms(t, tr.res, tr.header); !slices.Equal(got, tc.want) {
+					t.Errorf("%d offers %v, want %v", tr.code, got, tc.want)
+				}
+				if ch := header(tr.res, tr.header); !strings.Contains(ch, `realm="pbx.test"`) || !strings.Contains(ch, `qop="auth"`) {
+					t.Errorf("%d challenge %q lacks the realm or qop", tr.code, ch)
+				}
+			}
+		})
+	}
+}
+
+// TestDigestAlgorithmNotOfferedRefused: with SHA-256 alone, right MD5 credentials are not accepted
+// (they get a new challenge), and SHA-256 ones are.
+func TestDigestAlgorithmNotOfferedRefused(t *testing.T) {
+	tp := startPBX(t, pbx.Config{DigestAlgorithms: []string{"SHA-256"}})
+	tp.addExt(t, "100", "pw100")
 	c := newClient(t, tp.addr)
-	res := c.do(c.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}))
-	if res.StatusCode != 407 {
-		t.Fatalf("got %d", res.StatusCode)
+	r := registerSpec("100", "not-offered", 1, "Contact: <sip:100@10.0.0.1>")
+	chal := c.do(c.build(r))
+	md5 := strings.Replace(chal.String(), "algorithm=SHA-256", "algorithm=MD5", 1)
+	msg, err := sip.ParseMessage([]byte(md5))
+	if err != nil {
+		t.Fatal(err)
 	}
-	chals := header(res, "Proxy-Authenticate")
-	for _, want := range []string{`realm="pbx.test"`, "algorithm=SHA-256", "algorithm=MD5", `qop="auth"`} {
-		if !strings.Contains(chals, want) {
-			t.Errorf("challenge %q lacks %s", chals, want)
+	r.cseq = 2
+	r.headers = append(r.headers, authorize(t, msg.(*sip.Response), r, "100", "pw100", "MD5"))
+	if res := c.do(c.build(r)); res.StatusCode != 401 {
+		t.Fatalf("MD5 credentials where only SHA-256 is offered: %d, want 401", res.StatusCode)
+	}
+	if res := register(t, c, registerSpec("100", "offered", 1, "Contact: <sip:100@10.0.0.1>"), "100", "pw100", "SHA-256"); res.StatusCode != 200 {
+		t.Fatalf("SHA-256 credentials: %d", res.StatusCode)
+	}
+}
+
+// challengeAlgorithms returns the algorithm of each challenge header, top first.
+func challengeAlgorithms(t *testing.T, res *sip.Response, name string) []string {
+	t.Helper()
+	var out []string
+	for _, h := range res.GetHeaders(name) {
+		c, err := digest.ParseChallenge(h.Value())
+		if err != nil {
+			t.Fatalf("bad challenge %q: %v", h.Value(), err)
 		}
+		out = append(out, c.Algorithm)
 	}
+	return out
 }
 
 func TestMergedRequest(t *testing.T) {
@@ -170,4 +234,23 @@ func dropHeader(msg, name string) string {
 
 func addHeader(msg, line string) string {
 	return strings.Replace(msg, "\r\n", "\r\n"+line+"\r\n", 1)
+}
+
+// TestLargeUDPResponse: an answer larger than sipgo's default UDP limit (1300 bytes) still goes
+// back over UDP, the way the request came (RFC 3261 §18.2.2), because New raises sip.UDPMTUSize.
+// An OPTIONS that passed 40 proxies gets a 200 that copies their 40 Via headers (§8.2.6.2).
+func TestLargeUDPResponse(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	c := newClient(t, tp.addr)
+	vias := []string{fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK-large-%d;rport", c.addr(), time.Now().UnixNano())}
+	for i := range 40 {
+		vias = append(vias, fmt.Sprintf("Via: SIP/2.0/UDP proxy%02d.example.com:5060;branch=z9hG4bK-proxy-%02d-0123456789", i, i))
+	}
+	res, raw := c.doRaw(c.build(reqSpec{method: "OPTIONS", to: "200", headers: vias}))
+	if res.StatusCode != 200 || len(res.GetHeaders("Via")) != len(vias) {
+		t.Fatalf("got %d with %d Vias, want 200 with %d", res.StatusCode, len(res.GetHeaders("Via")), len(vias))
+	}
+	if len(raw) <= 1300 {
+		t.Fatalf("answer of %d bytes does not test the limit", len(raw))
+	}
 }

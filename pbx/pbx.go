@@ -81,13 +81,21 @@ type PBX struct {
 	shutdownErr  error
 }
 
-// New validates cfg, opens the store (unless WithStore) and binds the listeners, so the bound
-// addresses can be read before Run.
+// New validates cfg (an invalid one fails with the errors of Config.Validate), opens the store
+// (unless WithStore) and binds the listeners, so the bound addresses can be read before Run.
+//
+// The first New in a process raises sipgo's process-wide sip.UDPMTUSize to 65535, so that large
+// responses (a REGISTER answer listing many contacts, an INVITE with a long SDP) still go back over
+// UDP, the way the request came, instead of failing; see docs/architecture.md. sipgo user agents
+// of the embedder's own share that setting. Create the first PBX before starting them, or set
+// sip.UDPMTUSize = 65535 yourself before either (New then leaves it alone), so that no sipgo
+// goroutine reads it while New writes it.
 func New(cfg Config, opts ...Option) (*PBX, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("pbx: config: %w", err)
 	}
+	allowLargeUDP()
 	p := &PBX{cfg: cfg, now: time.Now, stop: make(chan struct{})}
 	for _, o := range opts {
 		o(p)
@@ -158,8 +166,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	}
 	p.ua, p.srv = ua, srv
 	if cfg.RTPPortMin != 0 {
-		ip, _ := cfg.mediaIP() // validated
-		ports, err := media.NewPorts(ip, cfg.RTPPortMin, cfg.RTPPortMax)
+		ports, err := media.NewPorts(cfg.mediaIP(), cfg.RTPPortMin, cfg.RTPPortMax)
 		if err == nil {
 			p.relay, err = media.NewRelay(media.Config{Ports: ports, Codecs: cfg.Codecs, Timeout: cfg.MediaTimeout,
 				Logger: p.log.With("component", "media")})
@@ -381,9 +388,24 @@ func hostname() string {
 	return h
 }
 
-// sipgo refuses to send a UDP message larger than UDPMTUSize-200 bytes (its reading of RFC 3261
-// §18.1.1, which asks a UAC to switch such requests to TCP). A PBX cannot switch: responses must
-// return the way the request came, and most phones registered over UDP listen on nothing else. So,
-// like Asterisk and FreeSWITCH, pbxkit sends large datagrams and lets IP fragment them. The
-// setting is process-wide; it is made here, before any goroutine can read it.
-func init() { sip.UDPMTUSize = 65535 }
+// udpMTUSize is what New sets sipgo's sip.UDPMTUSize to: the largest UDP payload, so no message
+// is refused for its size.
+const udpMTUSize = 65535
+
+// raiseUDPMTU makes New change the sipgo setting once per process, however many PBXs it starts.
+var raiseUDPMTU sync.Once
+
+// allowLargeUDP lets sipgo send UDP messages of any size. sipgo refuses one larger than
+// sip.UDPMTUSize-200 bytes (1300 by default; its reading of RFC 3261 §18.1.1, which asks a UAC to
+// switch such requests to TCP). A PBX cannot switch: responses must return the way the request came
+// (§18.2.2), and most phones registered over UDP listen on nothing else. So, like Asterisk and
+// FreeSWITCH, pbxkit sends large datagrams and lets IP fragment them. sip.UDPMTUSize is a sipgo
+// package variable read by every sipgo transport in the process; it is only ever raised here, never
+// lowered, so an embedder that set it higher keeps its value.
+func allowLargeUDP() {
+	raiseUDPMTU.Do(func() {
+		if sip.UDPMTUSize < udpMTUSize {
+			sip.UDPMTUSize = udpMTUSize
+		}
+	})
+}

@@ -135,6 +135,11 @@ func (c dbCommand) command() *ffcli.Command {
 			default:
 				return usagef("%s: want %s, got %d arguments", c.name, strings.Join(c.args, ", "), len(args))
 			}
+			// --domain is the digest realm passwords are hashed for: a domain pbx would refuse to
+			// serve makes a password no phone can use.
+			if err := (pbx.Config{Domain: d.domain}).Validate(); err != nil {
+				return flagErrors(err)
+			}
 			if c.check != nil {
 				if err := c.check(d, args); err != nil {
 					return err

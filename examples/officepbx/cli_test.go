@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,14 +12,18 @@ import (
 	"time"
 
 	"github.com/pbxkit/pbxkit/internal/testenv"
+	"github.com/pbxkit/pbxkit/pbx"
 	"github.com/pbxkit/pbxkit/store"
 )
 
-// officepbx runs the program in-process and returns exit status, stdout and stderr.
+// officepbx runs the program in-process and returns exit status, stdout and stderr. A serve that
+// was meant to fail but starts is stopped after a while, so the test fails instead of hanging.
 func officepbx(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &out, &errb)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	code := run(ctx, args, &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -108,9 +113,9 @@ func TestCLIEnvironmentAndConfigFile(t *testing.T) {
 	if code != 2 || !strings.Contains(errs, "--rtp-ip") {
 		t.Fatalf("--rtp-ports without an IP to name: exit %d, %s", code, errs)
 	}
-	code, _, errs = officepbx(t, "serve", "--ring-timeout", "100ms")
-	if code != 2 || !strings.Contains(errs, "--ring-timeout 100ms: want between 1s and 1h") {
-		t.Fatalf("short ring timeout: exit %d, %s", code, errs)
+	code, _, errs = officepbx(t, "serve", "--ring-timeout", "-5s")
+	if code != 2 || !strings.Contains(errs, "--ring-timeout -5s: want more than 0 and at most 1h") {
+		t.Fatalf("negative ring timeout: exit %d, %s", code, errs)
 	}
 	t.Setenv("PBX_MAX_CALLS", "-1")
 	code, _, errs = officepbx(t, "serve")
@@ -119,7 +124,7 @@ func TestCLIEnvironmentAndConfigFile(t *testing.T) {
 	}
 	t.Setenv("PBX_MAX_CALLS", "0")
 	code, _, errs = officepbx(t, "serve", "--sip", "not-an-address")
-	if code != 1 || !strings.Contains(errs, `sip address "not-an-address"`) {
+	if code != 2 || !strings.Contains(errs, `--sip "not-an-address": want host:port`) {
 		t.Fatalf("bad --sip: exit %d, %s", code, errs)
 	}
 }
@@ -171,5 +176,49 @@ func TestCLICDRList(t *testing.T) {
 	}
 	if code, _, errs := officepbx(t, "cdr", "list", "--limit", "0", "--db", db); code != 2 || !strings.Contains(errs, "--limit 0") {
 		t.Fatalf("bad limit: exit %d %s", code, errs)
+	}
+}
+
+// TestCLIConfigErrorsArePBXs: what makes a flag value invalid is pbx's rule, and the command line
+// reports pbx's message with the flag's name in place of the Config field.
+func TestCLIConfigErrorsArePBXs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string   // after "serve"
+		cfg  pbx.Config // the same settings, as an embedder would write them
+		flag string     // the flag the message must name
+	}{
+		{"rtp range of one pair", []string{"--rtp-ports", "20000-20001", "--rtp-ip", "127.0.0.1"},
+			pbx.Config{RTPPortMin: 20000, RTPPortMax: 20001, RTPAddress: "127.0.0.1"}, "--rtp-ports"},
+		{"rtp range of privileged ports", []string{"--rtp-ports", "80-2000", "--rtp-ip", "127.0.0.1"},
+			pbx.Config{RTPPortMin: 80, RTPPortMax: 2000, RTPAddress: "127.0.0.1"}, "--rtp-ports"},
+		{"rtp range from an odd port", []string{"--rtp-ports", "20001-20004", "--sip", "127.0.0.1:0"},
+			pbx.Config{RTPPortMin: 20001, RTPPortMax: 20004, SIP: "127.0.0.1:0"}, "--rtp-ports"},
+		{"relay without an IP", []string{"--rtp-ports", "20000-20100"},
+			pbx.Config{RTPPortMin: 20000, RTPPortMax: 20100}, "--rtp-ip"},
+		{"rtp ip unspecified", []string{"--rtp-ip", "0.0.0.0"}, pbx.Config{RTPAddress: "0.0.0.0"}, "--rtp-ip"},
+		{"negative ring timeout", []string{"--ring-timeout", "-5s"}, pbx.Config{RingTimeout: -5 * time.Second}, "--ring-timeout"},
+		{"long dialplan timeout", []string{"--dialplan-timeout", "2m"}, pbx.Config{DialplanTimeout: 2 * time.Minute}, "--dialplan-timeout"},
+		{"unknown digest", []string{"--digest-algorithms", "md5,md4"}, pbx.Config{DigestAlgorithms: []string{"MD5", "MD4"}}, "--digest-algorithms"},
+		{"negative max calls", []string{"--max-calls", "-1"}, pbx.Config{MaxCalls: -1}, "--max-calls"},
+		{"sip without port", []string{"--sip", "localhost"}, pbx.Config{SIP: "localhost"}, "--sip"},
+		{"domain with a space", []string{"--domain", "my office"}, pbx.Config{Domain: "my office"}, "--domain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ce *pbx.ConfigError
+			if err := tc.cfg.Validate(); !errors.As(err, &ce) {
+				t.Fatalf("pbx accepts %+v: %v", tc.cfg, err)
+			}
+			want := tc.flag + " " + ce.Value + ": " + ce.Reason
+			code, _, errs := officepbx(t, append([]string{"serve"}, tc.args...)...)
+			if code != 2 || !strings.Contains(errs, want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errs, want)
+			}
+		})
+	}
+	// The commands that hash passwords for --domain refuse a domain pbx would not serve.
+	code, _, errs := officepbx(t, "ext", "add", "100", "--password", "pw", "--domain", "my office", "--db", testenv.SQLiteDSN(t))
+	if code != 2 || !strings.Contains(errs, `--domain "my office": want a host name`) {
+		t.Fatalf("ext add with a bad --domain: exit %d, %s", code, errs)
 	}
 }

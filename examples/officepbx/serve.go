@@ -29,6 +29,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 	fs.SetOutput(stderr)
 	var d dbFlags
 	d.register(fs)
+	// Defaults and rules are pbx's (pbx.Default..., Config.Validate); this command only parses.
 	var (
 		sipAddr  = fs.String("sip", pbx.DefaultSIP, "address for SIP over UDP and TCP (env PBX_SIP)")
 		httpAddr = fs.String("http", "", "address for /metrics and /healthz, e.g. 127.0.0.1:8080 (env PBX_HTTP)")
@@ -36,14 +37,14 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		dialplan = fs.String("dialplan", "", "Lua dialplan file (env PBX_DIALPLAN)")
 		rtpPorts = fs.String("rtp-ports", "", "relay media through the PBX on this RTP port range LO-HI, e.g. 20000-30000 (env PBX_RTP_PORTS)")
 		rtpIP    = fs.String("rtp-ip", "", "IP the media relay binds and names in SDP (default: the --sip address)")
-		mediaTO  = fs.Duration("media-timeout", 60*time.Second, "hang up answered calls without RTP for this long, unless on hold (env PBX_MEDIA_TIMEOUT)")
-		codecs   = fs.String("codecs", "PCMU,PCMA,G722,opus,telephone-event", "codecs allowed through the media relay (env PBX_CODECS)")
+		mediaTO  = fs.Duration("media-timeout", pbx.DefaultMediaTimeout, "hang up answered calls without RTP for this long, unless on hold; negative: never (env PBX_MEDIA_TIMEOUT)")
+		codecs   = fs.String("codecs", strings.Join(pbx.DefaultCodecs(), ","), "codecs allowed through the media relay (env PBX_CODECS)")
 		logLevel = fs.String("log-level", "info", "debug, info, warn or error (env PBX_LOG_LEVEL)")
 		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name)")
-		digests  = fs.String("digest-algorithms", "MD5,SHA-256", "digest algorithms offered, in order of preference (env PBX_DIGEST_ALGORITHMS)")
-		ringFor  = fs.Duration("ring-timeout", 30*time.Second, "how long calls ring before the caller gets 480 (env PBX_RING_TIMEOUT)")
+		digests  = fs.String("digest-algorithms", pbx.DefaultDigestAlgorithm, "digest algorithms offered, in order of preference: MD5, SHA-256 or both, e.g. SHA-256,MD5 (env PBX_DIGEST_ALGORITHMS)")
+		ringFor  = fs.Duration("ring-timeout", pbx.DefaultRingTimeout, "how long calls ring before the caller gets 480 (env PBX_RING_TIMEOUT)")
 		maxCalls = fs.Int("max-calls", 0, "concurrent calls at most; more get 503 (0: no limit; env PBX_MAX_CALLS)")
-		planTime = fs.Duration("dialplan-timeout", time.Second, "run time a dialplan script may use per call, not counting ringing (env PBX_DIALPLAN_TIMEOUT)")
+		planTime = fs.Duration("dialplan-timeout", pbx.DefaultDialplanTimeout, "run time a dialplan script may use per call, not counting ringing (env PBX_DIALPLAN_TIMEOUT)")
 		_        = fs.String("config", "", "config file of 'flag value' lines")
 	)
 	return &ffcli.Command{
@@ -64,57 +65,55 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 				return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 			}
-			if *dialplan != "" {
-				if fi, err := os.Stat(*dialplan); err != nil {
-					return usagef("--dialplan: %v", err)
-				} else if fi.IsDir() {
-					return usagef("--dialplan %s: is a folder; name the script file", *dialplan)
-				}
-			}
-			if *planTime < time.Millisecond || *planTime > time.Minute {
-				return usagef("--dialplan-timeout %v: want between 1ms and 1m", *planTime)
+			if err := checkScript(*dialplan); err != nil {
+				return err
 			}
 			rtpLo, rtpHi, err := parsePortRange(*rtpPorts)
 			if err != nil {
 				return usagef("--rtp-ports: %v", err)
 			}
-			if rtpLo != 0 && *rtpIP == "" {
-				if host, _, _ := net.SplitHostPort(*sipAddr); net.ParseIP(host) == nil || net.ParseIP(host).IsUnspecified() {
-					return usagef("--rtp-ports: name the IP phones should send media to with --rtp-ip (--sip %s listens on all addresses)", *sipAddr)
-				}
-			} else if *rtpIP != "" && (net.ParseIP(*rtpIP) == nil || net.ParseIP(*rtpIP).IsUnspecified()) {
-				return usagef("--rtp-ip %q: want a specific IP address", *rtpIP)
-			}
-			if *mediaTO < 0 {
-				return usagef("--media-timeout %v: must not be negative", *mediaTO)
-			}
 			trusted, err := pbx.ParseTrusted(*trust)
 			if err != nil {
 				return usagef("--trust: %v", err)
-			}
-			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-			if *ringFor < time.Second || *ringFor > time.Hour {
-				return usagef("--ring-timeout %v: want between 1s and 1h", *ringFor)
-			}
-			if *maxCalls < 0 {
-				return usagef("--max-calls %d: must not be negative", *maxCalls)
 			}
 			var algs []string
 			for _, a := range splitList(*digests) {
 				algs = append(algs, strings.ToUpper(a))
 			}
-			return serve(ctx, log, pbx.Config{
+			cfg := pbx.Config{
 				SIP: *sipAddr, Database: d.db, Domain: d.domain, Trusted: trusted, NodeID: *nodeID,
 				DigestAlgorithms: algs, RingTimeout: *ringFor, MaxCalls: *maxCalls,
 				DialplanScript: *dialplan, DialplanTimeout: *planTime,
 				RTPPortMin: rtpLo, RTPPortMax: rtpHi, RTPAddress: *rtpIP, MediaTimeout: *mediaTO,
 				Codecs: splitList(*codecs),
-			}, *httpAddr)
+			}
+			if err := cfg.Validate(); err != nil {
+				return flagErrors(err)
+			}
+			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			return serve(ctx, log, cfg, *httpAddr)
 		},
 	}
 }
 
-// parsePortRange reads "LO-HI"; "" is no range.
+// checkScript fails early, as a usage error, when --dialplan names no file: pbx.New would fail
+// too, but only after opening the database, and with an error that does not name the flag.
+func checkScript(path string) error {
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return usagef("--dialplan: %v", err)
+	case fi.IsDir():
+		return usagef("--dialplan %s: is a folder; name the script file", path)
+	}
+	return nil
+}
+
+// parsePortRange reads the syntax "LO-HI"; "" is no range. Which ranges are valid is pbx's rule
+// (Config.Validate).
 func parsePortRange(s string) (lo, hi int, err error) {
 	if s == "" {
 		return 0, 0, nil
@@ -126,8 +125,8 @@ func parsePortRange(s string) (lo, hi int, err error) {
 			hi, err = strconv.Atoi(strings.TrimSpace(b))
 		}
 	}
-	if !ok || err != nil || lo < 1024 || hi > 65535 || hi < lo+3 {
-		return 0, 0, fmt.Errorf("%q: want LO-HI within 1024-65535 with room for at least two pairs, e.g. 20000-30000", s)
+	if !ok || err != nil {
+		return 0, 0, fmt.Errorf("%q: want LO-HI, e.g. 20000-30000", s)
 	}
 	return lo, hi, nil
 }
@@ -148,7 +147,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr strin
 	if err != nil {
 		return err
 	}
-	warnRealmMismatch(ctx, log, cfg)
+	warnRealmMismatch(ctx, log, p.Config())
 	errc := make(chan error, 2)
 	var srv *http.Server
 	if httpAddr != "" {
@@ -222,9 +221,6 @@ func warnRealmMismatch(ctx context.Context, log *slog.Logger, cfg pbx.Config) {
 		return
 	}
 	domain := cfg.Domain
-	if domain == "" {
-		domain = pbx.DefaultDomain
-	}
 	for _, e := range exts {
 		if e.Realm != domain {
 			log.Warn("extension cannot authenticate: its password was set for another domain; set it again with 'officepbx ext set NUMBER --password PW'",

@@ -1,5 +1,6 @@
-// Package sipx holds small SIP helpers shared by pbxkit's packages: IANA reason phrases, method
-// sets and option tags.
+// Package sipx holds small SIP helpers shared by pbxkit's packages, so that each rule is written
+// once: IANA reason phrases (Reason), the methods served (Allow, Allowed), SDP content types
+// (IsSDP) and RFC 3261 tokens (IsToken).
 package sipx
 
 // reasons are the IANA "SIP Response Codes" reason phrases
