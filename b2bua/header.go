@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/internal/sipx"
 )
 
 // reservedHeaders make up the dialog or the message: the engine writes them itself.
@@ -17,7 +19,7 @@ var reservedHeaders = map[string]bool{
 // NewHeader checks that name is a token (RFC 3261 §25.1) that names no header the engine writes
 // itself, and that value holds no line break, and returns the header.
 func NewHeader(name, value string) (sip.Header, error) {
-	if name == "" || !isToken(name) {
+	if !sipx.IsToken(name) {
 		return nil, fmt.Errorf("b2bua: %q is not a valid header name", name)
 	}
 	if reservedHeaders[strings.ToLower(name)] {
@@ -29,12 +31,3 @@ func NewHeader(name, value string) (sip.Header, error) {
 	return sip.NewHeader(name, value), nil
 }
 
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("-.!%*_+`'~", b) >= 0) {
-			return false
-		}
-	}
-	return true
-}

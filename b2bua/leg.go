@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/internal/sipx"
 )
 
 // leg is one dialog the PBX opened toward a callee's contact with an INVITE: while it rings, and
@@ -86,7 +88,7 @@ func (l *leg) invite(o legOrigin) *sip.Request {
 	if mf := c.aReq.MaxForwards(); mf != nil && *mf > 0 {
 		*inv.MaxForwards() = *mf - 1
 	}
-	inv.AppendHeader(sip.NewHeader("Allow", allowValue))
+	inv.AppendHeader(sip.NewHeader("Allow", sipx.Allow))
 	if o.headers != nil {
 		copyTimerHeaders(o.headers, inv)
 		for _, name := range c.e.cfg.CopyHeaders {
@@ -275,9 +277,6 @@ func (c *Call) byeIn(d *dialogSide, what string) {
 	c.mu.Unlock()
 	c.e.sendAsync(bye, c.log, what)
 }
-
-// allowValue is the Allow header of the PBX's INVITEs and 405s.
-const allowValue = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY"
 
 // isConnError reports whether err is a failure to open or use a connection.
 func isConnError(err error) bool {

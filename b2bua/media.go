@@ -2,9 +2,10 @@ package b2bua
 
 import (
 	"context"
-	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/internal/sipx"
 )
 
 // Media puts a call's media through the PBX (package media implements it; pbx adapts it). Without
@@ -157,9 +158,7 @@ func (c *Call) sdpOut(res *sip.Response, aleg bool) ([]byte, error) {
 	return c.sdpFrom(!aleg, res.Body())
 }
 
-func isSDP(ct *sip.ContentTypeHeader) bool {
-	return ct != nil && strings.EqualFold(strings.TrimSpace(strings.SplitN(ct.Value(), ";", 2)[0]), "application/sdp")
-}
+func isSDP(ct *sip.ContentTypeHeader) bool { return ct != nil && sipx.IsSDP(ct.Value()) }
 
 // MediaStats returns what each side has sent through the media relay so far, and false when the
 // call has no relay.

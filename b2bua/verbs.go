@@ -264,7 +264,7 @@ func (c *Call) Forward(ctx context.Context, dests []string, opts ForwardOptions)
 	if reason == "" {
 		reason = "unconditional"
 	}
-	if !isToken(reason) {
+	if !sipx.IsToken(reason) {
 		return Result{}, fmt.Errorf("b2bua: forward reason %q is not a token", reason)
 	}
 	div := sip.NewHeader("Diversion", fmt.Sprintf("<sip:%s@%s>;reason=%s;counter=1", c.callee, c.host(), reason))
@@ -314,9 +314,9 @@ func (c *Call) Reject(code int, phrase string, hdrs ...sip.Header) error {
 	}
 	switch code {
 	case 405:
-		hdrs = append(hdrs, sip.NewHeader("Allow", allowValue))
+		hdrs = append(hdrs, sip.NewHeader("Allow", sipx.Allow))
 	case 415:
-		hdrs = append(hdrs, sip.NewHeader("Accept", "application/sdp"))
+		hdrs = append(hdrs, sip.NewHeader("Accept", sipx.ContentTypeSDP))
 	case 422:
 		hdrs = append(hdrs, sip.NewHeader("Min-SE", strconv.Itoa(minSE)))
 	}

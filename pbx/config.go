@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pbxkit/pbxkit/b2bua"
+
 	"github.com/pbxkit/pbxkit/dialplan"
 	"github.com/pbxkit/pbxkit/media"
 )
@@ -147,8 +149,8 @@ const (
 	DefaultMaxBodyBytes        = 16384
 	DefaultMaxURILength        = 1024
 	DefaultPurgeInterval       = 30 * time.Second
-	DefaultRingTimeout         = 30 * time.Second
-	DefaultAckTimeout          = 32 * time.Second // 64*T1 with T1 = 500 ms (RFC 3261 §13.3.1.4)
+	DefaultRingTimeout         = b2bua.DefaultRingTimeout
+	DefaultAckTimeout          = b2bua.DefaultAckTimeout
 	DefaultDialplanTimeout     = time.Second
 	DefaultMediaTimeout        = 60 * time.Second
 )
