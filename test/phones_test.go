@@ -121,13 +121,19 @@ func (o *office) cdrs(t *testing.T, n int) []cdrRow {
 		if !strings.HasPrefix(lines[0], "START") {
 			t.Fatalf("cdr list:\n%s", out)
 		}
+		cols := regexp.MustCompile(`\s{2,}`)
+		col := map[string]int{} // columns by header name: the list may gain columns
+		for i, name := range cols.Split(strings.TrimSpace(lines[0]), -1) {
+			col[name] = i
+		}
 		var rows []cdrRow
 		for _, l := range lines[1:] {
-			f := regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(l), -1)
-			if len(f) < 8 {
+			f := cols.Split(strings.TrimSpace(l), -1)
+			if len(f) < len(col)-1 { // REASON may be empty
 				t.Fatalf("cdr list line %q", l)
 			}
-			rows = append(rows, cdrRow{caller: f[1], callee: f[2], disposition: f[3], status: f[4], hangupBy: f[7]})
+			rows = append(rows, cdrRow{caller: f[col["CALLER"]], callee: f[col["CALLEE"]], disposition: f[col["DISPOSITION"]],
+				status: f[col["STATUS"]], hangupBy: f[col["HANGUP-BY"]]})
 		}
 		if len(rows) >= n || time.Now().After(deadline) {
 			if len(rows) != n {
