@@ -30,4 +30,3 @@ func NewHeader(name, value string) (sip.Header, error) {
 	}
 	return sip.NewHeader(name, value), nil
 }
-
