@@ -67,6 +67,12 @@ func (e *Engine) findDialog(r replacesID) (dialogRef, bool) {
 	return e.table.lookup(dialogKey(r.callID, r.fromTag, r.toTag))
 }
 
+// endedDialog reports whether a Replaces names a dialog that ended a moment ago.
+func (e *Engine) endedDialog(r replacesID) bool {
+	now := time.Now()
+	return e.table.ended(dialogKey(r.callID, r.toTag, r.fromTag), now) || e.table.ended(dialogKey(r.callID, r.fromTag, r.toTag), now)
+}
+
 // sideDialog returns the dialog of the caller's side (aside) or the callee's, and its party.
 // The caller holds c.mu.
 func (c *Call) sideDialog(aside bool) (*dialogSide, string) {
@@ -190,7 +196,11 @@ func (c *Call) takeOver() {
 		return
 	}
 	ref, found := c.e.findDialog(rep)
-	if !found {
+	switch {
+	case !found && c.e.endedDialog(rep):
+		c.fail(603, "pbx", "the dialog Replaces names has ended") // RFC 3891 §3
+		return
+	case !found:
 		c.fail(481, "pbx", "Replaces names no dialog")
 		return
 	}

@@ -170,7 +170,8 @@ func (tr *transfer) takeSide(d *dialogSide, l *leg, party string) {
 }
 
 // notify reports a transfer's progress to the transferor in its dialog (RFC 3515 §2.4.5): the
-// status line of the target's answer as message/sipfrag.
+// status line of the target's answer as message/sipfrag. A progress report is sent in the
+// background; the final one is waited for (the transferor is hung up after it).
 func (tr *transfer) notify(code int, final bool) {
 	c := tr.c
 	c.mu.Lock()
@@ -184,11 +185,30 @@ func (tr *transfer) notify(code int, final bool) {
 	n.AppendHeader(sip.NewHeader("Subscription-State", state))
 	n.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
 	n.SetBody(fmt.Appendf(nil, "SIP/2.0 %d %s\r\n", code, sipx.Reason(code)))
+	// Sent here, in order; only the wait for the answer may go to the background.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.e.clientFor(n).Do(ctx, n); err != nil {
+	tx, err := c.e.clientFor(n).TransactionRequest(ctx, n)
+	if err != nil {
+		cancel()
 		c.log.Debug("notify of transfer", "error", err)
+		return
 	}
+	wait := func() {
+		defer cancel()
+		defer tx.Terminate()
+		if _, err := finalAnswer(ctx, tx); err != nil {
+			c.log.Debug("notify of transfer", "error", err)
+		}
+	}
+	if final {
+		wait()
+		return
+	}
+	c.e.bg.Add(1)
+	go func() {
+		defer c.e.bg.Done()
+		wait()
+	}()
 }
 
 // reoffer re-INVITEs side d with sdp (the new peer's session) and returns d's answer.
