@@ -435,6 +435,7 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}()
 	p.metrics.requests.WithLabelValues(methodLabel(req.Method)).Inc()
+	p.log.Debug("sip request", "method", string(req.Method), "transport", req.Transport(), "src", req.Source())
 	if rej := p.validate(req); rej != nil {
 		if req.IsAck() {
 			p.log.Info("invalid ACK dropped", "src", req.Source(), "reason", rej.warning)

@@ -187,7 +187,8 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		Host:        p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
 		RingTimeout: cfg.RingTimeout, UserAgent: cfg.UserAgent, AckTimeout: cfg.AckTimeout, CopyHeaders: cfg.CopyHeaders,
 		PassRedirects: cfg.PassRedirects, Resolve: p.resolve, Media: p.mediaRelay(),
-		OnEvent: func(e b2bua.Event) { p.events.publish(callEvent(e)) },
+		OnEvent:       func(e b2bua.Event) { p.events.publish(callEvent(e)) },
+		OnUnreachable: p.dropUnreachable,
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
 		ua.Close()

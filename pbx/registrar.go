@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/pbxkit/pbxkit/b2bua"
 	"github.com/pbxkit/pbxkit/store"
 )
 
@@ -242,4 +243,36 @@ func (r *registrar) ok(req *sip.Request, tx sip.ServerTransaction, live []store.
 
 func (r *registrar) storeError(req *sip.Request, tx sip.ServerTransaction, err error) {
 	r.p.replyStoreError(req, tx, "registrar", err)
+}
+
+// dropUnreachable removes the registration of a contact the call core could not reach over its
+// connection (RFC 5626's flow failure, without its machinery): a phone registered over TCP that
+// has gone away would otherwise be rung, and fail, on every call until its registration expires.
+// It runs in the background: the call core must not wait for the database.
+func (p *PBX) dropUnreachable(t b2bua.Target, cause error) {
+	if t.Ext == "" || t.Dest == "" {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		bindings, err := p.store.Bindings(ctx, t.Ext)
+		if err != nil {
+			p.log.Warn("unreachable contact not removed", "ext", t.Ext, "dest", t.Dest, "error", err)
+			return
+		}
+		for _, b := range bindings {
+			if b.Source != t.Dest || !strings.EqualFold(b.Transport, t.Transport) {
+				continue
+			}
+			if err := p.store.DeleteBinding(ctx, t.Ext, b.Contact); err != nil {
+				p.log.Warn("unreachable contact not removed", "ext", t.Ext, "contact", b.Contact, "error", err)
+				continue
+			}
+			p.log.Warn("registration removed: its connection failed", "ext", t.Ext, "contact", b.Contact,
+				"transport", b.Transport, "error", cause)
+		}
+	}()
 }
