@@ -1,6 +1,7 @@
 package b2bua_test
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"testing"
@@ -206,8 +207,13 @@ func TestCallAttendedTransfer(t *testing.T) {
 // TestCallAttendedTransferByCaller: the caller is the transferor. 100 calls 200, then consults
 // 300 and transfers 200 to it: 300 takes 100's place opposite 200.
 func TestCallAttendedTransferByCaller(t *testing.T) {
-	s, caller, callees := callServer(t, b2bua.Config{}, 1)
-	callee := callees[0]
+	calls := make(chan *b2bua.Call, 2)
+	s := b2buatest.NewServer(t, b2bua.Config{}, func(ctx context.Context, c *b2bua.Call) error {
+		calls <- c
+		return b2buatest.DialCallee(ctx, c)
+	})
+	caller, callee := s.Phone(t), s.Phone(t)
+	s.Register("200", callee)
 	third := s.Phone(t)
 	s.Register("300", third)
 	callerOut := s.Phone(t)
@@ -233,6 +239,11 @@ func TestCallAttendedTransferByCaller(t *testing.T) {
 	}
 	caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
 	callerOut.Respond(callerOut.WaitRequest(sip.BYE), 200, "OK", "")
+	// The call keeps its caller's Call-ID as its name (on_hangup and logs use it), though its
+	// caller's side is now 300's dialog.
+	if first := <-calls; first.ID() != inv.CallID().Value() {
+		t.Fatalf("the transferred call's ID is %q, want the caller's Call-ID %q", first.ID(), inv.CallID().Value())
+	}
 	// 200 hangs up: the BYE reaches 300, now on the caller's side of the first call.
 	callee.Send(callee.InDialogAsCallee("BYE", bInv, 7, ""))
 	callee.WaitResponse(200)

@@ -224,8 +224,35 @@ end`, pbx.Config{}, 1)
 	caller.send(caller.inDialog("ACK", inv, ok, 1))
 	other.waitRequest(sip.ACK)
 	hangUp(t, tp, caller, other, inv, ok, 2)
-	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != store.Answered {
+	// The record names the forward's final callee, beside what the caller dialled.
+	cdr := lastCDR(t, tp, inv.CallID().Value())
+	if cdr.Disposition != store.Answered || cdr.Dialled != "200" || cdr.Callee != "201" ||
+		len(cdr.Segments) != 1 || cdr.Segments[0].Caller != "100" || cdr.Segments[0].Callee != "201" {
 		t.Fatalf("CDR %+v", cdr)
+	}
+}
+
+// TestLuaRejectPassesTheCalleesAnswer: a script that rejects with the status its connect came to
+// passes the callee's answer on: the record says the callee ended the call (busy, or declined).
+func TestLuaRejectPassesTheCalleesAnswer(t *testing.T) {
+	tp, caller, callees, _ := luaPBX(t, `
+function route(call)
+  local r = call:connect(call.to)
+  if not r.answered then call:reject(r.status) end
+end`, pbx.Config{}, 1)
+	for _, tc := range []struct {
+		code        int
+		disposition store.Disposition
+	}{{486, store.Busy}, {603, store.Declined}} {
+		msg, inv := invite(caller)
+		caller.send(msg)
+		b := callees[0].waitRequest(sip.INVITE)
+		callees[0].respond(b, tc.code, "No", "")
+		ackFinal(caller, inv, caller.waitResponse(tc.code))
+		waitIdle(t, tp)
+		if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != tc.disposition || cdr.HangupBy != "callee" || cdr.Status != tc.code {
+			t.Fatalf("%d: CDR %+v", tc.code, cdr)
+		}
 	}
 }
 
@@ -302,6 +329,38 @@ end`, pbx.Config{}, 1)
 	hangUp(t, tp, caller, callees[0], inv, ok, 2)
 	if n := tp.Queues().Waiting("support"); n != 0 {
 		t.Fatalf("%d callers still waiting", n)
+	}
+}
+
+// TestLuaQueueRecordNamesTheAgent: a call to the queue's number answered by an agent is recorded
+// with the number dialled and the agent who answered.
+func TestLuaQueueRecordNamesTheAgent(t *testing.T) {
+	tp, caller, callees, _ := luaPBX(t, `
+function route(call)
+  if call.to == "600" then
+    local r = call:queue("support", {timeout = 5})
+    if not r.answered then call:reject(r.status) end
+    return
+  end
+  call:reject(404)
+end`, pbx.Config{}, 1)
+	if err := tp.store.CreateQueue(context.Background(), &store.Queue{Name: "support", Members: []store.QueueMember{{Extension: "200"}}}); err != nil {
+		t.Fatal(err)
+	}
+	msg := caller.build(reqSpec{method: "INVITE", from: "100", to: "600", headers: []string{
+		"Contact: <sip:100@" + caller.addr() + ">", "Content-Type: application/sdp"}, body: sdpBody})
+	m, _ := sip.ParseMessage([]byte(msg))
+	inv := m.(*sip.Request)
+	caller.send(msg)
+	b := callees[0].waitRequest(sip.INVITE)
+	callees[0].respond(b, 200, "OK", calleeSDP)
+	ok := caller.waitResponse(200)
+	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	callees[0].waitRequest(sip.ACK)
+	hangUp(t, tp, caller, callees[0], inv, ok, 2)
+	cdr := lastCDR(t, tp, inv.CallID().Value())
+	if cdr.Dialled != "600" || cdr.Callee != "200" || cdr.Disposition != store.Answered || len(cdr.Segments) != 1 || cdr.Segments[0].Callee != "200" {
+		t.Fatalf("CDR %+v", cdr)
 	}
 }
 
