@@ -2,6 +2,7 @@ package pbx_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -26,8 +27,8 @@ func callPBX(t *testing.T, cfg pbx.Config, callees int) (*testPBX, *uaClient, []
 	var cs []*uaClient
 	for range callees {
 		callee := newClient(t, tp.addr)
-		err := tp.store.PutBinding(context.Background(), store.Binding{Extension: "200", Contact: "sip:200@" + callee.addr(),
-			Source: callee.addr(), Transport: "udp", ExpiresAt: time.Now().Add(time.Hour)})
+		err := tp.store.PutBinding(context.Background(), store.Binding{Extension: "200", Contact: "sip:200@" + callee.Addr(),
+			Source: callee.Addr(), Transport: "udp", ExpiresAt: time.Now().Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,8 +38,8 @@ func callPBX(t *testing.T, cfg pbx.Config, callees int) (*testPBX, *uaClient, []
 }
 
 func invite(c *uaClient) (string, *sip.Request) {
-	msg := c.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{
-		"Contact: <sip:100@" + c.addr() + ">", "Content-Type: application/sdp"}, body: sdpBody})
+	msg := c.Build(reqSpec{Method: "INVITE", From: "100", To: "200", Headers: []string{
+		"Contact: <sip:100@" + c.Addr() + ">", "Content-Type: application/sdp"}, Body: sdpBody})
 	m, err := sip.ParseMessage([]byte(msg))
 	if err != nil {
 		panic(err)
@@ -80,24 +81,24 @@ func lastCDR(t *testing.T, tp *testPBX, callID string) store.CDR {
 func answeredCall(t *testing.T, tp *testPBX, caller, callee *uaClient) (inv *sip.Request, ok *sip.Response, bInv *sip.Request) {
 	t.Helper()
 	msg, inv := invite(caller)
-	caller.send(msg)
-	caller.waitResponse(100)
-	bInv = callee.waitRequest(sip.INVITE)
-	callee.respond(bInv, 180, "Ringing", "")
-	if r := caller.waitResponse(180); r.To().Params == nil {
+	caller.Send(msg)
+	caller.WaitResponse(100)
+	bInv = callee.WaitRequest(sip.INVITE)
+	callee.Respond(bInv, 180, "Ringing", "")
+	if r := caller.WaitResponse(180); r.To().Params == nil {
 		t.Fatal("180 without To tag")
 	}
-	callee.respond(bInv, 200, "OK", calleeSDP)
-	ok = caller.waitResponse(200)
-	callee.waitRequest(sip.ACK)
-	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	callee.Respond(bInv, 200, "OK", calleeSDP)
+	ok = caller.WaitResponse(200)
+	callee.WaitRequest(sip.ACK)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
 	return inv, ok, bInv
 }
 
 // reinviteFrom builds a re-INVITE in the caller's dialog with body.
 func reinviteFrom(c *uaClient, inv *sip.Request, ok *sip.Response, cseq int, body string) string {
-	m := c.inDialog("INVITE", inv, ok, cseq)
-	m = strings.Replace(m, "Content-Length: 0\r\n\r\n", "Contact: <sip:100@"+c.addr()+">\r\nContent-Type: application/sdp\r\n"+
+	m := c.InDialog("INVITE", inv, ok, cseq)
+	m = strings.Replace(m, "Content-Length: 0\r\n\r\n", "Contact: <sip:100@"+c.Addr()+">\r\nContent-Type: application/sdp\r\n"+
 		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body, 1)
 	return m
 }
@@ -106,19 +107,19 @@ func reinviteFrom(c *uaClient, inv *sip.Request, ok *sip.Response, cseq int, bod
 func TestCallLimit(t *testing.T) {
 	tp, caller, callees := callPBX(t, pbx.Config{MaxCalls: 1}, 1)
 	msg, _ := invite(caller)
-	caller.send(msg)
-	b := callees[0].waitRequest(sip.INVITE)
-	callees[0].respond(b, 180, "Ringing", "")
-	caller.waitResponse(180)
+	caller.Send(msg)
+	b := callees[0].WaitRequest(sip.INVITE)
+	callees[0].Respond(b, 180, "Ringing", "")
+	caller.WaitResponse(180)
 	second := newClient(t, tp.addr)
 	msg2, _ := invite(second)
-	second.send(msg2)
-	res := second.waitResponse(503)
+	second.Send(msg2)
+	res := second.WaitResponse(503)
 	if res.Reason != "Service Unavailable" || header(res, "Retry-After") == "" {
 		t.Fatalf("over the limit: %d %s Retry-After=%q", res.StatusCode, res.Reason, header(res, "Retry-After"))
 	}
-	callees[0].respond(b, 486, "Busy Here", "")
-	caller.waitResponse(486)
+	callees[0].Respond(b, 486, "Busy Here", "")
+	caller.WaitResponse(486)
 	waitIdle(t, tp)
 }
 
@@ -129,8 +130,8 @@ func TestShutdownHangsUpCalls(t *testing.T) {
 	inv, _, _ := answeredCall(t, tp, caller, callees[0])
 	done := make(chan error, 1)
 	go func() { done <- tp.Shutdown(context.Background()) }()
-	callees[0].respond(callees[0].waitRequest(sip.BYE), 200, "OK", "")
-	caller.respond(caller.waitRequest(sip.BYE), 200, "OK", "")
+	callees[0].Respond(callees[0].WaitRequest(sip.BYE), 200, "OK", "")
+	caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -149,22 +150,6 @@ func header2(r *sip.Request, name string) string {
 	return ""
 }
 
-// respondWith answers req like respond, with extra header lines.
-func (c *uaClient) respondWith(req *sip.Request, code int, reason, body string, extra ...string) {
-	c.t.Helper()
-	res := sip.NewResponseFromRequest(req, code, reason, []byte(body))
-	res.To().Params.Add("tag", "callee-tag")
-	res.AppendHeader(sip.NewHeader("Contact", "<sip:callee@"+c.addr()+">"))
-	for _, l := range extra {
-		name, value, _ := strings.Cut(l, ":")
-		res.AppendHeader(sip.NewHeader(name, strings.TrimSpace(value)))
-	}
-	if body != "" {
-		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	}
-	c.send(res.String())
-}
-
 // TestShutdownWhileRingingRacesAnswer: the PBX shuts down while a call rings, and the callee's
 // 200 crosses the CANCEL. Whichever the PBX sees first, both sides end: the callee's 200 is
 // ACKed and BYEd, the caller gets 503, or 200 and then BYE.
@@ -172,25 +157,25 @@ func TestShutdownWhileRingingRacesAnswer(t *testing.T) {
 	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
 	callee := callees[0]
 	msg, _ := invite(caller)
-	caller.send(msg)
-	b := callee.waitRequest(sip.INVITE)
-	callee.respond(b, 180, "Ringing", "")
-	caller.waitResponse(180)
+	caller.Send(msg)
+	b := callee.WaitRequest(sip.INVITE)
+	callee.Respond(b, 180, "Ringing", "")
+	caller.WaitResponse(180)
 	done := make(chan error, 1)
 	go func() { done <- tp.Shutdown(context.Background()) }()
-	cancel := callee.waitRequest(sip.CANCEL)
-	callee.respond(b, 200, "OK", calleeSDP) // crosses the CANCEL
-	callee.respond(cancel, 200, "OK", "")
-	callee.waitRequest(sip.ACK)
-	callee.respond(callee.waitRequest(sip.BYE), 200, "OK", "")
+	cancel := callee.WaitRequest(sip.CANCEL)
+	callee.Respond(b, 200, "OK", calleeSDP) // crosses the CANCEL
+	callee.Respond(cancel, 200, "OK", "")
+	callee.WaitRequest(sip.ACK)
+	callee.Respond(callee.WaitRequest(sip.BYE), 200, "OK", "")
 	for final := false; !final; {
-		switch m := caller.recvMsg(5 * time.Second).(type) {
+		switch m := caller.RecvMsg(5 * time.Second).(type) {
 		case *sip.Response:
 			switch m.StatusCode {
 			case 503:
 				final = true
 			case 200:
-				caller.respond(caller.waitRequest(sip.BYE), 200, "OK", "")
+				caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
 				final = true
 			}
 		case *sip.Request:
@@ -213,12 +198,12 @@ func TestShutdownWhileRingingRacesAnswer(t *testing.T) {
 func TestCallLeavesFromTheListeningSocket(t *testing.T) {
 	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
 	msg, _ := invite(caller)
-	caller.send(msg)
-	b, from := callees[0].waitRequestFrom(sip.INVITE)
-	if from.Port != tp.addr.Port {
+	caller.Send(msg)
+	b, from := callees[0].WaitRequestFrom(sip.INVITE)
+	if from.(*net.UDPAddr).Port != tp.addr.Port {
 		t.Fatalf("INVITE came from %s, not the PBX's listener %s", from, tp.addr)
 	}
-	callees[0].respond(b, 486, "Busy Here", "")
-	caller.waitResponse(486)
+	callees[0].Respond(b, 486, "Busy Here", "")
+	caller.WaitResponse(486)
 	waitIdle(t, tp)
 }

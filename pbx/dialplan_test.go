@@ -40,8 +40,8 @@ func bind(t *testing.T, tp *testPBX, ext string, c *uaClient) {
 	if _, err := tp.store.Extension(context.Background(), ext); err != nil {
 		tp.addExt(t, ext, "pw"+ext)
 	}
-	err := tp.store.PutBinding(context.Background(), store.Binding{Extension: ext, Contact: "sip:" + ext + "@" + c.addr(),
-		Source: c.addr(), Transport: "udp", ExpiresAt: time.Now().Add(time.Hour)})
+	err := tp.store.PutBinding(context.Background(), store.Binding{Extension: ext, Contact: "sip:" + ext + "@" + c.Addr(),
+		Source: c.Addr(), Transport: "udp", ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,14 +51,14 @@ func bind(t *testing.T, tp *testPBX, ext string, c *uaClient) {
 // final non-2xx is acknowledged.
 func dial(t *testing.T, c *uaClient, to string, headers ...string) (*sip.Request, []*sip.Response) {
 	t.Helper()
-	msg := c.build(reqSpec{method: "INVITE", from: "100", to: to, headers: append([]string{
-		"Contact: <sip:100@" + c.addr() + ">", "Content-Type: application/sdp"}, headers...), body: sdpBody})
+	msg := c.Build(reqSpec{Method: "INVITE", From: "100", To: to, Headers: append([]string{
+		"Contact: <sip:100@" + c.Addr() + ">", "Content-Type: application/sdp"}, headers...), Body: sdpBody})
 	m, err := sip.ParseMessage([]byte(msg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	inv := m.(*sip.Request)
-	c.send(msg)
+	c.Send(msg)
 	return inv, awaitFinal(t, c, inv, 10*time.Second)
 }
 
@@ -68,7 +68,7 @@ func awaitFinal(t *testing.T, c *uaClient, inv *sip.Request, within time.Duratio
 	var got []*sip.Response
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		res, ok := c.recvMsg(time.Until(deadline)).(*sip.Response)
+		res, ok := c.RecvMsg(time.Until(deadline)).(*sip.Response)
 		if !ok || res.CallID().Value() != inv.CallID().Value() {
 			continue
 		}
@@ -85,7 +85,7 @@ func awaitFinal(t *testing.T, c *uaClient, inv *sip.Request, within time.Duratio
 }
 
 func ackFinal(c *uaClient, inv *sip.Request, res *sip.Response) {
-	c.send("ACK " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
+	c.Send("ACK " + inv.Recipient.String() + " SIP/2.0\r\nVia: " + inv.Via().Value() + "\r\nMax-Forwards: 70\r\n" +
 		"From: " + inv.From().Value() + "\r\nTo: " + res.To().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\n" +
 		"CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
 }
@@ -205,24 +205,24 @@ end`, pbx.Config{}, 1)
 	bind(t, tp, "201", other)
 
 	msg, inv := invite(caller)
-	caller.send(msg)
-	b := callees[0].waitRequest(sip.INVITE)
-	callees[0].respond(b, 486, "Busy Here", "")
-	callees[0].waitRequest(sip.ACK)
+	caller.Send(msg)
+	b := callees[0].WaitRequest(sip.INVITE)
+	callees[0].Respond(b, 486, "Busy Here", "")
+	callees[0].WaitRequest(sip.ACK)
 
-	r181 := caller.waitResponse(181)
+	r181 := caller.WaitResponse(181)
 	if r181.Reason != "Call Is Being Forwarded" || !strings.Contains(header(r181, "Diversion"), "reason=user-busy") ||
 		!strings.Contains(header(r181, "Diversion"), "sip:200@") {
 		t.Fatalf("181 %q with Diversion %q", r181.Reason, header(r181, "Diversion"))
 	}
-	f := other.waitRequest(sip.INVITE)
+	f := other.WaitRequest(sip.INVITE)
 	if d := header2(f, "Diversion"); !strings.Contains(d, "sip:200@") || !strings.Contains(d, "user-busy") {
 		t.Fatalf("the forward target sees Diversion %q", d)
 	}
-	other.respond(f, 200, "OK", calleeSDP)
-	ok := caller.waitResponse(200)
-	caller.send(caller.inDialog("ACK", inv, ok, 1))
-	other.waitRequest(sip.ACK)
+	other.Respond(f, 200, "OK", calleeSDP)
+	ok := caller.WaitResponse(200)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
+	other.WaitRequest(sip.ACK)
 	hangUp(t, tp, caller, other, inv, ok, 2)
 	// The record names the forward's final callee, beside what the caller dialled.
 	cdr := lastCDR(t, tp, inv.CallID().Value())
@@ -245,10 +245,10 @@ end`, pbx.Config{}, 1)
 		disposition store.Disposition
 	}{{486, store.Busy}, {603, store.Declined}} {
 		msg, inv := invite(caller)
-		caller.send(msg)
-		b := callees[0].waitRequest(sip.INVITE)
-		callees[0].respond(b, tc.code, "No", "")
-		ackFinal(caller, inv, caller.waitResponse(tc.code))
+		caller.Send(msg)
+		b := callees[0].WaitRequest(sip.INVITE)
+		callees[0].Respond(b, tc.code, "No", "")
+		ackFinal(caller, inv, caller.WaitResponse(tc.code))
 		waitIdle(t, tp)
 		if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != tc.disposition || cdr.HangupBy != "callee" || cdr.Status != tc.code {
 			t.Fatalf("%d: CDR %+v", tc.code, cdr)
@@ -278,10 +278,10 @@ func TestLuaConnectFailureReachesCaller(t *testing.T) {
 	// A script that connects and returns without deciding: the caller gets the attempt's status.
 	tp, caller, callees, _ := luaPBX(t, `function route(call) call:connect(call.to) end`, pbx.Config{}, 1)
 	msg, _ := invite(caller)
-	caller.send(msg)
-	b := callees[0].waitRequest(sip.INVITE)
-	callees[0].respond(b, 603, "Decline", "")
-	if res := caller.waitResponse(603); res.Reason != "Decline" {
+	caller.Send(msg)
+	b := callees[0].WaitRequest(sip.INVITE)
+	callees[0].Respond(b, 603, "Decline", "")
+	if res := caller.WaitResponse(603); res.Reason != "Decline" {
 		t.Fatalf("reason %q", res.Reason)
 	}
 	waitIdle(t, tp)
@@ -299,19 +299,19 @@ end`, pbx.Config{}, 1)
 	}
 	// The first caller waits at position 1 and the member rings.
 	msg, inv := invite(caller)
-	caller.send(msg)
-	if r := caller.waitResponse(182); r.Reason != "Queued (position 1)" {
+	caller.Send(msg)
+	if r := caller.WaitResponse(182); r.Reason != "Queued (position 1)" {
 		t.Fatalf("182 %q", r.Reason)
 	}
-	b := callees[0].waitRequest(sip.INVITE)
-	callees[0].respond(b, 180, "Ringing", "")
-	caller.waitResponse(180)
+	b := callees[0].WaitRequest(sip.INVITE)
+	callees[0].Respond(b, 180, "Ringing", "")
+	caller.WaitResponse(180)
 
 	// A second caller queues behind it.
 	second := newClient(t, tp.addr)
 	msg2, inv2 := invite(second)
-	second.send(msg2)
-	if r := second.waitResponse(182); r.Reason != "Queued (position 2)" {
+	second.Send(msg2)
+	if r := second.WaitResponse(182); r.Reason != "Queued (position 2)" {
 		t.Fatalf("second caller's 182 %q", r.Reason)
 	}
 	if n := tp.Queues().Waiting("support"); n != 2 {
@@ -319,9 +319,9 @@ end`, pbx.Config{}, 1)
 	}
 
 	// The member answers the first caller; the second finds no free member and times out: 408.
-	callees[0].respond(b, 200, "OK", calleeSDP)
-	ok := caller.waitResponse(200)
-	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	callees[0].Respond(b, 200, "OK", calleeSDP)
+	ok := caller.WaitResponse(200)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
 	rs := awaitFinal(t, second, inv2, 5*time.Second)
 	if res := final(rs); res.StatusCode != 408 {
 		t.Fatalf("second caller got %d, want 408", res.StatusCode)
@@ -347,16 +347,16 @@ end`, pbx.Config{}, 1)
 	if err := tp.store.CreateQueue(context.Background(), &store.Queue{Name: "support", Members: []store.QueueMember{{Extension: "200"}}}); err != nil {
 		t.Fatal(err)
 	}
-	msg := caller.build(reqSpec{method: "INVITE", from: "100", to: "600", headers: []string{
-		"Contact: <sip:100@" + caller.addr() + ">", "Content-Type: application/sdp"}, body: sdpBody})
+	msg := caller.Build(reqSpec{Method: "INVITE", From: "100", To: "600", Headers: []string{
+		"Contact: <sip:100@" + caller.Addr() + ">", "Content-Type: application/sdp"}, Body: sdpBody})
 	m, _ := sip.ParseMessage([]byte(msg))
 	inv := m.(*sip.Request)
-	caller.send(msg)
-	b := callees[0].waitRequest(sip.INVITE)
-	callees[0].respond(b, 200, "OK", calleeSDP)
-	ok := caller.waitResponse(200)
-	caller.send(caller.inDialog("ACK", inv, ok, 1))
-	callees[0].waitRequest(sip.ACK)
+	caller.Send(msg)
+	b := callees[0].WaitRequest(sip.INVITE)
+	callees[0].Respond(b, 200, "OK", calleeSDP)
+	ok := caller.WaitResponse(200)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
+	callees[0].WaitRequest(sip.ACK)
 	hangUp(t, tp, caller, callees[0], inv, ok, 2)
 	cdr := lastCDR(t, tp, inv.CallID().Value())
 	if cdr.Dialled != "600" || cdr.Callee != "200" || cdr.Disposition != store.Answered || len(cdr.Segments) != 1 || cdr.Segments[0].Callee != "200" {
@@ -556,8 +556,8 @@ end`, pbx.Config{}, 1)
 
 	// A call in progress under version 1.
 	msg, inv := invite(caller)
-	caller.send(msg)
-	b := callees[0].waitRequest(sip.INVITE)
+	caller.Send(msg)
+	b := callees[0].WaitRequest(sip.INVITE)
 
 	// A broken edit: reported, and version 1 keeps running.
 	write(t, path, "function route(call) call:reject(603) end end end")
@@ -602,7 +602,7 @@ end`, pbx.Config{}, 1)
 	}
 
 	// The call that started under version 1 finishes under version 1.
-	callees[0].respond(b, 480, "Temporarily Unavailable", "")
+	callees[0].Respond(b, 480, "Temporarily Unavailable", "")
 	rs := awaitFinal(t, caller, inv, 5*time.Second)
 	if res := final(rs); res.StatusCode != 486 {
 		t.Fatalf("the call in progress got %d, want 486 (version 1)", res.StatusCode)
@@ -624,12 +624,12 @@ end`, pbx.Config{}, 0)
 	var invs []*sip.Request
 	msgs := map[string]string{} // by Call-ID, for retransmission
 	for i := range n {
-		msg := caller.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{
-			"Contact: <sip:100@" + caller.addr() + ">", "X-N: " + strconv.Itoa(i)}})
+		msg := caller.Build(reqSpec{Method: "INVITE", From: "100", To: "200", Headers: []string{
+			"Contact: <sip:100@" + caller.Addr() + ">", "X-N: " + strconv.Itoa(i)}})
 		m, _ := sip.ParseMessage([]byte(msg))
 		invs = append(invs, m.(*sip.Request))
 		msgs[m.(*sip.Request).CallID().Value()] = msg
-		caller.send(msg)
+		caller.Send(msg)
 	}
 	want := map[string]string{}
 	for i, inv := range invs {
@@ -643,11 +643,11 @@ end`, pbx.Config{}, 0)
 			// Like a phone's Timer A (RFC 3261 §17.1.1.2): a burst of 200 datagrams may overflow
 			// a socket buffer, and UDP requests are retransmitted until answered.
 			for id := range want {
-				caller.send(msgs[id])
+				caller.Send(msgs[id])
 			}
 			resend = time.Now().Add(time.Second)
 		}
-		res, ok := caller.recvMsg(100 * time.Millisecond).(*sip.Response)
+		res, ok := caller.RecvMsg(100 * time.Millisecond).(*sip.Response)
 		if !ok || res.StatusCode < 200 {
 			continue
 		}
@@ -735,14 +735,14 @@ end`, pbx.Config{}, 0)
 		t.Fatal(err)
 	}
 	msg, inv := invite(caller)
-	caller.send(msg)
-	caller.waitResponse(182)
+	caller.Send(msg)
+	caller.WaitResponse(182)
 	if n := tp.Queues().Waiting("support"); n != 1 {
 		t.Fatalf("%d callers waiting, want 1", n)
 	}
 	cancel := cancelOf(inv)
-	caller.send(cancel)
-	r487 := caller.waitResponse(487)
+	caller.Send(cancel)
+	r487 := caller.WaitResponse(487)
 	ackFinal(caller, inv, r487)
 	waitIdle(t, tp)
 	deadline := time.Now().Add(5 * time.Second)

@@ -70,7 +70,7 @@ func TestRegistrationEvents(t *testing.T) {
 			t.Fatalf("register %d: %d", i, res.StatusCode)
 		}
 		ev := next(t, sub)
-		if ev.Kind != tc.kind || ev.Extension != "120" || ev.Contact != "sip:120@127.0.0.1:7000" || ev.Source != c.addr() {
+		if ev.Kind != tc.kind || ev.Extension != "120" || ev.Contact != "sip:120@127.0.0.1:7000" || ev.Source != c.Addr() {
 			t.Fatalf("step %d: %+v, want %s", i, ev, tc.kind)
 		}
 	}

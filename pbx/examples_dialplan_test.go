@@ -23,13 +23,13 @@ func examplePBX(t *testing.T, name string, callees int) (*testPBX, *uaClient, []
 // dialFrom is dial with the caller's user part chosen.
 func dialFrom(t *testing.T, c *uaClient, from, to string) []*sip.Response {
 	t.Helper()
-	msg := c.build(reqSpec{method: "INVITE", from: from, to: to, headers: []string{
-		"Contact: <sip:" + from + "@" + c.addr() + ">", "Content-Type: application/sdp"}, body: sdpBody})
+	msg := c.Build(reqSpec{Method: "INVITE", From: from, To: to, Headers: []string{
+		"Contact: <sip:" + from + "@" + c.Addr() + ">", "Content-Type: application/sdp"}, Body: sdpBody})
 	m, err := sip.ParseMessage([]byte(msg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.send(msg)
+	c.Send(msg)
 	return awaitFinal(t, c, m.(*sip.Request), 10*time.Second)
 }
 
@@ -54,10 +54,10 @@ func TestExampleShortNumber(t *testing.T) {
 		}
 	}
 	msg, _ := invite(caller)
-	caller.send(msg)
-	b := callees[0].waitRequest(sip.INVITE)
-	callees[0].respond(b, 486, "Busy Here", "")
-	caller.waitResponse(486)
+	caller.Send(msg)
+	b := callees[0].WaitRequest(sip.INVITE)
+	callees[0].Respond(b, 486, "Busy Here", "")
+	caller.WaitResponse(486)
 	waitIdle(t, tp)
 }
 
@@ -71,14 +71,14 @@ func TestExampleBusyForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg, inv := invite(caller)
-	caller.send(msg)
-	b := callees[0].waitRequest(sip.INVITE)
-	callees[0].respond(b, 486, "Busy Here", "")
-	if r := caller.waitResponse(181); !strings.Contains(header(r, "Diversion"), "user-busy") {
+	caller.Send(msg)
+	b := callees[0].WaitRequest(sip.INVITE)
+	callees[0].Respond(b, 486, "Busy Here", "")
+	if r := caller.WaitResponse(181); !strings.Contains(header(r, "Diversion"), "user-busy") {
 		t.Fatalf("181 with Diversion %q", header(r, "Diversion"))
 	}
-	f := other.waitRequest(sip.INVITE)
-	other.respond(f, 603, "Decline", "")
+	f := other.WaitRequest(sip.INVITE)
+	other.Respond(f, 603, "Decline", "")
 	if res := final(awaitFinal(t, caller, inv, 5*time.Second)); res.StatusCode != 603 {
 		t.Fatalf("got %d, want the forward target's 603", res.StatusCode)
 	}
@@ -98,20 +98,20 @@ func TestExampleRingGroup(t *testing.T) {
 	for i, c := range team {
 		bind(t, tp, []string{"201", "202", "203"}[i], c)
 	}
-	msg := caller.build(reqSpec{method: "INVITE", from: "100", to: "600", headers: []string{
-		"Contact: <sip:100@" + caller.addr() + ">", "Content-Type: application/sdp"}, body: sdpBody})
+	msg := caller.Build(reqSpec{Method: "INVITE", From: "100", To: "600", Headers: []string{
+		"Contact: <sip:100@" + caller.Addr() + ">", "Content-Type: application/sdp"}, Body: sdpBody})
 	m, _ := sip.ParseMessage([]byte(msg))
 	inv := m.(*sip.Request)
-	caller.send(msg)
+	caller.Send(msg)
 	for _, c := range team { // all three ring at once; all are busy
-		b := c.waitRequest(sip.INVITE)
-		c.respond(b, 486, "Busy Here", "")
+		b := c.WaitRequest(sip.INVITE)
+		c.Respond(b, 486, "Busy Here", "")
 	}
-	caller.waitResponse(181)
-	b := callees[0].waitRequest(sip.INVITE) // the fallback, 200
-	callees[0].respond(b, 200, "OK", calleeSDP)
-	ok := caller.waitResponse(200)
-	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	caller.WaitResponse(181)
+	b := callees[0].WaitRequest(sip.INVITE) // the fallback, 200
+	callees[0].Respond(b, 200, "OK", calleeSDP)
+	ok := caller.WaitResponse(200)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
 	hangUp(t, tp, caller, callees[0], inv, ok, 2)
 }
 

@@ -22,7 +22,7 @@ func TestFrontDoorStatuses(t *testing.T) {
 	tp := startPBX(t, pbx.Config{MaxBodyBytes: 2048})
 	c := newClient(t, tp.addr)
 	inv := func(headers []string, body string) string {
-		return c.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: headers, body: body})
+		return c.Build(reqSpec{Method: "INVITE", From: "100", To: "200", Headers: headers, Body: body})
 	}
 	cases := []struct {
 		name    string
@@ -31,33 +31,33 @@ func TestFrontDoorStatuses(t *testing.T) {
 		reason  string
 		headers map[string]string // header -> substring its value must contain
 	}{
-		{"version", strings.Replace(c.build(reqSpec{method: "OPTIONS", to: "200"}), "SIP/2.0\r\n", "SIP/3.0\r\n", 1),
+		{"version", strings.Replace(c.Build(reqSpec{Method: "OPTIONS", To: "200"}), "SIP/2.0\r\n", "SIP/3.0\r\n", 1),
 			505, "Version Not Supported", nil},
-		{"missing call-id", dropHeader(c.build(reqSpec{method: "OPTIONS", to: "200"}), "Call-ID"),
+		{"missing call-id", dropHeader(c.Build(reqSpec{Method: "OPTIONS", To: "200"}), "Call-ID"),
 			400, "Bad Request", map[string]string{"Warning": "missing Call-ID header"}},
-		{"duplicate cseq", addHeader(c.build(reqSpec{method: "OPTIONS", to: "200"}), "CSeq: 2 OPTIONS"),
+		{"duplicate cseq", addHeader(c.Build(reqSpec{Method: "OPTIONS", To: "200"}), "CSeq: 2 OPTIONS"),
 			400, "Bad Request", map[string]string{"Warning": "duplicate CSeq header"}},
-		{"duplicate to", addHeader(c.build(reqSpec{method: "OPTIONS", to: "200"}), "To: <sip:201@pbx.test>"),
+		{"duplicate to", addHeader(c.Build(reqSpec{Method: "OPTIONS", To: "200"}), "To: <sip:201@pbx.test>"),
 			400, "Bad Request", map[string]string{"Warning": "duplicate To header"}},
-		{"cseq method mismatch", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"CSeq: 1 INVITE"}}),
+		{"cseq method mismatch", c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: []string{"CSeq: 1 INVITE"}}),
 			400, "Bad Request", map[string]string{"Warning": "CSeq method INVITE does not match"}},
-		{"content-length larger than body", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Content-Length: 50"}, body: "short"}),
+		{"content-length larger than body", c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: []string{"Content-Length: 50"}, Body: "short"}),
 			400, "Bad Request", map[string]string{"Warning": "malformed request"}},
-		{"negative content-length", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Content-Length: -5"}}),
+		{"negative content-length", c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: []string{"Content-Length: -5"}}),
 			400, "Bad Request", map[string]string{"Warning": "malformed request"}},
-		{"non-numeric max-forwards", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Max-Forwards: ten"}}),
+		{"non-numeric max-forwards", c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: []string{"Max-Forwards: ten"}}),
 			400, "Bad Request", map[string]string{"Warning": "malformed request"}},
-		{"unsupported uri scheme", c.build(reqSpec{method: "OPTIONS", uri: "mailto:someone@example.com", to: "200"}),
+		{"unsupported uri scheme", c.Build(reqSpec{Method: "OPTIONS", URI: "mailto:someone@example.com", To: "200"}),
 			416, "Unsupported URI Scheme", nil},
 		{"body too large", inv(nil, sdpBody+strings.Repeat("a=x-pad:0123456789\r\n", 120)),
 			413, "Request Entity Too Large", nil},
-		{"request-uri too long", c.build(reqSpec{method: "OPTIONS", uri: "sip:" + strings.Repeat("9", 1100) + "@pbx.test", to: "200"}),
+		{"request-uri too long", c.Build(reqSpec{Method: "OPTIONS", URI: "sip:" + strings.Repeat("9", 1100) + "@pbx.test", To: "200"}),
 			414, "Request-URI Too Long", nil},
 		{"max-forwards zero", inv([]string{"Max-Forwards: 0"}, sdpBody),
 			483, "Too Many Hops", nil},
-		{"loop", inv([]string{fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK-x;rport", c.addr()), "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=" + tp.BranchPrefix() + "abc"}, sdpBody),
+		{"loop", inv([]string{fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK-x;rport", c.Addr()), "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=" + tp.BranchPrefix() + "abc"}, sdpBody),
 			482, "Loop Detected", nil},
-		{"require unknown", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Require: 100rel, foo"}}),
+		{"require unknown", c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: []string{"Require: 100rel, foo"}}),
 			420, "Bad Extension", map[string]string{"Unsupported": "100rel, foo"}},
 		{"proxy-require unknown", inv([]string{"Proxy-Require: sec-agree"}, sdpBody),
 			420, "Bad Extension", map[string]string{"Unsupported": "sec-agree"}},
@@ -65,30 +65,30 @@ func TestFrontDoorStatuses(t *testing.T) {
 			415, "Unsupported Media Type", map[string]string{"Accept": "application/sdp"}},
 		{"invite accept excludes sdp", inv([]string{"Accept: text/html", "Content-Type: application/sdp"}, sdpBody),
 			406, "Not Acceptable", map[string]string{"Accept": "application/sdp"}},
-		{"unknown method", c.build(reqSpec{method: "FROBNICATE", to: "200"}),
+		{"unknown method", c.Build(reqSpec{Method: "FROBNICATE", To: "200"}),
 			501, "Not Implemented", nil},
-		{"known method not served", c.build(reqSpec{method: "MESSAGE", to: "200", headers: []string{"Content-Type: text/plain"}, body: "hi"}),
+		{"known method not served", c.Build(reqSpec{Method: "MESSAGE", To: "200", Headers: []string{"Content-Type: text/plain"}, Body: "hi"}),
 			405, "Method Not Allowed", map[string]string{"Allow": "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY"}},
-		{"subscribe not served", c.build(reqSpec{method: "SUBSCRIBE", to: "200", headers: []string{"Event: presence"}}),
+		{"subscribe not served", c.Build(reqSpec{Method: "SUBSCRIBE", To: "200", Headers: []string{"Event: presence"}}),
 			405, "Method Not Allowed", map[string]string{"Allow": "REGISTER"}},
-		{"bye without dialog", c.build(reqSpec{method: "BYE", to: "200", headers: []string{"To: <sip:200@pbx.test>;tag=abc"}}),
+		{"bye without dialog", c.Build(reqSpec{Method: "BYE", To: "200", Headers: []string{"To: <sip:200@pbx.test>;tag=abc"}}),
 			481, "Call/Transaction Does Not Exist", nil},
-		{"info without dialog", c.build(reqSpec{method: "INFO", to: "200", headers: []string{"To: <sip:200@pbx.test>;tag=abc"}}),
+		{"info without dialog", c.Build(reqSpec{Method: "INFO", To: "200", Headers: []string{"To: <sip:200@pbx.test>;tag=abc"}}),
 			481, "Call/Transaction Does Not Exist", nil},
 		{"re-invite without dialog", inv([]string{"To: <sip:200@pbx.test>;tag=abc", "Content-Type: application/sdp"}, sdpBody),
 			481, "Call/Transaction Does Not Exist", nil},
-		{"cancel matching nothing", c.build(reqSpec{method: "CANCEL", to: "200"}),
+		{"cancel matching nothing", c.Build(reqSpec{Method: "CANCEL", To: "200"}),
 			481, "Call/Transaction Does Not Exist", nil},
-		{"options", c.build(reqSpec{method: "OPTIONS", to: "200"}),
+		{"options", c.Build(reqSpec{Method: "OPTIONS", To: "200"}),
 			200, "OK", map[string]string{"Allow": "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY", "Accept": "application/sdp", "Supported": ""}},
-		{"options max-forwards zero answered here", c.build(reqSpec{method: "OPTIONS", to: "200", headers: []string{"Max-Forwards: 0"}}),
+		{"options max-forwards zero answered here", c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: []string{"Max-Forwards: 0"}}),
 			200, "OK", nil},
 		{"invite needs proxy auth", inv([]string{"Content-Type: application/sdp"}, sdpBody),
 			407, "Proxy Authentication Required", map[string]string{"Proxy-Authenticate": `algorithm=MD5`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res := c.do(tc.msg)
+			res := c.Do(tc.msg)
 			if res.StatusCode != tc.code || res.Reason != tc.reason {
 				t.Fatalf("got %d %q, want %d %q\nresponse:\n%s", res.StatusCode, res.Reason, tc.code, tc.reason, res)
 			}
@@ -106,7 +106,7 @@ func TestFrontDoorStatuses(t *testing.T) {
 		})
 	}
 	// The PBX is still up and answering after all of that.
-	if res := c.do(c.build(reqSpec{method: "OPTIONS", to: "200"})); res.StatusCode != 200 {
+	if res := c.Do(c.Build(reqSpec{Method: "OPTIONS", To: "200"})); res.StatusCode != 200 {
 		t.Fatalf("after the rejections OPTIONS got %d", res.StatusCode)
 	}
 }
@@ -128,8 +128,8 @@ func TestDigestChallengeAlgorithms(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tp := startPBX(t, pbx.Config{DigestAlgorithms: tc.algs})
 			c := newClient(t, tp.addr)
-			reg := c.do(c.build(registerSpec("100", "algs", 1, "Contact: <sip:100@10.0.0.1>")))
-			inv := c.do(c.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}))
+			reg := c.Do(c.Build(registerSpec("100", "algs", 1, "Contact: <sip:100@10.0.0.1>")))
+			inv := c.Do(c.Build(reqSpec{Method: "INVITE", From: "100", To: "200", Headers: []string{"Content-Type: application/sdp"}, Body: sdpBody}))
 			for _, tr := range []struct {
 				res    *sip.Response
 				code   int
@@ -156,15 +156,15 @@ func TestDigestAlgorithmNotOfferedRefused(t *testing.T) {
 	tp.addExt(t, "100", "pw100")
 	c := newClient(t, tp.addr)
 	r := registerSpec("100", "not-offered", 1, "Contact: <sip:100@10.0.0.1>")
-	chal := c.do(c.build(r))
+	chal := c.Do(c.Build(r))
 	md5 := strings.Replace(chal.String(), "algorithm=SHA-256", "algorithm=MD5", 1)
 	msg, err := sip.ParseMessage([]byte(md5))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.cseq = 2
-	r.headers = append(r.headers, authorize(t, msg.(*sip.Response), r, "100", "pw100", "MD5"))
-	if res := c.do(c.build(r)); res.StatusCode != 401 {
+	r.CSeq = 2
+	r.Headers = append(r.Headers, authorize(t, msg.(*sip.Response), r, "100", "pw100", "MD5"))
+	if res := c.Do(c.Build(r)); res.StatusCode != 401 {
 		t.Fatalf("MD5 credentials where only SHA-256 is offered: %d, want 401", res.StatusCode)
 	}
 	if res := register(t, c, registerSpec("100", "offered", 1, "Contact: <sip:100@10.0.0.1>"), "100", "pw100", "SHA-256"); res.StatusCode != 200 {
@@ -189,13 +189,13 @@ func challengeAlgorithms(t *testing.T, res *sip.Response, name string) []string 
 func TestMergedRequest(t *testing.T) {
 	tp := startPBX(t, pbx.Config{})
 	c := newClient(t, tp.addr)
-	r := reqSpec{method: "INVITE", from: "100", to: "200", callID: "merge-1@test", headers: []string{"Content-Type: application/sdp", "From: <sip:100@pbx.test>;tag=same"}, body: sdpBody}
-	r.branch = "z9hG4bK-first"
-	if res := c.do(c.build(r)); res.StatusCode != 407 {
+	r := reqSpec{Method: "INVITE", From: "100", To: "200", CallID: "merge-1@test", Headers: []string{"Content-Type: application/sdp", "From: <sip:100@pbx.test>;tag=same"}, Body: sdpBody}
+	r.Branch = "z9hG4bK-first"
+	if res := c.Do(c.Build(r)); res.StatusCode != 407 {
 		t.Fatalf("first copy: %d", res.StatusCode)
 	}
-	r.branch = "z9hG4bK-second"
-	if res := c.do(c.build(r)); res.StatusCode != 482 || res.Reason != "Loop Detected" {
+	r.Branch = "z9hG4bK-second"
+	if res := c.Do(c.Build(r)); res.StatusCode != 482 || res.Reason != "Loop Detected" {
 		t.Fatalf("second copy by another path: %d %s, want 482", res.StatusCode, res.Reason)
 	}
 }
@@ -203,7 +203,7 @@ func TestMergedRequest(t *testing.T) {
 func TestTrustedSourceSkipsAuth(t *testing.T) {
 	tp := startPBX(t, pbx.Config{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	c := newClient(t, tp.addr)
-	res := c.do(c.build(reqSpec{method: "INVITE", from: "100", to: "200", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}))
+	res := c.Do(c.Build(reqSpec{Method: "INVITE", From: "100", To: "200", Headers: []string{"Content-Type: application/sdp"}, Body: sdpBody}))
 	if res.StatusCode == 407 || res.StatusCode == 401 {
 		t.Fatalf("trusted source was challenged: %d", res.StatusCode)
 	}
@@ -242,11 +242,11 @@ func addHeader(msg, line string) string {
 func TestLargeUDPResponse(t *testing.T) {
 	tp := startPBX(t, pbx.Config{})
 	c := newClient(t, tp.addr)
-	vias := []string{fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK-large-%d;rport", c.addr(), time.Now().UnixNano())}
+	vias := []string{fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK-large-%d;rport", c.Addr(), time.Now().UnixNano())}
 	for i := range 40 {
 		vias = append(vias, fmt.Sprintf("Via: SIP/2.0/UDP proxy%02d.example.com:5060;branch=z9hG4bK-proxy-%02d-0123456789", i, i))
 	}
-	res, raw := c.doRaw(c.build(reqSpec{method: "OPTIONS", to: "200", headers: vias}))
+	res, raw := c.DoRaw(c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: vias}))
 	if res.StatusCode != 200 || len(res.GetHeaders("Via")) != len(vias) {
 		t.Fatalf("got %d with %d Vias, want 200 with %d", res.StatusCode, len(res.GetHeaders("Via")), len(vias))
 	}

@@ -15,8 +15,8 @@ import (
 func TestCalleeAnswerWithoutToIsSurvived(t *testing.T) {
 	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
 	msg, _ := invite(caller)
-	caller.send(msg)
-	b := callees[0].waitRequest(sip.INVITE)
+	caller.Send(msg)
+	b := callees[0].WaitRequest(sip.INVITE)
 	res := sip.NewResponseFromRequest(b, 200, "OK", nil).String()
 	var kept []string
 	for _, l := range strings.Split(res, "\r\n") {
@@ -25,11 +25,11 @@ func TestCalleeAnswerWithoutToIsSurvived(t *testing.T) {
 		}
 		kept = append(kept, l)
 	}
-	callees[0].send(strings.Join(kept, "\r\n"))
-	if final := caller.waitResponse(502); final.Reason != "Bad Gateway" {
+	callees[0].Send(strings.Join(kept, "\r\n"))
+	if final := caller.WaitResponse(502); final.Reason != "Bad Gateway" {
 		t.Fatalf("got %d %s, want 502 Bad Gateway", final.StatusCode, final.Reason)
 	}
-	if r := caller.do(caller.build(reqSpec{method: "OPTIONS", to: "200"})); r.StatusCode != 200 {
+	if r := caller.Do(caller.Build(reqSpec{Method: "OPTIONS", To: "200"})); r.StatusCode != 200 {
 		t.Fatalf("PBX stopped answering: %d", r.StatusCode)
 	}
 	waitIdle(t, tp)

@@ -17,19 +17,19 @@ import (
 
 // registerSpec is a REGISTER for ext from the client, with Contact lines and an optional Expires.
 func registerSpec(ext, callID string, cseq int, extra ...string) reqSpec {
-	return reqSpec{method: "REGISTER", uri: "sip:pbx.test", from: ext, to: ext, callID: callID, cseq: cseq, headers: extra}
+	return reqSpec{Method: "REGISTER", URI: "sip:pbx.test", From: ext, To: ext, CallID: callID, CSeq: cseq, Headers: extra}
 }
 
 // register runs the challenge-response exchange and returns the final answer.
 func register(t testing.TB, c *uaClient, r reqSpec, user, password, alg string) *sip.Response {
 	t.Helper()
-	res := c.do(c.build(r))
+	res := c.Do(c.Build(r))
 	if res.StatusCode != 401 {
 		return res
 	}
-	r.cseq++
-	r.headers = append(append([]string{}, r.headers...), authorize(t, res, r, user, password, alg))
-	return c.do(c.build(r))
+	r.CSeq++
+	r.Headers = append(append([]string{}, r.Headers...), authorize(t, res, r, user, password, alg))
+	return c.Do(c.Build(r))
 }
 
 func contactExpiries(res *sip.Response) map[string]int {
@@ -56,7 +56,7 @@ func TestRegisterDigestMD5AndSHA256(t *testing.T) {
 	for _, alg := range []string{"MD5", "SHA-256"} {
 		t.Run(alg, func(t *testing.T) {
 			r := registerSpec("100", "reg-"+alg, 1, "Contact: <sip:100@192.0.2.10:5062>", "Expires: 600")
-			first := c.do(c.build(r))
+			first := c.Do(c.Build(r))
 			if first.StatusCode != 401 || first.Reason != "Unauthorized" {
 				t.Fatalf("no challenge: %d %s", first.StatusCode, first.Reason)
 			}
@@ -81,8 +81,8 @@ func TestRegisterDigestMD5AndSHA256(t *testing.T) {
 	}
 	// RFC 3581: the address the REGISTER came from is kept to reach the phone, whatever the
 	// Contact says.
-	if bs[0].Source != c.addr() || bs[0].Transport != "udp" || bs[0].CallID != "reg-SHA-256" {
-		t.Fatalf("binding %+v, want source %s", bs[0], c.addr())
+	if bs[0].Source != c.Addr() || bs[0].Transport != "udp" || bs[0].CallID != "reg-SHA-256" {
+		t.Fatalf("binding %+v, want source %s", bs[0], c.Addr())
 	}
 }
 
@@ -170,10 +170,10 @@ func TestRegisterOtherExtensionForbidden(t *testing.T) {
 	tp.addExt(t, "104", "pw104")
 	c := newClient(t, tp.addr)
 	r := registerSpec("104", "steal", 1, "Contact: <sip:evil@10.6.6.6>")
-	first := c.do(c.build(r))
-	r.cseq++
-	r.headers = append(r.headers, authorize(t, first, r, "103", "pw103", "MD5"))
-	if res := c.do(c.build(r)); res.StatusCode != 403 {
+	first := c.Do(c.Build(r))
+	r.CSeq++
+	r.Headers = append(r.Headers, authorize(t, first, r, "103", "pw103", "MD5"))
+	if res := c.Do(c.Build(r)); res.StatusCode != 403 {
 		t.Fatalf("103 registering 104: %d", res.StatusCode)
 	}
 }
@@ -184,25 +184,25 @@ func TestStaleNonceAndReplay(t *testing.T) {
 	tp.addExt(t, "105", "pw105")
 	c := newClient(t, tp.addr)
 	r := registerSpec("105", "stale", 1, "Contact: <sip:105@10.0.0.5>")
-	chal := c.do(c.build(r))
-	r.cseq = 2
+	chal := c.Do(c.Build(r))
+	r.CSeq = 2
 	authLine := authorize(t, chal, r, "105", "pw105", "SHA-256")
 	clk.Add(2 * time.Minute)
-	r.headers = append(r.headers, authLine)
-	res := c.do(c.build(r))
+	r.Headers = append(r.Headers, authLine)
+	res := c.Do(c.Build(r))
 	if res.StatusCode != 401 || !strings.Contains(header(res, "WWW-Authenticate"), "stale=true") {
 		t.Fatalf("old nonce, right password: %d %q", res.StatusCode, header(res, "WWW-Authenticate"))
 	}
 	// Fresh nonce: accepted once; the same credentials (same nc) again are a replay.
-	r.headers = r.headers[:1]
-	r.cseq = 3
+	r.Headers = r.Headers[:1]
+	r.CSeq = 3
 	authLine = authorize(t, res, r, "105", "pw105", "SHA-256")
-	r.headers = append(r.headers, authLine)
-	if res := c.do(c.build(r)); res.StatusCode != 200 {
+	r.Headers = append(r.Headers, authLine)
+	if res := c.Do(c.Build(r)); res.StatusCode != 200 {
 		t.Fatalf("fresh nonce: %d", res.StatusCode)
 	}
-	r.cseq = 4
-	if res := c.do(c.build(r)); res.StatusCode != 401 || strings.Contains(header(res, "WWW-Authenticate"), "stale=true") {
+	r.CSeq = 4
+	if res := c.Do(c.Build(r)); res.StatusCode != 401 || strings.Contains(header(res, "WWW-Authenticate"), "stale=true") {
 		t.Fatalf("replayed nonce count: %d %q", res.StatusCode, header(res, "WWW-Authenticate"))
 	}
 	if !strings.Contains(tp.logs.String(), "nonce count replayed") {
@@ -219,13 +219,13 @@ func TestNoUserEnumeration(t *testing.T) {
 	mask := regexp.MustCompile(`nonce="[^"]*"|tag=[0-9a-zA-Z-]+|Call-ID: \S+|branch=[^;\s]+`)
 	answer := func(user, password string) string {
 		r := registerSpec(user, "enum", 1, "Contact: <sip:x@10.0.0.9>")
-		r.callID = "enum-call"
-		r.branch = "z9hG4bK-enum1-" + user + password
-		chal := c.do(c.build(r))
-		r.cseq = 2
-		r.branch = "z9hG4bK-enum2-" + user + password
-		r.headers = append(r.headers, authorize(t, chal, r, user, password, "MD5"))
-		res, raw := c.doRaw(c.build(r))
+		r.CallID = "enum-call"
+		r.Branch = "z9hG4bK-enum1-" + user + password
+		chal := c.Do(c.Build(r))
+		r.CSeq = 2
+		r.Branch = "z9hG4bK-enum2-" + user + password
+		r.Headers = append(r.Headers, authorize(t, chal, r, user, password, "MD5"))
+		res, raw := c.DoRaw(c.Build(r))
 		if res.StatusCode != 401 {
 			t.Fatalf("%s/%s: %d", user, password, res.StatusCode)
 		}
@@ -262,11 +262,11 @@ func TestBanAfterFailures(t *testing.T) {
 		}
 	}
 	// Banned: even the right password is refused, without a challenge.
-	res := c.do(c.build(reqSpec{method: "REGISTER", uri: "sip:pbx.test", from: "107", to: "107", headers: []string{"Contact: <sip:107@10.0.0.7>"}}))
+	res := c.Do(c.Build(reqSpec{Method: "REGISTER", URI: "sip:pbx.test", From: "107", To: "107", Headers: []string{"Contact: <sip:107@10.0.0.7>"}}))
 	if res.StatusCode != 403 {
 		t.Fatalf("banned source: %d", res.StatusCode)
 	}
-	inv := c.do(c.build(reqSpec{method: "INVITE", from: "107", to: "200", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}))
+	inv := c.Do(c.Build(reqSpec{Method: "INVITE", From: "107", To: "200", Headers: []string{"Content-Type: application/sdp"}, Body: sdpBody}))
 	if inv.StatusCode != 403 {
 		t.Fatalf("banned source INVITE: %d", inv.StatusCode)
 	}
@@ -287,14 +287,14 @@ func TestAuthenticatedInvitePassesAuth(t *testing.T) {
 	tp := startPBX(t, pbx.Config{DigestAlgorithms: []string{"SHA-256", "MD5"}})
 	tp.addExt(t, "108", "pw108")
 	c := newClient(t, tp.addr)
-	r := reqSpec{method: "INVITE", from: "108", to: "200", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}
-	chal := c.do(c.build(r))
+	r := reqSpec{Method: "INVITE", From: "108", To: "200", Headers: []string{"Content-Type: application/sdp"}, Body: sdpBody}
+	chal := c.Do(c.Build(r))
 	if chal.StatusCode != 407 {
 		t.Fatalf("challenge: %d", chal.StatusCode)
 	}
-	r.cseq = 2
-	r.headers = append(r.headers, authorize(t, chal, r, "108", "pw108", "SHA-256"))
-	res := c.do(c.build(r))
+	r.CSeq = 2
+	r.Headers = append(r.Headers, authorize(t, chal, r, "108", "pw108", "SHA-256"))
+	res := c.Do(c.Build(r))
 	if res.StatusCode == 407 || res.StatusCode == 403 {
 		t.Fatalf("valid Proxy-Authorization refused: %d", res.StatusCode)
 	}
@@ -310,12 +310,12 @@ func TestNonceFromBeforeRestart(t *testing.T) {
 	tp.addExt(t, "109", "pw109")
 	oldClient := newClient(t, old.addr)
 	r := registerSpec("109", "restart", 1, "Contact: <sip:109@10.0.0.9>")
-	chal := oldClient.do(oldClient.build(r))
+	chal := oldClient.Do(oldClient.Build(r))
 	c := newClient(t, tp.addr)
 	for i := range 3 { // more than AuthFailLimit: none of them may count
-		r.cseq = 2 + i
-		r.headers = []string{"Contact: <sip:109@10.0.0.9>", authorize(t, chal, r, "109", "pw109", "MD5")}
-		res := c.do(c.build(r))
+		r.CSeq = 2 + i
+		r.Headers = []string{"Contact: <sip:109@10.0.0.9>", authorize(t, chal, r, "109", "pw109", "MD5")}
+		res := c.Do(c.Build(r))
 		if res.StatusCode != 401 || !strings.Contains(header(res, "WWW-Authenticate"), "stale=true") {
 			t.Fatalf("foreign nonce, right password: %d %q", res.StatusCode, header(res, "WWW-Authenticate"))
 		}
@@ -323,9 +323,9 @@ func TestNonceFromBeforeRestart(t *testing.T) {
 	if res := register(t, c, registerSpec("109", "restart2", 1, "Contact: <sip:109@10.0.0.9>"), "109", "pw109", "MD5"); res.StatusCode != 200 {
 		t.Fatalf("source was banned for stale nonces: %d", res.StatusCode)
 	}
-	r.cseq = 10
-	r.headers = []string{"Contact: <sip:109@10.0.0.9>", authorize(t, chal, r, "109", "guess", "MD5")}
-	if res := c.do(c.build(r)); res.StatusCode != 401 || strings.Contains(header(res, "WWW-Authenticate"), "stale=true") {
+	r.CSeq = 10
+	r.Headers = []string{"Contact: <sip:109@10.0.0.9>", authorize(t, chal, r, "109", "guess", "MD5")}
+	if res := c.Do(c.Build(r)); res.StatusCode != 401 || strings.Contains(header(res, "WWW-Authenticate"), "stale=true") {
 		t.Fatalf("foreign nonce, wrong password: %d %q", res.StatusCode, header(res, "WWW-Authenticate"))
 	}
 	if !strings.Contains(tp.logs.String(), `msg="sip auth failed" component=auth src_ip=127.0.0.1 user=109`) {

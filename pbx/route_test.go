@@ -39,7 +39,7 @@ func TestDefaultRouting(t *testing.T) {
 		{"sip:300@pbx.test", 480, "Temporarily Unavailable", "extension 300 is not registered"},
 	} {
 		t.Run(tc.uri, func(t *testing.T) {
-			res := c.do(c.build(reqSpec{method: "INVITE", uri: tc.uri, from: "100", to: "x", headers: []string{"Content-Type: application/sdp"}, body: sdpBody}))
+			res := c.Do(c.Build(reqSpec{Method: "INVITE", URI: tc.uri, From: "100", To: "x", Headers: []string{"Content-Type: application/sdp"}, Body: sdpBody}))
 			if res.StatusCode != tc.code || res.Reason != tc.reason || !strings.Contains(header(res, "Warning"), tc.warning) {
 				t.Fatalf("got %d %s (%s), want %d %s (%s)", res.StatusCode, res.Reason, header(res, "Warning"), tc.code, tc.reason, tc.warning)
 			}

@@ -37,7 +37,7 @@ func TestStoreFailuresAnswered(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tp := startPBX(t, pbx.Config{Trusted: trusted}, pbx.WithStore(failingStore{tc.err}))
 			c := newClient(t, tp.addr)
-			res := c.do(c.build(registerSpec("100", "fail-"+tc.name, 1, "Contact: <sip:100@10.0.0.1>")))
+			res := c.Do(c.Build(registerSpec("100", "fail-"+tc.name, 1, "Contact: <sip:100@10.0.0.1>")))
 			if res.StatusCode != tc.code || res.Reason != tc.reason {
 				t.Fatalf("got %d %s, want %d %s", res.StatusCode, res.Reason, tc.code, tc.reason)
 			}
@@ -50,10 +50,10 @@ func TestStoreFailuresAnswered(t *testing.T) {
 	tp := startPBX(t, pbx.Config{}, pbx.WithStore(failingStore{fmt.Errorf("x: %w", store.ErrUnavailable)}))
 	c := newClient(t, tp.addr)
 	r := registerSpec("100", "fail-auth", 1, "Contact: <sip:100@10.0.0.1>")
-	chal := c.do(c.build(r))
-	r.cseq = 2
-	r.headers = append(r.headers, authorize(t, chal, r, "100", "pw", "MD5"))
-	if res := c.do(c.build(r)); res.StatusCode != 503 {
+	chal := c.Do(c.Build(r))
+	r.CSeq = 2
+	r.Headers = append(r.Headers, authorize(t, chal, r, "100", "pw", "MD5"))
+	if res := c.Do(c.Build(r)); res.StatusCode != 503 {
 		t.Fatalf("auth with the store down: %d, want 503", res.StatusCode)
 	}
 }

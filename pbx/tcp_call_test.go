@@ -2,9 +2,7 @@ package pbx_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -15,93 +13,17 @@ import (
 	"github.com/pbxkit/pbxkit/pbx"
 )
 
-// tcpPhone is a phone on one TCP connection to the PBX, as phones registered over TCP keep one.
-type tcpPhone struct {
-	t      *testing.T
-	conn   net.Conn
-	msgs   chan sip.Message
-	closed chan struct{}
-}
-
-func dialTCPPhone(t *testing.T, addr string) *tcpPhone {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpPhone{t: t, conn: conn, msgs: make(chan sip.Message, 16), closed: make(chan struct{})}
-	go func() { // read and frame the stream
-		defer close(p.closed)
-		parser := sip.NewParser().NewSIPStream()
-		buf := make([]byte, 65535)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			if err := parser.ParseSIPStream(buf[:n], func(m sip.Message) { p.msgs <- m }); err != nil && !errors.Is(err, sip.ErrParseSipPartial) {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		conn.Close()
-		<-p.closed
-	})
-	return p
-}
-
-func (p *tcpPhone) send(msg string) {
-	p.t.Helper()
-	if _, err := p.conn.Write([]byte(msg)); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-func (p *tcpPhone) next() sip.Message {
-	p.t.Helper()
-	select {
-	case m := <-p.msgs:
-		return m
-	case <-time.After(5 * time.Second):
-		p.t.Fatal("nothing from the PBX within 5 s")
-	}
-	return nil
-}
-
-func (p *tcpPhone) waitRequest(method sip.RequestMethod) *sip.Request {
-	p.t.Helper()
-	for {
-		if r, ok := p.next().(*sip.Request); ok && r.Method == method {
-			return r
-		}
-	}
-}
-
-func (p *tcpPhone) respond(req *sip.Request, code int, reason, body string) {
-	p.t.Helper()
-	res := sip.NewResponseFromRequest(req, code, reason, []byte(body))
-	if _, has := req.To().Params.Get("tag"); !has {
-		res.To().Params.Add("tag", "tcp-phone")
-	}
-	res.AppendHeader(sip.NewHeader("Contact", "<sip:200@"+p.conn.LocalAddr().String()+";transport=tcp>"))
-	if body != "" {
-		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	}
-	p.send(res.String())
-}
-
 // TestCallToPhoneOnTCP: extension 200 registers over TCP and keeps its connection; the call from
 // a UDP caller reaches it over that same connection (no new connection, no UDP), and the call
 // is set up and torn down as over UDP.
 func TestCallToPhoneOnTCP(t *testing.T) {
 	tp, caller, _ := callPBX(t, pbx.Config{}, 0)
-	phone := dialTCPPhone(t, tp.TCPAddr().String())
-	local := phone.conn.LocalAddr().String()
-	phone.send(fmt.Sprintf("REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-tcpreg\r\nMax-Forwards: 70\r\n"+
+	phone := b2buatest.NewTCPPhone(t, tp.TCPAddr().String())
+	local := phone.Addr()
+	phone.Send(fmt.Sprintf("REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-tcpreg\r\nMax-Forwards: 70\r\n"+
 		"From: <sip:200@pbx.test>;tag=r1\r\nTo: <sip:200@pbx.test>\r\nCall-ID: tcpreg@test\r\nCSeq: 1 REGISTER\r\n"+
 		"Contact: <sip:200@%s;transport=tcp>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n", local, local))
-	if res, ok := phone.next().(*sip.Response); !ok || res.StatusCode != 200 {
+	if res, ok := phone.RecvMsg(b2buatest.Wait).(*sip.Response); !ok || res.StatusCode != 200 {
 		t.Fatalf("REGISTER over TCP: %v", res)
 	}
 	bs, err := tp.store.Bindings(context.Background(), "200")
@@ -110,17 +32,17 @@ func TestCallToPhoneOnTCP(t *testing.T) {
 	}
 
 	msg, inv := invite(caller)
-	caller.send(msg)
-	b := phone.waitRequest(sip.INVITE)
+	caller.Send(msg)
+	b := phone.WaitRequest(sip.INVITE)
 	if b.Via().Transport != "TCP" {
 		t.Fatalf("INVITE to the TCP phone with Via transport %s", b.Via().Transport)
 	}
-	phone.respond(b, 180, "Ringing", "")
-	caller.waitResponse(180)
-	phone.respond(b, 200, "OK", calleeSDP)
-	ok := caller.waitResponse(200)
-	phone.waitRequest(sip.ACK)
-	caller.send(caller.inDialog("ACK", inv, ok, 1))
+	phone.Respond(b, 180, "Ringing", "")
+	caller.WaitResponse(180)
+	phone.Respond(b, 200, "OK", calleeSDP)
+	ok := caller.WaitResponse(200)
+	phone.WaitRequest(sip.ACK)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
 	hangUp(t, tp, caller, phone, inv, ok, 2)
 }
 
@@ -141,8 +63,8 @@ func TestTCPPhoneGoneIsUnregistered(t *testing.T) {
 	phone.Close()
 
 	msg, _ := invite(caller)
-	caller.send(msg)
-	caller.waitResponse(503)
+	caller.Send(msg)
+	caller.WaitResponse(503)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		bs, err := tp.store.Bindings(context.Background(), "200")
@@ -161,7 +83,7 @@ func TestTCPPhoneGoneIsUnregistered(t *testing.T) {
 		t.Fatal("the removal was not logged")
 	}
 	msg, _ = invite(caller)
-	caller.send(msg)
-	caller.waitResponse(480)
+	caller.Send(msg)
+	caller.WaitResponse(480)
 	waitIdle(t, tp)
 }

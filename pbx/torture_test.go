@@ -157,7 +157,7 @@ func TestTortureInARow(t *testing.T) {
 		}
 	}
 	c := newClient(t, tp.addr)
-	if res := c.do(c.build(reqSpec{method: "OPTIONS", to: "200"})); res.StatusCode != 200 {
+	if res := c.Do(c.Build(reqSpec{Method: "OPTIONS", To: "200"})); res.StatusCode != 200 {
 		t.Fatalf("after the torture OPTIONS got %d", res.StatusCode)
 	}
 }

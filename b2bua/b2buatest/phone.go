@@ -121,29 +121,37 @@ func (p *Phone) Send(msg string) {
 	}
 }
 
-// RecvMsg returns the next message of any kind with the address it came from, or nil after
-// timeout.
-func (p *Phone) RecvMsgFrom(timeout time.Duration) (sip.Message, net.Addr) {
+// RecvRaw returns the next message with its bytes as they arrived (over TCP: as framed) and the
+// address it came from, or nil after timeout.
+func (p *Phone) RecvRaw(timeout time.Duration) (sip.Message, []byte, net.Addr) {
 	p.t.Helper()
 	if p.tcp != nil {
 		select {
 		case m := <-p.msgs:
-			return m, p.tcp.RemoteAddr()
+			return m, []byte(m.String()), p.tcp.RemoteAddr()
 		case <-time.After(timeout):
-			return nil, nil
+			return nil, nil, nil
 		}
 	}
 	buf := make([]byte, 65535)
 	p.udp.SetReadDeadline(time.Now().Add(timeout))
 	n, from, err := p.udp.ReadFromUDP(buf)
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	msg, err := sip.ParseMessage(buf[:n])
 	if err != nil {
 		p.t.Fatalf("unparseable message %q: %v", buf[:n], err)
 	}
-	return msg, from
+	return msg, buf[:n], from
+}
+
+// RecvMsgFrom returns the next message of any kind with the address it came from, or nil after
+// timeout.
+func (p *Phone) RecvMsgFrom(timeout time.Duration) (sip.Message, net.Addr) {
+	p.t.Helper()
+	m, _, from := p.RecvRaw(timeout)
+	return m, from
 }
 
 // RecvMsg returns the next message of any kind, or nil after timeout.
@@ -157,33 +165,47 @@ func (p *Phone) RecvMsg(timeout time.Duration) sip.Message {
 // test.
 func (p *Phone) Recv(timeout time.Duration) *sip.Response {
 	p.t.Helper()
-	m := p.RecvMsg(timeout)
+	res, _ := p.RecvResponseRaw(timeout)
+	return res
+}
+
+// RecvResponseRaw is Recv that also returns the response's bytes as they arrived.
+func (p *Phone) RecvResponseRaw(timeout time.Duration) (*sip.Response, []byte) {
+	p.t.Helper()
+	m, raw, _ := p.RecvRaw(timeout)
 	if m == nil {
-		return nil
+		return nil, nil
 	}
 	res, ok := m.(*sip.Response)
 	if !ok {
 		p.t.Fatalf("got a request, want a response: %s", m.String())
 	}
-	return res
+	return res, raw
 }
 
 // Do sends msg and returns the first response other than 100.
 func (p *Phone) Do(msg string) *sip.Response {
 	p.t.Helper()
+	res, _ := p.DoRaw(msg)
+	return res
+}
+
+// DoRaw is Do that also returns the response's bytes as they arrived.
+func (p *Phone) DoRaw(msg string) (*sip.Response, []byte) {
+	p.t.Helper()
 	p.Send(msg)
 	deadline := time.Now().Add(Wait)
 	for time.Now().Before(deadline) {
-		res := p.Recv(time.Until(deadline))
+		res, raw := p.RecvResponseRaw(time.Until(deadline))
 		if res == nil {
 			break
 		}
 		if res.StatusCode != 100 {
-			return res
+			return res, raw
 		}
 	}
 	p.t.Fatalf("no response to:\n%s", msg)
-	return nil
+	return nil, nil
 }
 
 // WaitRequest returns the next request with method, skipping anything else (retransmitted
