@@ -78,20 +78,12 @@ func (c *Call) sides(aleg bool) (tag string, other *dialogSide) {
 func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool, t *turn) {
 	e := c.e
 	tag, other := c.sides(aleg)
-	body, err := c.sdpIn(req, aleg)
+	out, err := c.passOn(req, aleg, other)
 	if err != nil {
 		c.log.Info("description refused", "method", req.Method, "error", err)
 		e.respond(req, tx, statusOf(err), tag, nil)
 		return
 	}
-	c.mu.Lock()
-	out := other.request(req.Method, e.cfg.BranchPrefix)
-	c.mu.Unlock()
-	if ct := req.ContentType(); ct != nil {
-		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
-	}
-	copyTimerHeaders(req, out)
-	out.SetBody(body)
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 	defer cancel()
 	otx, err := e.clientFor(out).TransactionRequest(ctx, out)
@@ -116,6 +108,24 @@ func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool, t *t
 	if req.Method == sip.UPDATE && res.IsSuccess() {
 		c.armSession(res) // an UPDATE refreshes the session too
 	}
+}
+
+// passOn builds the request that carries req from the caller (aleg) or the callee into the other
+// side's dialog: same method, body (its SDP rewritten by the relay) and session timer headers.
+func (c *Call) passOn(req *sip.Request, aleg bool, other *dialogSide) (*sip.Request, error) {
+	body, err := c.sdpIn(req, aleg)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	out := other.request(req.Method, c.e.cfg.BranchPrefix)
+	c.mu.Unlock()
+	if ct := req.ContentType(); ct != nil {
+		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+	}
+	copyTimerHeaders(req, out)
+	out.SetBody(body)
+	return out, nil
 }
 
 // finalAnswer waits for the final answer of a non-INVITE client transaction.

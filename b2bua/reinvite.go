@@ -90,20 +90,13 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 		c.re.end(gen)
 		c.mu.Unlock()
 	}()
-	offer, err := c.sdpIn(req, aleg)
+	out, err := c.passOn(req, aleg, other)
 	if err != nil {
 		c.log.Info("re-INVITE offer refused", "error", err)
 		e.respond(req, tx, statusOf(err), tag, nil)
 		return
 	}
-	c.mu.Lock()
-	out := other.request(sip.INVITE, e.cfg.BranchPrefix)
-	c.mu.Unlock()
-	if ct := req.ContentType(); ct != nil {
-		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
-	}
-	copyTimerHeaders(req, out)
-	out.SetBody(offer)
+	offer := out.Body()
 	c.log.Debug("re-INVITE passed on", "cseq", req.CSeq().SeqNo)
 	res, err := c.inviteIn(other, out, t)
 	if answer, ok := c.reinviteAnswer(req, tx, tag, aleg, res, err); ok {

@@ -143,12 +143,6 @@ func TestShutdownHangsUpCalls(t *testing.T) {
 	}
 }
 
-func header2(r *sip.Request, name string) string {
-	if h := r.GetHeader(name); h != nil {
-		return h.Value()
-	}
-	return ""
-}
 
 // TestShutdownWhileRingingRacesAnswer: the PBX shuts down while a call rings, and the callee's
 // 200 crosses the CANCEL. Whichever the PBX sees first, both sides end: the callee's 200 is

@@ -216,7 +216,7 @@ end`, pbx.Config{}, 1)
 		t.Fatalf("181 %q with Diversion %q", r181.Reason, header(r181, "Diversion"))
 	}
 	f := other.WaitRequest(sip.INVITE)
-	if d := header2(f, "Diversion"); !strings.Contains(d, "sip:200@") || !strings.Contains(d, "user-busy") {
+	if d := header(f, "Diversion"); !strings.Contains(d, "sip:200@") || !strings.Contains(d, "user-busy") {
 		t.Fatalf("the forward target sees Diversion %q", d)
 	}
 	other.Respond(f, 200, "OK", calleeSDP)

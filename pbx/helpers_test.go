@@ -130,9 +130,10 @@ func authorize(t testing.TB, res *sip.Response, r reqSpec, user, password, alg s
 	return credHeader + ": " + cred.String()
 }
 
-func header(res *sip.Response, name string) string {
+// header joins the values of a message's headers called name.
+func header(m interface{ GetHeaders(string) []sip.Header }, name string) string {
 	var vs []string
-	for _, h := range res.GetHeaders(name) {
+	for _, h := range m.GetHeaders(name) {
 		vs = append(vs, h.Value())
 	}
 	return strings.Join(vs, " | ")
