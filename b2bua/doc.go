@@ -1,20 +1,41 @@
 // Package b2bua is pbxkit's call core: a back-to-back user agent. For every call it terminates the
 // caller's dialog (the A-leg) and opens new dialogs toward the callee's contacts (B-legs), so the
-// two sides never see each other's Call-ID, tags, Via or Contact.
+// two sides never see each other's Call-ID, tags, Via, Contact or (with a Media relay) media
+// addresses.
 //
-// The PBX hands an authenticated INVITE and the targets routing chose to Engine.Connect from the
-// request's handler. Connect rings every target at once (forking), relays 180/183 to the caller,
-// connects the first contact that answers and cancels the others, or sends the caller the final
-// answer RFC 3261 §16.7 picks when all fail (480 when nobody answers within the ring timeout,
-// 503 when no contact could be reached). Redirects (3xx) from contacts are followed. Once
-// answered, the call lives on: BYE from either side is mirrored to the other; re-INVITE (hold,
-// resume), UPDATE, INFO and OPTIONS are passed through, with 491 for crossing re-INVITEs. The
-// Engine.HandleInDialog method takes those in-dialog requests.
+// # A call's life
 //
-// Every call ends with one Record (a call detail record) given to the RecordWriter, and Config's
-// OnEvent hears call.new, call.ringing, call.answered and call.ended.
+// The PBX hands an authenticated INVITE to Engine.Handle from the request's handler, with a
+// RouteFunc that decides what becomes of the call through the Call's verbs: Connect and Dial ring
+// destinations (forking to every contact; 180/183 reach the caller; the first 2xx wins and the
+// others are cancelled; 3xx are followed), Forward sends 181 first, Reject and Redirect answer
+// the caller, Ringing, Progress and Provisional tell it how things go, PlayToCaller plays PBX audio
+// while it waits. When the route returns undecided, the caller gets the status of the last
+// attempt (RFC 3261 §16.7's choice among the contacts' answers), or 500.
+//
+// An answered call goes on without the route: BYE from either side is mirrored to the other;
+// re-INVITE (hold, resume), UPDATE, INFO, OPTIONS, MESSAGE and NOTIFY are passed through, with 491
+// for crossing re-INVITEs; session timers (RFC 4028) are watched. Engine.HandleInDialog takes
+// those requests. REFER is carried out by the PBX itself: blind transfer (RFC 3515, RFC 5589),
+// attended transfer when the Refer-To carries Replaces (RFC 3891), and an INVITE with Replaces
+// takes over the dialog it names. Every call moves through one state machine: setup, refused,
+// answered, transferring, ended (state.go draws it).
+//
+// Messages of one call are handled in the order they arrived, although sipgo hands each message to
+// a goroutine of its own: the engine also listens to the transport layer, which reads one message
+// after the other (order.go).
+//
+// Every call ends with one Record (a call detail record with the call's segments: who talked to
+// whom, from when to when) given to the RecordWriter, and Config.OnEvent hears call.new,
+// call.ringing, call.answered, call.transferred, call.dtmf and call.ended.
+//
+// # Underneath
 //
 // The engine works on sipgo's transactions rather than its dialog helpers: it keeps its own dialog
 // table and retransmits its own 2xx until the ACK (RFC 3261 §13.3.1.4, RFC 6026), hanging up both
-// sides when none comes within AckTimeout.
+// sides when none comes within AckTimeout. Each dialog carries the PBX's Contact for its own
+// transport (";transport=tcp" over TCP, so phones keep the dialog on their connection), and a
+// contact whose connection fails is reported through Config.OnUnreachable.
+//
+// Package b2buatest runs an Engine on real sockets with raw SIP phones, for tests of call flows.
 package b2bua

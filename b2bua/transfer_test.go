@@ -336,3 +336,37 @@ func TestCallInviteWithReplacesRefused(t *testing.T) {
 	p.AckFinal(nInv, p.WaitResponse(603))
 	s.WaitIdle()
 }
+
+// TestCallTransferInProgressRefusesAnother: while a blind transfer's target rings, a second REFER
+// and a re-INVITE from the transferee get 491; when the target answers, the transfer completes.
+func TestCallTransferInProgressRefusesAnother(t *testing.T) {
+	s, caller, callees := callServer(t, b2bua.Config{}, 1)
+	callee := callees[0]
+	third := s.Phone(t)
+	s.Register("300", third)
+	inv, ok, bInv := answeredCall(t, s, caller, callee)
+	callee.Send(refer(callee, bInv, 5, "<sip:300@pbx.test>"))
+	callee.WaitResponse(202)
+	b3 := third.WaitRequest(sip.INVITE)
+	third.Respond(b3, 180, "Ringing", "")
+
+	callee.Send(refer(callee, bInv, 6, "<sip:300@pbx.test>"))
+	if res := callee.WaitResponse(491); res.CSeq().MethodName != sip.REFER {
+		t.Fatalf("491 for %s", res.CSeq().Value())
+	}
+	caller.Send(caller.InDialogWith("INVITE", inv, ok, 2, "Contact: <"+caller.Contact("100")+">\r\n", b2buatest.SDP))
+	if res := caller.WaitResponse(491); res.CSeq().MethodName != sip.INVITE {
+		t.Fatalf("491 for %s", res.CSeq().Value())
+	}
+
+	third.Respond(b3, 200, "OK", b2buatest.CalleeSDP)
+	third.WaitRequest(sip.ACK)
+	re := caller.WaitRequest(sip.INVITE)
+	caller.Respond(re, 200, "OK", b2buatest.SDP)
+	caller.WaitRequest(sip.ACK)
+	if frag := notifies(t, callee); !strings.Contains(frag, "200 OK") {
+		t.Fatalf("final NOTIFY %q", frag)
+	}
+	callee.Respond(callee.WaitRequest(sip.BYE), 200, "OK", "")
+	hangUp(t, s, caller, third, inv, ok, 3)
+}

@@ -1,8 +1,25 @@
 // Package media relays a call's RTP and RTCP through the PBX, so each side sees only the PBX's
-// address (RFC 3550 RTP, RFC 4566/3264 SDP offer and answer).
+// address (RFC 3550 RTP, RFC 4566/3264 SDP offer and answer), and plays the PBX's own audio.
 //
-// Ports hands out RTP/RTCP port pairs from a configured range. ParseSDP reads session
-// descriptions leniently (real phones do not keep RFC 4566's line order), AudioStream extracts
-// where a side wants its audio, and Rewrite produces the description the other side sees: the
-// PBX's address and relay port, codecs filtered to an allowed list.
+// A Relay (NewRelay) makes one Session per call from a Ports range: two RTP/RTCP port pairs, one
+// facing each side. Session.Rewrite takes the session description one side sent and returns the
+// one the other side gets: the PBX's address and the port facing that side, codecs filtered to
+// the allowed list (488 material when none is left: ErrNoCodec), ICE and address-revealing
+// attributes dropped, one audio stream kept. ParseSDP reads descriptions leniently (phones do not
+// keep RFC 4566's line order), AudioStream extracts where a side wants its audio.
+//
+// Packets from the address a side signalled are always taken; another source (NAT) is latched to
+// only within Config.LatchWindow after the side's description changed, so media cannot be taken
+// over by guessing ports. The session counts each side's packets, loss and jitter (in each payload
+// type's clock rate) and reads the RTCP it relays unchanged for the phones' own reception reports
+// and the round trip (Stats); it reports RFC 4733 key presses (OnDTMF) and closes Idle when media
+// stopped while the call is not on hold (Config.Timeout).
+//
+// PBX audio: EarlyAnswer gives the SDP of the PBX's own early answer toward the caller, and Play
+// sends a Source (Ringback, a tone, a WAV file via LoadWAV; G.711) paced at 20 ms from the port
+// the caller already knows, so a callee answering later takes over that port with no new offer.
+//
+// On Linux the relay's sockets are plain non-blocking descriptors served by a few event loops
+// (epoll, one per CPU by default, Config.Loops) rather than a goroutine each; elsewhere a goroutine
+// reads each socket. A session's sockets and goroutines end with Close.
 package media

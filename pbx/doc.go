@@ -1,7 +1,8 @@
 // Package pbx is pbxkit's embeddable SIP server: listeners on UDP and TCP, the front door that
-// validates every request, digest authentication, the registrar, default routing, and the B2BUA
-// call core (package b2bua) wired to the store for call records and event subscriptions
-// (Subscribe). The dialplan and the RTP relay plug in here as they land.
+// validates every request, digest authentication, the registrar, and calls: the B2BUA call core
+// (package b2bua) routed by a Go dialplan, a Lua script (package dialplan) or default routing,
+// with the RTP relay (package media) when Config gives it a port range, and the store for
+// extensions, registrations and call records. Subscribe delivers call and registration events.
 //
 // A PBX in a few lines (see Example_embedding):
 //
