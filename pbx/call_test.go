@@ -143,7 +143,6 @@ func TestShutdownHangsUpCalls(t *testing.T) {
 	}
 }
 
-
 // TestShutdownWhileRingingRacesAnswer: the PBX shuts down while a call rings, and the callee's
 // 200 crosses the CANCEL. Whichever the PBX sees first, both sides end: the callee's 200 is
 // ACKed and BYEd, the caller gets 503, or 200 and then BYE.
