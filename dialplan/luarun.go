@@ -260,6 +260,7 @@ func (r *run) onHangup(rec b2bua.Record) error {
 	cdr := L.NewTable()
 	cdr.RawSetString("call_id", lua.LString(rec.CallID))
 	cdr.RawSetString("caller", lua.LString(rec.Caller))
+	cdr.RawSetString("dialled", lua.LString(rec.Dialled))
 	cdr.RawSetString("callee", lua.LString(rec.Callee))
 	cdr.RawSetString("status", lua.LNumber(rec.Status))
 	cdr.RawSetString("disposition", lua.LString(rec.Disposition()))
@@ -274,6 +275,7 @@ func (r *run) onHangup(rec b2bua.Record) error {
 		billsec = rec.End.Sub(rec.Answer).Seconds()
 	}
 	cdr.RawSetString("billsec", lua.LNumber(billsec))
+	cdr.RawSetString("segments", segmentsTable(L, rec.Segments))
 	err := r.check(L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud, cdr))
 	if err != nil {
 		r.log.Error("on_hangup failed", "error", err)
@@ -340,4 +342,19 @@ func (r *run) require(L *lua.LState) int {
 	r.loaded[name] = v
 	L.Push(v)
 	return 1
+}
+
+// segmentsTable is a record's segments as a Lua list of {caller, callee, start, end, reason}.
+func segmentsTable(L *lua.LState, segs []b2bua.Segment) *lua.LTable {
+	t := L.CreateTable(len(segs), 0)
+	for _, s := range segs {
+		st := L.CreateTable(0, 5)
+		st.RawSetString("caller", lua.LString(s.Caller))
+		st.RawSetString("callee", lua.LString(s.Callee))
+		st.RawSetString("start", lua.LNumber(s.Start.Unix()))
+		st.RawSetString("end", lua.LNumber(s.End.Unix()))
+		st.RawSetString("reason", lua.LString(s.EndReason))
+		t.Append(st)
+	}
+	return t
 }

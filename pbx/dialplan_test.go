@@ -713,6 +713,28 @@ end`, pbx.Config{}, 0)
 	}
 }
 
+// TestLuaOnHangupSeesSegments: on_hangup's record has what was dialled, who answered and the
+// call's segments, and call.id is the caller's Call-ID.
+func TestLuaOnHangupSeesSegments(t *testing.T) {
+	tp, caller, callees, _ := luaPBX(t, `
+function route(call) call:connect(call.to) end
+function on_hangup(call, cdr)
+  local s = cdr.segments[1]
+  pbx.log("info", "hangup seen", "id", call.id, "dialled", cdr.dialled, "segments", #cdr.segments,
+    "pair", s.caller .. ">" .. s.callee, "why", s.reason, "ordered", tostring(s["end"] >= s.start))
+end`, pbx.Config{}, 1)
+	inv, ok, _ := answeredCall(t, tp, caller, callees[0])
+	hangUp(t, tp, caller, callees[0], inv, ok, 2)
+	want := `id=` + inv.CallID().Value() + ` dialled=200 segments=1 pair=100>200 why="hangup by caller" ordered=true`
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(tp.logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("on_hangup did not log %q:\n%s", want, tp.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestLuaBrokenScriptRefusedAtStart(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "dialplan.lua")

@@ -621,3 +621,45 @@ func TestMediaStatsOnALiveCall(t *testing.T) {
 	}
 	hangUp(t, tp, caller, callee, inv, ok, 2)
 }
+
+// TestMediaProvisionalThenFinalInOrder: with the relay on (so every 183's description is
+// rewritten on its way), a callee's 183 with SDP followed at once by 486, and a 180 followed at
+// once by 200, reach the caller in that order every time: 200 rounds each.
+func TestMediaProvisionalThenFinalInOrder(t *testing.T) {
+	tp, caller, callee := mediaPBX(t, pbx.Config{})
+	b := newRTPPhone(t)
+	for _, tc := range []struct {
+		provisional, final int
+		body               string
+	}{{183, 486, b.sdp("")}, {180, 200, ""}} {
+		for round := range 200 {
+			msg, inv := invite(caller)
+			caller.Send(msg)
+			bInv := callee.WaitRequest(sip.INVITE)
+			body := tc.body
+			if tc.final == 200 {
+				body = b.sdp("")
+			}
+			callee.Respond(bInv, tc.provisional, "Progress", tc.body)
+			callee.Respond(bInv, tc.final, "Final", body)
+			var got []int
+			rs := awaitFinal(t, caller, inv, 5*time.Second)
+			for _, r := range rs {
+				if r.StatusCode != 100 {
+					got = append(got, r.StatusCode)
+				}
+			}
+			if len(got) != 2 || got[0] != tc.provisional || got[1] != tc.final {
+				t.Fatalf("round %d: the caller got %v, want [%d %d]", round, got, tc.provisional, tc.final)
+			}
+			if tc.final == 200 {
+				ok := final(rs)
+				caller.Send(caller.InDialog("ACK", inv, ok, 1))
+				callee.WaitRequest(sip.ACK)
+				hangUp(t, tp, caller, callee, inv, ok, 2)
+			} else {
+				waitIdle(t, tp)
+			}
+		}
+	}
+}
