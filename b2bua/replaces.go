@@ -168,15 +168,6 @@ func (tr *transfer) attended(rep replacesID) {
 	o.endReplaced(c.id)
 }
 
-// released ends the transferor's part after its place was taken: final NOTIFY, then BYE.
-func (tr *transfer) released() {
-	c := tr.c
-	tr.log.Info("call transferred")
-	c.emit(CallTransferred, 200)
-	tr.notify(200, true)
-	c.byeIn(tr.x, "bye to transferor")
-}
-
 // endReplaced ends a call one of whose parties went to another call (by): its segment ends as
 // transferred, and no BYE goes to the party that left.
 func (c *Call) endReplaced(by string) {

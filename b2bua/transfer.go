@@ -108,7 +108,8 @@ func (tr *transfer) blind() {
 		tr.notify(code, true)
 		return
 	}
-	tr.takeSide(&r.leg.d, r.leg, r.leg.party())
+	c.putSide(tr.fromA, r.leg, &r.leg.d, r.leg.party(), "transferred")
+	tr.released()
 }
 
 // bridge connects the transferee with a new party whose description is newSDP (as the new party
@@ -144,26 +145,11 @@ func (tr *transfer) bridge(newSDP []byte) ([]byte, int) {
 	return forNew, 200
 }
 
-// takeSide puts the new party's dialog d in the transferor's place (for the callee's side, as
-// leg l), closes the call's segment and opens the next, then releases the transferor: final
-// NOTIFY, BYE. A BYE the transferor sends itself meanwhile finds its dialog retired (200).
-func (tr *transfer) takeSide(d *dialogSide, l *leg, party string) {
+// released ends the transferor's part after its place was taken: final NOTIFY, then BYE. A BYE
+// the transferor sends itself meanwhile finds its dialog retired (200).
+func (tr *transfer) released() {
 	c := tr.c
-	now := time.Now()
-	c.mu.Lock()
-	c.closeSegment(now, "transferred")
-	if tr.fromA {
-		c.a = d
-		c.seg.caller = party
-	} else {
-		c.winner = l
-		c.seg.callee, c.rec.Callee = party, party
-	}
-	c.seg.start = now
-	c.mu.Unlock()
-	c.e.table.add(d.key(), c, tr.fromA)
-	c.e.table.remove(tr.x.key(), now)
-	tr.log.Info("call transferred", "party", party)
+	tr.log.Info("call transferred")
 	c.emit(CallTransferred, 200)
 	tr.notify(200, true)
 	c.byeIn(tr.x, "bye to transferor")
