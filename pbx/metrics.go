@@ -17,6 +17,7 @@ type metrics struct {
 	bans            prometheus.Counter
 	unparseable     prometheus.Counter
 	dialplanReloads *prometheus.CounterVec
+	recordsLost     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -40,8 +41,11 @@ func newMetrics() *metrics {
 		dialplanReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbxkit_dialplan_reloads_total", Help: "Reloads of the Lua dialplan, by result (ok, error: the old version kept running).",
 		}, []string{"result"}),
+		recordsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pbxkit_call_records_lost_total", Help: "Call records that could not be written (queue full, refused by the store, database away at shutdown).",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.responses, m.authFailures, m.bans, m.unparseable, m.dialplanReloads,
+	m.reg.MustRegister(m.requests, m.responses, m.authFailures, m.bans, m.unparseable, m.dialplanReloads, m.recordsLost,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -67,6 +67,7 @@ type PBX struct {
 	lua     *dialplan.Lua // the Lua dialplan, if any
 	queues  *dialplan.Queues
 	relay   *media.Relay // nil without RTPPortMin/Max
+	records *recordQueue // nil when the store keeps no records
 	events  *hub
 	metrics *metrics
 
@@ -103,37 +104,57 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
-	if p.store == nil {
-		if cfg.Database == "" {
-			return nil, errors.New("pbx: no store: set Config.Database or use WithStore")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		s, err := store.Open(ctx, cfg.Database, store.WithNodeID(cfg.NodeID), store.WithLogger(p.log.With("component", "store")))
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("pbx: %w", err)
-		}
-		p.store, p.owned = s, s
+	if err := p.openStore(); err != nil {
+		return nil, err
 	}
 	var salt [4]byte
 	_, _ = rand.Read(salt[:])
 	sum := sha256.Sum256(append([]byte(cfg.NodeID), salt[:]...))
 	p.branchPrefix = sip.RFC3261BranchMagicCookie + "-pbx" + hex.EncodeToString(sum[:5]) + "-"
 	p.merged.items = make(map[string]string)
-
 	p.metrics = newMetrics()
 	p.events = newHub()
 	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics)
 	p.reg = &registrar{p: p, locks: newKeyedMutex()}
 	p.parser = newParser()
-
-	if err := p.listen(); err != nil {
-		p.closeOwned()
-		return nil, err
+	// Each step opens something; a failing step leaves abandon to close what the earlier ones
+	// opened.
+	for _, step := range []func() error{p.listen, p.newSIPStack, p.newRelay, p.newCallCore, p.setupDialplan} {
+		if err := step(); err != nil {
+			p.abandon()
+			return nil, err
+		}
 	}
+	for _, m := range knownMethods {
+		p.srv.OnRequest(m, p.handle)
+	}
+	p.srv.OnNoRoute(p.handle)
+	return p, nil
+}
+
+// openStore opens Config.Database unless WithStore gave a store.
+func (p *PBX) openStore() error {
+	if p.store != nil {
+		return nil
+	}
+	if p.cfg.Database == "" {
+		return errors.New("pbx: no store: set Config.Database or use WithStore")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := store.Open(ctx, p.cfg.Database, store.WithNodeID(p.cfg.NodeID), store.WithLogger(p.log.With("component", "store")))
+	if err != nil {
+		return fmt.Errorf("pbx: %w", err)
+	}
+	p.store, p.owned = s, s
+	return nil
+}
+
+// newSIPStack makes the sipgo user agent and server over the PBX's parser and read filter.
+func (p *PBX) newSIPStack() error {
 	sipLog := p.log.With("component", "sipgo")
 	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgent(p.cfg.UserAgent),
 		sipgo.WithUserAgentParser(p.parser),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipLog),
@@ -153,60 +174,71 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		),
 	)
 	if err != nil {
-		p.closeListeners()
-		p.closeOwned()
-		return nil, fmt.Errorf("pbx: sip stack: %w", err)
+		return fmt.Errorf("pbx: sip stack: %w", err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
+	p.ua = ua
+	if p.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog)); err != nil {
+		return fmt.Errorf("pbx: sip server: %w", err)
+	}
+	return nil
+}
+
+// newRelay makes the media relay when Config gives it a port range.
+func (p *PBX) newRelay() error {
+	if p.cfg.RTPPortMin == 0 {
+		return nil
+	}
+	ports, err := media.NewPorts(p.cfg.mediaIP(), p.cfg.RTPPortMin, p.cfg.RTPPortMax)
+	if err == nil {
+		p.relay, err = media.NewRelay(media.Config{Ports: ports, Codecs: p.cfg.Codecs, Timeout: p.cfg.MediaTimeout,
+			Logger: p.log.With("component", "media")})
+	}
 	if err != nil {
-		ua.Close()
-		p.closeListeners()
-		p.closeOwned()
-		return nil, fmt.Errorf("pbx: sip server: %w", err)
+		return fmt.Errorf("pbx: %w", err)
 	}
-	p.ua, p.srv = ua, srv
-	if cfg.RTPPortMin != 0 {
-		ports, err := media.NewPorts(cfg.mediaIP(), cfg.RTPPortMin, cfg.RTPPortMax)
-		if err == nil {
-			p.relay, err = media.NewRelay(media.Config{Ports: ports, Codecs: cfg.Codecs, Timeout: cfg.MediaTimeout,
-				Logger: p.log.With("component", "media")})
-		}
-		if err != nil {
-			ua.Close()
-			p.closeListeners()
-			p.closeOwned()
-			return nil, fmt.Errorf("pbx: %w", err)
-		}
-	}
+	return nil
+}
+
+// newCallCore makes the call core, writing its records through the store's batching queue.
+func (p *PBX) newCallCore() error {
 	var cdr b2bua.RecordWriter
 	if w, ok := p.store.(store.CDRWriter); ok {
-		cdr = cdrWriter{w}
+		p.records = newRecordQueue(w, p.log.With("component", "records"), p.metrics.recordsLost)
+		cdr = p.records
 	}
-	p.calls, err = b2bua.New(ua, b2bua.Config{
+	var err error
+	p.calls, err = b2bua.New(p.ua, b2bua.Config{
 		UDPListener: p.udp.LocalAddr().String(),
 		Host:        p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
-		RingTimeout: cfg.RingTimeout, UserAgent: cfg.UserAgent, AckTimeout: cfg.AckTimeout, CopyHeaders: cfg.CopyHeaders,
-		PassRedirects: cfg.PassRedirects, Resolve: p.resolve, Media: p.mediaRelay(),
+		RingTimeout: p.cfg.RingTimeout, UserAgent: p.cfg.UserAgent, AckTimeout: p.cfg.AckTimeout, CopyHeaders: p.cfg.CopyHeaders,
+		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, Media: p.mediaRelay(),
 		OnEvent:       func(e b2bua.Event) { p.events.publish(callEvent(e)) },
 		OnUnreachable: p.dropUnreachable,
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
-		ua.Close()
-		p.closeListeners()
-		p.closeOwned()
-		return nil, fmt.Errorf("pbx: %w", err)
+		return fmt.Errorf("pbx: %w", err)
 	}
-	if err := p.setupDialplan(); err != nil {
-		ua.Close()
-		p.closeListeners()
-		p.closeOwned()
-		return nil, err
+	return nil
+}
+
+// abandon closes what a failed New had opened.
+func (p *PBX) abandon() {
+	if p.ua != nil {
+		p.ua.Close()
 	}
-	for _, m := range knownMethods {
-		srv.OnRequest(m, p.handle)
+	p.closeListeners()
+	p.closeRecords(context.Background())
+	p.closeOwned()
+}
+
+// closeRecords writes the call records still queued, at most until ctx ends.
+func (p *PBX) closeRecords(ctx context.Context) {
+	if p.records == nil {
+		return
 	}
-	srv.OnNoRoute(p.handle)
-	return p, nil
+	if err := p.records.close(ctx); err != nil {
+		p.log.Error("call records not all written at shutdown", "error", err)
+	}
 }
 
 func (p *PBX) listen() error {
@@ -335,6 +367,7 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 				p.log.Warn("dialplan still running on_hangup at shutdown", "error", err)
 			}
 		}
+		p.closeRecords(ctx) // every call has ended: no record comes after this
 		p.closeOwned()
 		p.events.close()
 	})

@@ -251,31 +251,6 @@ func (d directory) Queue(ctx context.Context, name string) (*dialplan.Queue, err
 	return out, nil
 }
 
-// cdrWriter stores the call core's records as store CDRs.
-type cdrWriter struct{ w store.CDRWriter }
-
-func (c cdrWriter) WriteRecord(ctx context.Context, r b2bua.Record) error {
-	cdr := &store.CDR{
-		CallID: r.CallID, Caller: r.Caller, Dialled: r.Dialled, Callee: r.Callee, Source: r.Source,
-		StartAt: r.Start, EndAt: r.End, Disposition: store.Disposition(r.Disposition()),
-		Status: r.Status, HangupBy: r.HangupBy, Reason: r.Reason,
-		ALeg: legStats(r.MediaCaller), BLeg: legStats(r.MediaCallee),
-	}
-	if !r.Answer.IsZero() {
-		a := r.Answer
-		cdr.AnswerAt = &a
-	}
-	for i, seg := range r.Segments {
-		cdr.Segments = append(cdr.Segments, store.CDRSegment{Seq: i, Caller: seg.Caller, Callee: seg.Callee,
-			StartAt: seg.Start, EndAt: seg.End, EndReason: seg.EndReason})
-	}
-	return c.w.WriteCDR(ctx, cdr)
-}
-
-func legStats(m b2bua.MediaStats) store.LegStats {
-	return store.LegStats{Packets: int64(m.Packets), Bytes: int64(m.Bytes), Lost: int64(m.Lost), JitterMS: m.JitterMS,
-		ReportedLost: m.ReportedLost, ReportedJitterMS: m.ReportedJitterMS, RTTMS: m.RTTMS}
-}
 
 // seconds turns a number of seconds from the store into a duration.
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }

@@ -183,41 +183,62 @@ func secondsUp(d time.Duration) int { return int((d + time.Second - 1) / time.Se
 // WriteCDR stores a finished call's record with its segments, all or nothing; DurationSec and
 // BillableSec are computed from the times, and c's and its segments' IDs are filled in.
 func (s *Store) WriteCDR(ctx context.Context, c *CDR) error {
-	if err := c.prepare(); err != nil {
-		return err
+	return s.WriteCDRs(ctx, []*CDR{c})
+}
+
+// WriteCDRs stores several records with their segments in one transaction: two INSERT
+// statements in all, which under load costs a fraction of one transaction per call. It is all or
+// nothing: an invalid record fails the batch before anything is written.
+func (s *Store) WriteCDRs(ctx context.Context, cdrs []*CDR) error {
+	if len(cdrs) == 0 {
+		return nil
 	}
-	c.ID = 0
-	for i := range c.Segments {
-		c.Segments[i].ID, c.Segments[i].CDRID = 0, 0
+	for _, c := range cdrs {
+		if err := c.prepare(); err != nil {
+			return err
+		}
+		if c.NodeID == "" {
+			c.NodeID = s.opt.nodeID
+		}
 	}
-	if c.NodeID == "" {
-		c.NodeID = s.opt.nodeID
-	}
+	clearIDs(cdrs)
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	// The segments are inserted here rather than by gorm's association saving, which would
 	// upsert them; the transaction is explicit because the store runs with SkipDefaultTransaction.
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Omit(clause.Associations).Create(c).Error; err != nil {
+		if err := tx.Omit(clause.Associations).Create(cdrs).Error; err != nil {
 			return err
 		}
-		if len(c.Segments) == 0 {
+		var segs []*CDRSegment
+		for _, c := range cdrs {
+			for i := range c.Segments {
+				c.Segments[i].CDRID = c.ID
+				segs = append(segs, &c.Segments[i])
+			}
+		}
+		if len(segs) == 0 {
 			return nil
 		}
-		for i := range c.Segments {
-			c.Segments[i].CDRID = c.ID
-		}
-		return tx.Create(&c.Segments).Error
+		return tx.Create(segs).Error
 	})
 	if err != nil {
-		// Nothing was stored: IDs of rolled-back rows would name records that do not exist.
+		clearIDs(cdrs) // nothing was stored: IDs of rolled-back rows would name records that do not exist
+		if len(cdrs) == 1 {
+			return mapErr("store: write cdr "+cdrs[0].CallID, err)
+		}
+		return mapErr(fmt.Sprintf("store: write %d cdrs", len(cdrs)), err)
+	}
+	return nil
+}
+
+func clearIDs(cdrs []*CDR) {
+	for _, c := range cdrs {
 		c.ID = 0
 		for i := range c.Segments {
 			c.Segments[i].ID, c.Segments[i].CDRID = 0, 0
 		}
-		return mapErr("store: write cdr "+c.CallID, err)
 	}
-	return nil
 }
 
 // CDRFilter selects call records; zero fields do not filter, and the fields given must all match.

@@ -438,3 +438,49 @@ func TestCDRMigrationDownUp(t *testing.T) {
 		}
 	})
 }
+
+// TestCDRWriteBatch: WriteCDRs stores several records, answered or not, each with its own
+// segments, in one go; a batch with an invalid record stores nothing.
+func TestCDRWriteBatch(t *testing.T) {
+	each(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := open(t, dsn)
+		start := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+		answered := func(callID string, callees ...string) *store.CDR {
+			answer := start.Add(time.Second)
+			c := &store.CDR{CallID: callID, Caller: "100", Dialled: callees[0], Callee: callees[len(callees)-1],
+				StartAt: start, AnswerAt: &answer, EndAt: start.Add(time.Duration(len(callees)+1) * 10 * time.Second),
+				Disposition: store.Answered, Status: 200}
+			for i, callee := range callees {
+				c.Segments = append(c.Segments, store.CDRSegment{Seq: i, Caller: "100", Callee: callee,
+					StartAt: answer.Add(time.Duration(i) * 10 * time.Second), EndAt: answer.Add(time.Duration(i+1) * 10 * time.Second)})
+			}
+			return c
+		}
+		busy := &store.CDR{CallID: "busy", Caller: "100", Dialled: "203", Callee: "203", StartAt: start, EndAt: start.Add(time.Second),
+			Disposition: store.Busy, Status: 486}
+		batch := []*store.CDR{answered("one", "201"), busy, answered("two", "201", "202")}
+		if err := s.WriteCDRs(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range batch {
+			got, err := s.CDRs(ctx, store.CDRFilter{CallID: want.CallID})
+			if err != nil || len(got) != 1 || got[0].ID != want.ID || len(got[0].Segments) != len(want.Segments) {
+				t.Fatalf("%s: %v %+v", want.CallID, err, got)
+			}
+			for i, seg := range got[0].Segments {
+				if seg.CDRID != want.ID || seg.Callee != want.Segments[i].Callee || seg.ID != want.Segments[i].ID {
+					t.Fatalf("%s segment %d: %+v, want %+v", want.CallID, i, seg, want.Segments[i])
+				}
+			}
+		}
+		bad := answered("bad", "201")
+		bad.Segments[0].Seq = 5
+		if err := s.WriteCDRs(ctx, []*store.CDR{answered("three", "201"), bad}); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("a batch with an invalid record: %v", err)
+		}
+		if n, err := store.Count(ctx, s, "SELECT count(*) FROM cdrs"); err != nil || n != 3 {
+			t.Fatalf("%d records after the refused batch, want 3 (%v)", n, err)
+		}
+	})
+}

@@ -39,9 +39,10 @@ type Locations interface {
 	DeleteBindings(ctx context.Context, ext string) (int64, error)
 }
 
-// CDRWriter records finished calls.
+// CDRWriter records finished calls: one, or several in one transaction.
 type CDRWriter interface {
 	WriteCDR(ctx context.Context, c *CDR) error
+	WriteCDRs(ctx context.Context, cdrs []*CDR) error
 }
 
 // QueueDirectory looks up call queues with their members.

@@ -1,0 +1,137 @@
+package pbx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/store"
+)
+
+// fakeRecords is a CDRWriter that fails as told: the first `away` attempts as an unreachable
+// database, and every batch holding the call "bad" as invalid.
+type fakeRecords struct {
+	mu      sync.Mutex
+	away    int
+	batches [][]string
+	written map[string]bool
+}
+
+func (f *fakeRecords) WriteCDR(ctx context.Context, c *store.CDR) error {
+	return f.WriteCDRs(ctx, []*store.CDR{c})
+}
+
+func (f *fakeRecords) WriteCDRs(_ context.Context, cdrs []*store.CDR) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.away > 0 {
+		f.away--
+		return fmt.Errorf("fake: %w", store.ErrUnavailable)
+	}
+	var ids []string
+	for _, c := range cdrs {
+		if c.CallID == "bad" {
+			return fmt.Errorf("fake: %w", store.ErrInvalid)
+		}
+		ids = append(ids, c.CallID)
+	}
+	f.batches = append(f.batches, ids)
+	for _, id := range ids {
+		f.written[id] = true
+	}
+	return nil
+}
+
+func (f *fakeRecords) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.written)
+}
+
+func record(id string) b2bua.Record {
+	now := time.Now()
+	return b2bua.Record{CallID: id, Caller: "100", Callee: "200", Start: now, End: now, Status: 486}
+}
+
+func newTestQueue(f *fakeRecords) (*recordQueue, prometheus.Counter) {
+	lost := prometheus.NewCounter(prometheus.CounterOpts{Name: "lost"})
+	return newRecordQueue(f, slog.New(slog.DiscardHandler), lost), lost
+}
+
+// TestRecordQueueWaitsForTheDatabase: while the database is away, records wait and are retried;
+// they are all written once it answers, and close waits for them.
+func TestRecordQueueWaitsForTheDatabase(t *testing.T) {
+	f := &fakeRecords{away: 3, written: map[string]bool{}}
+	q, lost := newTestQueue(f)
+	for i := range 50 {
+		if err := q.WriteRecord(context.Background(), record(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(); n != 50 || testutil.ToFloat64(lost) != 0 {
+		t.Fatalf("%d of 50 records written, %v lost", n, testutil.ToFloat64(lost))
+	}
+	if len(f.batches) >= 50 {
+		t.Fatalf("%d transactions for 50 records: not batched", len(f.batches))
+	}
+	if err := q.WriteRecord(context.Background(), record("late")); err == nil || testutil.ToFloat64(lost) != 1 {
+		t.Fatalf("a record after close: %v, lost %v", err, testutil.ToFloat64(lost))
+	}
+}
+
+// TestRecordQueueInvalidRecord: a batch the store refuses as invalid is written record by record:
+// only the bad one is lost.
+func TestRecordQueueInvalidRecord(t *testing.T) {
+	f := &fakeRecords{away: 1, written: map[string]bool{}} // the first attempt fails: all three in one batch
+	q, lost := newTestQueue(f)
+	for _, id := range []string{"a", "bad", "b"} {
+		q.WriteRecord(context.Background(), record(id))
+	}
+	q.close(context.Background())
+	if !f.written["a"] || !f.written["b"] || f.written["bad"] || testutil.ToFloat64(lost) != 1 {
+		t.Fatalf("written %v, lost %v", f.written, testutil.ToFloat64(lost))
+	}
+}
+
+// TestRecordQueueGivesUpAtShutdown: a database that never comes back does not hold shutdown past
+// its deadline; the records are counted as lost.
+func TestRecordQueueGivesUpAtShutdown(t *testing.T) {
+	f := &fakeRecords{away: 1 << 30, written: map[string]bool{}}
+	q, lost := newTestQueue(f)
+	q.WriteRecord(context.Background(), record("x"))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := q.close(ctx); !errors.Is(err, context.DeadlineExceeded) || testutil.ToFloat64(lost) != 1 {
+		t.Fatalf("close: %v, lost %v", err, testutil.ToFloat64(lost))
+	}
+}
+
+// TestRecordQueueFull: past recordQueueSize waiting records, a record is lost at once rather than
+// holding up the call that ended.
+func TestRecordQueueFull(t *testing.T) {
+	f := &fakeRecords{away: 1 << 30, written: map[string]bool{}}
+	q, lost := newTestQueue(f)
+	var refused int
+	for i := range recordQueueSize + recordBatch + 10 {
+		if q.WriteRecord(context.Background(), record(fmt.Sprint(i))) != nil {
+			refused++
+		}
+	}
+	if refused == 0 || testutil.ToFloat64(lost) != float64(refused) {
+		t.Fatalf("%d refused, %v counted lost", refused, testutil.ToFloat64(lost))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	q.close(ctx)
+}
