@@ -251,7 +251,6 @@ func (d directory) Queue(ctx context.Context, name string) (*dialplan.Queue, err
 	return out, nil
 }
 
-
 // seconds turns a number of seconds from the store into a duration.
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
 
