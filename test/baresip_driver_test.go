@@ -539,6 +539,46 @@ func (p *phone) awaitAudio(seconds float64, d time.Duration) {
 	}
 }
 
+// decodedSoFar returns the audio the phone decoded so far in its current call, from its dumps
+// that are still being written.
+func (p *phone) decodedSoFar() []int16 {
+	dumps, _ := filepath.Glob(filepath.Join(p.dir, "dump-*-dec.wav"))
+	sort.Strings(dumps) // named by time
+	var samples []int16
+	for _, f := range dumps {
+		if s, err := readWAV16(f); err == nil {
+			samples = append(samples, s...)
+		}
+	}
+	return samples
+}
+
+// awaitTone waits until the phone has decoded at least seconds of a tone of hz in its current
+// call.
+func (p *phone) awaitTone(hz int, seconds float64, d time.Duration) {
+	p.t.Helper()
+	awaitTone(p.t, "phone "+p.spec.Ext, p.decodedSoFar, hz, seconds, d)
+}
+
+// awaitTone waits until the audio that decoded returns holds at least seconds of a tone of hz.
+// No event tells that RTP arrived: it polls.
+func awaitTone(t *testing.T, who string, decoded func() []int16, hz int, seconds float64, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		samples := decoded()
+		got := toneSeconds(samples, hz)
+		if got >= seconds {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %.2fs of a %d Hz tone in %.2fs of decoded audio after %v, want %.2fs",
+				who, got, hz, float64(len(samples))/8000, d, seconds)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // receivedAudio renames the current call's dumps of decoded audio (baresip closes them when the
 // call is closed) so that the next call writes new ones, and returns their samples in order. There
 // is one dump per call unless the media was restarted during it.
@@ -574,8 +614,22 @@ func (p *phone) receivedAudio() []int16 {
 // energy (and the frame is not near silence), in seconds. Other frequencies, silence and noise
 // do not count.
 func toneSeconds(samples []int16, hz int) float64 {
-	const n = 160 // 20 ms at 8 kHz; a multiple of 50 Hz falls on a bin
 	frames := 0
+	for _, on := range toneFrames(samples, hz) {
+		if on {
+			frames++
+		}
+	}
+	return float64(frames) * toneFrame / 8000
+}
+
+const toneFrame = 160 // 20 ms at 8 kHz; a multiple of 50 Hz falls on a bin
+
+// toneFrames tells, for each 20 ms frame of 8 kHz audio, whether a tone of hz carries most of its
+// energy (and the frame is not near silence).
+func toneFrames(samples []int16, hz int) []bool {
+	const n = toneFrame
+	var out []bool
 	coeff := 2 * math.Cos(2*math.Pi*float64(hz)/8000)
 	for off := 0; off+n <= len(samples); off += n {
 		var energy, s1, s2 float64
@@ -588,11 +642,9 @@ func toneSeconds(samples []int16, hz int) float64 {
 		power := s1*s1 + s2*s2 - coeff*s1*s2 // |X(hz)|^2 (Goertzel)
 		rms := math.Sqrt(energy / n)
 		// A pure tone gives 2|X|^2 / (n * energy) = 1.
-		if rms > 300 && 2*power/(n*energy) > 0.8 {
-			frames++
-		}
+		out = append(out, rms > 300 && 2*power/(n*energy) > 0.8)
 	}
-	return float64(frames) * n / 8000
+	return out
 }
 
 // writeToneWAV writes seconds of a sine tone at hz as 8 kHz 16-bit mono PCM (what PCMU carries).

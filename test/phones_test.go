@@ -30,6 +30,13 @@ var tones = map[string]int{"101": 400, "102": 1000, "103": 1600}
 // ("udp" or "tcp") and waits until each registered. Up to three phones (101, 102, 103).
 func startOffice(t *testing.T, transport string, exts ...string) *office {
 	t.Helper()
+	return startOfficeWith(t, transport, exts, exts)
+}
+
+// startOfficeWith is startOffice for the extensions exts, with baresip phones for those in
+// baresips only (the test brings the other phones).
+func startOfficeWith(t *testing.T, transport string, exts, baresips []string) *office {
+	t.Helper()
 	baresipBin(t) // skip (or fail under CI) before building anything
 	o := &office{dsn: testenv.SQLiteDSN(t), phones: map[string]*phone{}}
 	for _, ext := range exts {
@@ -37,14 +44,14 @@ func startOffice(t *testing.T, transport string, exts ...string) *office {
 	}
 	lo := freePortRange(t, 100)
 	o.srv = startServer(t, "--db", o.dsn, "--rtp-ip", "127.0.0.1", "--rtp-ports", fmt.Sprintf("%d-%d", lo, lo+99))
-	for _, ext := range exts {
+	for _, ext := range baresips {
 		hz, ok := tones[ext]
 		if !ok {
 			t.Fatalf("no tone for extension %s", ext)
 		}
 		o.phones[ext] = startPhone(t, o.srv.addr, phoneSpec{Ext: ext, Password: "pw" + ext, Transport: transport, ToneHz: hz})
 	}
-	for _, ext := range exts {
+	for _, ext := range baresips {
 		o.phones[ext].register()
 	}
 	return o
@@ -114,6 +121,18 @@ type cdrRow struct{ caller, callee, disposition, status, hangupBy string }
 // logs the call's end) and returns them, newest first.
 func (o *office) cdrs(t *testing.T, n int) []cdrRow {
 	t.Helper()
+	var rows []cdrRow
+	for _, r := range o.cdrRecords(t, n) {
+		rows = append(rows, cdrRow{caller: r["CALLER"], callee: r["CALLEE"], disposition: r["DISPOSITION"],
+			status: r["STATUS"], hangupBy: r["HANGUP-BY"]})
+	}
+	return rows
+}
+
+// cdrRecords waits until "officepbx cdr list" shows n records and returns them, newest first,
+// each as its columns by header name (START, CALLER, DIALLED, CALLEE, ..., SEGMENTS, REASON).
+func (o *office) cdrRecords(t *testing.T, n int) []map[string]string {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		out := cli(t, "cdr", "list", "--db", o.dsn)
@@ -122,18 +141,20 @@ func (o *office) cdrs(t *testing.T, n int) []cdrRow {
 			t.Fatalf("cdr list:\n%s", out)
 		}
 		cols := regexp.MustCompile(`\s{2,}`)
-		col := map[string]int{} // columns by header name: the list may gain columns
-		for i, name := range cols.Split(strings.TrimSpace(lines[0]), -1) {
-			col[name] = i
-		}
-		var rows []cdrRow
+		names := cols.Split(strings.TrimSpace(lines[0]), -1) // by header name: the list may gain columns
+		var rows []map[string]string
 		for _, l := range lines[1:] {
 			f := cols.Split(strings.TrimSpace(l), -1)
-			if len(f) < len(col)-1 { // REASON may be empty
+			if len(f) < len(names)-1 { // REASON may be empty
 				t.Fatalf("cdr list line %q", l)
 			}
-			rows = append(rows, cdrRow{caller: f[col["CALLER"]], callee: f[col["CALLEE"]], disposition: f[col["DISPOSITION"]],
-				status: f[col["STATUS"]], hangupBy: f[col["HANGUP-BY"]]})
+			r := map[string]string{}
+			for i, v := range f {
+				if i < len(names) {
+					r[names[i]] = v
+				}
+			}
+			rows = append(rows, r)
 		}
 		if len(rows) >= n || time.Now().After(deadline) {
 			if len(rows) != n {
