@@ -32,7 +32,7 @@ func (c *Call) answer(l *leg, res *sip.Response) bool {
 	c.e.table.add(l.d.key(), c, false)
 	c.e.table.add(c.a.key(), c, true)
 
-	ok, err := c.e.respond(c.aReq, c.aTx, 200, c.a.localTag, body, append(timerHeaders(res), c.a.contact)...)
+	ok, err := c.e.respond(c.aReq, c.aTx, 200, c.a.localTag, c.stampSDP(c.a, body), append(timerHeaders(res), c.a.contact)...)
 	c.armSession(res)
 	c.watchMedia()
 	if err != nil {

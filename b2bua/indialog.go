@@ -62,22 +62,23 @@ func (c *Call) localTag(aleg bool) string {
 	return c.winner.d.localTag
 }
 
-// sides returns, for a request from the caller (aleg) or the callee, the PBX's tag in the
-// sender's dialog and the other side's dialog, where the request is passed on.
-func (c *Call) sides(aleg bool) (tag string, other *dialogSide) {
+// sides returns, for a request from the caller (aleg) or the callee, the sender's dialog and the
+// other side's dialog, where the request is passed on.
+func (c *Call) sides(aleg bool) (self, other *dialogSide) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if aleg {
-		return c.a.localTag, &c.winner.d
+		return c.a, &c.winner.d
 	}
-	return c.winner.d.localTag, c.a
+	return &c.winner.d, c.a
 }
 
 // relay passes a mid-call request (INFO, UPDATE, OPTIONS, MESSAGE, NOTIFY) to the other side and
 // its answer back.
 func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool, t *turn) {
 	e := c.e
-	tag, other := c.sides(aleg)
+	self, other := c.sides(aleg)
+	tag := self.localTag
 	out, err := c.passOn(req, aleg, other)
 	if err != nil {
 		c.log.Info("description refused", "method", req.Method, "error", err)
@@ -104,6 +105,9 @@ func (c *Call) relay(req *sip.Request, tx sip.ServerTransaction, aleg bool, t *t
 		e.respond(req, tx, statusOf(err), tag, nil)
 		return
 	}
+	if isSDP(res.ContentType()) {
+		answer = c.stampSDP(self, answer)
+	}
 	e.respond(req, tx, res.StatusCode, tag, answer, timerHeaders(res)...)
 	if req.Method == sip.UPDATE && res.IsSuccess() {
 		c.armSession(res) // an UPDATE refreshes the session too
@@ -119,6 +123,9 @@ func (c *Call) passOn(req *sip.Request, aleg bool, other *dialogSide) (*sip.Requ
 	}
 	c.mu.Lock()
 	out := other.request(req.Method, c.e.cfg.BranchPrefix)
+	if isSDP(req.ContentType()) && len(body) > 0 {
+		body = other.origin.stamp(body)
+	}
 	c.mu.Unlock()
 	if ct := req.ContentType(); ct != nil {
 		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))

@@ -102,7 +102,7 @@ func (l *leg) invite(o legOrigin) *sip.Request {
 	}
 	if len(o.body) > 0 {
 		inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		inv.SetBody(o.body)
+		inv.SetBody(l.d.origin.stamp(o.body)) // the leg is not shared yet: no lock
 	}
 	return inv
 }
@@ -247,7 +247,9 @@ func (l *leg) releaseAck(answer []byte) {
 		return
 	}
 	l.c.mu.Lock()
-	l.ackBody = answer
+	if len(answer) > 0 {
+		l.ackBody = l.d.origin.stamp(answer)
+	}
 	l.c.mu.Unlock()
 	l.ackHeld.Store(false)
 	l.ack()

@@ -20,6 +20,7 @@ type dialogSide struct {
 	transport string
 	cseq      uint32             // our last CSeq in this dialog
 	contact   *sip.ContactHeader // the PBX's Contact in this dialog, with the dialog's transport
+	origin    origin             // the o= line of the descriptions the PBX sends in this dialog
 }
 
 func (d *dialogSide) key() string { return dialogKey(d.callID, d.localTag, d.remoteTag) }

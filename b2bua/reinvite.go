@@ -73,7 +73,8 @@ func (r *reinviteState) acked(cseq uint32, mu *sync.Mutex) bool {
 // 2xx is ACKed by the PBX, and the 2xx relayed back is retransmitted until its ACK.
 func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t *turn) {
 	e := c.e
-	tag, other := c.sides(aleg)
+	self, other := c.sides(aleg)
+	tag := self.localTag
 	c.mu.Lock()
 	var gen uint64
 	if c.state == stateAnswered { // during a transfer the PBX's own re-INVITEs are in flight
@@ -100,7 +101,7 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 	c.log.Debug("re-INVITE passed on", "cseq", req.CSeq().SeqNo)
 	res, err := c.inviteIn(other, out, t)
 	if answer, ok := c.reinviteAnswer(req, tx, tag, aleg, res, err); ok {
-		c.relayReinviteOK(req, tx, tag, aleg, res, offer, answer)
+		c.relayReinviteOK(req, tx, self, aleg, res, offer, answer)
 	}
 }
 
@@ -135,16 +136,17 @@ func (c *Call) reinviteAnswer(req *sip.Request, tx sip.ServerTransaction, tag st
 	return answer, true
 }
 
-// relayReinviteOK answers the sender's re-INVITE 200 and retransmits it until its ACK.
-func (c *Call) relayReinviteOK(req *sip.Request, tx sip.ServerTransaction, tag string, aleg bool, res *sip.Response, offer, answer []byte) {
+// relayReinviteOK answers the sender's re-INVITE (in its dialog self) 200 and retransmits it
+// until its ACK.
+func (c *Call) relayReinviteOK(req *sip.Request, tx sip.ServerTransaction, self *dialogSide, aleg bool, res *sip.Response, offer, answer []byte) {
 	c.mu.Lock()
 	if len(offer) > 0 && len(answer) > 0 {
 		c.media.setSDP(aleg, offer, answer)
 	}
 	acked := c.re.answeredWith(req.CSeq().SeqNo)
-	contact := c.a.contact
-	if !aleg {
-		contact = c.winner.d.contact
+	tag, contact := self.localTag, self.contact
+	if isSDP(res.ContentType()) && len(answer) > 0 {
+		answer = self.origin.stamp(answer)
 	}
 	c.mu.Unlock()
 	ok, err := c.e.respond(req, tx, 200, tag, answer, append(timerHeaders(res), contact)...)

@@ -233,7 +233,7 @@ func (c *Call) handOver(z *Call, pIsA bool, answer, peerSDP []byte) {
 	z.mu.Unlock()
 	old := z.putSide(pIsA, nil, c.a, c.rec.Caller, "replaced")
 	c.absorb()
-	ok, err := z.e.respond(c.aReq, c.aTx, 200, c.a.localTag, answer, c.a.contact)
+	ok, err := z.e.respond(c.aReq, c.aTx, 200, c.a.localTag, z.stampSDP(c.a, answer), c.a.contact)
 	if err == nil {
 		z.retransmitUntil(c.aTx, ok, acked)
 	}

@@ -193,7 +193,7 @@ func (r *ringer) onProvisional(res *sip.Response) {
 		c.log.Info("early media refused", "status", code, "error", err)
 		body = nil
 	}
-	c.e.respond(c.aReq, c.aTx, code, c.a.localTag, body, c.a.contact)
+	c.e.respond(c.aReq, c.aTx, code, c.a.localTag, c.stampSDP(c.a, body), c.a.contact)
 }
 
 // onAnswer takes the first 2xx: the leg's dialog is established and ACKed, the others are

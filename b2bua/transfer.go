@@ -34,7 +34,8 @@ type transfer struct {
 // progress gets 491.
 func (c *Call) refer(req *sip.Request, tx sip.ServerTransaction, fromA bool, t *turn) {
 	e := c.e
-	tag, _ := c.sides(fromA)
+	self, _ := c.sides(fromA)
+	tag := self.localTag
 	referTo := req.ReferTo()
 	switch {
 	case referTo == nil || referTo.Address.Scheme == "":
@@ -201,6 +202,7 @@ func (tr *transfer) notify(code int, final bool) {
 func (c *Call) reoffer(d *dialogSide, sdp []byte) ([]byte, bool) {
 	c.mu.Lock()
 	out := d.request(sip.INVITE, c.e.cfg.BranchPrefix)
+	sdp = d.origin.stamp(sdp)
 	c.mu.Unlock()
 	out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	out.SetBody(sdp)

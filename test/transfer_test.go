@@ -11,6 +11,7 @@ package test
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,42 @@ func testAttendedTransfer(t *testing.T, transport string) {
 	}
 	if len(bad) > 0 {
 		t.Errorf("103 (%s) %d messages not over %s:\n  %s", transport, len(bad), want, strings.Join(bad, "\n  "))
+	}
+	checkOrigins(t, "103", c.trace())
+}
+
+// checkOrigins: in each dialog, the session descriptions a phone received from the PBX keep one
+// origin, the version growing (RFC 3264 §8), although a transfer put another phone behind the
+// dialog.
+func checkOrigins(t *testing.T, who string, msgs []sipMessage) {
+	t.Helper()
+	type seen struct {
+		session string
+		version int
+	}
+	last := map[string]seen{}
+	for _, m := range msgs {
+		_, body, _ := strings.Cut(m.Text, "\r\n\r\n")
+		if m.Sent || !strings.Contains(body, "\no=") && !strings.HasPrefix(body, "o=") {
+			continue
+		}
+		var f []string
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, "o=") {
+				f = strings.Fields(strings.TrimPrefix(strings.TrimSpace(l), "o="))
+				break
+			}
+		}
+		if len(f) != 6 {
+			continue
+		}
+		version, _ := strconv.Atoi(f[2])
+		callID, session := m.header("Call-ID"), f[0]+" "+f[1]
+		if prev, ok := last[callID]; ok && (prev.session != session || version < prev.version) {
+			t.Errorf("%s's dialog %s: origin %q version %d after %q version %d (%s)", who, callID, session, version,
+				prev.session, prev.version, m.StartLine)
+		}
+		last[callID] = seen{session, version}
 	}
 }
 

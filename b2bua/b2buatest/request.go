@@ -96,3 +96,29 @@ func (p *Phone) Invite(from, to string, headers []string, body ...string) (strin
 	}
 	return msg, m.(*sip.Request)
 }
+
+// SameSession reports whether two session descriptions are the same but for their origin (o=)
+// lines, which the PBX writes for each dialog itself (RFC 3264 §8).
+func SameSession(got []byte, want string) bool {
+	return withoutOrigin(string(got)) == withoutOrigin(want)
+}
+
+func withoutOrigin(sdp string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(sdp, "\n") {
+		if !strings.HasPrefix(l, "o=") {
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
+// Origin returns the username, session id and version of a description's o= line.
+func Origin(sdp []byte) (user, id, version string) {
+	for _, l := range strings.Split(string(sdp), "\n") {
+		if f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(l), "o=")); strings.HasPrefix(l, "o=") && len(f) == 6 {
+			return f[0], f[1], f[2]
+		}
+	}
+	return "", "", ""
+}
