@@ -9,6 +9,11 @@ import (
 // cache holds hot look-ups (extensions by number, bindings by extension) so that a call does not
 // pay a database round trip per step.
 //
+// While the database does not answer, an entry that has expired is still served for up to
+// staleFor (stale-if-error, RFC 5861's idea): phones that registered keep calling each other
+// through an outage instead of getting 503 once the TTL has passed. A look-up the cache never
+// saw still fails.
+//
 // Writes through this Store invalidate the key at once. Writes by another process (the officepbx
 // CLI, a second PBX node) are seen after at most the TTL. A fill that raced with an invalidation
 // is discarded: a reader notes the generation before it queries the database and stores its result
@@ -21,7 +26,7 @@ type cache[V any] struct {
 	gen uint64
 	m   map[string]cacheEntry[V]
 
-	hits, misses atomic.Int64
+	hits, misses, stales atomic.Int64
 }
 
 type cacheEntry[V any] struct {
@@ -78,13 +83,34 @@ func (c *cache[V]) put(key string, gen uint64, v V, found bool) {
 // cacheSweepAt bounds the map: a scanner trying random numbers fills it with negative entries.
 const cacheSweepAt = 4096
 
+// staleFor is how long after its expiry an entry may still be served while the database is away.
+const staleFor = time.Hour
+
 func (c *cache[V]) sweepLocked() {
 	now := c.now()
 	for k, e := range c.m {
-		if !now.Before(e.expires) {
+		// Negative entries go as soon as they expire (a scanner's); found ones are kept for
+		// stale service.
+		if !now.Before(e.expires) && (!e.found || !now.Before(e.expires.Add(staleFor))) {
 			delete(c.m, k)
 		}
 	}
+}
+
+// stale returns an entry that expired less than staleFor ago (or a live one), for use while the
+// database does not answer. Remembered "not found" entries are not served stale.
+func (c *cache[V]) stale(key string) (v V, ok bool) {
+	if c.ttl <= 0 {
+		return v, false
+	}
+	c.mu.RLock()
+	e, hit := c.m[key]
+	c.mu.RUnlock()
+	if !hit || !e.found || !c.now().Before(e.expires.Add(staleFor)) {
+		return v, false
+	}
+	c.stales.Add(1)
+	return e.v, true
 }
 
 func (c *cache[V]) invalidate(key string) {

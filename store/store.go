@@ -317,6 +317,8 @@ type Stats struct {
 	ExtensionHits, ExtensionMisses int64
 	BindingHits, BindingMisses     int64
 	BindingsLoaded                 int64 // live bindings loaded into the cache by Open
+	// Stale counts look-ups served from expired cache entries while the database was away.
+	Stale int64
 }
 
 // Stats returns the cache counters.
@@ -324,7 +326,7 @@ func (s *Store) Stats() Stats {
 	return Stats{
 		ExtensionHits: s.exts.hits.Load(), ExtensionMisses: s.exts.misses.Load(),
 		BindingHits: s.bindings.hits.Load(), BindingMisses: s.bindings.misses.Load(),
-		BindingsLoaded: s.loaded.Load(),
+		BindingsLoaded: s.loaded.Load(), Stale: s.exts.stales.Load() + s.bindings.stales.Load(),
 	}
 }
 
@@ -368,7 +370,11 @@ func (s *Store) Extension(ctx context.Context, number string) (*Extension, error
 		s.exts.put(number, gen, Extension{}, false)
 		return nil, fmt.Errorf("store: extension %s: %w", number, ErrNotFound)
 	case err != nil:
-		return nil, mapErr("store: extension "+number, err)
+		err = mapErr("store: extension "+number, err)
+		if v, ok := s.exts.stale(number); ok && errors.Is(err, ErrUnavailable) {
+			return &v, nil
+		}
+		return nil, err
 	}
 	s.exts.put(number, gen, e, true)
 	return &e, nil
@@ -445,7 +451,11 @@ func (s *Store) Bindings(ctx context.Context, ext string) ([]Binding, error) {
 	err := s.db.WithContext(ctx).Where("extension = ? AND expires_at > ?", ext, s.now()).
 		Order("q DESC, updated_at DESC, id").Find(&out).Error
 	if err != nil {
-		return nil, mapErr("store: bindings of "+ext, err)
+		err = mapErr("store: bindings of "+ext, err)
+		if v, ok := s.bindings.stale(ext); ok && errors.Is(err, ErrUnavailable) {
+			return liveBindings(v, now), nil
+		}
+		return nil, err
 	}
 	s.bindings.put(ext, gen, out, true)
 	return liveBindings(out, now), nil

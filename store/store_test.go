@@ -573,3 +573,63 @@ func sha256hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+// TestStaleWhileDatabaseAway: with the database cut, extensions and bindings looked up before
+// are still served after their cache entries expired (phones keep calling each other through an
+// outage); a number never looked up fails with ErrUnavailable; once the database is back, fresh
+// answers return.
+func TestStaleWhileDatabaseAway(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	u, _ := url.Parse(dsn)
+	p := newProxy(t, u.Host)
+	u.Host = p.addr
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	s := open(t, u.String(), store.WithOpTimeout(time.Second), store.WithCacheTTL(5*time.Second), store.WithClock(clock))
+	ctx := context.Background()
+	mustCreate(t, s, "901")
+	mustCreate(t, s, "902")
+	if err := s.PutBinding(ctx, store.Binding{Extension: "901", Contact: "sip:901@192.0.2.1", Source: "192.0.2.1:5060",
+		Transport: "udp", ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Extension(ctx, "901"); err != nil {
+		t.Fatal(err)
+	}
+	if bs, err := s.Bindings(ctx, "901"); err != nil || len(bs) != 1 {
+		t.Fatalf("bindings %v %v", bs, err)
+	}
+
+	p.setDown(true)
+	advance(time.Minute) // far past the TTL
+	if e, err := s.Extension(ctx, "901"); err != nil || e.Number != "901" {
+		t.Fatalf("known extension with the database away: %v %v", e, err)
+	}
+	if bs, err := s.Bindings(ctx, "901"); err != nil || len(bs) != 1 {
+		t.Fatalf("known bindings with the database away: %v %v", bs, err)
+	}
+	if _, err := s.Extension(ctx, "902"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("never looked up, database away: %v, want ErrUnavailable", err)
+	}
+	if st := s.Stats(); st.Stale != 2 {
+		t.Fatalf("stale look-ups counted: %d, want 2", st.Stale)
+	}
+	advance(2 * time.Hour) // stale entries are not served for ever
+	if _, err := s.Extension(ctx, "901"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("two hours stale: %v, want ErrUnavailable", err)
+	}
+	p.setDown(false)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := s.Extension(ctx, "902")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no fresh answer after the database came back: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
