@@ -46,6 +46,10 @@ type Config struct {
 
 	// MaxContacts is how many contacts one extension may register at once. Default 5; at least 1.
 	MaxContacts int
+	// ContactsFull says what a REGISTER that would go past MaxContacts gets:
+	// ContactsReplaceOldest (the default) removes the least recently refreshed other contacts to
+	// make room, as a phone whose NAT mapping changed needs; ContactsRefuse answers 403.
+	ContactsFull string
 
 	// MinExpires is the shortest registration accepted; shorter ones get 423 Interval Too Brief
 	// with Min-Expires. Default 60 s; at least 1 s.
@@ -138,6 +142,7 @@ const (
 	DefaultDomain              = "pbxkit"
 	DefaultUserAgent           = "pbxkit"
 	DefaultMaxContacts         = 5
+	DefaultContactsFull        = ContactsReplaceOldest
 	DefaultMinExpires          = 60 * time.Second
 	DefaultMaxExpires          = 3600 * time.Second
 	DefaultRegistrationExpires = 3600 * time.Second // for DefaultExpires, capped at MaxExpires
@@ -188,6 +193,7 @@ func (c Config) withDefaults() Config {
 		c.NodeID = hostname()
 	}
 	c.MaxContacts = cmp.Or(c.MaxContacts, DefaultMaxContacts)
+	c.ContactsFull = cmp.Or(c.ContactsFull, DefaultContactsFull)
 	c.MinExpires = cmp.Or(c.MinExpires, DefaultMinExpires)
 	c.MaxExpires = cmp.Or(c.MaxExpires, DefaultMaxExpires)
 	c.DefaultExpires = cmp.Or(c.DefaultExpires, min(DefaultRegistrationExpires, c.MaxExpires))
@@ -238,3 +244,9 @@ func ParseTrusted(s string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// What a REGISTER past MaxContacts gets (Config.ContactsFull).
+const (
+	ContactsReplaceOldest = "replace-oldest"
+	ContactsRefuse        = "refuse"
+)

@@ -3,6 +3,7 @@ package pbx
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,91 +28,163 @@ type contactUpdate struct {
 }
 
 func (r *registrar) handle(ctx context.Context, req *sip.Request, tx sip.ServerTransaction) {
+	updates, wildcard, aor, ok := r.admit(ctx, req, tx)
+	if !ok {
+		return
+	}
+	unlock := r.locks.lock(aor)
+	defer unlock()
+	current, err := r.p.store.Bindings(ctx, aor)
+	if err != nil {
+		r.storeError(req, tx, err)
+		return
+	}
+	callID, cseq := req.CallID().Value(), req.CSeq().SeqNo
+	for _, b := range current {
+		if b.CallID == callID && cseq <= b.CSeq && (wildcard || updatesContact(updates, b.Contact)) {
+			// RFC 3261 §10.3 step 7: same Call-ID, CSeq not higher: the update fails.
+			r.p.reply(req, tx, 400, "CSeq out of order for this Call-ID")
+			return
+		}
+	}
+	if wildcard {
+		r.removeAll(ctx, req, tx, aor, current)
+		return
+	}
+	evict, rej := r.makeRoom(current, updates)
+	if rej != nil {
+		r.p.reply(req, tx, rej.code, rej.warning, rej.headers...)
+		return
+	}
+	live, err := r.apply(ctx, req, aor, current, updates, evict)
+	if err != nil {
+		r.storeError(req, tx, err)
+		return
+	}
+	r.ok(req, tx, live)
+}
+
+// admit checks a REGISTER's To, Contacts and credentials (or trusted source) and returns its
+// updates and the extension (AOR) it registers; a refusal has been answered when ok is false.
+func (r *registrar) admit(ctx context.Context, req *sip.Request, tx sip.ServerTransaction) (updates []contactUpdate, wildcard bool, aor string, ok bool) {
 	p := r.p
 	to := req.To()
 	// The AOR in To must be a SIP or SIPS URI naming an extension (RFC 3261 §10.3 step 3;
 	// RFC 4475 §3.3.4).
 	if s := strings.ToLower(to.Address.Scheme); (s != "sip" && s != "sips") || to.Address.User == "" {
 		p.reply(req, tx, 400, "To must be a sip: or sips: URI naming an extension")
-		return
+		return nil, false, "", false
 	}
 	updates, wildcard, rej := r.parseContacts(req)
 	if rej != nil {
 		p.reply(req, tx, rej.code, rej.warning, rej.headers...)
-		return
+		return nil, false, "", false
 	}
 	ext, ok := p.authorize(ctx, req, tx, false)
 	if !ok {
-		return
+		return nil, false, "", false
 	}
-	aor := to.Address.User
+	aor = to.Address.User
 	if ext != nil && ext.Number != aor {
 		p.reply(req, tx, 403, "credentials may only register their own extension")
-		return
+		return nil, false, "", false
 	}
 	if ext == nil { // trusted source: the extension must still exist
 		e, err := p.store.Extension(ctx, aor)
 		if err != nil {
 			r.storeError(req, tx, err)
-			return
+			return nil, false, "", false
 		}
 		if !e.Enabled {
 			p.reply(req, tx, 403, "extension disabled")
-			return
+			return nil, false, "", false
 		}
 	}
+	return updates, wildcard, aor, true
+}
 
-	unlock := r.locks.lock(aor)
-	defer unlock()
-	current, err := p.store.Bindings(ctx, aor)
-	if err != nil {
+func updatesContact(updates []contactUpdate, contact string) bool {
+	for _, u := range updates {
+		if u.uri == contact {
+			return true
+		}
+	}
+	return false
+}
+
+// removeAll handles "Contact: *" with Expires 0: every binding of aor goes (RFC 3261 §10.3 step 6).
+func (r *registrar) removeAll(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, aor string, current []store.Binding) {
+	p := r.p
+	if _, err := p.store.DeleteBindings(ctx, aor); err != nil {
 		r.storeError(req, tx, err)
 		return
 	}
-	callID := req.CallID().Value()
-	cseq := req.CSeq().SeqNo
-	if wildcard {
-		for _, b := range current {
-			if b.CallID == callID && cseq <= b.CSeq {
-				p.reply(req, tx, 400, "CSeq out of order for this Call-ID")
-				return
-			}
-		}
-		if _, err := p.store.DeleteBindings(ctx, aor); err != nil {
-			r.storeError(req, tx, err)
-			return
-		}
-		for _, b := range current {
-			p.events.publish(Event{Kind: RegistrationRemoved, Time: p.now(), Extension: aor, Contact: b.Contact, Source: req.Source()})
-		}
-		p.log.Info("registrations removed", "ext", aor, "src", req.Source())
-		r.ok(req, tx, nil)
-		return
-	}
-	byURI := make(map[string]store.Binding, len(current))
 	for _, b := range current {
-		byURI[b.Contact] = b
+		p.events.publish(Event{Kind: RegistrationRemoved, Time: p.now(), Extension: aor, Contact: b.Contact, Source: req.Source()})
 	}
+	p.log.Info("registrations removed", "ext", aor, "src", req.Source())
+	r.ok(req, tx, nil)
+}
+
+// makeRoom applies MaxContacts to the bindings the REGISTER would leave: with
+// ContactsReplaceOldest the least recently refreshed other bindings make room (a phone whose NAT
+// mapping changed registers a new contact while its old one lingers; ringing the dead one helps
+// no one), with ContactsRefuse the REGISTER gets 403. More new contacts in one REGISTER than
+// MaxContacts are refused either way.
+func (r *registrar) makeRoom(current []store.Binding, updates []contactUpdate) (evict []store.Binding, rej *rejection) {
+	max := r.p.cfg.MaxContacts
 	remaining := len(current)
-	for _, u := range updates {
-		b, exists := byURI[u.uri]
-		if exists && b.CallID == callID && cseq <= b.CSeq {
-			// RFC 3261 §10.3 step 7: same Call-ID, CSeq not higher: the update fails.
-			p.reply(req, tx, 400, "CSeq out of order for this Call-ID")
-			return
+	kept := make([]store.Binding, 0, len(current)) // bindings this REGISTER leaves alone
+	for _, b := range current {
+		if !updatesContact(updates, b.Contact) {
+			kept = append(kept, b)
 		}
-		switch {
+	}
+	for _, u := range updates {
+		switch exists := hasContact(current, u.uri); {
 		case exists && u.expires == 0:
 			remaining--
 		case !exists && u.expires > 0:
 			remaining++
 		}
 	}
-	if remaining > p.cfg.MaxContacts {
-		p.reply(req, tx, 403, fmt.Sprintf("at most %d contacts per extension", p.cfg.MaxContacts))
-		return
+	over := remaining - max
+	if over <= 0 {
+		return nil, nil
+	}
+	if r.p.cfg.ContactsFull == ContactsRefuse || over > len(kept) {
+		return nil, reject(403, "at most %d contacts per extension", max)
+	}
+	slices.SortFunc(kept, func(a, b store.Binding) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
+	return kept[:over], nil
+}
+
+// hasContact reports whether contact is among the bindings.
+func hasContact(bs []store.Binding, contact string) bool {
+	for _, b := range bs {
+		if b.Contact == contact {
+			return true
+		}
+	}
+	return false
+}
+
+// apply writes a REGISTER's updates and evictions and returns the bindings left.
+func (r *registrar) apply(ctx context.Context, req *sip.Request, aor string, current []store.Binding, updates []contactUpdate, evict []store.Binding) ([]store.Binding, error) {
+	p := r.p
+	byURI := make(map[string]store.Binding, len(current))
+	for _, b := range current {
+		byURI[b.Contact] = b
 	}
 	now := p.now()
+	for _, b := range evict {
+		if err := p.store.DeleteBinding(ctx, aor, b.Contact); err != nil {
+			return nil, err
+		}
+		delete(byURI, b.Contact)
+		p.events.publish(Event{Kind: RegistrationRemoved, Time: now, Extension: aor, Contact: b.Contact, Source: req.Source()})
+		p.log.Info("registration replaced: contact limit", "ext", aor, "contact", b.Contact, "by_src", req.Source())
+	}
 	ua := ""
 	if h := req.GetHeader("User-Agent"); h != nil {
 		ua = h.Value()
@@ -119,29 +192,27 @@ func (r *registrar) handle(ctx context.Context, req *sip.Request, tx sip.ServerT
 	for _, u := range updates {
 		ev := Event{Time: now, Extension: aor, Contact: u.uri, Source: req.Source(), Expires: u.expires}
 		_, existed := byURI[u.uri]
+		var err error
 		switch {
 		case u.expires == 0:
 			ev.Kind = RegistrationRemoved
-		case existed:
-			ev.Kind = RegistrationRefreshed
-		default:
-			ev.Kind = RegistrationAdded
-		}
-		if u.expires == 0 {
 			err = p.store.DeleteBinding(ctx, aor, u.uri)
 			delete(byURI, u.uri)
-		} else {
+		default:
+			ev.Kind = RegistrationAdded
+			if existed {
+				ev.Kind = RegistrationRefreshed
+			}
 			b := store.Binding{
 				Extension: aor, Contact: u.uri, Source: req.Source(), Transport: strings.ToLower(req.Transport()),
-				ExpiresAt: now.Add(u.expires), CallID: callID, CSeq: cseq, UserAgent: ua, Q: u.q,
-				NodeID: p.cfg.NodeID,
+				ExpiresAt: now.Add(u.expires), CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo, UserAgent: ua, Q: u.q,
+				NodeID: p.cfg.NodeID, UpdatedAt: now,
 			}
 			err = p.store.PutBinding(ctx, b)
 			byURI[u.uri] = b
 		}
 		if err != nil {
-			r.storeError(req, tx, err)
-			return
+			return nil, err
 		}
 		if ev.Kind != RegistrationRemoved || existed {
 			p.events.publish(ev)
@@ -157,7 +228,7 @@ func (r *registrar) handle(ctx context.Context, req *sip.Request, tx sip.ServerT
 	for _, b := range byURI {
 		live = append(live, b)
 	}
-	r.ok(req, tx, live)
+	return live, nil
 }
 
 // parseContacts reads the Contact headers and expiry of a REGISTER. A lone "*" with Expires 0 asks

@@ -137,7 +137,7 @@ func TestRegisterExpiryRules(t *testing.T) {
 }
 
 func TestRegisterCSeqOrderAndMaxContacts(t *testing.T) {
-	tp := startPBX(t, pbx.Config{MaxContacts: 2})
+	tp := startPBX(t, pbx.Config{MaxContacts: 2, ContactsFull: pbx.ContactsRefuse})
 	tp.addExt(t, "102", "pw102")
 	c := newClient(t, tp.addr)
 	res := register(t, c, registerSpec("102", "same-call", 10, "Contact: <sip:102@10.0.0.1>"), "102", "pw102", "MD5")
@@ -161,6 +161,48 @@ func TestRegisterCSeqOrderAndMaxContacts(t *testing.T) {
 	res = register(t, c, registerSpec("102", "other-call", 5, "Contact: <sip:102@10.0.0.2>"), "102", "pw102", "MD5")
 	if res.StatusCode != 200 {
 		t.Fatalf("refresh at the limit: %d", res.StatusCode)
+	}
+}
+
+// TestRegisterReplacesOldestContact: by default a REGISTER past MaxContacts replaces the least
+// recently refreshed other contact (a phone whose NAT mapping changed registers anew while its
+// old contact lingers); more new contacts in one REGISTER than the limit are still refused.
+func TestRegisterReplacesOldestContact(t *testing.T) {
+	tp := startPBX(t, pbx.Config{MaxContacts: 2})
+	tp.addExt(t, "106", "pw106")
+	c := newClient(t, tp.addr)
+	reg := func(callID string, cseq int, contacts ...string) *sip.Response {
+		var hs []string
+		for _, ct := range contacts {
+			hs = append(hs, "Contact: <"+ct+">")
+		}
+		return register(t, c, registerSpec("106", callID, cseq, hs...), "106", "pw106", "MD5")
+	}
+	for i, ct := range []string{"sip:106@10.0.0.1", "sip:106@10.0.0.2"} {
+		if res := reg(fmt.Sprint("call-", i), 1, ct); res.StatusCode != 200 {
+			t.Fatalf("contact %s: %d", ct, res.StatusCode)
+		}
+	}
+	if res := reg("call-0", 5, "sip:106@10.0.0.1"); res.StatusCode != 200 { // .1 refreshed: .2 is now the oldest
+		t.Fatalf("refresh: %d", res.StatusCode)
+	}
+	res := reg("call-3", 1, "sip:106@10.0.0.3")
+	if res.StatusCode != 200 {
+		t.Fatalf("a third contact at the limit: %d %s", res.StatusCode, header(res, "Warning"))
+	}
+	got := header(res, "Contact")
+	if strings.Contains(got, "10.0.0.2") || !strings.Contains(got, "10.0.0.1") || !strings.Contains(got, "10.0.0.3") {
+		t.Fatalf("contacts after the replacement: %s", got)
+	}
+	bs, err := tp.store.Bindings(context.Background(), "106")
+	if err != nil || len(bs) != 2 {
+		t.Fatalf("bindings %+v %v", bs, err)
+	}
+	if !strings.Contains(tp.logs.String(), "registration replaced: contact limit") {
+		t.Fatal("the replacement was not logged")
+	}
+	if res := reg("call-4", 1, "sip:106@10.0.0.4", "sip:106@10.0.0.5", "sip:106@10.0.0.6"); res.StatusCode != 403 {
+		t.Fatalf("three new contacts at once with a limit of 2: %d", res.StatusCode)
 	}
 }
 

@@ -88,6 +88,9 @@ func (c Config) validateAuth() []error {
 
 func (c Config) validateRegistrar() []error {
 	var errs []error
+	if c.ContactsFull != ContactsReplaceOldest && c.ContactsFull != ContactsRefuse {
+		errs = append(errs, invalid("ContactsFull", c.ContactsFull, "want "+ContactsReplaceOldest+" or "+ContactsRefuse))
+	}
 	if c.MaxContacts < 1 {
 		errs = append(errs, invalid("MaxContacts", fmt.Sprint(c.MaxContacts), "must be at least 1"))
 	}
