@@ -74,6 +74,10 @@ type CDR struct {
 	HangupBy    string      `gorm:"column:hangup_by"` // "caller", "callee" or "pbx"
 	Reason      string      `gorm:"column:reason"`
 	NodeID      string      `gorm:"column:node_id"`
+	// Key, when set, names the record for good: WriteCDRs stores a record whose key is already
+	// stored no second time, so a writer may retry or replay records (after a crash, a database
+	// outage) and each is kept exactly once. Records without one are always stored.
+	Key         *string     `gorm:"column:record_key"`
 	ALeg        LegStats    `gorm:"embedded;embeddedPrefix:a_"`
 	BLeg        LegStats    `gorm:"embedded;embeddedPrefix:b_"`
 	CreatedAt   time.Time   `gorm:"column:created_at"`
@@ -188,7 +192,8 @@ func (s *Store) WriteCDR(ctx context.Context, c *CDR) error {
 
 // WriteCDRs stores several records with their segments in one transaction: two INSERT
 // statements in all, which under load costs a fraction of one transaction per call. It is all or
-// nothing: an invalid record fails the batch before anything is written.
+// nothing: an invalid record fails the batch before anything is written. A record whose Key is
+// already stored is not stored again (it gets the stored record's ID; its segments' IDs stay 0).
 func (s *Store) WriteCDRs(ctx context.Context, cdrs []*CDR) error {
 	if len(cdrs) == 0 {
 		return nil
@@ -207,11 +212,15 @@ func (s *Store) WriteCDRs(ctx context.Context, cdrs []*CDR) error {
 	// The segments are inserted here rather than by gorm's association saving, which would
 	// upsert them; the transaction is explicit because the store runs with SkipDefaultTransaction.
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Omit(clause.Associations).Create(cdrs).Error; err != nil {
+		fresh, err := withoutStored(tx, cdrs)
+		if err != nil || len(fresh) == 0 {
+			return err
+		}
+		if err := tx.Omit(clause.Associations).Create(fresh).Error; err != nil {
 			return err
 		}
 		var segs []*CDRSegment
-		for _, c := range cdrs {
+		for _, c := range fresh {
 			for i := range c.Segments {
 				c.Segments[i].CDRID = c.ID
 				segs = append(segs, &c.Segments[i])
@@ -230,6 +239,50 @@ func (s *Store) WriteCDRs(ctx context.Context, cdrs []*CDR) error {
 		return mapErr(fmt.Sprintf("store: write %d cdrs", len(cdrs)), err)
 	}
 	return nil
+}
+
+// withoutStored returns the records whose key is not stored yet; those already stored get their
+// stored ID.
+func withoutStored(tx *gorm.DB, cdrs []*CDR) ([]*CDR, error) {
+	var keys []string
+	for _, c := range cdrs {
+		if c.Key != nil {
+			keys = append(keys, *c.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return cdrs, nil
+	}
+	var stored []struct {
+		ID  int64
+		Key string `gorm:"column:record_key"`
+	}
+	if err := tx.Model(&CDR{}).Select("id, record_key").Where("record_key IN ?", keys).Find(&stored).Error; err != nil {
+		return nil, err
+	}
+	if len(stored) == 0 {
+		return cdrs, nil
+	}
+	ids := make(map[string]int64, len(stored))
+	for _, s := range stored {
+		ids[s.Key] = s.ID
+	}
+	fresh := make([]*CDR, 0, len(cdrs))
+	for _, c := range cdrs {
+		if id, ok := ids[keyOf(c)]; ok && c.Key != nil {
+			c.ID = id
+			continue
+		}
+		fresh = append(fresh, c)
+	}
+	return fresh, nil
+}
+
+func keyOf(c *CDR) string {
+	if c.Key == nil {
+		return ""
+	}
+	return *c.Key
 }
 
 func clearIDs(cdrs []*CDR) {

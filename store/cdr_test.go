@@ -380,8 +380,8 @@ func TestCDRMigrationDownUp(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		s := open(t, dsn)
-		if cur, latest, err := s.MigrationVersion(ctx); err != nil || cur != 3 || latest != 3 {
-			t.Fatalf("version %d of %d, %v; want 3 of 3", cur, latest, err)
+		if cur, latest, err := s.MigrationVersion(ctx); err != nil || cur != 4 || latest != 4 {
+			t.Fatalf("version %d of %d, %v; want 4 of 4", cur, latest, err)
 		}
 		start := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
 		a := start.Add(time.Second)
@@ -398,6 +398,9 @@ func TestCDRMigrationDownUp(t *testing.T) {
 			t.Fatal(err)
 		}
 
+		if v, err := s.MigrateDown(ctx); err != nil || v != 3 {
+			t.Fatalf("down: version %d, %v; want 3", v, err)
+		}
 		if v, err := s.MigrateDown(ctx); err != nil || v != 2 {
 			t.Fatalf("down: version %d, %v; want 2", v, err)
 		}
@@ -416,8 +419,8 @@ func TestCDRMigrationDownUp(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		if v, err := s.MigrateUp(ctx); err != nil || v != 3 {
-			t.Fatalf("up: version %d, %v; want 3", v, err)
+		if v, err := s.MigrateUp(ctx); err != nil || v != 4 {
+			t.Fatalf("up: version %d, %v; want 4", v, err)
 		}
 		out, err := s.CDRs(ctx, store.CDRFilter{})
 		if err != nil || len(out) != 3 {
@@ -481,6 +484,44 @@ func TestCDRWriteBatch(t *testing.T) {
 		}
 		if n, err := store.Count(ctx, s, "SELECT count(*) FROM cdrs"); err != nil || n != 3 {
 			t.Fatalf("%d records after the refused batch, want 3 (%v)", n, err)
+		}
+	})
+}
+
+// TestCDRKeyStoredOnce: records carrying a key are stored once however often they are written
+// (a PBX replaying its spool after a crash); records without one are always stored.
+func TestCDRKeyStoredOnce(t *testing.T) {
+	each(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := open(t, dsn)
+		start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+		rec := func(callID, key string) *store.CDR {
+			c := &store.CDR{CallID: callID, Caller: "100", Callee: "200", StartAt: start, EndAt: start.Add(time.Second),
+				Disposition: store.Busy, Status: 486}
+			if key != "" {
+				c.Key = &key
+			}
+			return c
+		}
+		first := rec("a", "key-a")
+		if err := s.WriteCDRs(ctx, []*store.CDR{first, rec("b", "key-b")}); err != nil {
+			t.Fatal(err)
+		}
+		again := rec("a", "key-a")
+		if err := s.WriteCDRs(ctx, []*store.CDR{again, rec("c", "key-c"), rec("n", ""), rec("n", "")}); err != nil {
+			t.Fatal(err)
+		}
+		if again.ID != first.ID {
+			t.Fatalf("the replayed record got ID %d, want the stored %d", again.ID, first.ID)
+		}
+		for _, tc := range []struct {
+			callID string
+			n      int
+		}{{"a", 1}, {"b", 1}, {"c", 1}, {"n", 2}} {
+			got, err := s.CDRs(ctx, store.CDRFilter{CallID: tc.callID})
+			if err != nil || len(got) != tc.n {
+				t.Fatalf("%s: %d records, want %d (%v)", tc.callID, len(got), tc.n, err)
+			}
 		}
 	})
 }
