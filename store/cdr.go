@@ -77,10 +77,10 @@ type CDR struct {
 	// Key, when set, names the record for good: WriteCDRs stores a record whose key is already
 	// stored no second time, so a writer may retry or replay records (after a crash, a database
 	// outage) and each is kept exactly once. Records without one are always stored.
-	Key         *string     `gorm:"column:record_key"`
-	ALeg        LegStats    `gorm:"embedded;embeddedPrefix:a_"`
-	BLeg        LegStats    `gorm:"embedded;embeddedPrefix:b_"`
-	CreatedAt   time.Time   `gorm:"column:created_at"`
+	Key       *string   `gorm:"column:record_key"`
+	ALeg      LegStats  `gorm:"embedded;embeddedPrefix:a_"`
+	BLeg      LegStats  `gorm:"embedded;embeddedPrefix:b_"`
+	CreatedAt time.Time `gorm:"column:created_at"`
 	// Segments are the stretches of an answered call, numbered from 0: one for a plain call, one
 	// more for each party that took over (a transfer's target). None for an unanswered call.
 	Segments []CDRSegment `gorm:"foreignKey:CDRID"`
