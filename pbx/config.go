@@ -23,6 +23,12 @@ type Config struct {
 	// free port (read it back with UDPAddr and TCPAddr). Default "0.0.0.0:5060".
 	SIP string
 
+	// RecordSpool is a file where call records wait, on local disk, until the database has taken
+	// them: with it no record is lost to a database outage, a shutdown or a crash (they are
+	// written at the next start, each once). Empty: records wait in memory only, and a database
+	// still away at shutdown loses them (counted in pbxkit_call_records_lost_total).
+	RecordSpool string
+
 	// Database is the store DSN: "postgres://...", "sqlite:PATH" or "sqlite::memory:". It is used
 	// when no store is given with WithStore; the PBX then owns the store and closes it on Shutdown.
 	Database string

@@ -162,6 +162,10 @@ func (p *PBX) newSIPStack() error {
 		),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(sipLog),
+			// A transaction over a connection that closes fails at once (a transport error)
+			// instead of waiting out its timers: an INVITE to a phone whose TCP connection has just
+			// gone fails now, and the phone's registration is dropped (OnUnreachable).
+			sip.WithTransactionLayerTerminateOnConnClose(),
 			// Responses that match no client transaction (retransmissions, strays). sipgo's default
 			// handler logs through its package-wide logger, i.e. prints; the call core ACKs
 			// retransmitted 2xx answers of its INVITEs here.
@@ -203,8 +207,11 @@ func (p *PBX) newRelay() error {
 func (p *PBX) newCallCore() error {
 	var cdr b2bua.RecordWriter
 	if w, ok := p.store.(store.CDRWriter); ok {
-		p.records = newRecordQueue(w, p.log.With("component", "records"), p.metrics.recordsLost)
-		cdr = p.records
+		q, err := newRecordQueue(w, p.log.With("component", "records"), p.metrics.recordsLost, p.cfg.RecordSpool)
+		if err != nil {
+			return err
+		}
+		p.records, cdr = q, q
 	}
 	var err error
 	p.calls, err = b2bua.New(p.ua, b2bua.Config{

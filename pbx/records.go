@@ -2,6 +2,7 @@ package pbx
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"sync"
@@ -15,43 +16,68 @@ import (
 
 // recordQueue writes the call core's records to the store in batches. A call's end only hands
 // its record over; one goroutine writes whatever has gathered meanwhile in one transaction, so
-// under load a record costs a share of a transaction instead of one of its own (at 500 calls/s
-// the database write was most of a call's CPU), and the BYE that ended the call is answered
-// without waiting for the database. While the database does not answer, the batch is retried
-// (records wait in memory, up to recordQueueSize); at shutdown what is left is written before the
-// store closes.
+// the BYE that ended the call is answered without waiting for the database. With a spool file
+// (Config.RecordSpool) every record is on disk before the database is asked for it, and stays
+// there until the database has it: records survive a database outage of any length, a shutdown
+// that cannot wait for the database, and a crash, and each carries a key so that writing it again
+// stores it once. Without a spool they wait in memory. While the database does not answer the
+// writer retries, with a growing pause.
 type recordQueue struct {
-	w    store.CDRWriter
-	log  *slog.Logger
-	lost prometheus.Counter
+	w     store.CDRWriter
+	log   *slog.Logger
+	lost  prometheus.Counter
+	spool *spool // nil: records wait in memory only
 
 	mu     sync.RWMutex // WriteRecord holds it to send; close takes it to close in
 	closed bool
 	in     chan *store.CDR
-	stop   chan struct{} // closed by close: retries give up
-	done   chan struct{} // closed when run has written everything
+	stop   chan struct{} // closed by close when its time is up: the writer gives up retrying
+	done   chan struct{} // closed when the writer has ended
+
+	pending    []*store.CDR // taken from in (and spooled), not yet in the database; the writer's own
+	maxPending int          // past it the writer stops taking records: in fills, and WriteRecord loses them
 }
 
 const (
-	recordQueueSize = 4096             // records waiting for the database at most
-	recordBatch     = 256              // records per transaction at most
+	recordQueueSize = 4096  // records handed over and not yet taken by the writer, at most
+	recordPending   = 65536 // records taken and waiting for the database, at most (memory)
+	recordBatch     = 256   // records per transaction at most
+	recordRetryMin  = 100 * time.Millisecond
 	recordRetryMax  = 5 * time.Second  // longest pause between attempts while the database is away
 	recordWriteTime = 10 * time.Second // one attempt's deadline
 )
 
 var _ b2bua.RecordWriter = (*recordQueue)(nil)
 
-func newRecordQueue(w store.CDRWriter, log *slog.Logger, lost prometheus.Counter) *recordQueue {
+// newRecordQueue starts the writer. With spoolPath set, records left in the spool by an earlier
+// run are written first.
+func newRecordQueue(w store.CDRWriter, log *slog.Logger, lost prometheus.Counter, spoolPath string) (*recordQueue, error) {
+	return startRecordQueue(w, log, lost, spoolPath, recordPending)
+}
+
+func startRecordQueue(w store.CDRWriter, log *slog.Logger, lost prometheus.Counter, spoolPath string, maxPending int) (*recordQueue, error) {
 	q := &recordQueue{w: w, log: log, lost: lost, in: make(chan *store.CDR, recordQueueSize),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), maxPending: maxPending}
+	if spoolPath != "" {
+		sp, left, err := openSpool(spoolPath)
+		if err != nil {
+			return nil, err
+		}
+		q.spool, q.pending = sp, left
+		if len(left) > 0 {
+			log.Info("call records left by an earlier run will be written", "records", len(left), "spool", spoolPath)
+		}
+	}
 	go q.run()
-	return q
+	return q, nil
 }
 
 // WriteRecord queues a call's record; it never waits for the database. A record that finds the
 // queue full is lost, counted and logged.
 func (q *recordQueue) WriteRecord(_ context.Context, r b2bua.Record) error {
 	cdr := toCDR(r)
+	key := rand.Text()
+	cdr.Key = &key
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if q.closed {
@@ -67,7 +93,8 @@ func (q *recordQueue) WriteRecord(_ context.Context, r b2bua.Record) error {
 	}
 }
 
-// close writes what is queued and returns when it is written or ctx ends.
+// close writes what is queued and returns when it is written, or when ctx ends: then records
+// still waiting stay in the spool for the next start (without a spool they are lost and counted).
 func (q *recordQueue) close(ctx context.Context) error {
 	q.mu.Lock()
 	if !q.closed {
@@ -75,69 +102,137 @@ func (q *recordQueue) close(ctx context.Context) error {
 		close(q.in)
 	}
 	q.mu.Unlock()
+	var err error
 	select {
 	case <-q.done:
-		return nil
 	case <-ctx.Done():
 		close(q.stop)
 		<-q.done
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	if q.spool != nil {
+		err = errors.Join(err, q.spool.close())
+	}
+	return err
 }
 
+// run takes records as they come, spools them, and writes them to the database, retrying while
+// it is away, until in is closed and nothing is pending, or close gives up.
 func (q *recordQueue) run() {
 	defer close(q.done)
-	for first := range q.in {
-		q.write(q.gather(first))
+	in := q.in
+	var retry <-chan time.Time
+	pause := recordRetryMin
+	if len(q.pending) > 0 {
+		retry = time.After(0)
+	}
+	for in != nil || len(q.pending) > 0 {
+		take := in
+		if len(q.pending) >= q.maxPending {
+			take = nil // full: records wait in in, and past it are lost
+		}
+		select {
+		case c, ok := <-take:
+			if !ok {
+				in = nil
+				continue
+			}
+			q.take(c)
+			if retry != nil {
+				continue // the database is away: the next attempt is already planned
+			}
+		case <-retry:
+		case <-q.stop:
+			q.abandon()
+			return
+		}
+		retry = nil
+		if !q.flush() {
+			retry = time.After(pause)
+			pause = min(2*pause, recordRetryMax)
+			continue
+		}
+		pause = recordRetryMin
 	}
 }
 
-// gather takes first and whatever else is already waiting, up to recordBatch.
-func (q *recordQueue) gather(first *store.CDR) []*store.CDR {
+// take adds first and whatever else is already waiting to pending (up to maxPending), spooled.
+func (q *recordQueue) take(first *store.CDR) {
 	batch := []*store.CDR{first}
-	for len(batch) < recordBatch {
+	limit := min(recordBatch, q.maxPending-len(q.pending))
+	for more := true; more && len(batch) < limit; {
 		select {
 		case c, ok := <-q.in:
-			if !ok {
-				return batch
+			if ok {
+				batch = append(batch, c)
+			} else {
+				more = false
 			}
-			batch = append(batch, c)
 		default:
-			return batch
+			more = false
 		}
 	}
-	return batch
+	if q.spool != nil {
+		if err := q.spool.append(batch); err != nil {
+			q.log.Error("call records not spooled: they wait in memory only", "records", len(batch), "error", err)
+		}
+	}
+	q.pending = append(q.pending, batch...)
 }
 
-// write stores a batch, retrying while the database is unavailable. A batch the store refuses
-// as invalid is written record by record, so one bad record costs only itself.
-func (q *recordQueue) write(batch []*store.CDR) {
-	pause := 100 * time.Millisecond
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), recordWriteTime)
-		err := q.w.WriteCDRs(ctx, batch)
-		cancel()
-		switch {
-		case err == nil:
-			return
-		case errors.Is(err, store.ErrInvalid) && len(batch) > 1:
-			for _, c := range batch {
-				q.write([]*store.CDR{c})
-			}
-			return
-		case !errors.Is(err, store.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded):
-			q.drop(batch, err)
-			return
+// flush writes pending to the database, a batch at a time. It reports false when the database is
+// away (pending keeps what is left); records the store refuses are dropped and counted.
+func (q *recordQueue) flush() bool {
+	for len(q.pending) > 0 {
+		n := min(len(q.pending), recordBatch)
+		if err := q.write(q.pending[:n]); err != nil {
+			q.log.Warn("call records wait for the database", "records", len(q.pending), "error", err)
+			return false
 		}
-		q.log.Warn("call records wait for the database", "records", len(batch), "error", err)
-		select {
-		case <-q.stop:
-			q.drop(batch, err)
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, recordRetryMax)
+		q.pending = q.pending[n:]
 	}
+	q.pending = nil
+	if q.spool != nil {
+		if err := q.spool.clear(); err != nil {
+			q.log.Error("record spool not emptied: its records will be written again (once)", "error", err)
+		}
+	}
+	return true
+}
+
+// write stores one batch. A batch the store refuses as invalid is written record by record, so
+// one bad record costs only itself. It returns an error only for a database that is away.
+func (q *recordQueue) write(batch []*store.CDR) error {
+	ctx, cancel := context.WithTimeout(context.Background(), recordWriteTime)
+	err := q.w.WriteCDRs(ctx, batch)
+	cancel()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, store.ErrInvalid) && len(batch) > 1:
+		for _, c := range batch {
+			if err := q.write([]*store.CDR{c}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	q.drop(batch, err)
+	return nil
+}
+
+// abandon gives up on pending at shutdown: with a spool they stay there for the next start.
+func (q *recordQueue) abandon() {
+	if len(q.pending) == 0 {
+		return
+	}
+	if q.spool != nil {
+		q.log.Warn("call records left in the spool for the next start", "records", len(q.pending), "spool", q.spool.path)
+		return
+	}
+	q.drop(q.pending, errors.New("the database did not take them before shutdown"))
 }
 
 func (q *recordQueue) drop(batch []*store.CDR, err error) {

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +44,9 @@ func (f *fakeRecords) WriteCDRs(_ context.Context, cdrs []*store.CDR) error {
 		if c.CallID == "bad" {
 			return fmt.Errorf("fake: %w", store.ErrInvalid)
 		}
+		if c.Key == nil {
+			return errors.New("fake: a record without key")
+		}
 		ids = append(ids, c.CallID)
 	}
 	f.batches = append(f.batches, ids)
@@ -61,9 +67,13 @@ func record(id string) b2bua.Record {
 	return b2bua.Record{CallID: id, Caller: "100", Callee: "200", Start: now, End: now, Status: 486}
 }
 
-func newTestQueue(f *fakeRecords) (*recordQueue, prometheus.Counter) {
+func newTestQueue(f *fakeRecords, spool ...string) (*recordQueue, prometheus.Counter) {
 	lost := prometheus.NewCounter(prometheus.CounterOpts{Name: "lost"})
-	return newRecordQueue(f, slog.New(slog.DiscardHandler), lost), lost
+	q, err := newRecordQueue(f, slog.New(slog.DiscardHandler), lost, strings.Join(spool, ""))
+	if err != nil {
+		panic(err)
+	}
+	return q, lost
 }
 
 // TestRecordQueueWaitsForTheDatabase: while the database is away, records wait and are retried;
@@ -105,7 +115,7 @@ func TestRecordQueueInvalidRecord(t *testing.T) {
 }
 
 // TestRecordQueueGivesUpAtShutdown: a database that never comes back does not hold shutdown past
-// its deadline; the records are counted as lost.
+// its deadline; without a spool the records are counted as lost.
 func TestRecordQueueGivesUpAtShutdown(t *testing.T) {
 	f := &fakeRecords{away: 1 << 30, written: map[string]bool{}}
 	q, lost := newTestQueue(f)
@@ -117,11 +127,15 @@ func TestRecordQueueGivesUpAtShutdown(t *testing.T) {
 	}
 }
 
-// TestRecordQueueFull: past recordQueueSize waiting records, a record is lost at once rather than
-// holding up the call that ended.
+// TestRecordQueueFull: once the writer holds its most records and recordQueueSize more wait, a
+// record is lost at once rather than holding up the call that ended.
 func TestRecordQueueFull(t *testing.T) {
 	f := &fakeRecords{away: 1 << 30, written: map[string]bool{}}
-	q, lost := newTestQueue(f)
+	lost := prometheus.NewCounter(prometheus.CounterOpts{Name: "lost"})
+	q, err := startRecordQueue(f, slog.New(slog.DiscardHandler), lost, "", recordBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var refused int
 	for i := range recordQueueSize + recordBatch + 10 {
 		if q.WriteRecord(context.Background(), record(fmt.Sprint(i))) != nil {
@@ -134,4 +148,63 @@ func TestRecordQueueFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	q.close(ctx)
+}
+
+// TestRecordQueueSpool: with a spool, records the database did not take before shutdown stay on
+// disk, nothing is counted lost, and the next queue on the same spool writes them first, with the
+// keys they had; the spool is empty afterwards.
+func TestRecordQueueSpool(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "records.spool")
+	away := &fakeRecords{away: 1 << 30, written: map[string]bool{}}
+	q, lost := newTestQueue(away, path)
+	for _, id := range []string{"x", "y", "z"} {
+		q.WriteRecord(context.Background(), record(id))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := q.close(ctx); !errors.Is(err, context.DeadlineExceeded) || testutil.ToFloat64(lost) != 0 {
+		t.Fatalf("close: %v, lost %v", err, testutil.ToFloat64(lost))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := readSpool(f)
+	f.Close()
+	if err != nil || len(left) != 3 || left[0].Key == nil {
+		t.Fatalf("spool after shutdown: %d records (%v)", len(left), err)
+	}
+
+	back := &fakeRecords{written: map[string]bool{}}
+	q2, lost2 := newTestQueue(back, path)
+	q2.WriteRecord(context.Background(), record("w"))
+	if err := q2.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.written) != 4 || testutil.ToFloat64(lost2) != 0 {
+		t.Fatalf("after restart: written %v, lost %v", back.written, testutil.ToFloat64(lost2))
+	}
+	if first := back.batches[0]; len(first) < 3 || strings.Join(first[:3], "") != "xyz" {
+		t.Fatalf("the spooled records were not written first: %v", back.batches)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
+		t.Fatalf("spool not emptied: %v %v", fi, err)
+	}
+}
+
+// TestRecordQueueTornSpool: a last line torn by a crash is skipped, the rest is written.
+func TestRecordQueueTornSpool(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "records.spool")
+	whole := `{"CallID":"ok","Caller":"100","Callee":"200","StartAt":"2026-11-30T10:00:00Z","EndAt":"2026-11-30T10:00:01Z","Disposition":"busy","Status":486,"Key":"k1"}`
+	if err := os.WriteFile(path, []byte(whole+"\n"+`{"CallID":"torn","Cal`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeRecords{written: map[string]bool{}}
+	q, _ := newTestQueue(f, path)
+	if err := q.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !f.written["ok"] || len(f.written) != 1 {
+		t.Fatalf("written %v", f.written)
+	}
 }

@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -466,13 +464,13 @@ func TestCacheSeesOtherWriters(t *testing.T) {
 func TestUnreachableDatabase(t *testing.T) {
 	dsn := testenv.PostgresDSN(t)
 	u, _ := url.Parse(dsn)
-	p := newProxy(t, u.Host)
-	u.Host = p.addr
+	p := testenv.NewProxy(t, u.Host)
+	u.Host = p.Addr
 	s := open(t, u.String(), store.WithOpTimeout(time.Second), store.WithCacheTTL(0))
 	ctx := context.Background()
 	mustCreate(t, s, "900")
 
-	p.setDown(true)
+	p.SetDown(true)
 	start := time.Now()
 	_, err := s.Extension(ctx, "900")
 	if !errors.Is(err, store.ErrUnavailable) {
@@ -488,7 +486,7 @@ func TestUnreachableDatabase(t *testing.T) {
 		t.Fatal("list succeeded with the database down")
 	}
 
-	p.setDown(false)
+	p.SetDown(false)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		_, err = s.Extension(ctx, "900")
@@ -499,73 +497,6 @@ func TestUnreachableDatabase(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("no reconnect after the database came back: %v", err)
-	}
-}
-
-// proxy forwards TCP to target and can cut every connection, as a failed database host would.
-type proxy struct {
-	t      *testing.T
-	ln     net.Listener
-	addr   string
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, ln: ln, addr: ln.Addr().String(), target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.setDown(true)
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); io.Copy(up, c); up.Close() }()
-		go func() { defer p.wg.Done(); io.Copy(c, up); c.Close() }()
-	}
-}
-
-func (p *proxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
 	}
 }
 
@@ -581,8 +512,8 @@ func sha256hex(s string) string {
 func TestStaleWhileDatabaseAway(t *testing.T) {
 	dsn := testenv.PostgresDSN(t)
 	u, _ := url.Parse(dsn)
-	p := newProxy(t, u.Host)
-	u.Host = p.addr
+	p := testenv.NewProxy(t, u.Host)
+	u.Host = p.Addr
 	now := time.Now()
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -602,7 +533,7 @@ func TestStaleWhileDatabaseAway(t *testing.T) {
 		t.Fatalf("bindings %v %v", bs, err)
 	}
 
-	p.setDown(true)
+	p.SetDown(true)
 	advance(time.Minute) // far past the TTL
 	if e, err := s.Extension(ctx, "901"); err != nil || e.Number != "901" {
 		t.Fatalf("known extension with the database away: %v %v", e, err)
@@ -620,7 +551,7 @@ func TestStaleWhileDatabaseAway(t *testing.T) {
 	if _, err := s.Extension(ctx, "901"); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("two hours stale: %v, want ErrUnavailable", err)
 	}
-	p.setDown(false)
+	p.SetDown(false)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		_, err := s.Extension(ctx, "902")

@@ -62,6 +62,7 @@ func NewServer(t testing.TB, cfg b2bua.Config, route b2bua.RouteFunc) *Server {
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(log),
+			sip.WithTransactionLayerTerminateOnConnClose(), // as the PBX runs it
 			sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) { engine.HandleStrayResponse(res) }),
 		))
 	if err != nil {

@@ -222,3 +222,17 @@ func TestCLIConfigErrorsArePBXs(t *testing.T) {
 		t.Fatalf("ext add with a bad --domain: exit %d, %s", code, errs)
 	}
 }
+
+func TestRecordSpoolPath(t *testing.T) {
+	for _, tc := range []struct{ flag, db, want string }{
+		{"", "sqlite:/var/lib/pbx/office.db", "/var/lib/pbx/office.db.records"},
+		{"", "sqlite::memory:", "officepbx.records"},
+		{"", "postgres://pbx@db/pbx", "officepbx.records"},
+		{"/spool/records", "sqlite:office.db", "/spool/records"},
+		{"off", "sqlite:office.db", ""},
+	} {
+		if got := recordSpool(tc.flag, tc.db); got != tc.want {
+			t.Errorf("recordSpool(%q, %q) = %q, want %q", tc.flag, tc.db, got, tc.want)
+		}
+	}
+}

@@ -45,6 +45,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		ringFor  = fs.Duration("ring-timeout", pbx.DefaultRingTimeout, "how long calls ring before the caller gets 480 (env PBX_RING_TIMEOUT)")
 		maxCalls = fs.Int("max-calls", 0, "concurrent calls at most; more get 503 (0: no limit; env PBX_MAX_CALLS)")
 		planTime = fs.Duration("dialplan-timeout", pbx.DefaultDialplanTimeout, "run time a dialplan script may use per call, not counting ringing (env PBX_DIALPLAN_TIMEOUT)")
+		spool    = fs.String("record-spool", "", "file where call records wait until the database takes them; \"off\": memory only (default: beside a SQLite database, else officepbx.records; env PBX_RECORD_SPOOL)")
 		_        = fs.String("config", "", "config file of 'flag value' lines")
 	)
 	return &ffcli.Command{
@@ -85,7 +86,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				DigestAlgorithms: algs, RingTimeout: *ringFor, MaxCalls: *maxCalls,
 				DialplanScript: *dialplan, DialplanTimeout: *planTime,
 				RTPPortMin: rtpLo, RTPPortMax: rtpHi, RTPAddress: *rtpIP, MediaTimeout: *mediaTO,
-				Codecs: splitList(*codecs),
+				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db),
 			}
 			if err := cfg.Validate(); err != nil {
 				return flagErrors(err)
@@ -227,4 +228,19 @@ func warnRealmMismatch(ctx context.Context, log *slog.Logger, cfg pbx.Config) {
 				"ext", e.Number, "realm", e.Realm, "domain", domain)
 		}
 	}
+}
+
+// recordSpool is where call records wait for the database: the flag's file, none for "off", and
+// by default a file beside a SQLite database (so records follow the data), or officepbx.records
+// in the working directory for other databases.
+func recordSpool(flagValue, db string) string {
+	switch {
+	case flagValue == "off":
+		return ""
+	case flagValue != "":
+		return flagValue
+	case strings.HasPrefix(db, "sqlite:") && !strings.Contains(db, ":memory:"):
+		return strings.TrimPrefix(db, "sqlite:") + ".records"
+	}
+	return "officepbx.records"
 }
