@@ -263,6 +263,7 @@ func (p *PBX) listen() error {
 		if err != nil {
 			return fmt.Errorf("pbx: listen udp %s: %w", p.cfg.SIP, err)
 		}
+		p.growReadBuffer(udp)
 		tcpAddr := net.JoinHostPort(host, fmt.Sprint(udp.LocalAddr().(*net.UDPAddr).Port))
 		var tcp net.Listener
 		tcp, err = net.Listen("tcp", tcpAddr)
