@@ -44,9 +44,9 @@ func TestFrontDoorStatuses(t *testing.T) {
 		{"content-length larger than body", c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: []string{"Content-Length: 50"}, Body: "short"}),
 			400, "Bad Request", map[string]string{"Warning": "malformed request"}},
 		{"negative content-length", c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: []string{"Content-Length: -5"}}),
-			400, "Bad Request", map[string]string{"Warning": "malformed request"}},
+			400, "Bad Request", map[string]string{"Warning": "the Content-Length header cannot be read"}},
 		{"non-numeric max-forwards", c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: []string{"Max-Forwards: ten"}}),
-			400, "Bad Request", map[string]string{"Warning": "malformed request"}},
+			400, "Bad Request", map[string]string{"Warning": "the Max-Forwards header cannot be read"}},
 		{"unsupported uri scheme", c.Build(reqSpec{Method: "OPTIONS", URI: "mailto:someone@example.com", To: "200"}),
 			416, "Unsupported URI Scheme", nil},
 		{"body too large", inv(nil, sdpBody+strings.Repeat("a=x-pad:0123456789\r\n", 120)),
@@ -102,6 +102,9 @@ func TestFrontDoorStatuses(t *testing.T) {
 			}
 			if res.StatusCode >= 300 && res.GetHeader("Warning") == nil && tc.code != 407 {
 				t.Errorf("rejection without Warning saying why:\n%s", res)
+			}
+			if w := header(res, "Warning"); strings.Contains(w, "strconv") || strings.Contains(w, "parsing") {
+				t.Errorf("Warning passes on the parser's internals: %s", w)
 			}
 		})
 	}
@@ -252,5 +255,23 @@ func TestLargeUDPResponse(t *testing.T) {
 	}
 	if len(raw) <= 1300 {
 		t.Fatalf("answer of %d bytes does not test the limit", len(raw))
+	}
+}
+
+// TestMalformedFloodLogsAFew: a burst of broken datagrams is answered in full, but logged only a
+// few lines a second.
+func TestMalformedFloodLogsAFew(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	c := newClient(t, tp.addr)
+	for range 50 {
+		c.Send(c.Build(reqSpec{Method: "OPTIONS", To: "200", Headers: []string{"Content-Length: -5"}}))
+	}
+	for range 50 {
+		if res := c.Recv(5 * time.Second); res == nil || res.StatusCode != 400 {
+			t.Fatalf("answer to a broken request: %v", res)
+		}
+	}
+	if n := strings.Count(tp.logs.String(), `msg="malformed request rejected"`); n > 10 {
+		t.Fatalf("%d log lines for 50 broken datagrams in a second, want at most 10", n)
 	}
 }

@@ -70,6 +70,8 @@ type PBX struct {
 	records *recordQueue // nil when the store keeps no records
 	events  *hub
 	metrics *metrics
+	// badInput writes the log lines about malformed input, at most a few a second each.
+	badInput *logLimiter
 
 	branchPrefix string // marks requests this PBX sends; seeing it come back is a loop
 	merged       mergeTracker
@@ -113,6 +115,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.branchPrefix = sip.RFC3261BranchMagicCookie + "-pbx" + hex.EncodeToString(sum[:5]) + "-"
 	p.merged.items = make(map[string]string)
 	p.metrics = newMetrics()
+	p.badInput = newLogLimiter(p.log, badInputLines, p.now)
 	p.events = newHub()
 	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics)
 	p.reg = &registrar{p: p, locks: newKeyedMutex()}
