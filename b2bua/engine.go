@@ -104,9 +104,10 @@ type Engine struct {
 	closing bool
 	calls   map[*Call]struct{}
 
-	quit   chan struct{}  // closed by Shutdown: calls being set up give up
-	active sync.WaitGroup // Handle and transfers in progress: they still send, so they end before the UA closes
-	bg     sync.WaitGroup // B-leg readers and CANCEL/BYE senders: they end with their transactions
+	quit    chan struct{}  // closed by Shutdown: calls being set up give up
+	active  sync.WaitGroup // Handle and transfers in progress: they still send, so they end before the UA closes
+	bg      sync.WaitGroup // B-leg readers and CANCEL/BYE senders: they end with their transactions
+	sending sync.WaitGroup // CANCEL/BYE senders until their answer: Shutdown waits for them a while
 }
 
 // New returns an engine sending through ua. cdr may be nil. The engine also listens to ua's
@@ -147,8 +148,10 @@ func (e *Engine) recoverPanic(where string) {
 // transaction run out in the background.
 func (e *Engine) sendAsync(req *sip.Request, log *slog.Logger, what string) {
 	e.bg.Add(1)
+	e.sending.Add(1)
 	go func() {
 		defer e.bg.Done()
+		defer e.sending.Done()
 		defer e.recoverPanic(what)
 		ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 		defer cancel()
@@ -245,8 +248,9 @@ func (e *Engine) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) bool
 
 // Shutdown hangs up every answered call (BYE to both sides), makes calls still ringing give up
 // (503 to the caller, CANCEL to the callee) and waits until no call is left, at most until ctx
-// ends. New calls are refused with 503 from then on. The transactions it started end when the
-// SIP stack closes; Wait waits for their goroutines.
+// ends. It also waits, up to ByeWait, for the answers to its BYEs and CANCELs, so that the phones
+// know their calls ended before the PBX stops listening. New calls are refused with 503 from then
+// on. The transactions it started end when the SIP stack closes; Wait waits for their goroutines.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if !e.closing {
@@ -257,8 +261,17 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	for _, c := range e.liveCalls() {
 		c.Hangup("pbx shutdown")
 	}
-	return waitGroup(ctx, &e.active, "b2bua: shutdown")
+	err := waitGroup(ctx, &e.active, "b2bua: shutdown")
+	answers, cancel := context.WithTimeout(ctx, ByeWait)
+	defer cancel()
+	if werr := waitGroup(answers, &e.sending, "b2bua: shutdown"); werr != nil {
+		e.log.Info("shutdown did not hear every BYE answered", "error", werr)
+	}
+	return err
 }
+
+// ByeWait bounds how long Shutdown waits for the answers to its BYEs and CANCELs.
+const ByeWait = 2 * time.Second
 
 // Wait waits for the goroutines of the engine's transactions (B-leg readers, CANCEL and BYE
 // senders), at most until ctx ends. Call it after closing the SIP stack, which ends them.

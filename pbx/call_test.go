@@ -124,14 +124,21 @@ func TestCallLimit(t *testing.T) {
 }
 
 // TestShutdownHangsUpCalls: an answered call is hung up on both sides when the PBX shuts down,
-// and its record says the PBX ended it.
+// shutdown waits for the BYEs' answers, and the record says the PBX ended it.
 func TestShutdownHangsUpCalls(t *testing.T) {
 	tp, caller, callees := callPBX(t, pbx.Config{}, 1)
 	inv, _, _ := answeredCall(t, tp, caller, callees[0])
 	done := make(chan error, 1)
 	go func() { done <- tp.Shutdown(context.Background()) }()
-	callees[0].Respond(callees[0].WaitRequest(sip.BYE), 200, "OK", "")
-	caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
+	byeB, byeA := callees[0].WaitRequest(sip.BYE), caller.WaitRequest(sip.BYE)
+	// Shutdown waits (a while) for the phones to answer its BYEs.
+	select {
+	case err := <-done:
+		t.Fatalf("shutdown returned (%v) before its BYEs were answered", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	callees[0].Respond(byeB, 200, "OK", "")
+	caller.Respond(byeA, 200, "OK", "")
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
