@@ -86,6 +86,18 @@ type Config struct {
 	AuthFailWindow time.Duration
 	AuthBanTime    time.Duration
 
+	// SourceRate and SourceBurst limit the new requests (outside a dialog) one source IP outside
+	// Trusted may send: SourceRate a second on average, SourceBurst at once. Past that its requests
+	// are dropped unanswered before the PBX spends anything on them (a flood gets no replies to
+	// amplify). Defaults 50 and 200: an office of phones behind one NAT re-registering at once
+	// fits. A negative SourceRate turns the limit off.
+	SourceRate, SourceBurst int
+	// OverloadLatency sheds load: while the Go scheduler's 99th percentile delay (how long work
+	// that is ready waits for a CPU) exceeds it, new requests outside a dialog get a stateless 503
+	// with Retry-After, so the PBX keeps serving the calls it has instead of slowing everything
+	// down. Requests inside a dialog are never shed. Default 100 ms; negative turns it off.
+	OverloadLatency time.Duration
+
 	// UDPReadBuffer is the receive buffer asked for the SIP UDP socket, so that a burst of
 	// requests waits in the kernel instead of being dropped (the kernel's default is about
 	// 208 KB; Kamailio raises it too). The kernel grants at most net.core.rmem_max; a smaller
@@ -155,6 +167,9 @@ const (
 	DefaultUserAgent           = "pbxkit"
 	DefaultMaxContacts         = 5
 	DefaultUDPReadBuffer       = 4 << 20
+	DefaultSourceRate          = 50
+	DefaultSourceBurst         = 200
+	DefaultOverloadLatency     = 100 * time.Millisecond
 	DefaultContactsFull        = ContactsReplaceOldest
 	DefaultMinExpires          = 60 * time.Second
 	DefaultMaxExpires          = 3600 * time.Second
@@ -207,6 +222,9 @@ func (c Config) withDefaults() Config {
 	}
 	c.MaxContacts = cmp.Or(c.MaxContacts, DefaultMaxContacts)
 	c.UDPReadBuffer = cmp.Or(c.UDPReadBuffer, DefaultUDPReadBuffer)
+	c.SourceRate = cmp.Or(c.SourceRate, DefaultSourceRate)
+	c.SourceBurst = cmp.Or(c.SourceBurst, DefaultSourceBurst)
+	c.OverloadLatency = cmp.Or(c.OverloadLatency, DefaultOverloadLatency)
 	c.ContactsFull = cmp.Or(c.ContactsFull, DefaultContactsFull)
 	c.MinExpires = cmp.Or(c.MinExpires, DefaultMinExpires)
 	c.MaxExpires = cmp.Or(c.MaxExpires, DefaultMaxExpires)

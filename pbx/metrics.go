@@ -18,6 +18,7 @@ type metrics struct {
 	unparseable     prometheus.Counter
 	dialplanReloads *prometheus.CounterVec
 	recordsLost     prometheus.Counter
+	shed            *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -41,11 +42,14 @@ func newMetrics() *metrics {
 		dialplanReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbxkit_dialplan_reloads_total", Help: "Reloads of the Lua dialplan, by result (ok, error: the old version kept running).",
 		}, []string{"result"}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbxkit_requests_shed_total", Help: "New requests not served: source_rate (dropped: the source sent too many), overload (503: the PBX is overloaded).",
+		}, []string{"reason"}),
 		recordsLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pbxkit_call_records_lost_total", Help: "Call records that could not be written (queue full, refused by the store, database away at shutdown).",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.responses, m.authFailures, m.bans, m.unparseable, m.dialplanReloads, m.recordsLost,
+	m.reg.MustRegister(m.requests, m.responses, m.authFailures, m.bans, m.unparseable, m.dialplanReloads, m.recordsLost, m.shed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -72,6 +72,8 @@ type PBX struct {
 	metrics *metrics
 	// badInput writes the log lines about malformed input, at most a few a second each.
 	badInput *logLimiter
+	limiter  *sourceLimiter // nil: no per-source limit
+	load     *loadGauge     // nil: no load shedding
 
 	branchPrefix string // marks requests this PBX sends; seeing it come back is a loop
 	merged       mergeTracker
@@ -116,6 +118,12 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.merged.items = make(map[string]string)
 	p.metrics = newMetrics()
 	p.badInput = newLogLimiter(p.log, badInputLines, p.now)
+	if cfg.SourceRate > 0 {
+		p.limiter = newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, p.now)
+	}
+	if cfg.OverloadLatency > 0 {
+		p.load = &loadGauge{limit: cfg.OverloadLatency}
+	}
 	p.events = newHub()
 	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics)
 	p.reg = &registrar{p: p, locks: newKeyedMutex()}
@@ -328,6 +336,13 @@ func (p *PBX) Run(ctx context.Context) error {
 			defer p.wg.Done()
 			p.purgeLoop()
 		}()
+		if p.load != nil {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				p.load.run(p.stop)
+			}()
+		}
 		p.log.Info("pbx listening", "udp", p.UDPAddr().String(), "tcp", p.TCPAddr().String(), "domain", p.cfg.Domain)
 		select {
 		case <-ctx.Done():

@@ -63,6 +63,9 @@ func (p *PBX) readFilter(info sip.TransportReadProps, data []byte) (out []byte, 
 		return nil, nil
 	}
 	if req, ok := msg.(*sip.Request); ok {
+		if p.shed(info.RemoteAddr, req) {
+			return nil, nil
+		}
 		if via := req.Via(); via != nil {
 			if b, _ := via.Params.Get("branch"); !strings.HasPrefix(b, sip.RFC3261BranchMagicCookie) {
 				via.Params.Add("branch", rfc2543Branch(req))

@@ -91,6 +91,9 @@ func (c Config) validateRegistrar() []error {
 	if c.ContactsFull != ContactsReplaceOldest && c.ContactsFull != ContactsRefuse {
 		errs = append(errs, invalid("ContactsFull", c.ContactsFull, "want "+ContactsReplaceOldest+" or "+ContactsRefuse))
 	}
+	if c.SourceRate > 0 && c.SourceBurst < 1 {
+		errs = append(errs, invalid("SourceBurst", fmt.Sprint(c.SourceBurst), "must be at least 1"))
+	}
 	if c.UDPReadBuffer < 0 {
 		errs = append(errs, invalid("UDPReadBuffer", fmt.Sprint(c.UDPReadBuffer), "must not be negative"))
 	}
