@@ -46,10 +46,10 @@ type Config struct {
 	// pbxkit_sip_connections_refused_total). Trusted networks are exempt. Default 32;
 	// negative: no limit.
 	MaxConnectionsPerSource int
-	// ConnIdleTimeout closes a TCP connection that has carried no SIP message for this long, unless
-	// an extension registered over it: such a connection stays open while the registration lives
-	// (calls to the phone come over it). CRLF keep-alives do not count as messages. Default 60 s;
-	// negative: never.
+	// ConnIdleTimeout closes a TCP connection that has carried no SIP message, either way, for this
+	// long, unless an extension registered over it: such a connection stays open while the
+	// registration lives (calls to the phone come over it). CRLF keep-alives do not count as
+	// messages. Default 60 s; negative: never.
 	ConnIdleTimeout time.Duration
 	// MessageTimeout closes a TCP connection on which a SIP message has begun but not ended this
 	// long after its first byte (a header sent a byte at a time), or on which one write of the PBX

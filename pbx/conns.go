@@ -210,7 +210,7 @@ func (t *connTable) lookupRegistration(aors []string, source string) (time.Time,
 }
 
 // trackedConn is an accepted connection as sipgo sees it. Its reads carry the PBX's deadlines:
-//   - between messages, ConnIdleTimeout after the last complete message (or the accept), or
+//   - between messages, ConnIdleTimeout after the last message either way (or the accept), or
 //     until the registration that lives on it expires, whichever is later;
 //   - once a message has begun (any byte but CR, LF or NUL between messages), MessageTimeout
 //     after its first byte, however fast the bytes come.
@@ -229,7 +229,7 @@ type trackedConn struct {
 	mu         sync.Mutex
 	inMessage  bool
 	msgStart   time.Time
-	lastActive time.Time // accept, or the end of the last message
+	lastActive time.Time // accept, the end of the last message read, or the last message written
 	keepUntil  time.Time // a registration lives on the connection until then
 	aors       []string  // extensions named by REGISTERs over the connection
 	userRead   time.Time // sipgo's read deadline
@@ -313,16 +313,21 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 func (c *trackedConn) received(b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inMessage {
-		return
+	if !c.inMessage && hasMessageByte(b) {
+		c.inMessage = true
+		c.msgStart = time.Now()
 	}
+}
+
+// hasMessageByte says whether b holds more than the line ends (keep-alives) and NULs that may
+// stand between messages.
+func hasMessageByte(b []byte) bool {
 	for _, x := range b {
 		if x != '\r' && x != '\n' && x != 0 {
-			c.inMessage = true
-			c.msgStart = time.Now()
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // messageDone notes that sipgo framed a message; aor is the extension a REGISTER named.
@@ -403,6 +408,13 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	n, err := c.Conn.Write(b)
+	if n > 0 && hasMessageByte(b[:n]) {
+		// A message of the PBX's (a request wants its answer over this connection; a keep-alive
+		// pong does not count).
+		c.mu.Lock()
+		c.lastActive = time.Now()
+		c.mu.Unlock()
+	}
 	if err != nil && isTimeout(err) && !own.IsZero() && !time.Now().Before(own) {
 		// A timed-out write may have sent part of a message: the stream cannot go on.
 		c.closedFor(reasonSlowWrite)
