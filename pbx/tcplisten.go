@@ -30,17 +30,26 @@ type listener struct {
 	closeOnce sync.Once
 	now       func() time.Time // time.Now; tests may move it
 
+	// An episode of accept errors lasts until none has come for failingFor. Out of descriptors,
+	// accepts fail and succeed in turns as connections come and go: the episode spans them.
 	mu        sync.Mutex
-	lastErr   error     // the last accept error of the current run of failures
+	lastErr   error     // the episode's last error
 	lastErrAt time.Time // when it happened
-	since     time.Time // first failure of the current run; zero while accepting works
-	failures  int       // in the current run
-	logs      sometimes
+	since     time.Time // the episode's first error
+	failures  int       // errors in the episode
+	recovered bool      // an accept worked since the last error
+	// One line per logEvery for errors and one for recoveries.
+	failLog, okLog sometimes
 }
+
+// failingFor is how long after its last accept error the listener counts as failing. A failing
+// accept is retried at least every acceptBackoffMax; no error for twice that means the retry is
+// waiting for a connection, not failing.
+const failingFor = 2 * acceptBackoffMax
 
 func newListener(l net.Listener, conns *connTable, log *slog.Logger) *listener {
 	return &listener{Listener: l, conns: conns, log: log, closed: make(chan struct{}), now: time.Now,
-		logs: sometimes{every: logEvery}}
+		failLog: sometimes{every: logEvery}, okLog: sometimes{every: logEvery}}
 }
 
 // Accept waits for the next connection that the limits admit. It fails only when the listener is
@@ -85,36 +94,37 @@ func (l *listener) failed(err error, delay time.Duration) {
 	l.conns.metrics.accept.Inc()
 	now := l.now()
 	l.mu.Lock()
-	if l.failures == 0 {
-		l.since = now
+	if l.failures == 0 || now.Sub(l.lastErrAt) > failingFor {
+		l.since, l.failures = now, 0
 	}
 	l.failures++
-	l.lastErr, l.lastErrAt = err, now
+	l.lastErr, l.lastErrAt, l.recovered = err, now, false
 	n, since := l.failures, l.since
-	ok, held := l.logs.allow(now)
 	l.mu.Unlock()
-	if ok {
+	if ok, held := l.failLog.allow(now); ok {
 		l.log.Error("tcp accept failing; backing off", "error", err, "retry_in", delay,
-			"failures", n, "failing_for", now.Sub(since).Round(time.Millisecond), "not_logged", held)
+			"errors", n, "failing_for", now.Sub(since).Round(time.Millisecond), "not_logged", held)
 	}
 }
 
 func (l *listener) accepted() {
 	l.mu.Lock()
+	first := l.failures > 0 && !l.recovered
+	l.recovered = true
 	n, since := l.failures, l.since
-	if n > 0 {
-		l.failures, l.lastErr, l.since = 0, nil, time.Time{}
-		l.logs = sometimes{every: logEvery}
-	}
 	l.mu.Unlock()
-	if n > 0 {
-		l.log.Warn("tcp accept working again", "failures", n, "failed_for", l.now().Sub(since).Round(time.Millisecond))
+	if !first {
+		return
+	}
+	now := l.now()
+	if ok, held := l.okLog.allow(now); ok {
+		l.log.Warn("tcp accept working again", "errors", n, "failing_for", now.Sub(since).Round(time.Millisecond),
+			"not_logged", held)
 	}
 }
 
-// health is nil while the listener accepts, or waits to. A failing accept retries at least every
-// acceptBackoffMax, so a failure older than twice that, with none after it, means the last retry
-// is blocked waiting for a connection: it works again.
+// health is nil while the listener accepts, or waits to, and has had no accept error for
+// failingFor.
 func (l *listener) health() error {
 	if l.isClosed() {
 		return ErrListenerStopped
@@ -122,11 +132,11 @@ func (l *listener) health() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if l.failures == 0 || now.Sub(l.lastErrAt) > 2*acceptBackoffMax {
+	if l.failures == 0 || now.Sub(l.lastErrAt) > failingFor {
 		return nil
 	}
-	return fmt.Errorf("%w: %v (%d errors, the first %s ago)", ErrAcceptFailing, l.lastErr, l.failures,
-		now.Sub(l.since).Round(time.Millisecond))
+	return fmt.Errorf("%w: %v (%d errors since %s ago, the last %s ago)", ErrAcceptFailing, l.lastErr, l.failures,
+		now.Sub(l.since).Round(time.Millisecond), now.Sub(l.lastErrAt).Round(time.Millisecond))
 }
 
 func (l *listener) isClosed() bool {
