@@ -164,7 +164,9 @@ func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr strin
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.Metrics(), promhttp.HandlerOpts{}))
 		mux.Handle("GET /healthz", healthz(p))
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		// net/http's own errors (its accept back-off among them) go to the log, not to stderr raw.
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}
 		log.Info("http listening", "addr", ln.Addr().String())
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
