@@ -39,8 +39,28 @@ type Config struct {
 	Domain string
 
 	// Trusted lists source networks whose requests need no digest authentication (trunks, load
-	// generators, an SBC in front of the PBX).
+	// generators, an SBC in front of the PBX). Their connections do not count toward
+	// MaxConnectionsPerSource either.
 	Trusted []netip.Prefix
+
+	// MaxConnections is how many TCP connections the PBX keeps open at once, from all sources;
+	// one more is closed as soon as it is accepted. It keeps file descriptors for the rest of the
+	// PBX (media, database) when many hosts connect. Default 4096; negative: no limit.
+	MaxConnections int
+	// MaxConnectionsPerSource is how many TCP connections one source keeps open at once: an IPv4
+	// address, or an IPv6 /64. One more is closed as soon as it is accepted (metric
+	// pbxkit_sip_connections_refused_total). Trusted networks are exempt. Default 32;
+	// negative: no limit.
+	MaxConnectionsPerSource int
+	// ConnIdleTimeout closes a TCP connection that has carried no SIP message, either way, for this
+	// long, unless an extension registered over it: such a connection stays open while the
+	// registration lives (calls to the phone come over it). CRLF keep-alives do not count as
+	// messages. Default 60 s; negative: never.
+	ConnIdleTimeout time.Duration
+	// MessageTimeout closes a TCP connection on which a SIP message has begun but not ended this
+	// long after its first byte (a header sent a byte at a time), or on which one write of the PBX
+	// has waited this long for the peer to read. Default 20 s; negative: never.
+	MessageTimeout time.Duration
 
 	// NodeID names this PBX among several sharing one database; it marks the registrations it
 	// holds and the branch of requests it sends (loop detection). Default: the host name.
@@ -188,6 +208,16 @@ const (
 	DefaultMediaTimeout        = 60 * time.Second
 )
 
+// Defaults of the connection limits and timeouts (docs/architecture.md, "Connections").
+const (
+	DefaultMaxConnections          = 4096
+	DefaultMaxConnectionsPerSource = 32
+	DefaultConnIdleTimeout         = 60 * time.Second
+	// DefaultMessageTimeout is Kamailio's tcp_msg_read_timeout: long enough for a large message
+	// over a poor mobile link.
+	DefaultMessageTimeout = 20 * time.Second
+)
+
 // Limits that Validate enforces beyond "not negative".
 const (
 	// MaxRingTimeout is the longest RingTimeout: a call ringing for longer has been forgotten.
@@ -215,6 +245,10 @@ func DefaultCodecs() []string { return slices.Clone(media.DefaultCodecs) }
 // something (AuthFailLimit, MediaTimeout) it is documented, elsewhere validate refuses it.
 func (c Config) withDefaults() Config {
 	c.SIP = cmp.Or(c.SIP, DefaultSIP)
+	c.MaxConnections = cmp.Or(c.MaxConnections, DefaultMaxConnections)
+	c.MaxConnectionsPerSource = cmp.Or(c.MaxConnectionsPerSource, DefaultMaxConnectionsPerSource)
+	c.ConnIdleTimeout = cmp.Or(c.ConnIdleTimeout, DefaultConnIdleTimeout)
+	c.MessageTimeout = cmp.Or(c.MessageTimeout, DefaultMessageTimeout)
 	c.Domain = cmp.Or(c.Domain, DefaultDomain)
 	c.UserAgent = cmp.Or(c.UserAgent, DefaultUserAgent)
 	if c.NodeID == "" {

@@ -48,4 +48,10 @@
 // the same cost. A source IP that fails authentication AuthFailLimit times within AuthFailWindow
 // is refused (403) for AuthBanTime, and each failure is logged once as
 // msg="sip auth failed" src_ip=IP, for log-based banning tools.
+//
+// TCP connections are bounded: MaxConnections in all and MaxConnectionsPerSource from one address
+// (Trusted networks exempt); a connection without a SIP message for ConnIdleTimeout is closed
+// unless a phone registered over it, and one that takes longer than MessageTimeout to deliver a
+// message is cut. The TCP listener retries failed accepts (out of file descriptors) instead of
+// stopping, and Health reports it meanwhile, for a health check endpoint.
 package pbx

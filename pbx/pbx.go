@@ -59,7 +59,8 @@ type PBX struct {
 	srv     *sipgo.Server
 	parser  *sip.Parser
 	udp     net.PacketConn
-	tcp     net.Listener
+	tcp     *listener  // the bound TCP listener, guarded (tcplisten.go)
+	conns   *connTable // accepted connections: limits and deadlines (conns.go)
 	auth    *authenticator
 	reg     *registrar
 	calls   *b2bua.Engine
@@ -78,6 +79,7 @@ type PBX struct {
 	branchPrefix string // marks requests this PBX sends; seeing it come back is a loop
 	merged       mergeTracker
 	draining     atomic.Bool // set by Shutdown: the read filter drops new datagrams
+	serving      serveState  // for Health
 
 	runOnce      sync.Once
 	shutdownOnce sync.Once
@@ -128,6 +130,8 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics)
 	p.reg = &registrar{p: p, locks: newKeyedMutex()}
 	p.parser = newParser()
+	p.conns = newConnTable(cfg, p.trusted, p.metrics.reg, p.log.With("component", "conns"))
+	p.conns.registeredUntil, p.conns.stop = p.registeredUntil, p.stop
 	// Each step opens something; a failing step leaves abandon to close what the earlier ones
 	// opened.
 	for _, step := range []func() error{p.listen, p.newSIPStack, p.newRelay, p.newCallCore, p.setupDialplan} {
@@ -195,6 +199,8 @@ func (p *PBX) newSIPStack() error {
 	if p.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog)); err != nil {
 		return fmt.Errorf("pbx: sip server: %w", err)
 	}
+	// Tells each connection when sipgo has framed a message on it (its deadlines).
+	ua.TransportLayer().OnMessage(p.conns.messageRead)
 	return nil
 }
 
@@ -279,7 +285,7 @@ func (p *PBX) listen() error {
 		var tcp net.Listener
 		tcp, err = net.Listen("tcp", tcpAddr)
 		if err == nil {
-			p.udp, p.tcp = udp, tcp
+			p.udp, p.tcp = udp, newListener(tcp, p.conns, p.log.With("component", "tcp"))
 			return nil
 		}
 		udp.Close()
@@ -320,17 +326,17 @@ func (p *PBX) Run(ctx context.Context) error {
 	p.runOnce.Do(func() {
 		err = nil
 		p.wg.Add(3)
+		p.serving.start()
 		go func() {
 			defer p.wg.Done()
-			if err := p.srv.ServeUDP(p.udp); err != nil && !isClosed(err) {
-				p.log.Error("udp listener stopped", "error", err)
-			}
+			err := p.srv.ServeUDP(p.udp)
+			p.serveEnded("udp", err)
 		}()
 		go func() {
 			defer p.wg.Done()
-			if err := p.srv.ServeTCP(p.tcp); err != nil && !isClosed(err) {
-				p.log.Error("tcp listener stopped", "error", err)
-			}
+			// p.tcp retries failed accepts: this returns only once it is closed.
+			err := p.srv.ServeTCP(p.tcp)
+			p.serveEnded("tcp", err)
 		}()
 		go func() {
 			defer p.wg.Done()
@@ -360,6 +366,7 @@ func (p *PBX) Run(ctx context.Context) error {
 func (p *PBX) Shutdown(ctx context.Context) error {
 	p.shutdownOnce.Do(func() {
 		close(p.stop)
+		p.serving.shutdown()
 		// Drain before closing. sipgo handles each datagram in a goroutine of its own and, if the
 		// listener has already left its connection pool, answers a request by dialling a new UDP
 		// socket that nothing ever closes. So: stop taking new requests, give the ones already
@@ -436,6 +443,21 @@ func (p *PBX) purgeLoop() {
 			p.log.Info("expired registrations purged", "count", n)
 		}
 	}
+}
+
+// serveEnded notes the end of a listener's serving loop: expected after Shutdown, a failure
+// (logged, and reported by Health) before.
+func (p *PBX) serveEnded(transport string, err error) {
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	if isClosed(err) {
+		err = nil
+	}
+	p.log.Error(transport+" listener stopped", "error", err)
+	p.serving.listenerStopped(transport, err)
 }
 
 func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

@@ -62,6 +62,14 @@ func flagFor(field string) (string, bool) {
 		return "--media-timeout", true
 	case "Codecs":
 		return "--codecs", true
+	case "MaxConnections":
+		return "--max-connections", true
+	case "MaxConnectionsPerSource":
+		return "--max-connections-per-source", true
+	case "ConnIdleTimeout":
+		return "--conn-idle-timeout", true
+	case "MessageTimeout":
+		return "--message-timeout", true
 	}
 	return "", false
 }
