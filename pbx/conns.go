@@ -476,23 +476,3 @@ func (p *PBX) registeredUntil(ctx context.Context, aors []string, source string)
 // logEvery is how often a repeated warning (accept errors, refused connections) is logged.
 const logEvery = 10 * time.Second
 
-// sometimes lets one log line through per interval and counts those it held back.
-type sometimes struct {
-	every time.Duration
-	mu    sync.Mutex
-	last  time.Time
-	held  int
-}
-
-// allow says whether to log now, and how many lines were held back since the last one.
-func (s *sometimes) allow(now time.Time) (bool, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.last.IsZero() && now.Sub(s.last) < s.every {
-		s.held++
-		return false, 0
-	}
-	held := s.held
-	s.last, s.held = now, 0
-	return true, held
-}
