@@ -475,4 +475,3 @@ func (p *PBX) registeredUntil(ctx context.Context, aors []string, source string)
 
 // logEvery is how often a repeated warning (accept errors, refused connections) is logged.
 const logEvery = 10 * time.Second
-
