@@ -248,17 +248,6 @@ func TestSourceLearningStartsAtTheAnswer(t *testing.T) {
 	}
 }
 
-// newEndpointAt is a phone's RTP socket on ip (127.0.0.0/8 on Linux: another "host").
-func newEndpointAt(t *testing.T, ip net.IP) *endpoint {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
-	if err != nil {
-		t.Skipf("cannot bind %v: %v", ip, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &endpoint{t: t, conn: c}
-}
-
 // sprayer sends RTP (one steady stream per port: SSRC 0xbad, consecutive sequence numbers) and
 // RTCP to every port of lo-hi, over and over, until stopped; it counts what it receives.
 type sprayer struct {
