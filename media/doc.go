@@ -13,9 +13,10 @@
 // the address its description names, taken at once; or, behind NAT, a source that passes a
 // probation within Config.LatchWindow of the description (from another host only after
 // Config.LatchDelay, and never when the description names a public address); then locked until a
-// new description. Everything else is dropped and counted (Stats.Strangers), so a host that finds
-// or sprays the relay's ports hears nothing and injects nothing. docs/architecture.md has the
-// threat model: what this stops and what it does not.
+// new description. Everything else is dropped and counted (Stats.Strangers): a host that finds
+// or sprays the relay's ports hears nothing and injects nothing, but for a race it can win before
+// a phone behind NAT sends. docs/architecture.md has the threat model: what this stops and what
+// it does not.
 //
 // The session counts each side's packets, loss and jitter (in each payload type's clock rate) and
 // reads the RTCP it relays unchanged for the phones' own reception reports and the round trip
