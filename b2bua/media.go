@@ -22,8 +22,12 @@ type MediaSession interface {
 	// the one the other side gets. An error with a *StatusError (400 malformed, 488 no allowed
 	// codec) says how to refuse it.
 	Rewrite(fromCaller bool, sdp []byte) ([]byte, error)
-	// Idle is closed when media stopped flowing while the call was not on hold.
+	// Idle is closed when one side sent no media for the media timeout while it was expected to
+	// (the call not on hold); IdleSide then names that side. A description that arrives afterwards
+	// arms a new channel, which Idle returns from then on.
 	Idle() <-chan struct{}
+	// IdleSide says who fell silent once Idle is closed: "caller", "callee" or "both".
+	IdleSide() string
 	// Stats returns what each side sent.
 	Stats() (caller, callee MediaStats)
 	// EarlyMedia prepares PBX audio for the caller: what is "tone" (ringback) or a WAV file. It
@@ -123,7 +127,8 @@ func (c *Call) sdpFrom(fromCaller bool, body []byte) ([]byte, error) {
 	return m.Rewrite(fromCaller, body)
 }
 
-// watchMedia hangs an answered call up when its media stops (Idle), until the call ends.
+// watchMedia hangs an answered call up when one side's media stops (Idle), until the call ends;
+// the record's reason names the side ("media timeout: callee silent").
 func (c *Call) watchMedia() {
 	m := c.mediaSession()
 	if m == nil {
@@ -134,8 +139,9 @@ func (c *Call) watchMedia() {
 		defer c.e.bg.Done()
 		select {
 		case <-m.Idle():
-			c.log.Info("no media from either side: hanging up")
-			c.hangup(true, true, "pbx", "media timeout")
+			who := m.IdleSide()
+			c.log.Info("no media: hanging up", "silent", who)
+			c.hangup(true, true, "pbx", "media timeout: "+who+" silent")
 		case <-c.done:
 		}
 	}()

@@ -171,7 +171,7 @@ func Play(ctx context.Context, conn *net.UDPConn, dst netip.AddrPort, pt uint8, 
 	return play(ctx, send, func() netip.AddrPort { return dst }, pt, src)
 }
 
-// play is Play to a destination that may change while it plays (a side's latched address).
+// play is Play to a destination that may change while it plays (a side's learned source).
 func play(ctx context.Context, send func([]byte, netip.AddrPort) error, dest func() netip.AddrPort, pt uint8, src Source) error {
 	h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(),
 		SSRC: rand.Uint32(), Marker: true}

@@ -8,12 +8,20 @@
 // attributes dropped, one audio stream kept. ParseSDP reads descriptions leniently (phones do not
 // keep RFC 4566's line order), AudioStream extracts where a side wants its audio.
 //
-// Packets from the address a side signalled are always taken; another source (NAT) is latched to
-// only within Config.LatchWindow after the side's description changed, so media cannot be taken
-// over by guessing ports. The session counts each side's packets, loss and jitter (in each payload
-// type's clock rate) and reads the RTCP it relays unchanged for the phones' own reception reports
-// and the round trip (Stats); it reports RFC 4733 key presses (OnDTMF) and closes Idle when media
-// stopped while the call is not on hold (Config.Timeout).
+// Port pairs are picked at random from the range, and a released pair rests before it is reused
+// (Ports). A side's packets are taken from one source only (strict source learning, source.go):
+// the address its description names, taken at once; or, behind NAT, a source that passes a
+// probation within Config.LatchWindow of the description (from another host only after
+// Config.LatchDelay, and never when the description names a public address); then locked until a
+// new description. Everything else is dropped and counted (Stats.Strangers): a host that finds
+// or sprays the relay's ports hears nothing and injects nothing, but for a race it can win before
+// a phone behind NAT sends. docs/architecture.md has the threat model: what this stops and what
+// it does not.
+//
+// The session counts each side's packets, loss and jitter (in each payload type's clock rate) and
+// reads the RTCP it relays unchanged for the phones' own reception reports and the round trip
+// (Stats); it reports RFC 4733 key presses (OnDTMF) and closes Idle when one side expected to send
+// (neither on hold nor held) sent nothing for Config.Timeout, IdleSide naming it (idle.go).
 //
 // PBX audio: EarlyAnswer gives the SDP of the PBX's own early answer toward the caller, and Play
 // sends a Source (Ringback, a tone, a WAV file via LoadWAV; G.711) paced at 20 ms from the port

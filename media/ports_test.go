@@ -48,6 +48,102 @@ func TestPortsExhaustAndRelease(t *testing.T) {
 	}
 }
 
+// Pairs come at random from the whole range: consecutive allocations are not consecutive pairs,
+// every pair is reachable, none is handed out twice, and the range still runs out (ErrNoPorts).
+func TestPortsRandomAllocation(t *testing.T) {
+	const pairs = 32
+	lo := freeRange(t, 2*pairs)
+	p, err := NewPorts(net.IPv4(127, 0, 0, 1), lo, lo+2*pairs-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	var order []int
+	var held []*Pair
+	for range pairs {
+		pr, err := p.Allocate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[pr.Port] || pr.Port < lo || pr.Port > lo+2*pairs-2 || pr.Port%2 != 0 {
+			t.Fatalf("pair %d handed out twice or outside %d-%d", pr.Port, lo, lo+2*pairs-1)
+		}
+		seen[pr.Port] = true
+		order = append(order, pr.Port)
+		held = append(held, pr)
+	}
+	if _, err := p.Allocate(); !errors.Is(err, ErrNoPorts) {
+		t.Fatalf("every pair in use: %v", err)
+	}
+	// In order, every step would be +2; at random, a step is +2 about once in as many steps as
+	// there are free pairs. More than a quarter of them would mean order.
+	steps := 0
+	for i := 1; i < len(order); i++ {
+		if order[i] == order[i-1]+2 {
+			steps++
+		}
+	}
+	if steps > len(order)/4 {
+		t.Fatalf("pairs handed out nearly in order (%d of %d steps +2): %v", steps, len(order)-1, order)
+	}
+	for _, pr := range held {
+		pr.Close()
+	}
+	if p.Free() != pairs || p.InUse() != 0 {
+		t.Fatalf("free %d in use %d after all released", p.Free(), p.InUse())
+	}
+}
+
+// A released pair rests: while other pairs are free it is not handed out again; when it is the
+// only one free, it is.
+func TestPortsQuarantine(t *testing.T) {
+	const pairs = 8
+	lo := freeRange(t, 2*pairs)
+	p, err := NewPorts(net.IPv4(127, 0, 0, 1), lo, lo+2*pairs-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := p.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := first.Port
+	first.Close()
+	var held []*Pair
+	for range pairs - 1 {
+		pr, err := p.Allocate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pr.Port == released {
+			t.Fatalf("the pair released a moment ago (%d) was handed out while %d others were free", released, pairs-1)
+		}
+		held = append(held, pr)
+	}
+	// Only the resting pair is left: the range is not exhausted while it rests.
+	pr, err := p.Allocate()
+	if err != nil || pr.Port != released {
+		t.Fatalf("with every other pair in use got %v, %v; want the resting pair %d", pr, err, released)
+	}
+	held = append(held, pr)
+	for _, pr := range held {
+		pr.Close()
+	}
+
+	// Once its quarantine is over, a pair is free like any other.
+	p.mu.Lock()
+	p.quarantine = 0
+	p.mu.Unlock()
+	pr, err = p.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	if p.Free() != pairs {
+		t.Fatalf("%d free, want %d", p.Free(), pairs)
+	}
+}
+
 func TestPortsSkipBusyPair(t *testing.T) {
 	lo := freeRange(t, 4)
 	busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: lo + 1})

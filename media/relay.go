@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -23,13 +22,23 @@ type Config struct {
 	Ports *Ports
 	// Codecs are the codec names allowed in offers and answers. Default DefaultCodecs.
 	Codecs []string
-	// Timeout hangs a call up when no RTP arrived from either side for this long while the call
-	// is not on hold. Default 60 s; negative turns it off.
+	// Timeout ends a call (Session.Idle) when one side sent no RTP for this long while it was
+	// expected to send: both descriptions let it send and it did not put the call on hold itself
+	// (idle.go). Default 60 s; negative turns it off.
 	Timeout time.Duration
-	// LatchWindow is how long after a side's description changes its packets may come from an
-	// address other than the one it signalled (NAT): the first source seen in that window is
-	// latched to. Default 5 s.
+	// LatchWindow is how long, after a side's description (or, while nothing is learned for it
+	// yet, the other side's, which is when its media may start), the relay learns where the
+	// side's packets really come from (strict source learning, source.go): the address the side
+	// signalled is taken at once, and replaces a source learned otherwise within the window; a
+	// source on another port or host (NAT) is learned within the window only after a probation.
+	// Afterwards only the learned source is taken. Default 5 s.
 	LatchWindow time.Duration
+	// LatchDelay is how long, after that learning starts, a source on another host than the one
+	// the side signalled must wait before its probation may begin: the signalled address gets the
+	// first word, so a host spraying the relay's ports cannot be learned in place of a phone that
+	// is about to send from the address it signalled. A phone behind NAT loses this much of its
+	// first audio. Default 500 ms; negative: no delay.
+	LatchDelay time.Duration
 	// Loops is how many event loops serve the relay's sockets on Linux (each call belongs to
 	// one). Default: GOMAXPROCS.
 	Loops int
@@ -58,6 +67,9 @@ func NewRelay(cfg Config) (*Relay, error) {
 	if cfg.LatchWindow <= 0 {
 		cfg.LatchWindow = 5 * time.Second
 	}
+	if cfg.LatchDelay == 0 {
+		cfg.LatchDelay = 500 * time.Millisecond
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -75,8 +87,12 @@ type Session struct {
 	eng    sessionEngine // how the sockets are read: loop_linux.go, loop_other.go
 	wg     sync.WaitGroup
 	closed atomic.Bool
-	idle   chan struct{} // closed when the media timeout hit
 	stop   chan struct{}
+
+	idleMu   sync.Mutex    // guards idle, idleSide and fired; held while the timeout is checked
+	idle     chan struct{} // closed when the media timeout hit; a new description arms a new one
+	idleSide string        // who fell silent: "caller", "callee" or "both"
+	fired    bool
 
 	offer atomic.Pointer[sdp.SessionDescription] // the caller's latest description, for EarlyAnswer
 
@@ -173,12 +189,17 @@ type side struct {
 	other *side
 
 	mu          sync.Mutex
-	signalled   netip.AddrPort // RTP address from the side's SDP (invalid: none yet, or disabled)
+	described   bool           // the side sent a description
+	signalled   netip.AddrPort // RTP address from the side's SDP (invalid: none yet, disabled, 0.0.0.0)
 	rtcpAddr    netip.AddrPort
 	mux         bool
-	hold        bool
-	latchedRTP  netip.AddrPort // where the side's packets really come from (invalid: not yet)
-	latchOpen   time.Time      // until when a new source may be latched to
+	dir         string         // the direction its latest description gave (sendrecv, sendonly, ...)
+	source      netip.AddrPort // learned: where the side's packets come from (invalid: not yet)
+	heard       time.Time      // the learned source's last datagram
+	learnStart  time.Time      // when source learning (re)started (source.go)
+	learnUntil  time.Time      // learnStart + LatchWindow
+	cand        candidate      // a source on probation
+	strangers   uint64         // datagrams dropped for their source
 	stats       stream         // what the side sent (received by the PBX)
 	eventSeen   bool           // an RFC 4733 event ended; lastEventTS is its timestamp
 	lastEventTS uint32
@@ -235,78 +256,16 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 			}
 		}
 	}
-	rtpAddr, rtcpAddr := addrPort(st.RTP), addrPort(st.RTCP)
-	from.mu.Lock()
-	changed := !rtpAddr.IsValid() || rtpAddr != from.signalled
-	from.signalled, from.rtcpAddr, from.mux, from.hold = rtpAddr, rtcpAddr, st.Mux, st.OnHold()
-	if changed {
-		from.latchedRTP = netip.AddrPort{}
-		from.latchOpen = time.Now().Add(s.r.cfg.LatchWindow)
+	now := time.Now()
+	from.describe(addrPort(st.RTP), addrPort(st.RTCP), st.Mux, st.Direction, now, s.r.cfg.LatchWindow)
+	to.mu.Lock()
+	if to.described && !to.source.IsValid() {
+		to.relearn(now, s.r.cfg.LatchWindow) // its media may start now: the answer reaching the caller
 	}
-	from.mu.Unlock()
-	from.last.Store(time.Now().UnixNano()) // a new description restarts the media timeout
+	to.mu.Unlock()
+	s.rearm(now)
 	return out, nil
 }
-
-// accept applies the latching rule to a packet from src. Packets from the signalled address are
-// always accepted, and latch. Otherwise a source is latched to only while the window after the
-// last description is open and no source has been latched yet (a phone behind NAT sends from an
-// address other than its SDP's); afterwards a stranger's packets are dropped, so media cannot be
-// hijacked by guessing the port.
-func (sd *side) accept(src netip.AddrPort) bool {
-	src = unmap(src)
-	sd.mu.Lock()
-	defer sd.mu.Unlock()
-	switch {
-	case sd.latchedRTP.IsValid() && sd.latchedRTP == src:
-		return true
-	case sd.signalled.IsValid() && sd.signalled == src:
-		sd.latchedRTP = src
-		return true
-	case !sd.latchedRTP.IsValid() && time.Now().Before(sd.latchOpen):
-		sd.latchedRTP = src
-		return true
-	}
-	return false
-}
-
-// rtpDest is where packets for this side go: the latched source (symmetric RTP, RFC 4961), or
-// the signalled address until the side has sent anything.
-func (sd *side) rtpDest() netip.AddrPort {
-	sd.mu.Lock()
-	defer sd.mu.Unlock()
-	if sd.latchedRTP.IsValid() {
-		return sd.latchedRTP
-	}
-	return sd.signalled
-}
-
-// rtcpDest is where RTCP for this side goes, and whether it goes over the RTP port (rtcp-mux).
-func (sd *side) rtcpDest() (netip.AddrPort, bool) {
-	sd.mu.Lock()
-	defer sd.mu.Unlock()
-	if sd.mux {
-		if sd.latchedRTP.IsValid() {
-			return sd.latchedRTP, true
-		}
-		return sd.signalled, true
-	}
-	if sd.latchedRTP.IsValid() && sd.latchedRTP.Addr() != sd.signalled.Addr() {
-		// Behind NAT: RTCP goes to the port above the latched RTP source.
-		return netip.AddrPortFrom(sd.latchedRTP.Addr(), sd.latchedRTP.Port()+1), false
-	}
-	return sd.rtcpAddr, false
-}
-
-// addrPort converts an address from SDP; nil or port 0 is the invalid AddrPort.
-func addrPort(a *net.UDPAddr) netip.AddrPort {
-	if a == nil || a.Port == 0 {
-		return netip.AddrPort{}
-	}
-	return unmap(a.AddrPort())
-}
-
-func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
 
 const maxPacket = 1500
 
@@ -341,11 +300,16 @@ func classify(pkt []byte, h *rtp.Header) packetKind {
 // (payload types 64-95, RFC 5761 §4) is relayed as RTCP. Key presses found are appended to keys.
 func (s *Session) fromRTPPort(sd *side, pkt []byte, src netip.AddrPort, h *rtp.Header, now time.Time, keys []keyPress) []keyPress {
 	kind := classify(pkt, h)
-	if kind == junk || !sd.accept(src) {
+	if kind == junk {
 		return keys
 	}
 	if kind == rtcpMuxed {
-		s.relayRTCP(sd, pkt)
+		if s.accept(sd, src, nil, now) {
+			s.relayRTCP(sd, pkt)
+		}
+		return keys
+	}
+	if !s.accept(sd, src, h, now) {
 		return keys
 	}
 	sd.last.Store(now.UnixNano())
@@ -365,16 +329,13 @@ func (s *Session) fromRTPPort(sd *side, pkt []byte, src netip.AddrPort, h *rtp.H
 }
 
 // fromRTCPPort handles a datagram that arrived at sd's RTCP port from src: RTCP from the side's
-// address is relayed to the other side.
+// host (the learned source's, or the signalled one's until a source is learned) is relayed to the
+// other side.
 func (s *Session) fromRTCPPort(sd *side, pkt []byte, src netip.AddrPort) {
 	if len(pkt) < 8 || pkt[0]>>6 != 2 {
 		return
 	}
-	ip := src.Addr().Unmap()
-	sd.mu.Lock()
-	known := sd.latchedRTP.IsValid() && sd.latchedRTP.Addr() == ip || sd.signalled.IsValid() && sd.signalled.Addr() == ip
-	sd.mu.Unlock()
-	if known {
+	if sd.acceptRTCP(src) {
 		s.relayRTCP(sd, pkt)
 	}
 }
@@ -395,47 +356,6 @@ func (s *Session) relayRTCP(sd *side, pkt []byte) {
 		o.pair.rtcp.send(pkt, dst)
 	}
 }
-
-// watch closes Idle when neither side sent RTP for the timeout while the call is not on hold.
-func (s *Session) watch() {
-	defer s.wg.Done()
-	timeout := s.r.cfg.Timeout
-	tick := time.NewTicker(min(timeout/4, time.Second))
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-tick.C:
-			if s.onHold() {
-				s.a.last.Store(now.UnixNano())
-				s.b.last.Store(now.UnixNano())
-				continue
-			}
-			last := max(s.a.last.Load(), s.b.last.Load())
-			if now.Sub(time.Unix(0, last)) >= timeout {
-				close(s.idle)
-				return
-			}
-		}
-	}
-}
-
-func (s *Session) onHold() bool {
-	for _, sd := range []*side{s.a, s.b} {
-		sd.mu.Lock()
-		hold := sd.hold
-		sd.mu.Unlock()
-		if hold {
-			return true
-		}
-	}
-	return false
-}
-
-// Idle is closed when the media timeout hit: no RTP from either side for Config.Timeout while
-// the call was not on hold. The call should be hung up.
-func (s *Session) Idle() <-chan struct{} { return s.idle }
 
 // Ports returns the PBX's RTP ports facing the caller and the callee.
 func (s *Session) Ports() (caller, callee int) { return s.a.pair.Port, s.b.pair.Port }
@@ -499,6 +419,12 @@ func (s *Session) EarlyAnswer() ([]byte, Codec, error) {
 		fmt.Fprintf(&b, "a=rtpmap:%s telephone-event/8000\r\na=fmtp:%s 0-15\r\n", event, event)
 	}
 	b.WriteString("a=sendrecv\r\n")
+	// An answer the caller's media may start on: learn its source from now.
+	s.a.mu.Lock()
+	if s.a.described && !s.a.source.IsValid() {
+		s.a.relearn(time.Now(), s.r.cfg.LatchWindow)
+	}
+	s.a.mu.Unlock()
 	return []byte(b.String()), codec, nil
 }
 

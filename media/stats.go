@@ -13,7 +13,11 @@ type Stats struct {
 	Lost    uint64  // packets missing from the sequence (expected - received, RFC 3550 §6.4.1)
 	Jitter  float64 // interarrival jitter in milliseconds (RFC 3550 §6.4.1, A.8)
 	RTCP    uint64  // RTCP packets relayed
-	Report  Report  // the side's latest RTCP reception report: how the audio it receives arrives
+	// Strangers counts the datagrams (RTP or RTCP) that arrived at the side's ports from a
+	// source the relay does not take for it (strict source learning, source.go): dropped, never
+	// relayed.
+	Strangers uint64
+	Report    Report // the side's latest RTCP reception report: how the audio it receives arrives
 }
 
 // stream keeps the statistics of one side's RTP.
@@ -91,7 +95,8 @@ func (s *stream) lost() uint64 {
 func (sd *side) snapshot() Stats {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
-	st := Stats{Packets: sd.stats.packets, Bytes: sd.stats.bytes, Lost: sd.stats.lostBefore + sd.stats.lost(), RTCP: sd.rtcpPackets, Report: sd.report}
+	st := Stats{Packets: sd.stats.packets, Bytes: sd.stats.bytes, Lost: sd.stats.lostBefore + sd.stats.lost(), RTCP: sd.rtcpPackets, Strangers: sd.strangers,
+		Report: sd.report}
 	if sd.stats.clock > 0 {
 		st.Jitter = sd.stats.jitter / sd.stats.clock * 1000
 	}

@@ -45,6 +45,7 @@ func (a sessionAdapter) Rewrite(fromCaller bool, sdp []byte) ([]byte, error) {
 }
 
 func (a sessionAdapter) Idle() <-chan struct{}       { return a.s.Idle() }
+func (a sessionAdapter) IdleSide() string            { return a.s.IdleSide() }
 func (a sessionAdapter) OnDTMF(f func(bool, string)) { a.s.OnDTMF(f) }
 
 func (a sessionAdapter) EarlyMedia(what string) ([]byte, func(context.Context) error, error) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,11 +234,40 @@ func TestMediaTimeoutHangsUp(t *testing.T) {
 	byeB := callee.WaitRequest(sip.BYE)
 	callee.Respond(byeB, 200, "OK", "")
 	waitIdle(t, tp)
-	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Reason != "media timeout" || cdr.HangupBy != "pbx" {
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Reason != "media timeout: both silent" || cdr.HangupBy != "pbx" {
 		t.Fatalf("CDR %+v", cdr)
 	}
 	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Disposition != store.Answered {
 		t.Fatalf("CDR %+v", cdr)
+	}
+}
+
+// A callee that dies mid-call (the caller still talking) ends the call: both sides get BYE and
+// the record says who fell silent.
+func TestMediaTimeoutNamesTheSilentSide(t *testing.T) {
+	tp, caller, callee := mediaPBX(t, pbx.Config{MediaTimeout: 300 * time.Millisecond})
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	inv, _, pa, pb := mediaCall(t, caller, callee, a.sdp(""), b.sdp(""))
+	audioBothWays(t, a, b, pa, pb) // talking, then the callee dies
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the caller goes on talking
+		defer close(done)
+		for seq := uint16(2); ; seq++ {
+			a.Send(pa, seq, "still here")
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
+	callee.Respond(callee.WaitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.Reason != "media timeout: callee silent" || cdr.HangupBy != "pbx" {
+		t.Fatalf("CDR reason %q by %q, want \"media timeout: callee silent\" by pbx", cdr.Reason, cdr.HangupBy)
 	}
 }
 
@@ -662,4 +693,135 @@ func TestMediaProvisionalThenFinalInOrder(t *testing.T) {
 			}
 		}
 	}
+}
+
+// rtpSprayer sends RTP (a steady stream per port) and RTCP from ip to every port of lo-hi over
+// and over, and counts what it receives.
+type rtpSprayer struct {
+	conn     *net.UDPConn
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	received atomic.Int64
+}
+
+func sprayPorts(t *testing.T, ip net.IP, lo, hi int) *rtpSprayer {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
+	if err != nil {
+		t.Skipf("cannot bind %v: %v", ip, err)
+	}
+	sp := &rtpSprayer{conn: c, stop: make(chan struct{})}
+	sp.wg.Add(2)
+	go func() {
+		defer sp.wg.Done()
+		rtcpPkt := []byte{0x80, 201, 0, 1, 0, 0, 0x0b, 0xad}
+		for seq := uint16(1); ; seq++ {
+			for port := lo; port <= hi; port++ {
+				pkt, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 0xbad},
+					Payload: []byte("injected")}).Marshal()
+				c.WriteToUDP(pkt, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+				c.WriteToUDP(rtcpPkt, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+			}
+			select {
+			case <-sp.stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	go func() {
+		defer sp.wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := c.ReadFromUDP(buf); err != nil {
+				return
+			}
+			sp.received.Add(1)
+		}
+	}()
+	t.Cleanup(sp.close)
+	return sp
+}
+
+func (sp *rtpSprayer) close() {
+	select {
+	case <-sp.stop:
+		return
+	default:
+	}
+	close(sp.stop)
+	sp.conn.Close()
+	sp.wg.Wait()
+}
+
+// A third host spraying every port of the relay's range, from before the call to its end (the
+// attack of issue 12: ports handed out in order, the first source latched): it receives nothing,
+// and each phone hears only the other.
+func TestMediaSprayedPortsGetNothing(t *testing.T) {
+	lo := freeEvenRange(t, 8)
+	tp, caller, callees := callPBX(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 7}, 1)
+	callee := callees[0]
+	sp := sprayPorts(t, net.IPv4(127, 0, 0, 3), lo, lo+7)
+	time.Sleep(50 * time.Millisecond)
+
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	inv, ok, pa, pb := mediaCall(t, caller, callee, a.sdp(""), b.sdp(""))
+	for i := range 10 {
+		want := fmt.Sprintf("to callee %d", i)
+		a.Send(pa, uint16(i+1), want)
+		if got, from := b.recv(); got != want || from != pb {
+			t.Fatalf("round %d: callee got %q from %d, want %q from %d", i, got, from, want, pb)
+		}
+		want = fmt.Sprintf("to caller %d", i)
+		b.Send(pb, uint16(i+1), want)
+		if got, from := a.recv(); got != want || from != pa {
+			t.Fatalf("round %d: caller got %q from %d, want %q from %d", i, got, from, want, pa)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	hangUp(t, tp, caller, callee, inv, ok, 2)
+	sp.close()
+	if n := sp.received.Load(); n != 0 {
+		t.Fatalf("the sprayer received %d datagrams", n)
+	}
+	if cdr := lastCDR(t, tp, inv.CallID().Value()); cdr.ALeg.Packets != 10 || cdr.BLeg.Packets != 10 {
+		t.Fatalf("CDR counts %d/%d packets, want the phones' 10 each", cdr.ALeg.Packets, cdr.BLeg.Packets)
+	}
+}
+
+// A phone behind a NAT that keeps its address but maps its port: its packets come from another
+// port than its SDP names. The relay learns that source and the other side's audio goes back to
+// it.
+func TestMediaNATedPhoneOtherPort(t *testing.T) {
+	tp, caller, callee := mediaPBX(t, pbx.Config{})
+	a, b, signalled := newRTPPhone(t), newRTPPhone(t), newRTPPhone(t)
+	inv, ok, pa, pb := mediaCall(t, caller, callee, signalled.sdp(""), b.sdp(""))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the phone's stream, from its real port
+		defer close(done)
+		for seq := uint16(1); ; seq++ {
+			a.Send(pa, seq, "behind NAT")
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	if got, _ := b.recv(); got != "behind NAT" {
+		t.Fatalf("callee got %q", got)
+	}
+	b.Send(pb, 1, "back")
+	for {
+		got, _ := a.recv()
+		if got == "back" {
+			break
+		}
+		if got == "" {
+			t.Fatal("the callee's audio never reached the port the caller sends from")
+		}
+	}
+	hangUp(t, tp, caller, callee, inv, ok, 2)
 }
