@@ -175,8 +175,9 @@ type Config struct {
 	// Codecs are the codecs allowed through the relay; offers are filtered to them and an offer
 	// without any gets 488. Default DefaultCodecs(): PCMU, PCMA, G722, opus, telephone-event.
 	Codecs []string
-	// MediaTimeout hangs up an answered call when no RTP arrived from either side for this long,
-	// unless it is on hold. Default 60 s; negative turns it off.
+	// MediaTimeout hangs up an answered call (both sides, the silent one named in the record)
+	// when one side has sent no RTP for this long although it should be sending: not on hold, and
+	// the other side receiving. Default 60 s; negative turns it off.
 	MediaTimeout time.Duration
 }
 
