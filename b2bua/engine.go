@@ -107,7 +107,7 @@ type Engine struct {
 	quit    chan struct{}  // closed by Shutdown: calls being set up give up
 	active  sync.WaitGroup // Handle and transfers in progress: they still send, so they end before the UA closes
 	bg      sync.WaitGroup // B-leg readers and CANCEL/BYE senders: they end with their transactions
-	sending sync.WaitGroup // CANCEL/BYE senders until their answer: Shutdown waits for them a while
+	sending inflight       // CANCEL/BYE senders until their answer: Shutdown waits for them a while
 }
 
 // New returns an engine sending through ua. cdr may be nil. The engine also listens to ua's
@@ -148,10 +148,10 @@ func (e *Engine) recoverPanic(where string) {
 // transaction run out in the background.
 func (e *Engine) sendAsync(req *sip.Request, log *slog.Logger, what string) {
 	e.bg.Add(1)
-	e.sending.Add(1)
+	e.sending.add()
 	go func() {
 		defer e.bg.Done()
-		defer e.sending.Done()
+		defer e.sending.done()
 		defer e.recoverPanic(what)
 		ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 		defer cancel()
@@ -264,10 +264,50 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	err := waitGroup(ctx, &e.active, "b2bua: shutdown")
 	answers, cancel := context.WithTimeout(ctx, ByeWait)
 	defer cancel()
-	if werr := waitGroup(answers, &e.sending, "b2bua: shutdown"); werr != nil {
-		e.log.Info("shutdown did not hear every BYE answered", "error", werr)
+	select {
+	case <-e.sending.idle():
+	case <-answers.Done():
+		e.log.Info("shutdown did not hear every BYE answered", "error", answers.Err())
 	}
 	return err
+}
+
+// inflight counts requests waiting for their answers. Unlike a WaitGroup it may be waited on
+// while requests are still being added (a late 2xx's BYE during shutdown).
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n drops to 0
+}
+
+func (f *inflight) add() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		f.zero = make(chan struct{})
+	}
+	f.n++
+}
+
+func (f *inflight) done() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	if f.n == 0 {
+		close(f.zero)
+	}
+}
+
+// idle returns a channel closed once no request is waiting.
+func (f *inflight) idle() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return f.zero
 }
 
 // ByeWait bounds how long Shutdown waits for the answers to its BYEs and CANCELs.
