@@ -31,30 +31,16 @@ func callServer(t *testing.T, cfg b2bua.Config, callees int) (*b2buatest.Server,
 func invite(c *b2buatest.Phone) (string, *sip.Request) { return c.Invite("100", "200", nil) }
 
 // answeredCall sets up a call to 200 and returns what both ends saw.
-func answeredCall(t *testing.T, s *b2buatest.Server, caller, callee *b2buatest.Phone) (inv *sip.Request, ok *sip.Response, bInv *sip.Request) {
+func answeredCall(t *testing.T, _ *b2buatest.Server, caller, callee *b2buatest.Phone) (inv *sip.Request, ok *sip.Response, bInv *sip.Request) {
 	t.Helper()
-	msg, inv := invite(caller)
-	caller.Send(msg)
-	caller.WaitResponse(100)
-	bInv = callee.WaitRequest(sip.INVITE)
-	callee.Respond(bInv, 180, "Ringing", "")
-	if r := caller.WaitResponse(180); r.To().Params == nil {
-		t.Fatal("180 without To tag")
-	}
-	callee.Respond(bInv, 200, "OK", b2buatest.CalleeSDP)
-	ok = caller.WaitResponse(200)
-	callee.WaitRequest(sip.ACK)
-	caller.Send(caller.InDialog("ACK", inv, ok, 1))
-	return inv, ok, bInv
+	return b2buatest.AnsweredCall(t, caller, callee)
 }
 
 // hangUp ends an answered call with the caller's BYE (CSeq cseq): the server answers it and BYEs
 // the callee, and the call leaves no call or dialog behind.
 func hangUp(t *testing.T, s *b2buatest.Server, caller, callee *b2buatest.Phone, inv *sip.Request, ok *sip.Response, cseq int) {
 	t.Helper()
-	caller.Send(caller.InDialog("BYE", inv, ok, cseq))
-	caller.WaitResponse(200)
-	callee.Respond(callee.WaitRequest(sip.BYE), 200, "OK", "")
+	b2buatest.HangUp(t, caller, callee, inv, ok, cseq)
 	s.WaitIdle()
 }
 

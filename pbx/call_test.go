@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/pbx"
 	"github.com/pbxkit/pbxkit/store"
 )
@@ -37,15 +38,7 @@ func callPBX(t *testing.T, cfg pbx.Config, callees int) (*testPBX, *uaClient, []
 	return tp, newClient(t, tp.addr), cs
 }
 
-func invite(c *uaClient) (string, *sip.Request) {
-	msg := c.Build(reqSpec{Method: "INVITE", From: "100", To: "200", Headers: []string{
-		"Contact: <sip:100@" + c.Addr() + ">", "Content-Type: application/sdp"}, Body: sdpBody})
-	m, err := sip.ParseMessage([]byte(msg))
-	if err != nil {
-		panic(err)
-	}
-	return msg, m.(*sip.Request)
-}
+func invite(c *uaClient) (string, *sip.Request) { return c.Invite("100", "200", nil) }
 
 // waitIdle waits until the PBX has no call and no dialog left, or fails.
 func waitIdle(t *testing.T, tp *testPBX) {
@@ -78,21 +71,9 @@ func lastCDR(t *testing.T, tp *testPBX, callID string) store.CDR {
 }
 
 // answeredCall sets up a call to 200 and returns what both ends saw.
-func answeredCall(t *testing.T, tp *testPBX, caller, callee *uaClient) (inv *sip.Request, ok *sip.Response, bInv *sip.Request) {
+func answeredCall(t *testing.T, _ *testPBX, caller, callee *uaClient) (inv *sip.Request, ok *sip.Response, bInv *sip.Request) {
 	t.Helper()
-	msg, inv := invite(caller)
-	caller.Send(msg)
-	caller.WaitResponse(100)
-	bInv = callee.WaitRequest(sip.INVITE)
-	callee.Respond(bInv, 180, "Ringing", "")
-	if r := caller.WaitResponse(180); r.To().Params == nil {
-		t.Fatal("180 without To tag")
-	}
-	callee.Respond(bInv, 200, "OK", calleeSDP)
-	ok = caller.WaitResponse(200)
-	callee.WaitRequest(sip.ACK)
-	caller.Send(caller.InDialog("ACK", inv, ok, 1))
-	return inv, ok, bInv
+	return b2buatest.AnsweredCall(t, caller, callee)
 }
 
 // reinviteFrom builds a re-INVITE in the caller's dialog with body.

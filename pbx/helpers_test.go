@@ -30,10 +30,7 @@ type (
 func newClient(t testing.TB, to *net.UDPAddr) *uaClient { return b2buatest.NewPhone(t, to) }
 
 // phone is a callee the tests drive: over UDP or TCP.
-type phone interface {
-	WaitRequest(sip.RequestMethod) *sip.Request
-	Respond(req *sip.Request, code int, reason string, body string)
-}
+type phone = b2buatest.Callee
 
 // cancelOf is the caller's CANCEL of the INVITE inv.
 func cancelOf(inv *sip.Request) string { return b2buatest.Cancel(inv) }
@@ -171,8 +168,6 @@ func tcpExchange(t testing.TB, addr, method string) string {
 // the callee, and the call leaves no call or dialog behind.
 func hangUp(t *testing.T, tp *testPBX, caller *uaClient, callee phone, inv *sip.Request, ok *sip.Response, cseq int) {
 	t.Helper()
-	caller.Send(caller.InDialog("BYE", inv, ok, cseq))
-	caller.WaitResponse(200)
-	callee.Respond(callee.WaitRequest(sip.BYE), 200, "OK", "")
+	b2buatest.HangUp(t, caller, callee, inv, ok, cseq)
 	waitIdle(t, tp)
 }

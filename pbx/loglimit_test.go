@@ -1,30 +1,18 @@
 package pbx
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestLogLimiter: a flood of one kind of line writes burst lines a second; the next second's first
 // line says how many were held back; other kinds are not held back by it.
 func TestLogLimiter(t *testing.T) {
-	var out syncBuffer
+	var out b2buatest.LogBuffer
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	l := newLogLimiter(slog.New(slog.NewTextHandler(&out, nil)), 10, func() time.Time { return now })
 	for range 25 {

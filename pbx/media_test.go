@@ -139,10 +139,7 @@ func freeEvenRange(t *testing.T, n int) int {
 }
 
 func inviteWith(c *uaClient, body string) (string, *sip.Request) {
-	msg := c.Build(reqSpec{Method: "INVITE", From: "100", To: "200", Headers: []string{
-		"Contact: <sip:100@" + c.Addr() + ">", "Content-Type: application/sdp"}, Body: body})
-	m, _ := sip.ParseMessage([]byte(msg))
-	return msg, m.(*sip.Request)
+	return c.Invite("100", "200", nil, body)
 }
 
 func TestMediaRelayedBothWays(t *testing.T) {
