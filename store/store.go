@@ -185,7 +185,7 @@ func dialectorFor(dsn string) (gorm.Dialector, string, error) {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if path == "" {
-			return nil, "", fmt.Errorf("store: %q names no file: want sqlite:PATH or sqlite::memory:", dsn)
+			return nil, "", fmt.Errorf("store: %q names no file: want sqlite:PATH, or sqlite::memory: for a database in memory", dsn)
 		}
 		params := "_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)"
 		if path != ":memory:" {
