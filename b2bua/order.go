@@ -165,8 +165,10 @@ func (a *arrivals) wait(req *sip.Request) {
 		before = slices.Clone(a.queue[:i])
 	} else {
 		// Not stamped yet: observe runs just after the transaction layer spawned this handler.
-		// Everything queued now arrived before req, and req must not be queued after it leaves.
+		// Everything queued now arrived before req, and everything stamped from now on arrived
+		// after it: req takes its place at the end now, and stamp must not queue it again.
 		before = slices.Clone(a.queue)
+		a.queue = append(a.queue, req)
 		a.early[a.nEarly] = req
 		a.nEarly = (a.nEarly + 1) % len(a.early)
 		if req.Via() != nil {
