@@ -16,10 +16,13 @@ import (
 	"github.com/pbxkit/pbxkit/store"
 )
 
-// officepbx runs the program in-process and returns exit status, stdout and stderr. A serve that
-// was meant to fail but starts is stopped after a while, so the test fails instead of hanging.
+// officepbx runs the program in-process, in a directory of its own (files it makes by default,
+// such as officepbx.records, must not land in the source tree), and returns exit status, stdout
+// and stderr. A serve that was meant to fail but starts is stopped after a while, so the test
+// fails instead of hanging.
 func officepbx(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	t.Chdir(t.TempDir())
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
