@@ -20,8 +20,10 @@
 #
 # Environment: RATES (calls/s, ascending), STEP_S (seconds of calls per step, default 8), HOLD
 # (ms, default 1000), GAP_S (pause between steps, default 2), SYSTEMS (default all five),
-# DB (sqlite or postgres, default sqlite), PPROF_AT (rate at which to take a 8 s CPU profile of
-# pbx-lua into $PROFILE_OUT, default none), KEEP_WORK=1 keeps the work folder.
+# DB (sqlite or postgres, default sqlite), PROFILE_AT (the rate at whose step pbx-lua is profiled
+# for STEP_S - 2 seconds, default none) with PROFILER (pprof: Go's CPU profile through --pprof,
+# the default; perf: `perf record -g` on the process) into PROFILE_OUT (default
+# /tmp/officepbx-cpu.PROFILER), KEEP_WORK=1 keeps the work folder (the officepbx binary is there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -33,8 +35,9 @@ hold=${HOLD:-1000}
 gap_s=${GAP_S:-2}
 systems=${SYSTEMS:-"kamailio pbx-default pbx-lua pbx-relay pbx-auth"}
 dbkind=${DB:-sqlite}
-pprof_at=${PPROF_AT:-}
-profile_out=${PROFILE_OUT:-/tmp/officepbx-cpu.pprof}
+profile_at=${PROFILE_AT:-}
+profiler=${PROFILER:-pprof}
+profile_out=${PROFILE_OUT:-/tmp/officepbx-cpu.$profiler}
 modules=${KAMAILIO_MODULES:-/usr/lib/x86_64-linux-gnu/kamailio/modules}
 
 work=$(mktemp -d)
@@ -142,8 +145,11 @@ run_step() { # SYSTEM RATE
 	all0=$(cpu_ticks $(all_pids))
 	uas0=$(cpu_ticks "$uas_pid")
 	local prof_pid=""
-	if [ "$s" = pbx-lua ] && [ "$rate" = "$pprof_at" ]; then
-		(sleep 1 && curl -s -o "$profile_out" "http://127.0.0.1:${http_port[$s]}/debug/pprof/profile?seconds=$((step_s - 2))") &
+	if [ "$s" = pbx-lua ] && [ "$rate" = "$profile_at" ]; then
+		case $profiler in
+			pprof) (sleep 1 && curl -s -o "$profile_out" "http://127.0.0.1:${http_port[$s]}/debug/pprof/profile?seconds=$((step_s - 2))") & ;;
+			perf) (sleep 1 && perf record -q -g -p "${pid[$s]}" -o "$profile_out" -- sleep $((step_s - 2)) >/dev/null 2>&1) & ;;
+		esac
 		prof_pid=$!
 	fi
 	t0=$(date +%s.%N)
