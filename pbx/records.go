@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,7 @@ type recordQueue struct {
 	done   chan struct{} // closed when the writer has ended
 
 	pending    []*store.CDR // taken from in (and spooled), not yet in the database; the writer's own
+	waiting    atomic.Int64 // records handed over or left in the spool, not yet written or dropped
 	maxPending int          // past it the writer stops taking records: in fills, and WriteRecord loses them
 }
 
@@ -69,6 +71,7 @@ func startRecordQueue(w store.CDRWriter, log *slog.Logger, lost prometheus.Count
 			return nil, err
 		}
 		q.spool, q.pending = sp, left
+		q.waiting.Add(int64(len(left)))
 		if len(left) > 0 {
 			log.Info("call records left by an earlier run will be written", "records", len(left), "spool", spoolPath)
 		}
@@ -91,12 +94,17 @@ func (q *recordQueue) WriteRecord(_ context.Context, r b2bua.Record) error {
 	}
 	select {
 	case q.in <- cdr:
+		q.waiting.Add(1)
 		return nil
 	default:
 		q.lost.Inc()
 		return errors.New("pbx: call records queue full (the database is too slow or away): record lost")
 	}
 }
+
+// backlog is how many records wait: handed over (or left by an earlier run) and not yet
+// written or dropped.
+func (q *recordQueue) backlog() int { return int(q.waiting.Load()) }
 
 // close writes what is queued and returns when it is written, or when ctx ends: then records
 // still waiting stay in the spool for the next start (without a spool they are lost and counted).
@@ -200,6 +208,7 @@ func (q *recordQueue) flush() bool {
 			q.log.Warn("call records wait for the database", "records", len(q.pending), "error", err)
 			return false
 		}
+		q.waiting.Add(-int64(n))
 		q.pending = q.pending[n:]
 	}
 	q.pending = nil
@@ -244,6 +253,7 @@ func (q *recordQueue) abandon() {
 		return
 	}
 	q.drop(q.pending, errors.New("the database did not take them before shutdown"))
+	q.waiting.Add(-int64(len(q.pending)))
 }
 
 func (q *recordQueue) drop(batch []*store.CDR, err error) {
