@@ -448,6 +448,11 @@ func TestMediaPortsReleasedOnEveryEnd(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		for _, name := range []string{"pbxkit_calls_active", "pbxkit_dialogs", "pbxkit_rtp_ports_in_use"} {
+			if v := gauge(t, tp.PBX, name); v != 0 {
+				t.Fatalf("%s: %s %v after the call", what, name, v)
+			}
+		}
 	}
 	ring := func() (*sip.Request, *sip.Request) {
 		msg, inv := inviteWith(caller, a.sdp(""))
@@ -455,6 +460,9 @@ func TestMediaPortsReleasedOnEveryEnd(t *testing.T) {
 		bInv := callee.WaitRequest(sip.INVITE)
 		if free() != 2 {
 			t.Fatalf("%d pairs free while ringing, want 2", free())
+		}
+		if calls, ports := gauge(t, tp.PBX, "pbxkit_calls_active"), gauge(t, tp.PBX, "pbxkit_rtp_ports_in_use"); calls != 1 || ports != 2 {
+			t.Fatalf("while ringing: pbxkit_calls_active %v, pbxkit_rtp_ports_in_use %v; want 1 and 2", calls, ports)
 		}
 		return inv, bInv
 	}
@@ -821,4 +829,20 @@ func TestMediaNATedPhoneOtherPort(t *testing.T) {
 		}
 	}
 	hangUp(t, tp, caller, callee, inv, ok, 2)
+}
+
+// gauge reads a gauge of the PBX's /metrics registry.
+func gauge(t *testing.T, p *pbx.PBX, name string) float64 {
+	t.Helper()
+	families, err := p.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }

@@ -5,6 +5,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/media"
 )
 
 // metrics are the PBX's Prometheus series, in a registry of its own (no package globals: several
@@ -52,6 +55,24 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.requests, m.responses, m.authFailures, m.bans, m.unparseable, m.dialplanReloads, m.recordsLost, m.shed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watch adds the gauges of what is live: calls, dialogs, relay ports and call records waiting
+// for the database. A soak compares them with their values at rest: after the calls end they
+// must be back where they started.
+func (m *metrics) watch(calls *b2bua.Engine, relay *media.Relay, records *recordQueue) {
+	gauge := func(name, help string, value func() int) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return float64(value()) }))
+	}
+	gauge("pbxkit_calls_active", "Calls in progress (ringing or answered).", calls.Active)
+	gauge("pbxkit_dialogs", "SIP dialogs of calls in progress, both legs.", calls.Dialogs)
+	if relay != nil {
+		gauge("pbxkit_rtp_ports_in_use", "Relay RTP/RTCP port pairs allocated to calls.", relay.Ports().InUse)
+	}
+	if records != nil {
+		gauge("pbxkit_call_records_pending", "Call records not yet in the database (queued or waiting for it).", records.backlog)
+	}
 }
 
 func (m *metrics) response(code int) { m.responses.WithLabelValues(strconv.Itoa(code)).Inc() }

@@ -242,6 +242,7 @@ func (p *PBX) newCallCore() error {
 	if err != nil {
 		return fmt.Errorf("pbx: %w", err)
 	}
+	p.metrics.watch(p.calls, p.relay, p.records)
 	return nil
 }
 

@@ -95,6 +95,9 @@ func TestRecordQueueWaitsForTheDatabase(t *testing.T) {
 	if len(f.batches) >= 50 {
 		t.Fatalf("%d transactions for 50 records: not batched", len(f.batches))
 	}
+	if n := q.backlog(); n != 0 {
+		t.Fatalf("backlog %d after every record was written", n)
+	}
 	if err := q.WriteRecord(context.Background(), record("late")); err == nil || testutil.ToFloat64(lost) != 1 {
 		t.Fatalf("a record after close: %v, lost %v", err, testutil.ToFloat64(lost))
 	}
@@ -109,8 +112,8 @@ func TestRecordQueueInvalidRecord(t *testing.T) {
 		q.WriteRecord(context.Background(), record(id))
 	}
 	q.close(context.Background())
-	if !f.written["a"] || !f.written["b"] || f.written["bad"] || testutil.ToFloat64(lost) != 1 {
-		t.Fatalf("written %v, lost %v", f.written, testutil.ToFloat64(lost))
+	if !f.written["a"] || !f.written["b"] || f.written["bad"] || testutil.ToFloat64(lost) != 1 || q.backlog() != 0 {
+		t.Fatalf("written %v, lost %v, backlog %d", f.written, testutil.ToFloat64(lost), q.backlog())
 	}
 }
 
