@@ -112,8 +112,8 @@ fi
 # takes it (from a trusted network; with digest where the caller is not trusted).
 for s in $systems; do
 	case $s in
-		pbx-auth) scen=(-sf test/sipp/register.xml -au 200 -ap pw200) ;;
-		pbx-*) scen=(-sf test/sipp/register-trusted.xml) ;;
+		pbx-auth) scen=(-sf bench/sipp/register-uas-auth.xml -au 200 -ap pw200) ;;
+		pbx-*) scen=(-sf bench/sipp/register-uas.xml) ;;
 		*) continue ;;
 	esac
 	if ! sipp "${scen[@]}" -s 200 -m 1 "${sipp_opts[@]}" -p "$uas_port" -timeout 10s -timeout_error \
@@ -137,7 +137,8 @@ all_pids() { local s; for s in $systems; do echo "${pid[$s]}"; done; }
 run_step() { # SYSTEM RATE
 	local s=$1 rate=$2 n=$((rate * step_s)) csv="$work/uac-$1-$2.csv" scen=(-sf bench/sipp/uac.xml)
 	[ "$s" = pbx-auth ] && scen=(-sf bench/sipp/uac-auth.xml -au 100 -ap pw100)
-	local uas_r0 uas_f0 sys0 all0 uas0 t0 t1
+	local uas_r0 uas_f0 sys0 all0 uas0 t0 t1 shed0=0
+	[ -n "${http_port[$s]:-}" ] && shed0=$(shed_count "$s")
 	uas_r0=$(csv_col "$work/uas.csv" 'Retransmissions(C)')
 	uas_f0=$(csv_col "$work/uas.csv" 'FailedCall(C)')
 	sys0=$(cpu_ticks "${pid[$s]}")
@@ -171,6 +172,9 @@ run_step() { # SYSTEM RATE
 	all=$(($(cpu_ticks $(all_pids)) - all0 - sys))
 	uas=$(($(cpu_ticks "$uas_pid") - uas0))
 	uac_cpu=$(tail -n 1 "$work/uac.time" | awk '{printf "%.2f", $1 + $2}')
+	local shed=0 kinds
+	[ -n "${http_port[$s]:-}" ] && shed=$(($(shed_count "$s") - shed0))
+	kinds=$(failure_kinds "$csv")
 	local verdict=clean
 	if [ "$((fail * 1000))" -gt "$n" ] || [ "$retr" -gt 0 ] || [ "$uas_r" -gt 0 ]; then
 		verdict=DIRTY
@@ -180,6 +184,7 @@ run_step() { # SYSTEM RATE
 	printf '%-11s %5d/s  calls %6d ok %6d failed %5d  retrans uac %5d uas %5d  wall %5.1fs  cpu: system %6ss (%4s us/call) others %5ss sipp uac %5ss uas %5ss  %s\n' \
 		"$s" "$rate" "$n" "$ok" "$fail" "$retr" "$uas_r" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
 		"$(ticks_to_s "$sys")" "$us_per_call" "$(ticks_to_s "$all")" "$uac_cpu" "$(ticks_to_s "$uas")" "$verdict"
+	if [ "$fail" -gt 0 ] || [ "$shed" -gt 0 ]; then echo "             failures: ${kinds:-none}; requests shed by officepbx: $shed"; fi
 	if [ "$verdict" = clean ]; then
 		clean[$s]=$rate
 		cpu_sum[$s]=$((${cpu_sum[$s]:-0} + us_per_call))
@@ -188,8 +193,15 @@ run_step() { # SYSTEM RATE
 	else
 		dirty[$s]=$rate
 		why[$s]="failed $fail, retrans uac $retr uas $uas_r"
+		[ "$shed" -gt 0 ] && why[$s]="${why[$s]}, shed $shed"
+		[ -n "$kinds" ] && why[$s]="${why[$s]}; $kinds"
 		active=${active/ $s / }
 	fi
+}
+
+# shed_count SYSTEM: requests officepbx refused before a transaction (503 overloaded, or dropped).
+shed_count() {
+	curl -sf "http://127.0.0.1:${http_port[$1]}/metrics" | awk '/^pbxkit_requests_shed_total/ { n += $2 } END { print n + 0 }'
 }
 
 read -ra sys_list <<<"$systems"

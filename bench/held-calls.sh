@@ -30,7 +30,7 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "held-calls: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo '+changes'), $(nproc) cores"
-echo "$n calls at $rate/s, each held $((hold_ms / 1000)) s; dialplan $dialplan; relay ${RELAY:-off}"
+echo "$n calls at $rate/s, each held $((hold_ms / 1000)) s; dialplan $dialplan; relay ${RELAY:-off}; GOGC ${GOGC:-"unset (officepbx sets 400)"}"
 echo "at start: $(load_line)"
 
 go build -o "$out/officepbx" ./examples/officepbx
@@ -48,7 +48,7 @@ bench_track "$pbx"
 wait_port "$sip"
 
 sipp_opts=(-i 127.0.0.1 -buff_size 4194304 -nostdin)
-sipp -sf test/sipp/register-trusted.xml -s 200 -m 1 "${sipp_opts[@]}" -p "$uas_port" -timeout 10s -timeout_error \
+sipp -sf bench/sipp/register-uas.xml -s 200 -m 1 "${sipp_opts[@]}" -p "$uas_port" -timeout 10s -timeout_error \
 	"127.0.0.1:$sip" >/dev/null 2>&1
 sipp -sf bench/sipp/uas.xml "${sipp_opts[@]}" -p "$uas_port" -trace_stat -stf "$work/uas.csv" -fd 1 >/dev/null 2>&1 &
 bench_track $!

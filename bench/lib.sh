@@ -6,6 +6,7 @@
 #   free_port                  a UDP and TCP port on 127.0.0.1 that nothing listens on
 #   wait_port PORT             until something listens on UDP PORT (10 s at most)
 #   csv_col FILE NAME          the value of column NAME in the last line of a sipp -trace_stat CSV
+#   failure_kinds FILE        the non-zero Failed* counters of a sipp -trace_stat CSV, "Name=N ..."
 #   cpu_ticks PID...           user+system clock ticks of these processes and their children
 #   ticks_to_s TICKS           clock ticks as seconds
 #   rss_kb PID                 resident set size in KiB
@@ -65,6 +66,11 @@ csv_col() {
 		return
 	fi
 	tail -n 1 "$file" | cut -d';' -f"$idx"
+}
+
+failure_kinds() {
+	paste -d= <(head -n 1 "$1" | tr ';' '\n') <(tail -n 1 "$1" | tr ';' '\n') |
+		awk -F= '$1 ~ /^Failed.+\(C\)$/ && $2 > 0 { sub(/\(C\)/, "", $1); printf "%s%s=%s", sep, $1, $2; sep = " " }'
 }
 
 cpu_ticks() {

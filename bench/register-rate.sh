@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-rates=${RATES:-"500 1000 1500 2000 3000 4000 5000 6000 8000 10000"}
+rates=${RATES:-"500 750 1000 1250 1500 2000 3000 4000 5000 6000 8000 10000 12000 15000 20000"}
 step_s=${STEP_S:-6}
 gap_s=${GAP_S:-2}
 users=${USERS:-1000}
@@ -118,6 +118,7 @@ run_step() { # SYSTEM RATE
 	else
 		dirty[$s]=$rate
 		why[$s]="failed $fail, retrans $retr"
+		[ "$fail" -gt 0 ] && why[$s]="${why[$s]}; $(failure_kinds "$csv")"
 		active=${active/ $s / }
 	fi
 }
