@@ -56,6 +56,7 @@ declare -A sip_port pid http_port
 for s in $systems; do sip_port[$s]=$(free_port); done
 
 # --- the systems -------------------------------------------------------------------------------
+# shellcheck disable=SC2317 # run by the EXIT trap
 drop_schemas() {
 	local s
 	while read -r s; do
@@ -135,12 +136,12 @@ active=" $systems "
 all_pids() { local s; for s in $systems; do echo "${pid[$s]}"; done; }
 
 run_step() { # SYSTEM RATE
-	local s=$1 rate=$2 n=$((rate * step_s)) csv="$work/uac-$1-$2.csv" scen=(-sf bench/sipp/uac.xml)
+	local s=$1 rate=$2
+	local n=$((rate * step_s)) csv="$work/uac-$1-$2.csv" scen=(-sf bench/sipp/uac.xml)
 	[ "$s" = pbx-auth ] && scen=(-sf bench/sipp/uac-auth.xml -au 100 -ap pw100)
-	local uas_r0 uas_f0 sys0 all0 uas0 t0 t1 shed0=0
+	local uas_r0 sys0 all0 uas0 t0 t1 shed0=0
 	[ -n "${http_port[$s]:-}" ] && shed0=$(shed_count "$s")
 	uas_r0=$(csv_col "$work/uas.csv" 'Retransmissions(C)')
-	uas_f0=$(csv_col "$work/uas.csv" 'FailedCall(C)')
 	sys0=$(cpu_ticks "${pid[$s]}")
 	# shellcheck disable=SC2046
 	all0=$(cpu_ticks $(all_pids))
@@ -161,12 +162,11 @@ run_step() { # SYSTEM RATE
 	t1=$(date +%s.%N)
 	[ -n "$prof_pid" ] && wait "$prof_pid"
 	sleep 1.2 # the UAS writes its counters every second
-	local ok fail retr uas_r uas_f sys all uas uac_cpu
+	local ok fail retr uas_r sys all uas uac_cpu
 	ok=$(csv_col "$csv" 'SuccessfulCall(C)')
 	fail=$(csv_col "$csv" 'FailedCall(C)')
 	retr=$(csv_col "$csv" 'Retransmissions(C)')
 	uas_r=$(($(csv_col "$work/uas.csv" 'Retransmissions(C)') - uas_r0))
-	uas_f=$(($(csv_col "$work/uas.csv" 'FailedCall(C)') - uas_f0))
 	sys=$(($(cpu_ticks "${pid[$s]}") - sys0))
 	# shellcheck disable=SC2046
 	all=$(($(cpu_ticks $(all_pids)) - all0 - sys))

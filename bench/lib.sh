@@ -48,8 +48,7 @@ free_port() {
 }
 
 wait_port() {
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		if ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
 		sleep 0.1
 	done

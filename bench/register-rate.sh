@@ -86,7 +86,8 @@ active=" $systems "
 all_pids() { local s; for s in $systems; do echo "${pid[$s]}"; done; }
 
 run_step() { # SYSTEM RATE
-	local s=$1 rate=$2 n=$(($2 * step_s)) csv="$work/reg-$1-$2.csv" scen=bench/sipp/register.xml
+	local s=$1 rate=$2
+	local n=$((rate * step_s)) csv="$work/reg-$1-$2.csv" scen=bench/sipp/register.xml
 	[[ "$s" == *-auth ]] && scen=bench/register-load.xml
 	local sys0 all0 t0 t1
 	sys0=$(cpu_ticks "${pid[$s]}")
