@@ -312,9 +312,10 @@ func (c *Call) Reject(code int, phrase string, hdrs ...sip.Header) error {
 	}
 	by, why := "pbx", "routing rejected the call"
 	c.mu.Lock()
-	if last := c.setup.last; last != nil && last.by == "callee" && last.status == code {
-		// Routing passed on what the callee answered: the callee ended the call.
-		by, why = "callee", last.reason
+	if last := c.setup.last; last != nil && last.status == code {
+		// Routing passed on what its last attempt came to: the callee's answer (the callee ended
+		// the call), or the PBX's own reason (the ring timeout, a forwarding loop, ...).
+		by, why = last.by, last.reason
 	}
 	c.mu.Unlock()
 	return c.final(code, phrase, by, why, hdrs...)
