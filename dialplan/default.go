@@ -73,8 +73,8 @@ func (d Default) Route(ctx context.Context, c *b2bua.Call, number string, opts b
 		if err != nil || next == "" {
 			return r, err
 		}
-		if r, ok := d.divert(c, next, reason); !ok {
-			return r, nil
+		if r, ok, err := d.divert(c, next, reason); !ok {
+			return r, err
 		}
 		if uri, err := b2bua.ParseDestination(next); err != nil || uri.Host != "" {
 			return c.Connect(ctx, []string{next}, opts) // a sip: URI: rung as it is
@@ -94,24 +94,25 @@ func (d Default) Forward(ctx context.Context, c *b2bua.Call, dests []string, opt
 	if err != nil || uri.Host != "" {
 		return c.Forward(ctx, dests, opts)
 	}
-	if r, ok := d.divert(c, dests[0], opts.Reason); !ok {
-		return r, nil
+	if r, ok, err := d.divert(c, dests[0], opts.Reason); !ok {
+		return r, err
 	}
 	return d.Route(ctx, c, dests[0], opts.ConnectOptions)
 }
 
-// divert forwards the call to dest (Call.Divert); when it cannot go there, ok is false and r
-// says why.
-func (d Default) divert(c *b2bua.Call, dest, reason string) (r b2bua.Result, ok bool) {
-	err := c.Divert(dest, reason)
+// divert forwards the call to dest (Call.Divert). When it cannot go there, ok is false and r
+// says why: a loop or too many forwards come as r's status, anything else (a destination that is
+// no extension number or URI, a reason that is no token, a call already decided) as err too.
+func (d Default) divert(c *b2bua.Call, dest, reason string) (r b2bua.Result, ok bool, err error) {
+	err = c.Divert(dest, reason)
 	var se *b2bua.StatusError
 	switch {
 	case err == nil:
-		return b2bua.Result{}, true
+		return b2bua.Result{}, true, nil
 	case errors.As(err, &se):
-		return b2bua.Result{Status: se.Code, Reason: se.Reason}, false
+		return b2bua.Result{Status: se.Code, Reason: se.Reason}, false, nil
 	}
-	return b2bua.Result{Status: 500, Reason: err.Error()}, false
+	return b2bua.Result{Status: 500, Reason: err.Error()}, false, err
 }
 
 // step applies one extension's settings: it returns where the call goes next and why, or (next
