@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,9 +21,9 @@ import (
 // TestGoDialplanFallsThrough: a Go handler that decides nothing leaves the call to default
 // routing, which follows 101's forward; one that tried a Connect keeps its status.
 func TestGoDialplanFallsThrough(t *testing.T) {
-	var dir dialplan.Directory
+	var dir atomic.Value // the PBX's Directory, once it runs (set before Run, it needs no atomic)
 	route := dialplan.HandlerFunc(func(ctx context.Context, c *b2bua.Call) error {
-		ext, err := dir.Extension(ctx, c.Callee())
+		ext, err := dir.Load().(dialplan.Directory).Extension(ctx, c.Callee())
 		if err != nil {
 			return err
 		}
@@ -37,7 +38,7 @@ func TestGoDialplanFallsThrough(t *testing.T) {
 		return err // undecided
 	})
 	o := newOffice(t, "sqlite::memory:", pbx.Config{Dialplan: route}, []string{"101", "102", "103"})
-	dir = o.tp.Directory()
+	dir.Store(o.tp.Directory())
 	o.set(t, "101", store.ExtensionPatch{ForwardAlways: ptr("102")})
 	o.set(t, "103", store.ExtensionPatch{ForwardBusy: ptr("102")})
 	inv := o.call("101")
