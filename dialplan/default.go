@@ -66,7 +66,7 @@ func (d Default) Handle(ctx context.Context, c *b2bua.Call) error {
 // Result's status as the caller's answer should routing end there. An error is the Directory's.
 func (d Default) Route(ctx context.Context, c *b2bua.Call, number string, opts b2bua.ConnectOptions) (b2bua.Result, error) {
 	if number == "" {
-		return d.refuse(c, 404, "the Request-URI names no extension"), nil
+		return refused(c, 404, "the Request-URI names no extension"), nil
 	}
 	for {
 		next, reason, r, err := d.step(ctx, c, number, opts)
@@ -126,19 +126,19 @@ func (d Default) step(ctx context.Context, c *b2bua.Call, number string, opts b2
 	case err != nil:
 		return "", "", b2bua.Result{}, fmt.Errorf("dialplan: extension %s: %w", number, err)
 	case ext == nil:
-		return "", "", d.refuse(c, 404, "no such extension"), nil
+		return "", "", refused(c, 404, "no such extension"), nil
 	case !ext.Enabled:
-		return "", "", d.refuse(c, 410, fmt.Sprintf("extension %s is disabled", number)), nil
+		return "", "", refused(c, 410, fmt.Sprintf("extension %s is disabled", number)), nil
 	case ext.ForwardAlways != "":
 		return ext.ForwardAlways, "unconditional", b2bua.Result{}, nil
 	case ext.DND && ext.ForwardBusy != "":
 		return ext.ForwardBusy, "do-not-disturb", b2bua.Result{}, nil
 	case ext.DND:
-		return "", "", d.refuse(c, 486, "do not disturb"), nil
+		return "", "", refused(c, 486, "do not disturb"), nil
 	case !ext.Registered && ext.ForwardNoAnswer != "":
 		return ext.ForwardNoAnswer, "unavailable", b2bua.Result{}, nil
 	case !ext.Registered:
-		return "", "", d.refuse(c, 480, fmt.Sprintf("extension %s is not registered", number)), nil
+		return "", "", refused(c, 480, fmt.Sprintf("extension %s is not registered", number)), nil
 	}
 	if opts.Timeout == 0 && ext.RingTimeout > 0 {
 		opts.Timeout = time.Duration(ext.RingTimeout) * time.Second
@@ -159,9 +159,10 @@ func (d Default) step(ctx context.Context, c *b2bua.Call, number string, opts b2
 	return "", "", r, nil
 }
 
-// refuse is the result of an extension that cannot be called, kept as the caller's answer
-// should routing end there.
-func (d Default) refuse(c *b2bua.Call, status int, reason string) b2bua.Result {
+// refused is the result of an attempt that failed before anything rang, kept as the caller's
+// answer should routing end there (as a failed Connect's is), so default routing does not take
+// the call over afterwards.
+func refused(c *b2bua.Call, status int, reason string) b2bua.Result {
 	c.SetFallback(status, reason)
 	return b2bua.Result{Status: status, Reason: reason}
 }

@@ -87,11 +87,9 @@ func result(L *lua.LState, res b2bua.Result) int {
 	return 1
 }
 
-// failed pushes the result of an attempt that failed before it reached the call core, and keeps
-// its status as the caller's answer should the script end there (as a failed connect's is).
+// failed pushes the result of an attempt that failed before it reached the call core (refused).
 func failed(L *lua.LState, c *b2bua.Call, status int, reason string) int {
-	c.SetFallback(status, reason)
-	return result(L, b2bua.Result{Status: status, Reason: reason})
+	return result(L, refused(c, status, reason))
 }
 
 // verbError raises a Lua error for a verb used wrongly; a verb on a call already decided (the
