@@ -154,20 +154,30 @@ func (f *forwarding) diversions(host string) []sip.Header {
 
 // historyInfo returns the History-Info header (RFC 7044 §4): the dialled party as index 1, then
 // each forward's target one level deeper, mapped from its parent (mp, §4.2.2: the target user
-// changed) and with the RFC 4458 cause of the forward as a URI parameter, as RFC 7544 §5 maps
+// changed) and with the RFC 4458 cause of the forward as a URI parameter; each party forwarded
+// away from carries the same cause in an escaped Reason header (§4.2.1), as RFC 7544 §5 maps
 // Diversion to History-Info:
 //
-//	History-Info: <sip:101@pbx.example.com>;index=1,
-//	  <sip:102@pbx.example.com;cause=302>;index=1.1;mp=1,
+//	History-Info: <sip:101@pbx.example.com?Reason=SIP%3Bcause%3D302>;index=1,
+//	  <sip:102@pbx.example.com;cause=302?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1,
 //	  <sip:103@pbx.example.com;cause=486>;index=1.1.1;mp=1.1
 func (f *forwarding) historyInfo(callee, host string) sip.Header {
 	entries := make([]string, 0, len(f.hops)+1)
-	index := "1"
-	entries = append(entries, "<"+partyURI(callee, host)+">;index="+index)
-	for _, d := range f.hops {
-		parent := index
-		index += ".1"
-		entries = append(entries, "<"+causeURI(d.to, host, causeOf(d.reason))+">;index="+index+";mp="+parent)
+	index, parent := "1", ""
+	for i := 0; i <= len(f.hops); i++ {
+		party, cause, reason := callee, 0, 0
+		if i > 0 {
+			party, cause = f.hops[i-1].to, causeOf(f.hops[i-1].reason)
+		}
+		if i < len(f.hops) {
+			reason = causeOf(f.hops[i].reason)
+		}
+		entry := "<" + historyURI(party, host, cause, reason) + ">;index=" + index
+		if parent != "" {
+			entry += ";mp=" + parent
+		}
+		entries = append(entries, entry)
+		parent, index = index, index+".1"
 	}
 	return sip.NewHeader("History-Info", strings.Join(entries, ","))
 }
@@ -202,15 +212,18 @@ func partyURI(p, host string) string {
 	return "sip:" + p + "@" + host
 }
 
-// causeURI is partyURI with a cause URI parameter (RFC 4458 §3).
-func causeURI(p, host string, cause int) string {
+// historyURI is partyURI with a cause URI parameter (RFC 4458 §3) when cause is not 0, and an
+// escaped Reason header with the cause reason when that is not 0.
+func historyURI(p, host string, cause, reason int) string {
 	var uri sip.Uri
 	if err := sip.ParseUri(partyURI(p, host), &uri); err != nil {
 		return partyURI(p, host) // Divert parsed it already; not reached
 	}
-	if uri.UriParams == nil {
-		uri.UriParams = sip.NewParams()
+	if cause != 0 {
+		uri.UriParams.Add("cause", strconv.Itoa(cause))
 	}
-	uri.UriParams.Add("cause", strconv.Itoa(cause))
+	if reason != 0 {
+		uri.Headers.Add("Reason", "SIP%3Bcause%3D"+strconv.Itoa(reason))
+	}
 	return uri.String()
 }

@@ -24,8 +24,8 @@ func TestForwardingHistory(t *testing.T) {
 		"Diversion: <sip:alice@example.com;transport=tcp>;reason=no-answer;counter=1",
 		"Diversion: <sip:102@pbx.test>;reason=user-busy;counter=1",
 		"Diversion: <sip:101@pbx.test>;reason=unconditional;counter=1",
-		"History-Info: <sip:101@pbx.test>;index=1,<sip:102@pbx.test;cause=302>;index=1.1;mp=1," +
-			"<sip:alice@example.com;transport=tcp;cause=486>;index=1.1.1;mp=1.1,<sip:103@pbx.test;cause=408>;index=1.1.1.1;mp=1.1.1",
+		"History-Info: <sip:101@pbx.test?Reason=SIP%3Bcause%3D302>;index=1,<sip:102@pbx.test;cause=302?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1," +
+			"<sip:alice@example.com;transport=tcp;cause=486?Reason=SIP%3Bcause%3D408>;index=1.1.1;mp=1.1,<sip:103@pbx.test;cause=408>;index=1.1.1.1;mp=1.1.1",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

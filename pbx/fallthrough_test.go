@@ -96,7 +96,7 @@ end`
 	h := o.host
 	wantForwarded(t, b,
 		"<sip:102@"+h+">;reason=unconditional;counter=1 | <sip:110@"+h+">;reason=time-of-day;counter=1",
-		"<sip:110@"+h+">;index=1,<sip:102@"+h+";cause=404>;index=1.1;mp=1,<sip:103@"+h+";cause=302>;index=1.1.1;mp=1.1")
+		"<sip:110@"+h+"?Reason=SIP%3Bcause%3D404>;index=1,<sip:102@"+h+";cause=404?Reason=SIP%3Bcause%3D302>;index=1.1;mp=1,<sip:103@"+h+";cause=302>;index=1.1.1;mp=1.1")
 	if rs := o.answer(t, "103", b, inv); count(rs, 181) != 2 {
 		t.Fatalf("caller got %v, want two 181s", codes(rs))
 	}

@@ -34,7 +34,7 @@ func TestForwardAlways(t *testing.T) {
 		b := o.ring("102")
 		h := o.host
 		wantForwarded(t, b, "<sip:101@"+h+">;reason=unconditional;counter=1",
-			"<sip:101@"+h+">;index=1,<sip:102@"+h+";cause=302>;index=1.1;mp=1")
+			"<sip:101@"+h+"?Reason=SIP%3Bcause%3D302>;index=1,<sip:102@"+h+";cause=302>;index=1.1;mp=1")
 		rs := o.answer(t, "102", b, inv)
 		if count(rs, 181) != 1 {
 			t.Fatalf("caller got %v, want one 181", codes(rs))
@@ -61,7 +61,7 @@ func TestForwardBusy(t *testing.T) {
 		b := o.ring("102")
 		h := o.host
 		wantForwarded(t, b, "<sip:101@"+h+">;reason=user-busy;counter=1",
-			"<sip:101@"+h+">;index=1,<sip:102@"+h+";cause=486>;index=1.1;mp=1")
+			"<sip:101@"+h+"?Reason=SIP%3Bcause%3D486>;index=1,<sip:102@"+h+";cause=486>;index=1.1;mp=1")
 		if rs := o.answer(t, "102", b, inv); count(rs, 181) != 1 {
 			t.Fatalf("caller got %v, want one 181", codes(rs))
 		}
@@ -84,7 +84,7 @@ func TestForwardNoAnswer(t *testing.T) {
 		}
 		h := o.host
 		wantForwarded(t, b, "<sip:101@"+h+">;reason=no-answer;counter=1",
-			"<sip:101@"+h+">;index=1,<sip:102@"+h+";cause=408>;index=1.1;mp=1")
+			"<sip:101@"+h+"?Reason=SIP%3Bcause%3D408>;index=1,<sip:102@"+h+";cause=408>;index=1.1;mp=1")
 		if rs := o.answer(t, "102", b, inv); count(rs, 180) != 1 || count(rs, 181) != 1 {
 			t.Fatalf("caller got %v, want 180 then 181", codes(rs))
 		}
@@ -112,7 +112,7 @@ func TestForwardUnavailable(t *testing.T) {
 	b := o.ring("102")
 	h := o.host
 	wantForwarded(t, b, "<sip:101@"+h+">;reason=unavailable;counter=1",
-		"<sip:101@"+h+">;index=1,<sip:102@"+h+";cause=480>;index=1.1;mp=1")
+		"<sip:101@"+h+"?Reason=SIP%3Bcause%3D480>;index=1,<sip:102@"+h+";cause=480>;index=1.1;mp=1")
 	o.answer(t, "102", b, inv)
 }
 
@@ -127,7 +127,7 @@ func TestForwardDoNotDisturb(t *testing.T) {
 		b := o.ring("102")
 		h := o.host
 		wantForwarded(t, b, "<sip:101@"+h+">;reason=do-not-disturb;counter=1",
-			"<sip:101@"+h+">;index=1,<sip:102@"+h+";cause=486>;index=1.1;mp=1")
+			"<sip:101@"+h+"?Reason=SIP%3Bcause%3D486>;index=1,<sip:102@"+h+";cause=486>;index=1.1;mp=1")
 		o.answer(t, "102", b, inv)
 
 		res := final(awaitFinal(t, o.caller, o.call("103"), 5*time.Second))
@@ -163,7 +163,7 @@ func TestForwardChain(t *testing.T) {
 		h := o.host
 		wantForwarded(t, b,
 			"<sip:102@"+h+">;reason=user-busy;counter=1 | <sip:101@"+h+">;reason=unconditional;counter=1",
-			"<sip:101@"+h+">;index=1,<sip:102@"+h+";cause=302>;index=1.1;mp=1,<sip:103@"+h+";cause=486>;index=1.1.1;mp=1.1")
+			"<sip:101@"+h+"?Reason=SIP%3Bcause%3D302>;index=1,<sip:102@"+h+";cause=302?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1,<sip:103@"+h+";cause=486>;index=1.1.1;mp=1.1")
 		if rs := o.answer(t, "103", b, inv); count(rs, 181) != 2 {
 			t.Fatalf("caller got %v, want two 181s", codes(rs))
 		}
@@ -232,7 +232,7 @@ func TestForwardToURI(t *testing.T) {
 	}
 	h := o.host
 	wantForwarded(t, b, "<sip:101@"+h+">;reason=unconditional;counter=1",
-		"<sip:101@"+h+">;index=1,<"+uri+";cause=302>;index=1.1;mp=1")
+		"<sip:101@"+h+"?Reason=SIP%3Bcause%3D302>;index=1,<"+uri+";cause=302>;index=1.1;mp=1")
 	o.answer(t, "alice", b, inv)
 	o.quiet(t, nil, "101")
 }
