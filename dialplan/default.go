@@ -73,6 +73,9 @@ func (d Default) Route(ctx context.Context, c *b2bua.Call, number string, opts b
 		if err != nil || next == "" {
 			return r, err
 		}
+		if next, err = d.canonical(ctx, next); err != nil {
+			return r, err
+		}
 		if r, ok, err := d.divert(c, next, reason); !ok {
 			return r, err
 		}
@@ -90,14 +93,35 @@ func (d Default) Forward(ctx context.Context, c *b2bua.Call, dests []string, opt
 	if len(dests) != 1 || d.Directory == nil {
 		return c.Forward(ctx, dests, opts)
 	}
-	uri, err := b2bua.ParseDestination(dests[0])
-	if err != nil || uri.Host != "" {
+	dest, err := d.canonical(ctx, dests[0])
+	if err != nil {
+		return b2bua.Result{}, err
+	}
+	if uri, err := b2bua.ParseDestination(dest); err != nil || uri.Host != "" {
 		return c.Forward(ctx, dests, opts)
 	}
-	if r, ok, err := d.divert(c, dests[0], opts.Reason); !ok {
+	if r, ok, err := d.divert(c, dest, opts.Reason); !ok {
 		return r, err
 	}
-	return d.Route(ctx, c, dests[0], opts.ConnectOptions)
+	return d.Route(ctx, c, dest, opts.ConnectOptions)
+}
+
+// canonical names a forward's destination as default routing routes it: a sip: URI that the
+// Directory knows as an extension (one naming the PBX) becomes that extension's number, so that
+// its settings apply and a loop through it is seen.
+func (d Default) canonical(ctx context.Context, dest string) (string, error) {
+	uri, err := b2bua.ParseDestination(dest)
+	if err != nil || uri.Host == "" || d.Directory == nil {
+		return dest, nil // a number, or no destination at all: Divert says so
+	}
+	ext, err := d.Directory.Extension(ctx, dest)
+	if err != nil {
+		return "", fmt.Errorf("dialplan: forward to %s: %w", dest, err)
+	}
+	if ext == nil {
+		return dest, nil
+	}
+	return ext.Number, nil
 }
 
 // divert forwards the call to dest (Call.Divert). When it cannot go there, ok is false and r

@@ -236,3 +236,26 @@ func TestForwardToURI(t *testing.T) {
 	o.answer(t, "alice", b, inv)
 	o.quiet(t, nil, "101")
 }
+
+// TestForwardToLocalURI: a sip: URI naming the PBX is the extension: its settings apply, and a
+// loop through it is seen.
+func TestForwardToLocalURI(t *testing.T) {
+	o := newOffice(t, "sqlite::memory:", pbx.Config{}, []string{"102"}, "101", "103", "104", "105")
+	o.set(t, "101", store.ExtensionPatch{ForwardAlways: ptr("sip:103@pbx.test")})
+	o.set(t, "103", store.ExtensionPatch{DND: ptr(true), ForwardBusy: ptr("102")})
+	o.set(t, "104", store.ExtensionPatch{ForwardAlways: ptr("sip:105@pbx.test")})
+	o.set(t, "105", store.ExtensionPatch{ForwardAlways: ptr("sip:104@" + o.host)})
+	inv := o.call("101")
+	b := o.ring("102")
+	h := o.host
+	wantForwarded(t, b,
+		"<sip:103@"+h+">;reason=do-not-disturb;counter=1 | <sip:101@"+h+">;reason=unconditional;counter=1",
+		"<sip:101@"+h+"?Reason=SIP%3Bcause%3D302>;index=1,<sip:103@"+h+";cause=302?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1,"+
+			"<sip:102@"+h+";cause=486>;index=1.1.1;mp=1.1")
+	o.answer(t, "102", b, inv)
+
+	rs := awaitFinal(t, o.caller, o.call("104"), 5*time.Second)
+	if res := final(rs); res.StatusCode != 482 || count(rs, 181) != 1 {
+		t.Fatalf("got %v, want one 181 and 482", codes(rs))
+	}
+}

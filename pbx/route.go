@@ -194,6 +194,12 @@ type directory struct{ p *PBX }
 var _ dialplan.Directory = directory{}
 
 func (d directory) Extension(ctx context.Context, number string) (*dialplan.Extension, error) {
+	if uri, err := b2bua.ParseDestination(number); err == nil && uri.Host != "" {
+		if !d.p.local(uri) {
+			return nil, nil
+		}
+		number = uri.User
+	}
 	if store.ValidateNumber(number) != nil {
 		return nil, nil // no extension can have that number
 	}
