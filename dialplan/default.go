@@ -63,7 +63,8 @@ func (d Default) Handle(ctx context.Context, c *b2bua.Call) error {
 
 // Route rings the extension number as its settings say, following its forwards, and returns
 // what came of it. Like Connect it leaves the caller undecided when no callee answered, with the
-// Result's status as the caller's answer should routing end there. An error is the Directory's.
+// Result's status as the caller's answer should routing end there. An error is the Directory's,
+// or a stored forward target that is neither an extension number nor a sip: URI.
 func (d Default) Route(ctx context.Context, c *b2bua.Call, number string, opts b2bua.ConnectOptions) (b2bua.Result, error) {
 	if number == "" {
 		return refused(c, 404, "the Request-URI names no extension"), nil
