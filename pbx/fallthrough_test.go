@@ -67,6 +67,10 @@ func TestLuaDialplanFallsThrough(t *testing.T) {
 function route(call)
   call:set_header("X-Script", "seen")
   if call.to == "110" then return call:forward("102", {reason = "time-of-day"}) end
+  if call.to == "111" then
+    local r = call:forward("111") -- where the call is already: a loop, nothing rings
+    return call:reject(r.status == 482 and 482 or 500)
+  end
   -- anything else: undecided
 end`
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
@@ -101,4 +105,9 @@ end`
 		t.Fatalf("caller got %v, want two 181s", codes(rs))
 	}
 	o.quiet(t, nil, "102")
+
+	rs := awaitFinal(t, o.caller, o.call("111"), 5*time.Second)
+	if final(rs).StatusCode != 482 || count(rs, 181) != 0 {
+		t.Fatalf("call:forward to where the call is: got %v, want 482", codes(rs))
+	}
 }
