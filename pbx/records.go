@@ -42,6 +42,11 @@ const (
 	recordQueueSize = 4096  // records handed over and not yet taken by the writer, at most
 	recordPending   = 65536 // records taken and waiting for the database, at most (memory)
 	recordBatch     = 256   // records per transaction at most
+	// recordLinger is how long the writer waits for more records after one arrives. Each batch
+	// costs a spool fsync and a transaction whatever its size: at 800 calls/s, batches of one or
+	// two made the record writer a quarter of the PBX's CPU. The price is that a record spends
+	// up to this long in memory only (like a call still up, it is lost if the process crashes).
+	recordLinger    = 50 * time.Millisecond
 	recordRetryMin  = 100 * time.Millisecond
 	recordRetryMax  = 5 * time.Second  // longest pause between attempts while the database is away
 	recordWriteTime = 10 * time.Second // one attempt's deadline
@@ -156,10 +161,14 @@ func (q *recordQueue) run() {
 	}
 }
 
-// take adds first and whatever else is already waiting to pending (up to maxPending), spooled.
+// take adds first, and what else comes within recordLinger, to pending (up to maxPending),
+// spooled: one spool write and one database transaction then serve every call that ended
+// meanwhile (group commit), instead of one each.
 func (q *recordQueue) take(first *store.CDR) {
 	batch := []*store.CDR{first}
 	limit := min(recordBatch, q.maxPending-len(q.pending))
+	linger := time.NewTimer(recordLinger)
+	defer linger.Stop()
 	for more := true; more && len(batch) < limit; {
 		select {
 		case c, ok := <-q.in:
@@ -168,7 +177,9 @@ func (q *recordQueue) take(first *store.CDR) {
 			} else {
 				more = false
 			}
-		default:
+		case <-linger.C:
+			more = false
+		case <-q.stop:
 			more = false
 		}
 	}

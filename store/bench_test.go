@@ -72,3 +72,42 @@ func benchStore(b *testing.B, dsn string, opts ...store.Option) *store.Store {
 	}
 	return s
 }
+
+// BenchmarkWriteCDRs measures storing call records the way the PBX's record writer does: a batch
+// of answered calls (two segments each, with keys) in one WriteCDRs. ns/op is per record.
+func BenchmarkWriteCDRs(b *testing.B) {
+	for _, be := range backends {
+		for _, size := range []int{1, 8, 40, 200} {
+			b.Run(fmt.Sprintf("%s/batch=%d", be.name, size), func(b *testing.B) {
+				s := benchStore(b, be.dsn(b))
+				ctx := context.Background()
+				b.ReportAllocs()
+				n := 0
+				for b.Loop() {
+					if n%size == 0 {
+						if err := s.WriteCDRs(ctx, benchRecords(n, size)); err != nil {
+							b.Fatal(err)
+						}
+					}
+					n++
+				}
+			})
+		}
+	}
+}
+
+func benchRecords(first, n int) []*store.CDR {
+	start := time.Now().Add(-time.Minute)
+	answer, end := start.Add(2*time.Second), start.Add(30*time.Second)
+	cdrs := make([]*store.CDR, n)
+	for i := range cdrs {
+		key := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), first+i)
+		cdrs[i] = &store.CDR{Key: &key, CallID: key, Caller: "100", Dialled: "200", Callee: "200",
+			Source: "127.0.0.1:5062", StartAt: start, AnswerAt: &answer, EndAt: end,
+			Disposition: store.Answered, Status: 200, HangupBy: "caller", Reason: "bye",
+			Segments: []store.CDRSegment{
+				{Seq: 0, Caller: "100", Callee: "200", StartAt: answer, EndAt: answer.Add(10 * time.Second), EndReason: "transfer"},
+				{Seq: 1, Caller: "100", Callee: "201", StartAt: answer.Add(10 * time.Second), EndAt: end, EndReason: "bye"}}}
+	}
+	return cdrs
+}

@@ -190,8 +190,13 @@ func (s *Store) WriteCDR(ctx context.Context, c *CDR) error {
 	return s.WriteCDRs(ctx, []*CDR{c})
 }
 
-// WriteCDRs stores several records with their segments in one transaction: two INSERT
-// statements in all, which under load costs a fraction of one transaction per call. It is all or
+// insertRows is how many rows one INSERT statement carries. The pure-Go SQLite driver binds
+// parameters in time quadratic in their number (it looks each one up among all the arguments): a
+// 40-row INSERT of records spent more CPU binding than SQLite spent storing.
+const insertRows = 16
+
+// WriteCDRs stores several records with their segments in one transaction: INSERT statements
+// of insertRows rows, which under load costs a fraction of one transaction per call. It is all or
 // nothing: an invalid record fails the batch before anything is written. A record whose Key is
 // already stored is not stored again (it gets the stored record's ID; its segments' IDs stay 0).
 func (s *Store) WriteCDRs(ctx context.Context, cdrs []*CDR) error {
@@ -216,7 +221,7 @@ func (s *Store) WriteCDRs(ctx context.Context, cdrs []*CDR) error {
 		if err != nil || len(fresh) == 0 {
 			return err
 		}
-		if err := tx.Omit(clause.Associations).Create(fresh).Error; err != nil {
+		if err := tx.Omit(clause.Associations).CreateInBatches(fresh, insertRows).Error; err != nil {
 			return err
 		}
 		var segs []*CDRSegment
@@ -229,7 +234,7 @@ func (s *Store) WriteCDRs(ctx context.Context, cdrs []*CDR) error {
 		if len(segs) == 0 {
 			return nil
 		}
-		return tx.Create(segs).Error
+		return tx.CreateInBatches(segs, insertRows).Error
 	})
 	if err != nil {
 		clearIDs(cdrs) // nothing was stored: IDs of rolled-back rows would name records that do not exist

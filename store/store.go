@@ -16,7 +16,6 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
-	"gorm.io/gorm/logger"
 
 	"github.com/pbxkit/pbxkit/migrations"
 )
@@ -128,7 +127,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	}
 	now := o.now
 	db, err := gorm.Open(dialector, &gorm.Config{
-		Logger:                 logger.NewSlogLogger(o.log, logger.Config{SlowThreshold: 200 * time.Millisecond, LogLevel: logger.Warn, IgnoreRecordNotFoundError: true}),
+		Logger:                 newSQLLogger(o.log),
 		NowFunc:                func() time.Time { return dbTime(now()) },
 		SkipDefaultTransaction: true,
 		TranslateError:         true,

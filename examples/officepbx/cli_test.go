@@ -239,3 +239,16 @@ func TestRecordSpoolPath(t *testing.T) {
 		}
 	}
 }
+
+func TestSourceRateFlags(t *testing.T) {
+	for _, tc := range []struct{ rate, burst int }{
+		{pbx.DefaultSourceRate, pbx.DefaultSourceBurst}, {1000, 4000}, {-1, 0}, {0, 0},
+	} {
+		if got := sourceBurst(tc.rate); got != tc.burst {
+			t.Errorf("sourceBurst(%d) = %d, want %d", tc.rate, got, tc.burst)
+		}
+	}
+	if code, _, errs := officepbx(t, "serve", "--pprof"); code != 2 || !strings.Contains(errs, "--pprof needs --http") {
+		t.Fatalf("--pprof without --http: exit %d, %s", code, errs)
+	}
+}

@@ -70,6 +70,10 @@ func flagFor(field string) (string, bool) {
 		return "--conn-idle-timeout", true
 	case "MessageTimeout":
 		return "--message-timeout", true
+	case "SourceRate", "SourceBurst":
+		return "--source-rate", true
+	case "OverloadLatency":
+		return "--overload-latency", true
 	}
 	return "", false
 }

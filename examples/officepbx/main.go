@@ -16,10 +16,20 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
+// gcPercent is the garbage collector's target (GOGC) unless the environment sets GOGC: the heap
+// may grow to five times what is live before a collection. Under call load at the default of 100
+// the collector took about a sixth of the PBX's CPU; a PBX's live heap is small (a few KB per
+// call), so trading memory for CPU is the right default for a server.
+const gcPercent = 400
+
 func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

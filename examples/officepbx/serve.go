@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -50,6 +51,9 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		perSrc   = fs.Int("max-connections-per-source", pbx.DefaultMaxConnectionsPerSource, "TCP connections open at once from one IP (IPv6: one /64), --trust networks exempt; negative: no limit (env PBX_MAX_CONNECTIONS_PER_SOURCE)")
 		connIdle = fs.Duration("conn-idle-timeout", pbx.DefaultConnIdleTimeout, "close TCP connections without a SIP message for this long, unless a phone registered over them; negative: never (env PBX_CONN_IDLE_TIMEOUT)")
 		msgTime  = fs.Duration("message-timeout", pbx.DefaultMessageTimeout, "close TCP connections that take longer to send one SIP message (or to read one); negative: never (env PBX_MESSAGE_TIMEOUT)")
+		srcRate  = fs.Int("source-rate", pbx.DefaultSourceRate, "new requests a second one source IP outside --trust may send (burst 4x); more are dropped; negative: no limit (env PBX_SOURCE_RATE)")
+		overload = fs.Duration("overload-latency", pbx.DefaultOverloadLatency, "answer new requests 503 while the Go scheduler's p99 delay exceeds this; negative: never (env PBX_OVERLOAD_LATENCY)")
+		pprofOn  = fs.Bool("pprof", false, "also serve net/http/pprof under /debug/pprof/ on the --http address (for profiling; env PBX_PPROF)")
 		_        = fs.String("config", "", "config file of 'flag value' lines")
 	)
 	return &ffcli.Command{
@@ -92,12 +96,16 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				RTPPortMin: rtpLo, RTPPortMax: rtpHi, RTPAddress: *rtpIP, MediaTimeout: *mediaTO,
 				MaxConnections: *maxConns, MaxConnectionsPerSource: *perSrc, ConnIdleTimeout: *connIdle, MessageTimeout: *msgTime,
 				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db),
+				SourceRate: *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
 			}
 			if err := cfg.Validate(); err != nil {
 				return flagErrors(err)
 			}
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-			return serve(ctx, log, cfg, *httpAddr)
+			if *pprofOn && *httpAddr == "" {
+				return usagef("--pprof needs --http ADDR")
+			}
+			return serve(ctx, log, cfg, *httpAddr, *pprofOn)
 		},
 	}
 }
@@ -148,7 +156,16 @@ func splitList(s string) []string {
 	return out
 }
 
-func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr string) error {
+// sourceBurst keeps pbx's ratio of burst to rate (DefaultSourceBurst to DefaultSourceRate) for a
+// --source-rate given on the command line.
+func sourceBurst(rate int) int {
+	if rate <= 0 {
+		return 0
+	}
+	return rate * pbx.DefaultSourceBurst / pbx.DefaultSourceRate
+}
+
+func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr string, withPprof bool) error {
 	p, err := pbx.New(cfg, pbx.WithLogger(log))
 	if err != nil {
 		return err
@@ -165,6 +182,13 @@ func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr strin
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.Metrics(), promhttp.HandlerOpts{}))
 		mux.Handle("GET /healthz", healthz(p))
+		if withPprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		// net/http's own errors (its accept back-off among them) go to the log, not to stderr raw.
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}

@@ -1,0 +1,41 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// sqlSlow is how long a statement may take before it is logged as slow.
+const sqlSlow = 200 * time.Millisecond
+
+// sqlLogger logs failed and slow statements through slog. It stands in front of gorm's slog
+// logger because that one renders every statement with its arguments (logger.ExplainSQL)
+// before it decides whether to log it: a tenth of the CPU of writing a call record went there.
+type sqlLogger struct {
+	logger.Interface // gorm's slog logger: Info, Warn, Error, and the statements that are logged
+	level            logger.LogLevel
+}
+
+func newSQLLogger(log *slog.Logger) logger.Interface {
+	level := logger.Warn
+	return sqlLogger{logger.NewSlogLogger(log, logger.Config{SlowThreshold: sqlSlow, LogLevel: level, IgnoreRecordNotFoundError: true}), level}
+}
+
+func (l sqlLogger) LogMode(level logger.LogLevel) logger.Interface {
+	return sqlLogger{l.Interface.LogMode(level), level}
+}
+
+// Trace renders and logs a statement only when it is logged: it failed (but for "not found"),
+// it was slow, or the level is Info.
+func (l sqlLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
+	failed := err != nil && !errors.Is(err, gorm.ErrRecordNotFound)
+	if l.level <= logger.Silent || !failed && time.Since(begin) <= sqlSlow && l.level < logger.Info {
+		return
+	}
+	l.Interface.Trace(ctx, begin, fc, err)
+}
