@@ -67,6 +67,9 @@ type setupState struct {
 	headers []sip.Header // added to every B-leg (SetHeader)
 	legs    []*leg       // every B-leg rung for the caller, for Hangup while ringing
 	fwd     forwarding   // the forwards so far (Divert)
+	ring    *ringer      // the caller's ring in progress, for pickups
+	// pickerAck is fired by the ACK of the picker's 200 once the call was picked up.
+	pickerAck *signal
 }
 
 // signal is closed once, by whoever sees the event first.

@@ -36,6 +36,9 @@ func side(aleg bool) string {
 
 // ackIn takes an ACK: of a relayed re-INVITE's 2xx, or the caller's ACK of the call's 200.
 func (c *Call) ackIn(req *sip.Request, aleg bool) {
+	if !aleg {
+		c.pickerAcked()
+	}
 	if c.re.acked(req.CSeq().SeqNo, &c.mu) {
 		return
 	}

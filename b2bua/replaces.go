@@ -187,7 +187,16 @@ func (c *Call) takeOver() {
 		return
 	}
 	ref, found := c.e.findDialog(rep)
+	if !found {
+		if target, ext, ok := c.e.earlyLeg(rep); ok {
+			c.pickupByReplaces(target, ext)
+			return
+		}
+	}
 	switch {
+	case found && rep.earlyOnly:
+		c.fail(486, "pbx", "Replaces is early-only and the dialog is confirmed") // RFC 3891 §3
+		return
 	case !found && c.e.endedDialog(rep):
 		c.fail(603, "pbx", "the dialog Replaces names has ended") // RFC 3891 §3
 		return
@@ -257,12 +266,17 @@ func takeOverRefusal(z *Call) int {
 	return 481
 }
 
-// absorb ends a call whose dialog another call has taken over: no record, no event, no BYE.
+// absorb ends a call whose dialog another call has taken over: no record, no event, no BYE. Its
+// own media relay, if routing had one allocated, is released.
 func (c *Call) absorb() {
 	c.mu.Lock()
 	ok := c.move(stateEnded)
+	m := c.media.session
 	c.mu.Unlock()
 	if ok {
+		if m != nil {
+			m.Close()
+		}
 		c.e.release(c)
 		close(c.done)
 	}
