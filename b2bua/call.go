@@ -46,7 +46,8 @@ type Call struct {
 	vars    map[string]string
 	onEnd   []func(Record)
 	rec     Record
-	seg     segment // the two parties talking now
+	seg     segment    // the two parties talking now
+	parked  *parkState // the call's place in a park slot while one side is parked
 
 	acked     signal // the caller's ACK of our 2xx
 	cancelled signal // the caller's CANCEL

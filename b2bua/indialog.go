@@ -22,6 +22,11 @@ func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 	case sip.INVITE:
 		c.reinvite(req, tx, aleg, t)
 	default:
+		if c.isParked() {
+			// Nobody is on the other side to take it.
+			c.e.respond(req, tx, 491, c.localTag(aleg), nil)
+			return
+		}
 		c.relay(req, tx, aleg, t)
 	}
 }

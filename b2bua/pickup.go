@@ -104,13 +104,13 @@ func (c *Call) PickupAny(ctx context.Context, exts []string) (Result, error) {
 		if len(exts) != 1 {
 			what = "nothing is ringing in the pickup group"
 		}
-		return c.pickupFailed(480, what), nil
+		return c.attemptFailed(480, what), nil
 	}
 	return c.pickFrom(ctx, target, ext), nil
 }
 
-// pickupFailed keeps a failed pickup as the caller's answer should routing end there.
-func (c *Call) pickupFailed(status int, reason string) Result {
+// attemptFailed keeps a failed pickup or retrieval as the caller's answer should routing end there.
+func (c *Call) attemptFailed(status int, reason string) Result {
 	c.log.Info("pickup failed", "status", status, "reason", reason)
 	c.remember(ringResult{status: status, by: "pbx", reason: reason})
 	return Result{Status: status, Reason: reason}
@@ -119,25 +119,25 @@ func (c *Call) pickupFailed(status int, reason string) Result {
 // pickFrom hands the pickup to the target's ring and, once taken, answers the picker.
 func (c *Call) pickFrom(ctx context.Context, target *Call, ext string) Result {
 	if len(c.aReq.Body()) == 0 {
-		return c.pickupFailed(488, "pickup needs an SDP offer in the INVITE")
+		return c.attemptFailed(488, "pickup needs an SDP offer in the INVITE")
 	}
 	target.mu.Lock()
 	r := target.setup.ring
 	target.mu.Unlock()
 	if r == nil {
-		return c.pickupFailed(480, "nothing is ringing at "+ext)
+		return c.attemptFailed(480, "nothing is ringing at "+ext)
 	}
 	req := &pickupReq{by: c, ext: ext, reply: make(chan pickupReply, 1)}
 	select {
 	case r.pickups <- req:
 	case <-r.decided:
-		return c.pickupFailed(480, "the call at "+ext+" stopped ringing")
+		return c.attemptFailed(480, "the call at "+ext+" stopped ringing")
 	case <-ctx.Done():
 		return Result{Status: 487, Reason: "routing gave up: " + ctx.Err().Error()}
 	}
 	rep := <-req.reply // the target answers every request it took, at once
 	if rep.status != 200 {
-		return c.pickupFailed(rep.status, rep.reason)
+		return c.attemptFailed(rep.status, rep.reason)
 	}
 	c.log.Info("call picked up", "picked_call_id", target.id, "ext", ext)
 	c.absorb()

@@ -210,11 +210,19 @@ func (c *Call) takeOver() {
 		return
 	}
 	defer z.moveLocked(stateAnswered)
-	pIsA := ref.aleg
+	if code, why := c.joinCall(z, ref.aleg, true); code != 200 {
+		c.fail(code, "pbx", why)
+	}
+}
+
+// joinCall puts c's caller in call z on side pIsA, opposite the party there: that party is
+// re-INVITEd with c's offer, and c's caller is answered 200 with its answer (handOver). The
+// party that was on side pIsA is hung up when byeOld. It returns 200, or the status and reason
+// that refuse c's caller.
+func (c *Call) joinCall(z *Call, pIsA, byeOld bool) (int, string) {
 	toPeer, err := z.sdpFrom(pIsA, sendRecv(c.aReq.Body()))
 	if err != nil {
-		c.fail(statusOf(err), "pbx", "media: "+err.Error())
-		return
+		return statusOf(err), "media: " + err.Error()
 	}
 	z.mu.Lock()
 	peer, _ := z.sideDialog(!pIsA)
@@ -222,33 +230,34 @@ func (c *Call) takeOver() {
 	peerAnswer, ok := z.reoffer(peer, toPeer)
 	if !ok {
 		z.sdpFrom(pIsA, z.sideSDP(pIsA)) // the replaced party's media again
-		c.fail(500, "pbx", "the peer did not take the new session")
-		return
+		return 500, "the peer did not take the new session"
 	}
 	forCaller, err := z.sdpFrom(!pIsA, peerAnswer)
 	if err != nil {
-		c.fail(statusOf(err), "pbx", "media: "+err.Error())
-		return
+		return statusOf(err), "media: " + err.Error()
 	}
-	c.handOver(z, pIsA, forCaller, peerAnswer)
+	c.handOver(z, pIsA, forCaller, peerAnswer, byeOld)
+	return 200, ""
 }
 
 // handOver gives c's caller dialog to call z on side pIsA, answers the caller 200 with answer and
-// releases the replaced party.
-func (c *Call) handOver(z *Call, pIsA bool, answer, peerSDP []byte) {
+// releases the replaced party (BYE when byeOld).
+func (c *Call) handOver(z *Call, pIsA bool, answer, peerSDP []byte, byeOld bool) {
 	z.mu.Lock()
 	z.media.setSDP(pIsA, c.aReq.Body(), peerSDP)
 	acked := z.re.answeredWith(c.aReq.CSeq().SeqNo) // the caller's ACK now reaches z
 	z.mu.Unlock()
-	old := z.putSide(pIsA, nil, c.a, c.rec.Caller, "replaced")
+	old := z.putSide(pIsA, nil, c.a, c.party(), "replaced")
 	c.absorb()
 	ok, err := z.e.respond(c.aReq, c.aTx, 200, c.a.localTag, z.stampSDP(c.a, answer), c.a.contact)
 	if err == nil {
 		z.retransmitUntil(c.aTx, ok, acked)
 	}
-	z.byeIn(old, "bye to replaced party")
-	z.log.Info("dialog replaced", "by_call", c.id)
-	z.emit(CallTransferred, 200)
+	if byeOld {
+		z.byeIn(old, "bye to replaced party")
+		z.log.Info("dialog replaced", "by_call", c.id)
+		z.emit(CallTransferred, 200)
+	}
 }
 
 // takeOverRefusal is the status for an INVITE with Replaces whose dialog cannot be replaced:
