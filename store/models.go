@@ -77,6 +77,9 @@ type Extension struct {
 	ForwardBusy     string    `gorm:"column:forward_busy"`
 	ForwardNoAnswer string    `gorm:"column:forward_noanswer"`
 	RingTimeout     int       `gorm:"column:ring_timeout"` // seconds; 0 means the PBX default
+	// PickupGroup names the extension's pickup group ("" none): its members answer each other's
+	// ringing calls with the group pickup code.
+	PickupGroup string `gorm:"column:pickup_group"`
 	CreatedAt       time.Time `gorm:"column:created_at"`
 	UpdatedAt       time.Time `gorm:"column:updated_at"`
 }
@@ -138,6 +141,9 @@ func (e *Extension) validate() error {
 			return err
 		}
 	}
+	if len(e.PickupGroup) > 64 || strings.ContainsAny(e.PickupGroup, "\r\n\"' ") {
+		return invalid("pickup_group", "must be at most 64 characters without spaces, quotes or line breaks")
+	}
 	if e.RingTimeout < 0 || e.RingTimeout > 600 {
 		return invalid("ring_timeout", "must be between 0 and 600 seconds")
 	}
@@ -155,6 +161,7 @@ type ExtensionPatch struct {
 	ForwardBusy     *string
 	ForwardNoAnswer *string
 	RingTimeout     *int
+	PickupGroup     *string
 }
 
 func (p ExtensionPatch) apply(e *Extension) error {
@@ -181,6 +188,7 @@ func (p ExtensionPatch) apply(e *Extension) error {
 	set(&e.ForwardAlways, p.ForwardAlways)
 	set(&e.ForwardBusy, p.ForwardBusy)
 	set(&e.ForwardNoAnswer, p.ForwardNoAnswer)
+	set(&e.PickupGroup, p.PickupGroup)
 	if p.Enabled != nil {
 		e.Enabled = *p.Enabled
 	}
