@@ -239,6 +239,7 @@ func (p *PBX) newCallCore() error {
 		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, Media: p.mediaRelay(),
 		OnEvent:       func(e b2bua.Event) { p.events.publish(callEvent(e)) },
 		OnUnreachable: p.dropUnreachable,
+		Park:          p.cfg.Features.park(),
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
 		return fmt.Errorf("pbx: %w", err)

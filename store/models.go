@@ -65,23 +65,23 @@ func ValidateTarget(field, t string) error {
 // (RFC 2617) and SHA-256 (RFC 8760). Changing the realm therefore needs a new password; SetPassword
 // computes both hashes.
 type Extension struct {
-	ID              int64     `gorm:"column:id;primaryKey"`
-	Number          string    `gorm:"column:number"`
-	Name            string    `gorm:"column:name"`
-	Realm           string    `gorm:"column:realm"`
-	HA1MD5          string    `gorm:"column:ha1_md5"`
-	HA1SHA256       string    `gorm:"column:ha1_sha256"`
-	Enabled         bool      `gorm:"column:enabled"`
-	DND             bool      `gorm:"column:dnd"`
-	ForwardAlways   string    `gorm:"column:forward_always"`
-	ForwardBusy     string    `gorm:"column:forward_busy"`
-	ForwardNoAnswer string    `gorm:"column:forward_noanswer"`
-	RingTimeout     int       `gorm:"column:ring_timeout"` // seconds; 0 means the PBX default
+	ID              int64  `gorm:"column:id;primaryKey"`
+	Number          string `gorm:"column:number"`
+	Name            string `gorm:"column:name"`
+	Realm           string `gorm:"column:realm"`
+	HA1MD5          string `gorm:"column:ha1_md5"`
+	HA1SHA256       string `gorm:"column:ha1_sha256"`
+	Enabled         bool   `gorm:"column:enabled"`
+	DND             bool   `gorm:"column:dnd"`
+	ForwardAlways   string `gorm:"column:forward_always"`
+	ForwardBusy     string `gorm:"column:forward_busy"`
+	ForwardNoAnswer string `gorm:"column:forward_noanswer"`
+	RingTimeout     int    `gorm:"column:ring_timeout"` // seconds; 0 means the PBX default
 	// PickupGroup names the extension's pickup group ("" none): its members answer each other's
 	// ringing calls with the group pickup code.
-	PickupGroup string `gorm:"column:pickup_group"`
-	CreatedAt       time.Time `gorm:"column:created_at"`
-	UpdatedAt       time.Time `gorm:"column:updated_at"`
+	PickupGroup string    `gorm:"column:pickup_group"`
+	CreatedAt   time.Time `gorm:"column:created_at"`
+	UpdatedAt   time.Time `gorm:"column:updated_at"`
 }
 
 // TableName tells gorm the table; the schema itself comes from migrations/.
