@@ -49,6 +49,20 @@ func TestCLIForwardAlways(t *testing.T) {
 	caller.Send(caller.InDialog("ACK", inv, ok, 1))
 	phone.WaitRequest(sip.ACK)
 	b2buatest.HangUp(t, caller, phone, inv, ok, 2)
+
+	// A change made while the PBX runs applies to the next call (issue 13 point 8): the PBX has
+	// 100 and 101 in its cache, and sees the settings version move (checked every 0.1 s).
+	if code, out, errs := officepbx(t, "ext", "set", "100", "--dnd", "on", "--db", db); code != 0 {
+		t.Fatalf("ext set --dnd: exit %d\n%s%s", code, out, errs)
+	}
+	time.Sleep(200 * time.Millisecond)
+	msg, inv = caller.Invite("102", "101", nil)
+	caller.Send(msg)
+	res := caller.WaitResponse(486)
+	if res.CallID().Value() != inv.CallID().Value() {
+		t.Fatalf("486 for another call: %s", res.CallID().Value())
+	}
+	caller.AckFinal(inv, res)
 }
 
 // serveInTest runs officepbx serve with args until the test ends and returns its UDP address.
