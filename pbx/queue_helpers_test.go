@@ -92,18 +92,6 @@ func (o *office) statsLine(t *testing.T) string {
 	return final(rs).Reason
 }
 
-// collect gathers the responses c gets for inv for a while, without waiting for a final one.
-func collect(c *uaClient, inv *sip.Request, d time.Duration) []*sip.Response {
-	var got []*sip.Response
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if res, ok := c.RecvMsg(time.Until(deadline)).(*sip.Response); ok && res.CallID().Value() == inv.CallID().Value() {
-			got = append(got, res)
-		}
-	}
-	return got
-}
-
 // waitPhrase waits for a response to inv at c with code and phrase.
 func waitPhrase(t *testing.T, c *uaClient, inv *sip.Request, code int, phrase string) {
 	t.Helper()

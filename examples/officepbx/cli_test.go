@@ -60,9 +60,9 @@ func TestCLIExtensions(t *testing.T) {
 				{[]string{"queue", "list", "--db", db}, 0, `(?m)^sales\s+roundrobin\s+90\s+0\s+0\s+0\s+0\s+-\s+100$`, ""},
 				{[]string{"queue", "rm", "sales", "--db", db}, 0, "queue sales removed", ""},
 				{[]string{"queue", "rm", "sales", "--db", db}, 1, "", "no queue sales"},
-				{[]string{"migrate", "--db", db}, 0, "schema at version 5", ""},
-				{[]string{"migrate", "--down", "--db", db}, 0, "schema at version 4", ""},
-				{[]string{"migrate", "--db", db}, 0, "schema at version 5", ""},
+				{[]string{"migrate", "--db", db}, 0, "schema at version 6", ""},
+				{[]string{"migrate", "--down", "--db", db}, 0, "schema at version 5", ""},
+				{[]string{"migrate", "--db", db}, 0, "schema at version 6", ""},
 				{[]string{"frobnicate"}, 2, "", ""},
 				{[]string{"ext", "list", "--db", "mysql://x"}, 1, "", `unsupported database "mysql://x"`},
 			}
