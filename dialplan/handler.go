@@ -54,21 +54,38 @@ type Extension struct {
 	ForwardNoAnswer string // "" or the destination when it does not answer
 	RingTimeout     int    // seconds; 0 means the PBX default
 	Registered      bool   // has at least one live registration
+	PickupGroup     string // "" or the pickup group whose ringing calls it may answer (*8)
 }
 
 // Queue is what a dialplan sees of a call queue.
 type Queue struct {
 	Name     string
-	Strategy string
-	Members  []string      // the extensions that take the queue's calls, in order of preference
+	Strategy string        // one of the Strategy... constants; "" is StrategyRingAll
+	Members  []Agent       // the extensions that take the queue's calls, in the queue's order
 	MaxWait  time.Duration // 0 for no limit
 	MaxLen   int           // callers waiting at most; 0 for no limit
 	Announce time.Duration // how often a waiting caller hears its position again (182); 0 once
 	Music    string        // hold audio: a WAV file or "tone"
+	// WrapUp is how long an agent is left alone after a call from a queue ended.
+	WrapUp time.Duration
+	// RingTimeout is how long members ring per attempt; 0 for QueueOptions' default.
+	RingTimeout time.Duration
+}
+
+// Agent is a queue member and its state. Paused and logged-out agents are never offered a call.
+type Agent struct {
+	Extension   string
+	Penalty     int // tier: the lowest tier with an agent free is offered first
+	Paused      bool
+	PauseReason string
+	LoggedOut   bool
 }
 
 // Directory is where a dialplan looks extensions and queues up. Both methods return nil and no
-// error for a name that does not exist.
+// error for a name that does not exist. Extension may also be given a sip: URI: one that names
+// an extension of the PBX (its user part at the PBX's domain or address) returns that extension,
+// any other nil, so that default routing treats a forward to "sip:102@pbx.example.com" as one to
+// 102.
 type Directory interface {
 	Extension(ctx context.Context, number string) (*Extension, error)
 	Queue(ctx context.Context, name string) (*Queue, error)

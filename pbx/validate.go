@@ -35,7 +35,7 @@ func (c Config) Validate() error { return c.withDefaults().validate() }
 func (c Config) validate() error {
 	var errs []error
 	for _, check := range []func() []error{
-		c.validateListener, c.validateAuth, c.validateRegistrar, c.validateCalls, c.validateMedia,
+		c.validateListener, c.validateAuth, c.validateRegistrar, c.validateCalls, c.validateMedia, c.validateFeatures,
 	} {
 		errs = append(errs, check()...)
 	}

@@ -49,12 +49,18 @@ type QueueDirectory interface {
 	Queue(ctx context.Context, name string) (*Queue, error)
 }
 
+// GroupDirectory looks up ring groups with their members.
+type GroupDirectory interface {
+	Group(ctx context.Context, number string) (*RingGroup, error)
+}
+
 // Interface guards.
 var (
 	_ Directory      = (*Store)(nil)
 	_ Locations      = (*Store)(nil)
 	_ CDRWriter      = (*Store)(nil)
 	_ QueueDirectory = (*Store)(nil)
+	_ GroupDirectory = (*Store)(nil)
 )
 
 // Defaults for Options.
@@ -107,6 +113,7 @@ type Store struct {
 	bindings *cache[[]Binding]
 	loaded   atomic.Int64
 	closed   atomic.Bool
+	settings settingsWatch
 }
 
 // Open connects to dsn, applies pending migrations and loads live registrations into the cache.
@@ -345,6 +352,7 @@ func (s *Store) CreateExtension(ctx context.Context, e *Extension) error {
 	if err != nil {
 		return mapErr(fmt.Sprintf("store: create extension %s", e.Number), err)
 	}
+	s.bumpSettings(ctx)
 	return nil
 }
 
@@ -353,6 +361,7 @@ func (s *Store) Extension(ctx context.Context, number string) (*Extension, error
 	if ValidateNumber(number) != nil {
 		return nil, fmt.Errorf("store: extension %q: %w", number, ErrNotFound)
 	}
+	s.freshSettings(ctx)
 	v, found, ok, gen := s.exts.get(number)
 	if ok {
 		if !found {
@@ -388,6 +397,20 @@ func (s *Store) Extensions(ctx context.Context) ([]Extension, error) {
 	return out, mapErr("store: list extensions", err)
 }
 
+// PickupGroup returns the numbers of the enabled extensions in pickup group group, in order; none
+// for "".
+func (s *Store) PickupGroup(ctx context.Context, group string) ([]string, error) {
+	if group == "" {
+		return nil, nil
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	var out []string
+	err := s.db.WithContext(ctx).Model(&Extension{}).Where("pickup_group = ? AND enabled = ?", group, true).
+		Order("number").Pluck("number", &out).Error
+	return out, mapErr("store: pickup group "+group, err)
+}
+
 // UpdateExtension applies p to the extension with that number and returns the result.
 func (s *Store) UpdateExtension(ctx context.Context, number string, p ExtensionPatch) (*Extension, error) {
 	ctx, cancel := s.opCtx(ctx)
@@ -409,6 +432,7 @@ func (s *Store) UpdateExtension(ctx context.Context, number string, p ExtensionP
 	if err != nil {
 		return nil, mapErr("store: update extension "+number, err)
 	}
+	s.bumpSettings(ctx)
 	return &e, nil
 }
 
@@ -432,6 +456,7 @@ func (s *Store) DeleteExtension(ctx context.Context, number string) error {
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("store: delete extension %s: %w", number, ErrNotFound)
 	}
+	s.bumpSettings(ctx)
 	return nil
 }
 
