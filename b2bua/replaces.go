@@ -112,9 +112,16 @@ func (c *Call) putSide(aside bool, l *leg, d *dialogSide, party, why string) *di
 		c.seg.callee, c.rec.Callee = party, party
 	}
 	c.seg.start = now
+	back := c.parked != nil && c.parked.side == aside // a party takes the parker's place
 	c.mu.Unlock()
 	c.e.table.add(d.key(), c, aside)
 	c.e.table.remove(old.key(), now)
+	if back {
+		// From now on a BYE from either side ends the call for both (hangup spares the side
+		// of a parked call that the parker left); the retriever's ACK may be followed at once
+		// by the parked party's BYE.
+		c.leavePark()
+	}
 	return old
 }
 
