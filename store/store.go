@@ -181,6 +181,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.watchSettings()
 	return s, nil
 }
 
@@ -223,6 +224,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.stopSettings()
 	return s.sqlDB.Close()
 }
 
@@ -361,7 +363,6 @@ func (s *Store) Extension(ctx context.Context, number string) (*Extension, error
 	if ValidateNumber(number) != nil {
 		return nil, fmt.Errorf("store: extension %q: %w", number, ErrNotFound)
 	}
-	s.freshSettings(ctx)
 	v, found, ok, gen := s.exts.get(number)
 	if ok {
 		if !found {
