@@ -257,7 +257,8 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 		p.reply(req, tx, 200, "",
 			sip.NewHeader("Allow", sipx.Allow),
 			sip.NewHeader("Accept", sipx.ContentTypeSDP),
-			sip.NewHeader("Supported", supportedValue()))
+			sip.NewHeader("Supported", supportedValue()),
+			sip.NewHeader("Allow-Events", EventPackageDialog)) // RFC 6665 §4.4.4
 	case sip.REGISTER:
 		p.reg.handle(ctx, req, tx)
 	case sip.SUBSCRIBE:
