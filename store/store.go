@@ -49,12 +49,18 @@ type QueueDirectory interface {
 	Queue(ctx context.Context, name string) (*Queue, error)
 }
 
+// GroupDirectory looks up ring groups with their members.
+type GroupDirectory interface {
+	Group(ctx context.Context, number string) (*RingGroup, error)
+}
+
 // Interface guards.
 var (
 	_ Directory      = (*Store)(nil)
 	_ Locations      = (*Store)(nil)
 	_ CDRWriter      = (*Store)(nil)
 	_ QueueDirectory = (*Store)(nil)
+	_ GroupDirectory = (*Store)(nil)
 )
 
 // Defaults for Options.
