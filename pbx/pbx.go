@@ -254,6 +254,9 @@ func (p *PBX) newCallCore() error {
 		return fmt.Errorf("pbx: %w", err)
 	}
 	p.metrics.watch(p.calls, p.relay, p.records)
+	p.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pbxkit_subscriptions", Help: "Busy-lamp subscriptions (dialog event package) in force.",
+	}, func() float64 { return float64(p.presence.count()) }))
 	return nil
 }
 
@@ -317,6 +320,10 @@ func (p *PBX) Config() Config { return p.cfg }
 
 // ActiveCalls is the number of calls in progress.
 func (p *PBX) ActiveCalls() int { return p.calls.Active() }
+
+// Subscriptions is the number of busy-lamp subscriptions (SUBSCRIBE to the dialog event
+// package) in force.
+func (p *PBX) Subscriptions() int { return p.presence.count() }
 
 // ActiveDialogs is the number of SIP dialogs the call core tracks (two per answered call).
 func (p *PBX) ActiveDialogs() int { return p.calls.Dialogs() }

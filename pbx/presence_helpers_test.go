@@ -186,6 +186,18 @@ func (w *watcher) expect(state, dialogs string) notice {
 	return n
 }
 
+// waitSubscriptions waits until the PBX holds n subscriptions, or fails.
+func waitSubscriptions(t testing.TB, tp *testPBX, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for tp.Subscriptions() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions, want %d", tp.Subscriptions(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // quiet checks that no NOTIFY comes for d.
 func quiet(t testing.TB, ph *uaClient, d time.Duration) {
 	t.Helper()

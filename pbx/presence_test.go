@@ -85,6 +85,7 @@ func TestBLFRefreshAndUnsubscribe(t *testing.T) {
 		t.Fatalf("unsubscribe: %d Expires %q", res.StatusCode, header(res, "Expires"))
 	}
 	w.expect("terminated;reason=timeout", "")
+	waitSubscriptions(t, tp, 0)
 	if res := w.resubscribe(300); res.StatusCode != 481 {
 		t.Fatalf("refresh after unsubscribe: %d, want 481", res.StatusCode)
 	}
@@ -98,6 +99,9 @@ func TestBLFExpiry(t *testing.T) {
 	w := subscribe(t, newClient(t, tp.addr), "200", "1")
 	start := time.Now()
 	w.expect("active;expires=1", "")
+	if tp.Subscriptions() != 1 {
+		t.Fatalf("%d subscriptions, want 1", tp.Subscriptions())
+	}
 	w.expect("terminated;reason=timeout", "")
 	if d := time.Since(start); d < 800*time.Millisecond || d > 3*time.Second {
 		t.Fatalf("expired after %v, want about 1 s", d)
@@ -141,6 +145,7 @@ func TestBLFRefusals(t *testing.T) {
 		{"event template package", withHeaders("200", "600", "Event", "Event: dialog.winfo"), 489, "Allow-Events: dialog"},
 		{"no event", withHeaders("200", "600", "Event"), 400, "Allow-Events: dialog"},
 		{"unknown extension", withHeaders("999", "600", ""), 404, ""},
+		{"no from tag", withHeaders("200", "600", "From", "From: <sip:201@pbx.test>"), 400, ""},
 		{"no contact", withHeaders("200", "600", "Contact"), 400, ""},
 		{"bad expires", withHeaders("200", "soon", ""), 400, ""},
 		{"accept excludes dialog-info", withHeaders("200", "600", "Accept", "Accept: application/pidf+xml"), 406,
@@ -191,7 +196,7 @@ func TestBLFLimits(t *testing.T) {
 		}
 		w1.resubscribe(0)
 		w1.expect("terminated", "")
-		time.Sleep(100 * time.Millisecond) // the subscription's goroutine leaves after the answer
+		waitSubscriptions(t, tp, 1) // the subscription's goroutine leaves after the answer
 		subscribe(t, ph, "201", "600").expect("active", "")
 	})
 	t.Run("total", func(t *testing.T) {
@@ -219,7 +224,7 @@ func TestBLFWatcherGone(t *testing.T) {
 	if n := w.next(481); n.states() != "recipient:early" {
 		t.Fatalf("NOTIFY %q, want the ringing state", n.states())
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitSubscriptions(t, tp, 0)
 	callee.Respond(bInv, 200, "OK", calleeSDP)
 	ok := caller.WaitResponse(200)
 	callee.WaitRequest(sip.ACK)

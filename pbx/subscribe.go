@@ -86,6 +86,9 @@ func (p *PBX) parseSubscribe(req *sip.Request, inDialog bool) (subscribeRequest,
 			break
 		}
 	}
+	if tag, _ := req.From().Params.Get("tag"); tag == "" {
+		return sr, reject(400, "SUBSCRIBE needs a From tag") // RFC 3261 §8.1.1.3: the dialog's remote tag
+	}
 	if sr.contact == nil && !inDialog {
 		return sr, reject(400, "SUBSCRIBE needs a Contact")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -114,6 +115,12 @@ func (s *subscription) state() (string, time.Time) {
 func (s *subscription) run() {
 	defer s.pr.wg.Done()
 	defer s.pr.remove(s)
+	defer func() {
+		// A bug reached by some watcher's answer must not end the process.
+		if r := recover(); r != nil {
+			s.log.Error("panic in subscription", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
