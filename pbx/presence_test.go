@@ -268,3 +268,43 @@ func TestBLFShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBLFDialogDetails: NOTIFYs carry the SUBSCRIBE's Record-Route as Route and its Event id
+// (RFC 6665 §4.2.2, §8.2.1); a re-SUBSCRIBE with a new Contact moves the NOTIFYs there (a target
+// refresh, §4.1.2.1).
+func TestBLFDialogDetails(t *testing.T) {
+	tp, _, _ := blfPBX(t, pbx.Config{})
+	ph := newClient(t, tp.addr)
+	r := subscribeSpec(ph, "200", "600", "Record-Route: <sip:edge.test;lr>")
+	for i, h := range r.Headers {
+		if strings.HasPrefix(h, "Event:") {
+			r.Headers[i] = "Event: dialog;id=42"
+		}
+	}
+	res, _ := trySubscribe(t, ph, r)
+	if res.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE: %d", res.StatusCode)
+	}
+	n := ph.WaitRequest(sip.NOTIFY)
+	ph.Respond(n, 200, "OK", "")
+	if got := header(n, "Route"); got != "<sip:edge.test;lr>" {
+		t.Fatalf("NOTIFY Route %q, want the Record-Route", got)
+	}
+	if got := header(n, "Event"); got != "dialog;id=42" {
+		t.Fatalf("NOTIFY Event %q, want dialog;id=42", got)
+	}
+
+	w := subscribe(t, ph, "100", "600")
+	w.expect("active", "")
+	moved := newClient(t, tp.addr)
+	w.cseq++
+	lines := "Event: dialog\r\nContact: <" + moved.Contact("201") + ">\r\nExpires: 600\r\n"
+	if res := moved.Do(moved.InDialogWith("SUBSCRIBE", w.sub, w.ok, w.cseq, lines)); res.StatusCode != 200 {
+		t.Fatalf("target refresh: %d", res.StatusCode)
+	}
+	req := moved.WaitRequest(sip.NOTIFY)
+	moved.Respond(req, 200, "OK", "")
+	if req.Recipient.String() != moved.Contact("201") || req.CallID().Value() != w.sub.CallID().Value() {
+		t.Fatalf("NOTIFY after target refresh to %s in %s", req.Recipient.String(), req.CallID().Value())
+	}
+}

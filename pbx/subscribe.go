@@ -216,7 +216,7 @@ func (p *PBX) resubscribe(req *sip.Request, tx sip.ServerTransaction, sr subscri
 		s.terminate(reasonTimeout)
 		return
 	}
-	s.refresh(time.Now().Add(sr.expires))
+	s.refresh(time.Now().Add(sr.expires), sr.contact, req.Source())
 }
 
 // active reports whether the subscription has not begun to end.

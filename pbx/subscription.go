@@ -44,9 +44,8 @@ type subscription struct {
 	callID              string
 	localURI, remoteURI sip.Uri
 	localTag, remoteTag string
-	target              sip.Uri      // the watcher's Contact
 	routes              []sip.Header // from the SUBSCRIBE's Record-Route, in order
-	dest, transport     string       // where the SUBSCRIBE came from (RFC 3581)
+	transport           string       // the SUBSCRIBE's
 	contact             *sip.ContactHeader
 
 	wake chan struct{} // capacity 1: something changed
@@ -55,6 +54,8 @@ type subscription struct {
 	cseq    uint32
 	version uint32
 	ended   []dialogState // dialogs terminated since the last NOTIFY
+	target  sip.Uri       // the watcher's Contact: Request-URI of NOTIFYs
+	dest    string        // where the last SUBSCRIBE came from: NOTIFYs go there (RFC 3581)
 	expires time.Time
 	end     string // set when the subscription ends: the reason of its final NOTIFY
 }
@@ -76,13 +77,19 @@ func (s *subscription) signal() {
 	}
 }
 
-// refresh sets a new expiry (RFC 6665 §4.2.1.2) and has the current state sent; it reports false
+// refresh sets a new expiry (RFC 6665 §4.2.1.2) and has the current state sent. SUBSCRIBE is a
+// target refresh request (RFC 6665 §4.1.2.1): a Contact in it replaces the remote target, and the
+// source it came from becomes where NOTIFYs go (a NAT binding may have changed). It reports false
 // when the subscription is already ending.
-func (s *subscription) refresh(expires time.Time) bool {
+func (s *subscription) refresh(expires time.Time, target *sip.ContactHeader, dest string) bool {
 	s.mu.Lock()
 	ok := s.end == ""
 	if ok {
 		s.expires = expires
+		if target != nil {
+			s.target = *target.Address.Clone()
+		}
+		s.dest = dest
 	}
 	s.mu.Unlock()
 	s.signal()
@@ -153,7 +160,7 @@ func (s *subscription) notify(end string, expires time.Time) bool {
 	defer cancel()
 	tx, err := client.TransactionRequest(ctx, req)
 	if err != nil {
-		s.log.Info("notify not sent", "ext", s.ext, "dest", s.dest, "error", err)
+		s.log.Info("notify not sent", "ext", s.ext, "dest", req.Destination(), "error", err)
 		return false
 	}
 	defer tx.Terminate()
@@ -170,10 +177,10 @@ func (s *subscription) notify(end string, expires time.Time) bool {
 	case errors.Is(err, errQuit):
 		return true // shutting down: the loop sends the final NOTIFY next
 	case err != nil:
-		s.log.Info("notify unanswered", "ext", s.ext, "dest", s.dest, "error", err)
+		s.log.Info("notify unanswered", "ext", s.ext, "dest", req.Destination(), "error", err)
 		return false
 	case endsSubscription(res.StatusCode):
-		s.log.Info("notify refused", "ext", s.ext, "dest", s.dest, "status", res.StatusCode)
+		s.log.Info("notify refused", "ext", s.ext, "dest", req.Destination(), "status", res.StatusCode)
 		return false
 	}
 	return true
@@ -218,11 +225,11 @@ func endsSubscription(code int) bool {
 func (s *subscription) request(end string, expires time.Time) *sip.Request {
 	s.mu.Lock()
 	s.cseq++
-	cseq := s.cseq
+	cseq, target, dest := s.cseq, *s.target.Clone(), s.dest
 	s.mu.Unlock()
-	req := sip.NewRequest(sip.NOTIFY, *s.target.Clone())
+	req := sip.NewRequest(sip.NOTIFY, target)
 	req.SetTransport(strings.ToUpper(s.transport))
-	req.SetDestination(s.dest)
+	req.SetDestination(dest)
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(s.transport),
 		Host: s.contact.Address.Host, Port: s.contact.Address.Port}
 	via.Params.Add("branch", s.pr.branch+sip.GenerateTagN(16))
