@@ -201,6 +201,10 @@ type Config struct {
 	// when one side has sent no RTP for this long although it should be sending: not on hold, and
 	// the other side receiving. Default 60 s; negative turns it off.
 	MediaTimeout time.Duration
+
+	// Features are the feature codes default routing answers (directed and group pickup) and call
+	// park; see Features.
+	Features Features
 }
 
 // Defaults: what New uses for a field left at its zero value.
@@ -323,6 +327,7 @@ func (c Config) withDefaults() Config {
 		c.Codecs = DefaultCodecs()
 	}
 	c.MediaTimeout = cmp.Or(c.MediaTimeout, DefaultMediaTimeout)
+	c.Features = c.Features.withDefaults()
 	return c
 }
 

@@ -249,6 +249,7 @@ func (p *PBX) newCallCore() error {
 			p.events.publish(callEvent(e))
 		},
 		OnUnreachable: p.dropUnreachable,
+		Park:          p.cfg.Features.park(),
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
 		return fmt.Errorf("pbx: %w", err)

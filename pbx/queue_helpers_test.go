@@ -92,6 +92,19 @@ func (o *office) statsLine(t *testing.T) string {
 	return final(rs).Reason
 }
 
+// statsBecome polls the queue's figures until they read want (the queue counts an answered call
+// when its connect returns, a moment after the caller has its 200), or 3 s pass; it returns the
+// last figures read.
+func (o *office) statsBecome(t *testing.T, want string) string {
+	t.Helper()
+	got := o.statsLine(t)
+	for deadline := time.Now().Add(3 * time.Second); got != want && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		got = o.statsLine(t)
+	}
+	return got
+}
+
 // waitPhrase waits for a response to inv at c with code and phrase.
 func waitPhrase(t *testing.T, c *uaClient, inv *sip.Request, code int, phrase string) {
 	t.Helper()

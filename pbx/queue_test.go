@@ -41,7 +41,7 @@ func TestQueueStrategies(t *testing.T) {
 				}
 			}
 			want := fmt.Sprintf("w=0 ans=%d ab=0 to=0 full=0", len(tc.calls))
-			if got := o.statsLine(t); got != want {
+			if got := o.statsBecome(t, want); got != want {
 				t.Fatalf("stats %q, want %q", got, want)
 			}
 		})

@@ -47,7 +47,7 @@ func TestQueuePositionsMoveUp(t *testing.T) {
 	if s.Waiting != 0 || s.Answered != 1 || s.Abandoned != 2 || s.LongestWait != 0 {
 		t.Fatalf("stats %+v", s)
 	}
-	if got := o.statsLine(t); got != "w=0 ans=1 ab=2 to=0 full=0" {
+	if got := o.statsBecome(t, "w=0 ans=1 ab=2 to=0 full=0"); got != "w=0 ans=1 ab=2 to=0 full=0" {
 		t.Fatalf("pbx.queue_stats: %q", got)
 	}
 }
@@ -77,7 +77,7 @@ func TestQueueMaxWaitAndFull(t *testing.T) {
 		t.Fatalf("408 after %v, max wait 1 s", waited)
 	}
 	o.quiet(t, nil, "101")
-	if got := o.statsLine(t); got != "w=0 ans=0 ab=0 to=1 full=1" {
+	if got := o.statsBecome(t, "w=0 ans=0 ab=0 to=1 full=1"); got != "w=0 ans=0 ab=0 to=1 full=1" {
 		t.Fatalf("pbx.queue_stats: %q", got)
 	}
 	waitIdle(t, o.tp)

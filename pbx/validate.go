@@ -36,6 +36,7 @@ func (c Config) validate() error {
 	var errs []error
 	for _, check := range []func() []error{
 		c.validateListener, c.validateAuth, c.validateRegistrar, c.validateSubscriptions, c.validateCalls, c.validateMedia,
+		c.validateFeatures,
 	} {
 		errs = append(errs, check()...)
 	}

@@ -397,6 +397,20 @@ func (s *Store) Extensions(ctx context.Context) ([]Extension, error) {
 	return out, mapErr("store: list extensions", err)
 }
 
+// PickupGroup returns the numbers of the enabled extensions in pickup group group, in order; none
+// for "".
+func (s *Store) PickupGroup(ctx context.Context, group string) ([]string, error) {
+	if group == "" {
+		return nil, nil
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	var out []string
+	err := s.db.WithContext(ctx).Model(&Extension{}).Where("pickup_group = ? AND enabled = ?", group, true).
+		Order("number").Pluck("number", &out).Error
+	return out, mapErr("store: pickup group "+group, err)
+}
+
 // UpdateExtension applies p to the extension with that number and returns the result.
 func (s *Store) UpdateExtension(ctx context.Context, number string, p ExtensionPatch) (*Extension, error) {
 	ctx, cancel := s.opCtx(ctx)
