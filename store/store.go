@@ -49,12 +49,19 @@ type QueueDirectory interface {
 	Queue(ctx context.Context, name string) (*Queue, error)
 }
 
+// TrunkDirectory lists the outbound trunks and keeps what the PBX saw of their registrations.
+type TrunkDirectory interface {
+	Trunks(ctx context.Context) ([]Trunk, error)
+	SetTrunkState(ctx context.Context, name, state, detail string) error
+}
+
 // Interface guards.
 var (
 	_ Directory      = (*Store)(nil)
 	_ Locations      = (*Store)(nil)
 	_ CDRWriter      = (*Store)(nil)
 	_ QueueDirectory = (*Store)(nil)
+	_ TrunkDirectory = (*Store)(nil)
 )
 
 // Defaults for Options.
