@@ -72,11 +72,11 @@ type PBX struct {
 	trunkClient *sipgo.Client
 	trunksDone  chan struct{} // closed when the trunk loop has unregistered everything
 	trunksRun   atomic.Bool   // the trunk loop was started
-	queues   *dialplan.Queues
-	relay    *media.Relay // nil without RTPPortMin/Max
-	records  *recordQueue // nil when the store keeps no records
-	events   *hub
-	metrics  *metrics
+	queues      *dialplan.Queues
+	relay       *media.Relay // nil without RTPPortMin/Max
+	records     *recordQueue // nil when the store keeps no records
+	events      *hub
+	metrics     *metrics
 	// badInput writes the log lines about malformed input, at most a few a second each.
 	badInput *logLimiter
 	limiter  *sourceLimiter // nil: no per-source limit

@@ -50,7 +50,7 @@ type trunkTable struct {
 	p   *PBX
 	log *slog.Logger
 
-	mu   sync.Mutex
+	mu     sync.Mutex
 	list   []*trunk // by name
 	regs   map[string]*trunkReg
 	status map[string]TrunkStatus
