@@ -155,13 +155,14 @@ func (l *leg) read(events chan<- legEvent, tx sip.ClientTransaction) {
 	defer func() { e.table.removeLeg(l.branch) }() // the branch of the last INVITE sent
 	defer e.recoverPanic("b-leg reader")
 	var seen seenRing
-	heard := false // the contact answered something: its connection worked
+	var taken *sip.Response // the latest response read from the transaction's own channel
+	heard := false          // the contact answered something: its connection worked
 	deliver := func(res *sip.Response) {
 		if !seen.add(res) || !l.current(res) {
 			return
 		}
 		heard = true
-		if next := l.authRetry(res); next != nil {
+		if next := l.authRetry(res, tx, taken == res); next != nil {
 			tx = next // the challenge is answered in a new transaction; the old one ends alone
 			return
 		}
@@ -184,6 +185,7 @@ func (l *leg) read(events chan<- legEvent, tx sip.ClientTransaction) {
 		case <-l.in.ready:
 			drain()
 		case res := <-tx.Responses():
+			taken = res
 			drain() // everything that arrived before res goes first
 			deliver(res)
 		case <-tx.Done():

@@ -1,6 +1,8 @@
 package b2bua
 
 import (
+	"time"
+
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/pbxkit/pbxkit/internal/sipx"
@@ -23,13 +25,17 @@ func (l *leg) current(res *sip.Response) bool {
 // sent again with them, with a new branch and the next CSeq, in a new transaction (the first
 // one ACKs its challenge itself). It returns that transaction, or nil when res is to be handled
 // as any other answer: no credentials, a second challenge (wrong credentials), a challenge that
-// cannot be answered, or a leg being cancelled. It runs on the leg's reader.
-func (l *leg) authRetry(res *sip.Response) sip.ClientTransaction {
+// cannot be answered, or a leg being cancelled. It runs on the leg's reader; old is the
+// transaction res answers, taken whether res was read from old's own channel already.
+func (l *leg) authRetry(res *sip.Response, old sip.ClientTransaction, taken bool) sip.ClientTransaction {
 	code := res.StatusCode
 	if l.target.Auth == nil || l.authTried || code != 401 && code != 407 {
 		return nil
 	}
 	l.authTried = true
+	if !taken {
+		awaitPassUp(old)
+	}
 	l.mu.Lock()
 	inv, gaveUp := l.inv.Clone(), l.cancelWanted
 	l.mu.Unlock()
@@ -61,4 +67,24 @@ func (l *leg) authRetry(res *sip.Response) sip.ClientTransaction {
 	l.mu.Unlock()
 	log.Debug("challenge answered", "status", code)
 	return tx
+}
+
+// awaitPassUp waits until tx has passed its final answer up, which sipgo does right after
+// ACKing it: the authenticated INVITE must not overtake that ACK (the inbox hears the challenge
+// first), and the transaction must not be left blocked on the hand-over.
+func awaitPassUp(tx sip.ClientTransaction) {
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if !res.IsProvisional() {
+				return
+			}
+		case <-tx.Done():
+			return
+		case <-timer.C:
+			return
+		}
+	}
 }
