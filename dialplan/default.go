@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -43,6 +44,12 @@ type Default struct {
 	// Warning, when set, turns the reason for a refusal into the value of a Warning header
 	// (RFC 3261 §20.43) on it; pbx answers `399 <domain> "<reason>"`.
 	Warning func(reason string) string
+	// PauseCode, when set and the Directory is an AgentDirectory, is the number an agent dials
+	// to pause itself in all its queues, or to unpause when paused in all (PauseToggle). The
+	// caller is the authenticated extension, else (a trusted source) the From user part. The
+	// answer is 603 "Agent Paused" or "Agent Unpaused" (nothing is answered, so nothing is
+	// billed), 404 "Not A Queue Agent" for an extension in no queue.
+	PauseCode string
 }
 
 var _ Handler = Default{}
@@ -52,6 +59,11 @@ var _ Handler = Default{}
 func (d Default) Handle(ctx context.Context, c *b2bua.Call) error {
 	if _, tried := c.Fallback(); tried || c.Decided() {
 		return nil
+	}
+	if d.PauseCode != "" && c.Callee() == d.PauseCode {
+		if ad, ok := d.Directory.(AgentDirectory); ok {
+			return d.pauseToggle(ctx, c, ad)
+		}
 	}
 	r, err := d.Route(ctx, c, c.Callee(), b2bua.ConnectOptions{})
 	if err != nil || c.Decided() || ctx.Err() != nil || r.Status < 400 || r.Status > 699 {
@@ -154,7 +166,7 @@ func (d Default) step(ctx context.Context, c *b2bua.Call, number string, opts b2
 	case err != nil:
 		return "", "", b2bua.Result{}, fmt.Errorf("dialplan: extension %s: %w", number, err)
 	case ext == nil:
-		r, err = d.outbound(ctx, c, number, opts)
+		r, err := d.group(ctx, c, number, opts)
 		return "", "", r, err
 	case !ext.Enabled:
 		return "", "", refused(c, 410, fmt.Sprintf("extension %s is disabled", number)), nil
@@ -215,4 +227,51 @@ func (d Default) outbound(ctx context.Context, c *b2bua.Call, number string, opt
 func refused(c *b2bua.Call, status int, reason string) b2bua.Result {
 	c.SetFallback(status, reason)
 	return b2bua.Result{Status: status, Reason: reason}
+}
+
+// group rings the ring group with that number, or refuses the call with 404 when there is none.
+func (d Default) group(ctx context.Context, c *b2bua.Call, number string, opts b2bua.ConnectOptions) (b2bua.Result, error) {
+	gd, ok := d.Directory.(GroupDirectory)
+	if !ok {
+		return d.outbound(ctx, c, number, opts)
+	}
+	g, err := gd.Group(ctx, number)
+	switch {
+	case err != nil:
+		return b2bua.Result{}, fmt.Errorf("dialplan: ring group %s: %w", number, err)
+	case g == nil:
+		return d.outbound(ctx, c, number, opts)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = d.Timeout
+	}
+	return RingGroup(ctx, c, *g, opts)
+}
+
+// pauseToggle serves the pause feature code (PauseCode).
+func (d Default) pauseToggle(ctx context.Context, c *b2bua.Call, ad AgentDirectory) error {
+	ext := c.User()
+	if ext == "" {
+		ext = c.Request().From().Address.User
+	}
+	paused, queues, err := PauseToggle(ctx, ad, ext, "")
+	if err != nil {
+		return err
+	}
+	var hdrs []sip.Header
+	warn := func(why string) {
+		if d.Warning != nil {
+			hdrs = append(hdrs, sip.NewHeader("Warning", d.Warning(why)))
+		}
+	}
+	switch {
+	case len(queues) == 0:
+		warn(fmt.Sprintf("extension %s is in no queue", ext))
+		return c.Reject(404, "Not A Queue Agent", hdrs...)
+	case paused:
+		warn(fmt.Sprintf("%s paused in %s", ext, strings.Join(queues, ", ")))
+		return c.Reject(603, "Agent Paused", hdrs...)
+	}
+	warn(fmt.Sprintf("%s unpaused in %s", ext, strings.Join(queues, ", ")))
+	return c.Reject(603, "Agent Unpaused", hdrs...)
 }

@@ -59,12 +59,25 @@ type Extension struct {
 // Queue is what a dialplan sees of a call queue.
 type Queue struct {
 	Name     string
-	Strategy string
-	Members  []string      // the extensions that take the queue's calls, in order of preference
+	Strategy string        // one of the Strategy... constants; "" is StrategyRingAll
+	Members  []Agent       // the extensions that take the queue's calls, in the queue's order
 	MaxWait  time.Duration // 0 for no limit
 	MaxLen   int           // callers waiting at most; 0 for no limit
 	Announce time.Duration // how often a waiting caller hears its position again (182); 0 once
 	Music    string        // hold audio: a WAV file or "tone"
+	// WrapUp is how long an agent is left alone after a call from a queue ended.
+	WrapUp time.Duration
+	// RingTimeout is how long members ring per attempt; 0 for QueueOptions' default.
+	RingTimeout time.Duration
+}
+
+// Agent is a queue member and its state. Paused and logged-out agents are never offered a call.
+type Agent struct {
+	Extension   string
+	Penalty     int // tier: the lowest tier with an agent free is offered first
+	Paused      bool
+	PauseReason string
+	LoggedOut   bool
 }
 
 // Directory is where a dialplan looks extensions and queues up. Both methods return nil and no

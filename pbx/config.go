@@ -173,6 +173,10 @@ type Config struct {
 	DialplanTimeout time.Duration
 	// DialplanLocation is the time zone of the script's pbx.time. Default time.Local.
 	DialplanLocation *time.Location
+	// PauseCode is the feature code a queue agent dials to pause itself in all its queues, or to
+	// unpause when paused in all of them (default routing answers 603 "Agent Paused" or "Agent
+	// Unpaused"). Default DefaultPauseCode; "off" turns it off.
+	PauseCode string
 
 	// RTPPortMin and RTPPortMax turn the media relay on: every call's RTP and RTCP flow through a
 	// pair of ports from this range for each side (two pairs a call), and each side's SDP names
@@ -196,6 +200,7 @@ type Config struct {
 const (
 	DefaultSIP                 = "0.0.0.0:5060"
 	DefaultDomain              = "pbxkit"
+	DefaultPauseCode           = "*45"
 	DefaultUserAgent           = "pbxkit"
 	DefaultMaxContacts         = 5
 	DefaultUDPReadBuffer       = 4 << 20
@@ -296,6 +301,7 @@ func (c Config) withDefaults() Config {
 	c.RingTimeout = cmp.Or(c.RingTimeout, DefaultRingTimeout)
 	c.AckTimeout = cmp.Or(c.AckTimeout, DefaultAckTimeout)
 	c.DialplanTimeout = cmp.Or(c.DialplanTimeout, DefaultDialplanTimeout)
+	c.PauseCode = cmp.Or(c.PauseCode, DefaultPauseCode)
 	if c.DialplanLocation == nil {
 		c.DialplanLocation = time.Local
 	}

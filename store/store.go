@@ -49,6 +49,11 @@ type QueueDirectory interface {
 	Queue(ctx context.Context, name string) (*Queue, error)
 }
 
+// GroupDirectory looks up ring groups with their members.
+type GroupDirectory interface {
+	Group(ctx context.Context, number string) (*RingGroup, error)
+}
+
 // TrunkDirectory lists the outbound trunks and keeps what the PBX saw of their registrations.
 type TrunkDirectory interface {
 	Trunks(ctx context.Context) ([]Trunk, error)
@@ -61,6 +66,7 @@ var (
 	_ Locations      = (*Store)(nil)
 	_ CDRWriter      = (*Store)(nil)
 	_ QueueDirectory = (*Store)(nil)
+	_ GroupDirectory = (*Store)(nil)
 	_ TrunkDirectory = (*Store)(nil)
 )
 

@@ -371,7 +371,7 @@ func TestQueues(t *testing.T) {
 			mustCreate(t, s, n)
 		}
 		q := &store.Queue{Name: "sales", Strategy: store.StrategyRoundRobin, MaxWait: 120, MaxLen: 10, Announce: 30, Music: "tone",
-			Members: []store.QueueMember{{Extension: "701", Penalty: 2}, {Extension: "700", Penalty: 1}}}
+			Members: []store.QueueMember{{Extension: "701", Position: 2}, {Extension: "700", Position: 1}}}
 		if err := s.CreateQueue(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +384,7 @@ func TestQueues(t *testing.T) {
 		if err := s.SetQueueMember(ctx, "sales", store.QueueMember{Extension: "702", Paused: true}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetQueueMember(ctx, "sales", store.QueueMember{Extension: "701", Penalty: 0}); err != nil {
+		if err := s.SetQueueMember(ctx, "sales", store.QueueMember{Extension: "701", Position: 0}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.SetQueueMember(ctx, "sales", store.QueueMember{Extension: "nobody"}); !errors.Is(err, store.ErrNotFound) {
@@ -399,7 +399,7 @@ func TestQueues(t *testing.T) {
 		}
 		order := []string{got.Members[0].Extension, got.Members[1].Extension, got.Members[2].Extension}
 		if fmt.Sprint(order) != "[701 702 700]" && fmt.Sprint(order) != "[702 701 700]" {
-			t.Fatalf("members by penalty: %v", order)
+			t.Fatalf("members by position: %v", order)
 		}
 		if err := s.DeleteExtension(ctx, "700"); err != nil {
 			t.Fatal(err)
