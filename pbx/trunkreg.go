@@ -194,15 +194,15 @@ func (r *trunkReg) register(ctx context.Context, expires time.Duration) (time.Du
 		switch res.StatusCode {
 		case 401, 407:
 			if tries > 0 || req.GetHeader("Authorization") != nil || req.GetHeader("Proxy-Authorization") != nil {
-				return 0, fmt.Errorf("%d %s: credentials refused", res.StatusCode, res.Reason)
+				return 0, fmt.Errorf("%d %s: credentials refused", res.StatusCode, reason(res))
 			}
 			if err := sipx.Authorize(req, res, r.t.Username, r.t.Password); err != nil {
-				return 0, fmt.Errorf("%d %s: %w", res.StatusCode, res.Reason, err)
+				return 0, fmt.Errorf("%d %s: %w", res.StatusCode, reason(res), err)
 			}
 		case 423: // RFC 3261 §10.2.8: ask again for at least Min-Expires
 			minExp, ok := headerSeconds(res, "Min-Expires")
 			if !ok || minExp <= expires {
-				return 0, fmt.Errorf("423 %s without a usable Min-Expires", res.Reason)
+				return 0, fmt.Errorf("423 %s without a usable Min-Expires", reason(res))
 			}
 			expires = minExp
 			setExpires(req, expires)
@@ -222,7 +222,7 @@ func (r *trunkReg) register(ctx context.Context, expires time.Duration) (time.Du
 // header, else what was asked.
 func (r *trunkReg) granted(res *sip.Response, asked time.Duration) (time.Duration, error) {
 	if !res.IsSuccess() {
-		return 0, fmt.Errorf("%d %s", res.StatusCode, res.Reason)
+		return 0, fmt.Errorf("%d %s", res.StatusCode, reason(res))
 	}
 	for _, h := range res.GetHeaders("Contact") {
 		ch, ok := h.(*sip.ContactHeader)
@@ -239,6 +239,14 @@ func (r *trunkReg) granted(res *sip.Response, asked time.Duration) (time.Duratio
 		return d, nil
 	}
 	return asked, nil
+}
+
+// reason is a response's reason phrase, or the IANA one when it has none.
+func reason(res *sip.Response) string {
+	if res.Reason != "" {
+		return res.Reason
+	}
+	return sipx.Reason(res.StatusCode)
 }
 
 // headerSeconds reads a header holding a number of seconds.
