@@ -122,3 +122,69 @@ func TestTrunkRegistrationBackoff(t *testing.T) {
 		t.Fatalf("stored trunks %+v, %v", ts, err)
 	}
 }
+
+// addTrunk stores a trunk whose provider is the test phone prov, and waits until the PBX uses it.
+func addTrunk(t *testing.T, tp *testPBX, prov *uaClient, tr store.Trunk) {
+	t.Helper()
+	tr.Host = prov.Addr()
+	if err := tp.store.CreateTrunk(context.Background(), &tr); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for len(tp.Trunks()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("trunk not picked up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLuaConnectThroughTrunk: call:connect(number, {trunk=...}) dials the number at the trunk's
+// provider with its credentials (the 407 answered once, the provider's final answer passed to the
+// script); an unknown trunk is a script error (500).
+func TestLuaConnectThroughTrunk(t *testing.T) {
+	tp, caller, _, _ := luaPBX(t, `
+function route(call)
+  if call.to == "nope" then return call:connect("555", {trunk = "missing"}) end
+  local r = call:connect("99" .. call.to, {trunk = "prov", timeout = 5})
+  if not r.answered then call:reject(r.status) end
+end`, pbx.Config{TrunkRefresh: 50 * time.Millisecond}, 0)
+	prov := newClient(t, tp.addr)
+	addTrunk(t, tp, prov, store.Trunk{Name: "prov", Username: "acct", Password: "pw", CallerID: "4930999"})
+	msg := caller.Build(reqSpec{Method: "INVITE", From: "100", To: "555", Headers: []string{
+		"Contact: <sip:100@" + caller.Addr() + ">", "Content-Type: application/sdp"}, Body: sdpBody})
+	caller.Send(msg)
+	first := prov.WaitRequest(sip.INVITE)
+	if first.Recipient.User != "99555" || first.From().Address.User != "4930999" {
+		t.Fatalf("INVITE to the provider:\n%s", first)
+	}
+	prov.RespondWith(first, 407, "Proxy Authentication Required", "", `Proxy-Authenticate: Digest realm="p", nonce="x"`)
+	prov.WaitRequest(sip.ACK)
+	retry := prov.WaitRequest(sip.INVITE)
+	if h := retry.GetHeader("Proxy-Authorization"); h == nil || !strings.Contains(h.Value(), `username="acct"`) {
+		t.Fatalf("retry:\n%s", retry)
+	}
+	prov.Respond(retry, 486, "Busy Here", "")
+	if res := caller.WaitResponse(486); res == nil {
+		t.Fatal("no 486")
+	}
+	if res := final(second(dial(t, caller, "nope"))); res.StatusCode != 500 {
+		t.Fatalf("unknown trunk: %d", res.StatusCode)
+	}
+}
+
+
+// TestTrunkCallNotSentBackOut: default routing sends a number that is no extension out through
+// the trunk, but never a call that came in from the trunk's own address (toll fraud): that one is
+// refused 404 and the provider sees nothing.
+func TestTrunkCallNotSentBackOut(t *testing.T) {
+	tp, caller, _ := callPBX(t, pbx.Config{TrunkRefresh: 50 * time.Millisecond}, 0)
+	prov := newClient(t, tp.addr) // on 127.0.0.1, like the caller: the caller is the trunk's address
+	addTrunk(t, tp, prov, store.Trunk{Name: "prov", Prefix: "0"})
+	if res := final(second(dial(t, caller, "0555"))); res.StatusCode != 404 {
+		t.Fatalf("call from the trunk's address to 0555: %d, want 404", res.StatusCode)
+	}
+	if m := prov.RecvMsg(200 * time.Millisecond); m != nil {
+		t.Fatalf("the provider got:\n%s", m)
+	}
+}
