@@ -173,7 +173,6 @@ end`, pbx.Config{TrunkRefresh: 50 * time.Millisecond}, 0)
 	}
 }
 
-
 // TestTrunkCallNotSentBackOut: default routing sends a number that is no extension out through
 // the trunk, but never a call that came in from the trunk's own address (toll fraud): that one is
 // refused 404 and the provider sees nothing.
