@@ -54,7 +54,8 @@ type Call struct {
 	vars    map[string]string
 	onEnd   []func(Record)
 	rec     Record
-	seg     segment // the two parties talking now
+	seg     segment    // the two parties talking now
+	parked  *parkState // the call's place in a park slot while one side is parked
 
 	acked     signal // the caller's ACK of our 2xx
 	cancelled signal // the caller's CANCEL
@@ -75,6 +76,9 @@ type setupState struct {
 	headers []sip.Header // added to every B-leg (SetHeader)
 	legs    []*leg       // every B-leg rung for the caller, for Hangup while ringing
 	fwd     forwarding   // the forwards so far (Divert)
+	ring    *ringer      // the caller's ring in progress, for pickups
+	// pickerAck is fired by the ACK of the picker's 200 once the call was picked up.
+	pickerAck *signal
 }
 
 // signal is closed once, by whoever sees the event first.

@@ -70,6 +70,8 @@ type Config struct {
 	// registration, so a phone that has gone away is not rung again (RFC 5626's flow failure).
 	// It must not block.
 	OnUnreachable func(Target, error)
+	// Park turns call park on (park.go): a blind transfer to Park.Number parks the transferee.
+	Park ParkConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -84,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AckTimeout == 0 {
 		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.Park.Timeout == 0 {
+		c.Park.Timeout = DefaultParkTimeout
 	}
 	return c
 }
@@ -104,6 +109,7 @@ type Engine struct {
 	log    *slog.Logger
 	cdr    RecordWriter
 	table  *table
+	lot    *parkLot // the parked calls
 
 	mu      sync.Mutex
 	closing bool
@@ -135,7 +141,7 @@ func New(ua *sipgo.UserAgent, cfg Config, log *slog.Logger, cdr RecordWriter) (*
 			return nil, fmt.Errorf("b2bua: udp listener %q: %w", cfg.UDPListener, err)
 		}
 	}
-	e := &Engine{cfg: cfg, client: client, udp: udp, log: log, cdr: cdr, table: newTable(),
+	e := &Engine{cfg: cfg, client: client, udp: udp, log: log, cdr: cdr, table: newTable(), lot: &parkLot{calls: map[string]*Call{}},
 		calls: map[*Call]struct{}{}, quit: make(chan struct{})}
 	ua.TransportLayer().OnMessage(e.observe)
 	return e, nil

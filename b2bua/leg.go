@@ -28,6 +28,7 @@ type leg struct {
 	won     atomic.Bool     // this leg's 2xx was taken: later 2xx are retransmissions
 	ackHeld atomic.Bool     // late offer: the ACK waits for the caller's answer
 	ackBody []byte          // the answer the ACK carries (late offer), under c.mu
+	failed  atomic.Bool     // the leg's ringing ended with a failure
 
 	authTried bool // a challenge was answered (authRetry); read and written by the reader only
 

@@ -34,6 +34,10 @@ type MediaSession interface {
 	// returns the SDP answer for a 183 (the PBX's address, the port that faces the caller for the
 	// whole call) and a function that plays until its context ends.
 	EarlyMedia(what string) (sdp []byte, play func(context.Context) error, err error)
+	// PlayTo plays PBX audio to the caller (toCaller) or the callee from the relay's port facing
+	// it, until ctx ends: what is "tone" (a soft hold tone) or a WAV file, in a G.711 codec of
+	// desc, that side's latest description. The other side's media toward it is dropped meanwhile.
+	PlayTo(ctx context.Context, toCaller bool, desc []byte, what string) error
 	// OnDTMF sets the function told of each key either side presses (RFC 4733 events).
 	OnDTMF(f func(fromCaller bool, digit string))
 	// Close releases the relay; called once the call has ended.

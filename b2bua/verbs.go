@@ -227,6 +227,10 @@ func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) 
 	c.mu.Unlock()
 	r := c.ring(targets, o, ringOptions{caller: true, follow: true, ctx: ctx, timeout: opts.Timeout})
 	switch {
+	case r.pickup != nil && c.answerPickup(r.pickup):
+		return Result{Answered: true, Status: 200, Reason: "picked up"}, nil
+	case r.pickup != nil:
+		return c.endedResult(), nil
 	case r.leg != nil && c.answer(r.leg, r.res):
 		return Result{Answered: true, Status: 200, Reason: "answered"}, nil
 	case r.leg != nil:

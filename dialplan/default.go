@@ -15,6 +15,8 @@ import (
 // Default is default routing: a call to an extension goes where the extension's stored settings
 // say, with no script. For the dialled extension, in this order:
 //
+//   - a feature code (Features: directed and group pickup) or a park slot: the pickup or
+//     retrieval, refused with its status (480 nothing ringing, 404 nothing parked) and a Warning;
 //   - unknown: 404; disabled: 410 (Gone);
 //   - forward always set: forwarded there (reason "unconditional");
 //   - do not disturb: the busy path, forwarded to forward-on-busy (reason "do-not-disturb") or
@@ -44,6 +46,9 @@ type Default struct {
 	// Warning, when set, turns the reason for a refusal into the value of a Warning header
 	// (RFC 3261 §20.43) on it; pbx answers `399 <domain> "<reason>"`.
 	Warning func(reason string) string
+	// Features are the pickup codes default routing answers before looking the dialled number
+	// up (features.go); park slots are always answered (a retrieval).
+	Features Features
 	// PauseCode, when set and the Directory is an AgentDirectory, is the number an agent dials
 	// to pause itself in all its queues, or to unpause when paused in all (PauseToggle). The
 	// caller is the authenticated extension, else (a trusted source) the From user part. The
@@ -59,6 +64,9 @@ var _ Handler = Default{}
 func (d Default) Handle(ctx context.Context, c *b2bua.Call) error {
 	if _, tried := c.Fallback(); tried || c.Decided() {
 		return nil
+	}
+	if handled, err := d.feature(ctx, c); handled {
+		return err
 	}
 	if d.PauseCode != "" && c.Callee() == d.PauseCode {
 		if ad, ok := d.Directory.(AgentDirectory); ok {

@@ -54,6 +54,7 @@ type Extension struct {
 	ForwardNoAnswer string // "" or the destination when it does not answer
 	RingTimeout     int    // seconds; 0 means the PBX default
 	Registered      bool   // has at least one live registration
+	PickupGroup     string // "" or the pickup group whose ringing calls it may answer (*8)
 }
 
 // Queue is what a dialplan sees of a call queue.

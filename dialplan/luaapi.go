@@ -29,6 +29,9 @@ var callMethods = map[string]lua.LGFunction{
 	"set_caller_id": luaSetCallerID,
 	"set":           luaSet,
 	"get":           luaGet,
+	"pickup":        luaPickup,
+	"group_pickup":  luaGroupPickup,
+	"unpark":        luaUnpark,
 }
 
 // callIndex serves call.field and call:method.
@@ -353,7 +356,7 @@ func (r *run) lookup(L *lua.LState, number string) *Extension {
 }
 
 // pbx.extension(number) -> nil or {number, name, enabled, dnd, forward_always, forward_busy,
-// forward_noanswer, ring_timeout, registered}
+// forward_noanswer, ring_timeout, registered, pickup_group}
 func (r *run) luaExtension(L *lua.LState) int {
 	ext := r.lookup(L, L.CheckString(1))
 	if ext == nil {
@@ -370,6 +373,7 @@ func (r *run) luaExtension(L *lua.LState) int {
 	t.RawSetString("forward_noanswer", lua.LString(ext.ForwardNoAnswer))
 	t.RawSetString("ring_timeout", lua.LNumber(ext.RingTimeout))
 	t.RawSetString("registered", lua.LBool(ext.Registered))
+	t.RawSetString("pickup_group", lua.LString(ext.PickupGroup))
 	L.Push(t)
 	return 1
 }

@@ -95,6 +95,24 @@ type Config struct {
 	// they support (RFC 8760 §2.4), so {"SHA-256", "MD5"} has SHA-256 used where the phone knows it
 	// and MD5 otherwise, and {"SHA-256"} alone shuts MD5 out where every phone speaks SHA-256.
 	DigestAlgorithms []string
+	// SubscriptionMinExpires is the shortest busy-lamp subscription (SUBSCRIBE to the dialog event
+	// package, RFC 4235) accepted; a SUBSCRIBE asking for less, but not 0, gets 423 Interval Too
+	// Brief with Min-Expires. Default 60 s; at least 1 s.
+	SubscriptionMinExpires time.Duration
+	// SubscriptionMaxExpires is the longest subscription granted; longer ones are shortened. A
+	// SUBSCRIBE without Expires gets RFC 4235's default of 3600 s, or this when it is shorter.
+	// Default 3600 s; at least SubscriptionMinExpires.
+	SubscriptionMaxExpires time.Duration
+	// MaxSubscriptions is how many subscriptions the PBX keeps at once; one more gets 503 with
+	// Retry-After. Each costs a goroutine and a few hundred bytes. Default 10000; negative: no
+	// limit.
+	MaxSubscriptions int
+	// MaxSubscriptionsPerSource is how many subscriptions one source keeps at once (an IPv4
+	// address, or an IPv6 /64); one more gets 403. A desk phone with 40 busy-lamp keys holds 40, an
+	// office of them behind one NAT many times that. Trusted networks are exempt. Default 500;
+	// negative: no limit.
+	MaxSubscriptionsPerSource int
+
 	// NonceTTL is how long a digest nonce stays fresh; an older one is answered with stale=true.
 	// Default 5 minutes.
 	NonceTTL time.Duration
@@ -194,6 +212,10 @@ type Config struct {
 	// when one side has sent no RTP for this long although it should be sending: not on hold, and
 	// the other side receiving. Default 60 s; negative turns it off.
 	MediaTimeout time.Duration
+
+	// Features are the feature codes default routing answers (directed and group pickup) and call
+	// park; see Features.
+	Features Features
 }
 
 // Defaults: what New uses for a field left at its zero value.
@@ -227,6 +249,17 @@ const (
 	DefaultAckTimeout          = b2bua.DefaultAckTimeout
 	DefaultDialplanTimeout     = time.Second
 	DefaultMediaTimeout        = 60 * time.Second
+)
+
+// Defaults of the busy-lamp subscriptions (docs/architecture.md, "Busy lamps").
+const (
+	DefaultSubscriptionMinExpires    = 60 * time.Second
+	DefaultSubscriptionMaxExpires    = 3600 * time.Second
+	DefaultMaxSubscriptions          = 10000
+	DefaultMaxSubscriptionsPerSource = 500
+	// DialogEventExpires is what a SUBSCRIBE without Expires gets (RFC 4235 §3.2), at most
+	// SubscriptionMaxExpires.
+	DialogEventExpires = 3600 * time.Second
 )
 
 // Defaults of the connection limits and timeouts (docs/architecture.md, "Connections").
@@ -284,6 +317,10 @@ func (c Config) withDefaults() Config {
 	c.MinExpires = cmp.Or(c.MinExpires, DefaultMinExpires)
 	c.MaxExpires = cmp.Or(c.MaxExpires, DefaultMaxExpires)
 	c.DefaultExpires = cmp.Or(c.DefaultExpires, min(DefaultRegistrationExpires, c.MaxExpires))
+	c.SubscriptionMinExpires = cmp.Or(c.SubscriptionMinExpires, DefaultSubscriptionMinExpires)
+	c.SubscriptionMaxExpires = cmp.Or(c.SubscriptionMaxExpires, DefaultSubscriptionMaxExpires)
+	c.MaxSubscriptions = cmp.Or(c.MaxSubscriptions, DefaultMaxSubscriptions)
+	c.MaxSubscriptionsPerSource = cmp.Or(c.MaxSubscriptionsPerSource, DefaultMaxSubscriptionsPerSource)
 	if len(c.DigestAlgorithms) == 0 {
 		c.DigestAlgorithms = []string{DefaultDigestAlgorithm}
 	}
@@ -309,6 +346,7 @@ func (c Config) withDefaults() Config {
 		c.Codecs = DefaultCodecs()
 	}
 	c.MediaTimeout = cmp.Or(c.MediaTimeout, DefaultMediaTimeout)
+	c.Features = c.Features.withDefaults()
 	return c
 }
 

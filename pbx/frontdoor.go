@@ -257,9 +257,12 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 		p.reply(req, tx, 200, "",
 			sip.NewHeader("Allow", sipx.Allow),
 			sip.NewHeader("Accept", sipx.ContentTypeSDP),
-			sip.NewHeader("Supported", supportedValue()))
+			sip.NewHeader("Supported", supportedValue()),
+			sip.NewHeader("Allow-Events", EventPackageDialog)) // RFC 6665 §4.4.4
 	case sip.REGISTER:
 		p.reg.handle(ctx, req, tx)
+	case sip.SUBSCRIBE:
+		p.handleSubscribe(ctx, req, tx, inDialog)
 	case sip.INVITE:
 		if inDialog {
 			p.reply(req, tx, 481, "no such dialog")
@@ -298,6 +301,11 @@ func methodLabel(m sip.RequestMethod) string {
 // reply answers req with code and IANA reason phrase; warning, when set, goes into a Warning
 // header (RFC 3261 §20.43) so the caller sees why.
 func (p *PBX) reply(req *sip.Request, tx sip.ServerTransaction, code int, warning string, hdrs ...sip.Header) {
+	p.send(req, tx, p.response(req, code, warning, hdrs...))
+}
+
+// response builds reply's answer, for a caller that adds to it before sending it.
+func (p *PBX) response(req *sip.Request, code int, warning string, hdrs ...sip.Header) *sip.Response {
 	res := sip.NewResponseFromRequest(req, code, sipx.Reason(code), nil)
 	res.SipVersion = "SIP/2.0" // never echo another version, even in a 505
 	res.AppendHeader(sip.NewHeader("Server", p.cfg.UserAgent))
@@ -307,6 +315,11 @@ func (p *PBX) reply(req *sip.Request, tx sip.ServerTransaction, code int, warnin
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
+	return res
+}
+
+// send sends a response to req in its transaction (statelessly without one) and counts it.
+func (p *PBX) send(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
 	var err error
 	if tx != nil {
 		err = tx.Respond(res)
@@ -314,10 +327,10 @@ func (p *PBX) reply(req *sip.Request, tx sip.ServerTransaction, code int, warnin
 		err = p.srv.WriteResponse(res)
 	}
 	if err != nil {
-		p.log.Warn("sending response", "status", code, "method", string(req.Method), "src", req.Source(), "error", err)
+		p.log.Warn("sending response", "status", res.StatusCode, "method", string(req.Method), "src", req.Source(), "error", err)
 		return
 	}
-	p.metrics.response(code)
+	p.metrics.response(res.StatusCode)
 }
 
 // replyStoreError answers a request whose handling failed in the store: 404 for a missing

@@ -63,6 +63,20 @@ func (a sessionAdapter) EarlyMedia(what string) ([]byte, func(context.Context) e
 }
 func (a sessionAdapter) Close() { a.s.Close() }
 
+func (a sessionAdapter) PlayTo(ctx context.Context, toCaller bool, desc []byte, what string) error {
+	codec, err := media.G711Of(desc)
+	if err != nil {
+		return mediaError(err)
+	}
+	var src media.Source
+	if what == "" || what == "tone" {
+		src = media.HoldTone(codec)
+	} else if src, err = media.LoadWAV(what, codec, true); err != nil {
+		return err
+	}
+	return a.s.Play(ctx, toCaller, codec, src)
+}
+
 func (a sessionAdapter) Stats() (caller, callee b2bua.MediaStats) {
 	ca, cb := a.s.Stats()
 	return mediaStats(ca), mediaStats(cb)

@@ -64,6 +64,7 @@ type PBX struct {
 	auth     *authenticator
 	reg      *registrar
 	calls    *b2bua.Engine
+	presence *presence // busy lamps: dialog event subscriptions (presence.go)
 	route    dialplan.Handler
 	fallback dialplan.Default // default routing, last in route
 	lua      *dialplan.Lua    // the Lua dialplan, if any
@@ -141,7 +142,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.conns.registeredUntil, p.conns.stop = p.registeredUntil, p.stop
 	// Each step opens something; a failing step leaves abandon to close what the earlier ones
 	// opened.
-	for _, step := range []func() error{p.listen, p.newSIPStack, p.newRelay, p.newCallCore, p.setupDialplan} {
+	for _, step := range []func() error{p.listen, p.newSIPStack, p.newPresence, p.newRelay, p.newCallCore, p.setupDialplan} {
 		if err := step(); err != nil {
 			p.abandon()
 			return nil, err
@@ -211,6 +212,12 @@ func (p *PBX) newSIPStack() error {
 	return nil
 }
 
+// newPresence makes the busy-lamp service over the SIP stack.
+func (p *PBX) newPresence() (err error) {
+	p.presence, err = newPresence(p)
+	return err
+}
+
 // newRelay makes the media relay when Config gives it a port range.
 func (p *PBX) newRelay() error {
 	if p.cfg.RTPPortMin == 0 {
@@ -243,8 +250,12 @@ func (p *PBX) newCallCore() error {
 		Host:        p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
 		RingTimeout: p.cfg.RingTimeout, UserAgent: p.cfg.UserAgent, AckTimeout: p.cfg.AckTimeout, CopyHeaders: p.cfg.CopyHeaders,
 		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, ResolveTrunk: p.resolveTrunk, Media: p.mediaRelay(),
-		OnEvent:       func(e b2bua.Event) { p.events.publish(callEvent(e)) },
+		OnEvent: func(e b2bua.Event) {
+			p.presence.callEvent(e)
+			p.events.publish(callEvent(e))
+		},
 		OnUnreachable: p.dropUnreachable,
+		Park:          p.cfg.Features.park(),
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
 		return fmt.Errorf("pbx: %w", err)
@@ -255,6 +266,9 @@ func (p *PBX) newCallCore() error {
 	if err != nil {
 		return fmt.Errorf("pbx: trunk client: %w", err)
 	}
+	p.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pbxkit_subscriptions", Help: "Busy-lamp subscriptions (dialog event package) in force.",
+	}, func() float64 { return float64(p.presence.count()) }))
 	return nil
 }
 
@@ -318,6 +332,10 @@ func (p *PBX) Config() Config { return p.cfg }
 
 // ActiveCalls is the number of calls in progress.
 func (p *PBX) ActiveCalls() int { return p.calls.Active() }
+
+// Subscriptions is the number of busy-lamp subscriptions (SUBSCRIBE to the dialog event
+// package) in force.
+func (p *PBX) Subscriptions() int { return p.presence.count() }
 
 // ActiveDialogs is the number of SIP dialogs the call core tracks (two per answered call).
 func (p *PBX) ActiveDialogs() int { return p.calls.Dialogs() }
@@ -388,6 +406,11 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 		// socket that nothing ever closes. So: stop taking new requests, give the ones already
 		// read a moment to get their transactions on the still-open listener, then close.
 		p.draining.Store(true)
+		// Subscriptions end first, while the watchers' TCP connections are still open for the
+		// final NOTIFYs.
+		if err := p.presence.close(ctx); err != nil {
+			p.log.Warn("subscriptions still ending at shutdown", "error", err)
+		}
 		p.tcp.Close()
 		if err := p.calls.Shutdown(ctx); err != nil {
 			p.log.Warn("calls still up at shutdown", "error", err)

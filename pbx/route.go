@@ -18,7 +18,7 @@ import (
 // script, then default routing, which takes the calls they left alone (dialplan.Default).
 func (p *PBX) setupDialplan() error {
 	p.queues = dialplan.NewQueues(directory{p})
-	p.fallback = dialplan.Default{Directory: directory{p}, Warning: p.warning}
+	p.fallback = dialplan.Default{Directory: directory{p}, Warning: p.warning, Features: p.cfg.Features.dialplanFeatures()}
 	if p.cfg.PauseCode != "off" {
 		p.fallback.PauseCode = p.cfg.PauseCode
 	}
@@ -218,6 +218,6 @@ func (d directory) Extension(ctx context.Context, number string) (*dialplan.Exte
 	return &dialplan.Extension{
 		Number: ext.Number, Name: ext.Name, Enabled: ext.Enabled, DND: ext.DND,
 		ForwardAlways: ext.ForwardAlways, ForwardBusy: ext.ForwardBusy, ForwardNoAnswer: ext.ForwardNoAnswer,
-		RingTimeout: ext.RingTimeout, Registered: len(bindings) > 0,
+		RingTimeout: ext.RingTimeout, Registered: len(bindings) > 0, PickupGroup: ext.PickupGroup,
 	}, nil
 }

@@ -35,7 +35,8 @@ func (c Config) Validate() error { return c.withDefaults().validate() }
 func (c Config) validate() error {
 	var errs []error
 	for _, check := range []func() []error{
-		c.validateListener, c.validateAuth, c.validateRegistrar, c.validateCalls, c.validateMedia, c.validateTrunks,
+		c.validateListener, c.validateAuth, c.validateRegistrar, c.validateSubscriptions, c.validateCalls, c.validateMedia,
+		c.validateFeatures, c.validateTrunks,
 	} {
 		errs = append(errs, check()...)
 	}
@@ -130,6 +131,18 @@ func (c Config) validateTrunks() []error {
 	}
 	if c.TrunkRetryMax < c.TrunkRetryMin {
 		errs = append(errs, invalid("TrunkRetryMax", c.TrunkRetryMax.String(), "must not be less than TrunkRetryMin ("+c.TrunkRetryMin.String()+")"))
+	}
+	return errs
+}
+
+func (c Config) validateSubscriptions() []error {
+	var errs []error
+	if c.SubscriptionMinExpires < time.Second {
+		errs = append(errs, invalid("SubscriptionMinExpires", c.SubscriptionMinExpires.String(), "must be at least 1s"))
+	}
+	if c.SubscriptionMaxExpires < c.SubscriptionMinExpires {
+		errs = append(errs, invalid("SubscriptionMaxExpires", c.SubscriptionMaxExpires.String(),
+			"must not be less than SubscriptionMinExpires ("+c.SubscriptionMinExpires.String()+")"))
 	}
 	return errs
 }

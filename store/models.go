@@ -66,20 +66,23 @@ func ValidateTarget(field, t string) error {
 // (RFC 2617) and SHA-256 (RFC 8760). Changing the realm therefore needs a new password; SetPassword
 // computes both hashes.
 type Extension struct {
-	ID              int64     `gorm:"column:id;primaryKey"`
-	Number          string    `gorm:"column:number"`
-	Name            string    `gorm:"column:name"`
-	Realm           string    `gorm:"column:realm"`
-	HA1MD5          string    `gorm:"column:ha1_md5"`
-	HA1SHA256       string    `gorm:"column:ha1_sha256"`
-	Enabled         bool      `gorm:"column:enabled"`
-	DND             bool      `gorm:"column:dnd"`
-	ForwardAlways   string    `gorm:"column:forward_always"`
-	ForwardBusy     string    `gorm:"column:forward_busy"`
-	ForwardNoAnswer string    `gorm:"column:forward_noanswer"`
-	RingTimeout     int       `gorm:"column:ring_timeout"` // seconds; 0 means the PBX default
-	CreatedAt       time.Time `gorm:"column:created_at"`
-	UpdatedAt       time.Time `gorm:"column:updated_at"`
+	ID              int64  `gorm:"column:id;primaryKey"`
+	Number          string `gorm:"column:number"`
+	Name            string `gorm:"column:name"`
+	Realm           string `gorm:"column:realm"`
+	HA1MD5          string `gorm:"column:ha1_md5"`
+	HA1SHA256       string `gorm:"column:ha1_sha256"`
+	Enabled         bool   `gorm:"column:enabled"`
+	DND             bool   `gorm:"column:dnd"`
+	ForwardAlways   string `gorm:"column:forward_always"`
+	ForwardBusy     string `gorm:"column:forward_busy"`
+	ForwardNoAnswer string `gorm:"column:forward_noanswer"`
+	RingTimeout     int    `gorm:"column:ring_timeout"` // seconds; 0 means the PBX default
+	// PickupGroup names the extension's pickup group ("" none): its members answer each other's
+	// ringing calls with the group pickup code.
+	PickupGroup string    `gorm:"column:pickup_group"`
+	CreatedAt   time.Time `gorm:"column:created_at"`
+	UpdatedAt   time.Time `gorm:"column:updated_at"`
 }
 
 // TableName tells gorm the table; the schema itself comes from migrations/.
@@ -139,6 +142,9 @@ func (e *Extension) validate() error {
 			return err
 		}
 	}
+	if len(e.PickupGroup) > 64 || strings.ContainsAny(e.PickupGroup, "\r\n\"' ") {
+		return invalid("pickup_group", "must be at most 64 characters without spaces, quotes or line breaks")
+	}
 	if e.RingTimeout < 0 || e.RingTimeout > 600 {
 		return invalid("ring_timeout", "must be between 0 and 600 seconds")
 	}
@@ -156,6 +162,7 @@ type ExtensionPatch struct {
 	ForwardBusy     *string
 	ForwardNoAnswer *string
 	RingTimeout     *int
+	PickupGroup     *string
 }
 
 func (p ExtensionPatch) apply(e *Extension) error {
@@ -182,6 +189,7 @@ func (p ExtensionPatch) apply(e *Extension) error {
 	set(&e.ForwardAlways, p.ForwardAlways)
 	set(&e.ForwardBusy, p.ForwardBusy)
 	set(&e.ForwardNoAnswer, p.ForwardNoAnswer)
+	set(&e.PickupGroup, p.PickupGroup)
 	if p.Enabled != nil {
 		e.Enabled = *p.Enabled
 	}

@@ -188,6 +188,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.watchSettings()
 	return s, nil
 }
 
@@ -230,6 +231,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.stopSettings()
 	return s.sqlDB.Close()
 }
 
@@ -368,7 +370,6 @@ func (s *Store) Extension(ctx context.Context, number string) (*Extension, error
 	if ValidateNumber(number) != nil {
 		return nil, fmt.Errorf("store: extension %q: %w", number, ErrNotFound)
 	}
-	s.freshSettings(ctx)
 	v, found, ok, gen := s.exts.get(number)
 	if ok {
 		if !found {
@@ -402,6 +403,20 @@ func (s *Store) Extensions(ctx context.Context) ([]Extension, error) {
 	var out []Extension
 	err := s.db.WithContext(ctx).Order("number").Find(&out).Error
 	return out, mapErr("store: list extensions", err)
+}
+
+// PickupGroup returns the numbers of the enabled extensions in pickup group group, in order; none
+// for "".
+func (s *Store) PickupGroup(ctx context.Context, group string) ([]string, error) {
+	if group == "" {
+		return nil, nil
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	var out []string
+	err := s.db.WithContext(ctx).Model(&Extension{}).Where("pickup_group = ? AND enabled = ?", group, true).
+		Order("number").Pluck("number", &out).Error
+	return out, mapErr("store: pickup group "+group, err)
 }
 
 // UpdateExtension applies p to the extension with that number and returns the result.

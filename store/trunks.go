@@ -14,7 +14,7 @@ import (
 // from its addresses come in without digest authentication.
 //
 // Password is stored as given: the PBX must compute digest answers to the provider's challenges,
-// whose realm and algorithm it only learns from them (see migrations/*/00007_trunks.sql).
+// whose realm and algorithm it only learns from them (see migrations/*/00008_trunks.sql).
 type Trunk struct {
 	ID       int64  `gorm:"column:id;primaryKey"`
 	Name     string `gorm:"column:name"`
