@@ -18,6 +18,14 @@ type Target struct {
 	Dest      string  // "ip:port" to send to, where the phone registered from (RFC 3581); "" resolves URI
 	Transport string  // "udp" or "tcp"
 	Ext       string  // the extension the contact belongs to, "" for a foreign destination
+	// Auth, when set, answers the callee's first 401 or 407 (a trunk's provider).
+	Auth *Credentials
+	// FromUser, when set, is the user part of the leg's From (a trunk's caller ID), unless the
+	// Connect's options name a caller ID of their own.
+	FromUser string
+	// Domain, when set, is the host of the leg's From and To URIs (a trunk's provider), in place
+	// of the PBX's.
+	Domain string
 }
 
 // Call is one caller's dialog (the A-leg) and the dialogs the PBX opened toward the callee's

@@ -54,6 +54,11 @@ type Config struct {
 	// Resolve finds the contacts of a destination (Connect, REFER). Without it Connect fails and
 	// REFER is answered 501.
 	Resolve Resolver
+	// ResolveTrunk finds where a number goes out through the named trunk
+	// (ConnectOptions.Trunk): the provider's address, with the credentials and caller ID the
+	// trunk's legs use (Target.Auth, FromUser, Domain). An unknown trunk is an error wrapping
+	// ErrUnknownTrunk. Without it Connect through a trunk fails.
+	ResolveTrunk func(ctx context.Context, trunk, number string) ([]Target, error)
 	// Media, when set, relays every call's RTP through the PBX and rewrites the session
 	// descriptions both ways; nil lets them pass unchanged.
 	Media Media

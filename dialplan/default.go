@@ -26,6 +26,9 @@ import (
 //     0); busy (486, 600) goes to forward-on-busy ("user-busy"), no answer (the timeout, 480 or
 //     408 from the phones) to forward-on-no-answer ("no-answer"); any other answer stands.
 //
+// A number that is no extension goes out through an outbound trunk when the Directory is a
+// TrunkDirectory that has one for it (the trunk's prefix stripped); otherwise it is unknown (404).
+//
 // A forward to an extension routes the call again by that extension's settings, so forwards chain
 // (at most b2bua.MaxDiversions; a loop ends with 482, see b2bua.Call.Divert). A forward to a sip:
 // URI rings that URI. Each forward sends 181 to the caller, and the ringing that follows carries
@@ -111,7 +114,7 @@ func (d Default) Route(ctx context.Context, c *b2bua.Call, number string, opts b
 // is routed by that extension's settings (Route): its own forwards are followed. This is what
 // the Lua dialplan's call:forward does.
 func (d Default) Forward(ctx context.Context, c *b2bua.Call, dests []string, opts b2bua.ForwardOptions) (b2bua.Result, error) {
-	if len(dests) != 1 || d.Directory == nil {
+	if len(dests) != 1 || d.Directory == nil || opts.Trunk != "" {
 		return c.Forward(ctx, dests, opts)
 	}
 	dest, err := d.canonical(ctx, dests[0])
@@ -205,6 +208,27 @@ func (d Default) step(ctx context.Context, c *b2bua.Call, number string, opts b2
 	return "", "", r, nil
 }
 
+// outbound sends a number that is no extension out through the trunk the Directory picks for
+// it (TrunkDirectory), or refuses it with 404 when there is none.
+func (d Default) outbound(ctx context.Context, c *b2bua.Call, number string, opts b2bua.ConnectOptions) (b2bua.Result, error) {
+	td, ok := d.Directory.(TrunkDirectory)
+	if !ok {
+		return refused(c, 404, "no such extension"), nil
+	}
+	trunk, dial, err := td.OutboundTrunk(ctx, c, number)
+	switch {
+	case err != nil:
+		return b2bua.Result{}, fmt.Errorf("dialplan: trunk for %s: %w", number, err)
+	case trunk == "":
+		return refused(c, 404, "no such extension"), nil
+	}
+	opts.Trunk = trunk
+	if opts.Timeout == 0 {
+		opts.Timeout = d.Timeout
+	}
+	return c.Connect(ctx, []string{dial}, opts)
+}
+
 // refused is the result of an attempt that failed before anything rang, kept as the caller's
 // answer should routing end there (as a failed Connect's is), so default routing does not take
 // the call over afterwards.
@@ -217,14 +241,14 @@ func refused(c *b2bua.Call, status int, reason string) b2bua.Result {
 func (d Default) group(ctx context.Context, c *b2bua.Call, number string, opts b2bua.ConnectOptions) (b2bua.Result, error) {
 	gd, ok := d.Directory.(GroupDirectory)
 	if !ok {
-		return refused(c, 404, "no such extension"), nil
+		return d.outbound(ctx, c, number, opts)
 	}
 	g, err := gd.Group(ctx, number)
 	switch {
 	case err != nil:
 		return b2bua.Result{}, fmt.Errorf("dialplan: ring group %s: %w", number, err)
 	case g == nil:
-		return refused(c, 404, "no such extension"), nil
+		return d.outbound(ctx, c, number, opts)
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = d.Timeout

@@ -90,3 +90,13 @@ type Directory interface {
 	Extension(ctx context.Context, number string) (*Extension, error)
 	Queue(ctx context.Context, name string) (*Queue, error)
 }
+
+// TrunkDirectory is a Directory that also knows outbound trunks: default routing sends a number
+// that is no extension out through the trunk it names (pbx's Directory is one).
+type TrunkDirectory interface {
+	Directory
+	// OutboundTrunk returns the trunk that takes c's call to number, a number that is no
+	// extension, and what to dial there (the trunk's prefix stripped); trunk is "" when no trunk
+	// takes it (among others, for a call that came in from a trunk).
+	OutboundTrunk(ctx context.Context, c *b2bua.Call, number string) (trunk, dial string, err error)
+}

@@ -175,6 +175,7 @@ func connectOptions(L *lua.LState, r *run, t *lua.LTable) b2bua.ConnectOptions {
 	if name := optString(L, t, "caller_name"); name != "" {
 		o.CallerName = name
 	}
+	o.Trunk = optString(L, t, "trunk")
 	if err := checkCallerID(o.CallerID, o.CallerName); err != nil {
 		L.RaiseError("%s", err.Error())
 	}

@@ -150,6 +150,17 @@ type Config struct {
 	// PurgeInterval is how often expired registrations are deleted. Default 30 s.
 	PurgeInterval time.Duration
 
+	// TrunkRefresh is how often the outbound trunks are read from the store again (a trunk added
+	// with the CLI is used from then on). Default 5 s.
+	TrunkRefresh time.Duration
+	// TrunkExpires is the registration time asked of a trunk's provider; it is refreshed after
+	// three quarters of what the provider grants. Default 600 s.
+	TrunkExpires time.Duration
+	// TrunkRetryMin and TrunkRetryMax bound the wait after a failed trunk registration: the first
+	// retry after TrunkRetryMin, doubling per failure up to TrunkRetryMax, each 50-100% of that
+	// (RFC 5626 §4.5). Defaults 10 s and 5 min.
+	TrunkRetryMin, TrunkRetryMax time.Duration
+
 	// RingTimeout is how long a call rings before the caller gets 480, unless the extension sets
 	// its own. Default 30 s; at most MaxRingTimeout (1 h).
 	RingTimeout time.Duration
@@ -230,6 +241,10 @@ const (
 	DefaultMaxBodyBytes        = 16384
 	DefaultMaxURILength        = 1024
 	DefaultPurgeInterval       = 30 * time.Second
+	DefaultTrunkRefresh        = 5 * time.Second
+	DefaultTrunkExpires        = 600 * time.Second
+	DefaultTrunkRetryMin       = 10 * time.Second
+	DefaultTrunkRetryMax       = 5 * time.Minute
 	DefaultRingTimeout         = b2bua.DefaultRingTimeout
 	DefaultAckTimeout          = b2bua.DefaultAckTimeout
 	DefaultDialplanTimeout     = time.Second
@@ -316,6 +331,10 @@ func (c Config) withDefaults() Config {
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.MaxURILength = cmp.Or(c.MaxURILength, DefaultMaxURILength)
 	c.PurgeInterval = cmp.Or(c.PurgeInterval, DefaultPurgeInterval)
+	c.TrunkRefresh = cmp.Or(c.TrunkRefresh, DefaultTrunkRefresh)
+	c.TrunkExpires = cmp.Or(c.TrunkExpires, DefaultTrunkExpires)
+	c.TrunkRetryMin = cmp.Or(c.TrunkRetryMin, DefaultTrunkRetryMin)
+	c.TrunkRetryMax = cmp.Or(c.TrunkRetryMax, max(DefaultTrunkRetryMax, c.TrunkRetryMin))
 	c.RingTimeout = cmp.Or(c.RingTimeout, DefaultRingTimeout)
 	c.AckTimeout = cmp.Or(c.AckTimeout, DefaultAckTimeout)
 	c.DialplanTimeout = cmp.Or(c.DialplanTimeout, DefaultDialplanTimeout)

@@ -268,6 +268,12 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 			p.reply(req, tx, 481, "no such dialog")
 			return
 		}
+		if ip, ok := sourceIP(req); ok {
+			if t := p.trunks.bySource(ip); t != nil {
+				p.trunkCall(req, tx, t) // a provider's call: its address is its credential
+				return
+			}
+		}
 		ext, ok := p.authorize(ctx, req, tx, true)
 		if !ok {
 			return

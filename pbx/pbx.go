@@ -68,11 +68,16 @@ type PBX struct {
 	route    dialplan.Handler
 	fallback dialplan.Default // default routing, last in route
 	lua      *dialplan.Lua    // the Lua dialplan, if any
-	queues   *dialplan.Queues
-	relay    *media.Relay // nil without RTPPortMin/Max
-	records  *recordQueue // nil when the store keeps no records
-	events   *hub
-	metrics  *metrics
+	trunks   *trunkTable      // outbound trunks (trunks.go)
+	// trunkClient sends trunk registrations from the UDP listener's socket.
+	trunkClient *sipgo.Client
+	trunksDone  chan struct{} // closed when the trunk loop has unregistered everything
+	trunksRun   atomic.Bool   // the trunk loop was started
+	queues      *dialplan.Queues
+	relay       *media.Relay // nil without RTPPortMin/Max
+	records     *recordQueue // nil when the store keeps no records
+	events      *hub
+	metrics     *metrics
 	// badInput writes the log lines about malformed input, at most a few a second each.
 	badInput *logLimiter
 	limiter  *sourceLimiter // nil: no per-source limit
@@ -131,6 +136,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.events = newHub()
 	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics)
 	p.reg = &registrar{p: p, locks: newKeyedMutex()}
+	p.trunks, p.trunksDone = newTrunkTable(p), make(chan struct{})
 	p.parser = newParser()
 	p.conns = newConnTable(cfg, p.trusted, p.metrics.reg, p.log.With("component", "conns"))
 	p.conns.registeredUntil, p.conns.stop = p.registeredUntil, p.stop
@@ -243,7 +249,7 @@ func (p *PBX) newCallCore() error {
 		UDPListener: p.udp.LocalAddr().String(),
 		Host:        p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
 		RingTimeout: p.cfg.RingTimeout, UserAgent: p.cfg.UserAgent, AckTimeout: p.cfg.AckTimeout, CopyHeaders: p.cfg.CopyHeaders,
-		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, Media: p.mediaRelay(),
+		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, ResolveTrunk: p.resolveTrunk, Media: p.mediaRelay(),
 		OnEvent: func(e b2bua.Event) {
 			p.presence.callEvent(e)
 			p.events.publish(callEvent(e))
@@ -255,6 +261,11 @@ func (p *PBX) newCallCore() error {
 		return fmt.Errorf("pbx: %w", err)
 	}
 	p.metrics.watch(p.calls, p.relay, p.records)
+	p.trunkClient, err = sipgo.NewClient(p.ua, sipgo.WithClientLogger(p.log.With("component", "trunks")),
+		sipgo.WithClientConnectionAddr(p.udp.LocalAddr().String()))
+	if err != nil {
+		return fmt.Errorf("pbx: trunk client: %w", err)
+	}
 	p.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pbxkit_subscriptions", Help: "Busy-lamp subscriptions (dialog event package) in force.",
 	}, func() float64 { return float64(p.presence.count()) }))
@@ -345,6 +356,7 @@ func (p *PBX) Run(ctx context.Context) error {
 	err := errors.New("pbx: Run called twice")
 	p.runOnce.Do(func() {
 		err = nil
+		p.trunks.load(ctx)
 		p.wg.Add(3)
 		p.serving.start()
 		go func() {
@@ -369,6 +381,8 @@ func (p *PBX) Run(ctx context.Context) error {
 				p.load.run(p.stop)
 			}()
 		}
+		p.trunksRun.Store(true)
+		go p.trunkLoop(p.trunksDone)
 		p.log.Info("pbx listening", "udp", p.UDPAddr().String(), "tcp", p.TCPAddr().String(), "domain", p.cfg.Domain)
 		select {
 		case <-ctx.Done():
@@ -401,6 +415,7 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 		if err := p.calls.Shutdown(ctx); err != nil {
 			p.log.Warn("calls still up at shutdown", "error", err)
 		}
+		p.waitTrunks(ctx) // their REGISTERs with Expires: 0 go out before the SIP stack closes
 		select {
 		case <-time.After(shutdownGrace):
 		case <-ctx.Done():

@@ -36,7 +36,7 @@ func (c Config) validate() error {
 	var errs []error
 	for _, check := range []func() []error{
 		c.validateListener, c.validateAuth, c.validateRegistrar, c.validateSubscriptions, c.validateCalls, c.validateMedia,
-		c.validateFeatures,
+		c.validateFeatures, c.validateTrunks,
 	} {
 		errs = append(errs, check()...)
 	}
@@ -119,6 +119,20 @@ func (c Config) validateRegistrar() []error {
 	}
 	// time.NewTicker panics on a negative interval.
 	return appendNegative(errs, "PurgeInterval", c.PurgeInterval)
+}
+
+func (c Config) validateTrunks() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"TrunkRefresh", c.TrunkRefresh}, {"TrunkExpires", c.TrunkExpires}, {"TrunkRetryMin", c.TrunkRetryMin}} {
+		errs = appendNegative(errs, f.name, f.d)
+	}
+	if c.TrunkRetryMax < c.TrunkRetryMin {
+		errs = append(errs, invalid("TrunkRetryMax", c.TrunkRetryMax.String(), "must not be less than TrunkRetryMin ("+c.TrunkRetryMin.String()+")"))
+	}
+	return errs
 }
 
 func (c Config) validateSubscriptions() []error {

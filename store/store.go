@@ -54,6 +54,12 @@ type GroupDirectory interface {
 	Group(ctx context.Context, number string) (*RingGroup, error)
 }
 
+// TrunkDirectory lists the outbound trunks and keeps what the PBX saw of their registrations.
+type TrunkDirectory interface {
+	Trunks(ctx context.Context) ([]Trunk, error)
+	SetTrunkState(ctx context.Context, name, state, detail string) error
+}
+
 // Interface guards.
 var (
 	_ Directory      = (*Store)(nil)
@@ -61,6 +67,7 @@ var (
 	_ CDRWriter      = (*Store)(nil)
 	_ QueueDirectory = (*Store)(nil)
 	_ GroupDirectory = (*Store)(nil)
+	_ TrunkDirectory = (*Store)(nil)
 )
 
 // Defaults for Options.
