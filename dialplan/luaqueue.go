@@ -18,7 +18,8 @@ func luaQueue(L *lua.LState) int {
 	name := L.CheckString(2)
 	t := options(L, 3)
 	o := QueueOptions{Timeout: optSeconds(L, t, "timeout"), Announce: optSeconds(L, t, "announce"),
-		RingTimeout: optSeconds(L, t, "ring_timeout"), Music: optString(L, t, "music")}
+		RingTimeout: optSeconds(L, t, "ring_timeout"), Music: optString(L, t, "music"),
+		Announcement: optString(L, t, "announcement")}
 	dir := r.directory(L)
 	var q *Queue
 	var err error

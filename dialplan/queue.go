@@ -51,6 +51,9 @@ type QueueOptions struct {
 	// Music is what the caller hears while waiting, with the media relay on: "tone" (ringback) or
 	// a WAV file. Default: the queue's Music; "" and no relay: the caller's own ringback.
 	Music string
+	// Announcement, a WAV file, is played to the waiting caller every Announce in place of the
+	// music (over ringback when no Music is given), with the media relay on.
+	Announcement string
 }
 
 // DefaultQueueRingTimeout is how long agents ring per attempt when neither the queue nor the
@@ -100,8 +103,8 @@ func (qs *Queues) wait(ctx context.Context, c *b2bua.Call, q *Queue, w *waiter, 
 	if err := c.Provisional(182, queuedPhrase(pos)); err != nil {
 		return b2bua.Result{Status: 487, Reason: "the caller is gone"}, err
 	}
-	if opts.Music != "" {
-		stop := playWhileWaiting(ctx, c, opts.Music)
+	if opts.Music != "" || opts.Announcement != "" && opts.Announce > 0 {
+		stop := playWhileWaiting(ctx, c, b2bua.Audio{Music: opts.Music, Announcement: opts.Announcement, Every: opts.Announce})
 		defer stop()
 	}
 	if opts.Timeout > 0 {
@@ -148,12 +151,12 @@ func (qs *Queues) wait(ctx context.Context, c *b2bua.Call, q *Queue, w *waiter, 
 
 // playWhileWaiting plays hold audio to the caller until the returned function is called (an
 // agent answering stops it too).
-func playWhileWaiting(ctx context.Context, c *b2bua.Call, music string) (stop func()) {
+func playWhileWaiting(ctx context.Context, c *b2bua.Call, what b2bua.Audio) (stop func()) {
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = c.PlayToCaller(mctx, music) // without a relay there is nothing to play with
+		_ = c.PlayAudioToCaller(mctx, what) // without a relay there is nothing to play with
 	}()
 	return func() {
 		cancel()
