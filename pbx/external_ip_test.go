@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
+	"github.com/pbxkit/pbxkit/internal/testenv"
 	"github.com/pbxkit/pbxkit/pbx"
 )
 
@@ -21,8 +22,8 @@ const externalIP = "192.0.2.44"
 // hosts of the B-leg, the SDP's c= and o= lines; and the bound address (127.0.0.1 with the PBX's
 // ports, or anywhere in SDP) appears nowhere.
 func TestExternalIP(t *testing.T) {
-	cert := newTestCert(t, "pbx.test")
-	certFile, keyFile := cert.write(t, t.TempDir())
+	cert := testenv.NewCert(t, "pbx.test")
+	certFile, keyFile := cert.Write(t, t.TempDir())
 	lo := freeEvenRange(t, 8)
 	tp := startPBX(t, pbx.Config{ExternalIP: externalIP, RTPPortMin: lo, RTPPortMax: lo + 7,
 		TLS: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile,
@@ -30,7 +31,7 @@ func TestExternalIP(t *testing.T) {
 	tp.addExt(t, "200", "pw200")
 	check := advertisedChecker{t: t, bound: []string{tp.UDPAddr().String(), tp.TLSAddr().String()}}
 
-	callee := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.clientConfig())
+	callee := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.ClientConfig())
 	registerOver(t, callee, "200", callee.Contact("200"))
 	caller := newClient(t, tp.addr)
 	msg, inv := invite(caller)

@@ -14,16 +14,17 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
+	"github.com/pbxkit/pbxkit/internal/testenv"
 	"github.com/pbxkit/pbxkit/pbx"
 )
 
 // tlsPBX runs a PBX serving TLS on 127.0.0.1 with a certificate made in the test; 127.0.0.0/8 is
 // trusted (no digest) unless cfg says otherwise. Extension 200 exists.
-func tlsPBX(t *testing.T, cfg pbx.Config) (*testPBX, testCert) {
+func tlsPBX(t *testing.T, cfg pbx.Config) (*testPBX, testenv.Cert) {
 	t.Helper()
-	cert := newTestCert(t, "pbx.test")
+	cert := testenv.NewCert(t, "pbx.test")
 	cfg.TLS = "127.0.0.1:0"
-	cfg.TLSCert, cfg.TLSKey = cert.write(t, t.TempDir())
+	cfg.TLSCert, cfg.TLSKey = cert.Write(t, t.TempDir())
 	if cfg.Trusted == nil {
 		cfg.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	}
@@ -67,13 +68,13 @@ func wantTLSContact(t *testing.T, tp *testPBX, what string, m interface{ GetHead
 // and name the TLS port; the call is set up and hung up as over UDP.
 func TestCallOverTLS(t *testing.T) {
 	tp, cert := tlsPBX(t, pbx.Config{})
-	callee := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.clientConfig())
+	callee := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.ClientConfig())
 	registerOver(t, callee, "200", callee.Contact("200"))
 	bs, err := tp.store.Bindings(context.Background(), "200")
 	if err != nil || len(bs) != 1 || bs[0].Transport != "tls" || bs[0].Source != callee.Addr() {
 		t.Fatalf("binding %+v %v", bs, err)
 	}
-	caller := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.clientConfig())
+	caller := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.ClientConfig())
 	inv, ok, bInv := b2buatest.AnsweredCall(t, caller, callee)
 
 	via := bInv.Via()
@@ -93,9 +94,9 @@ func TestCallOverTLS(t *testing.T) {
 // the PBX keeps TLS on every hop where the peer asked for it (RFC 3261 §26.2.2).
 func TestCallOverTLSWithSIPSURIs(t *testing.T) {
 	tp, cert := tlsPBX(t, pbx.Config{})
-	callee := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.clientConfig())
+	callee := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.ClientConfig())
 	registerOver(t, callee, "200", "sips:200@"+callee.Addr())
-	caller := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.clientConfig())
+	caller := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.ClientConfig())
 	msg := caller.Build(b2buatest.Request{Method: "INVITE", URI: "sips:200@pbx.test", From: "100", To: "200",
 		Headers: []string{"Contact: <sips:100@" + caller.Addr() + ">", "Content-Type: application/sdp"}, Body: b2buatest.SDP})
 	m, err := sip.ParseMessage([]byte(msg))
@@ -122,26 +123,26 @@ func TestCallOverTLSWithSIPSURIs(t *testing.T) {
 // connection opened before goes on with its own. A replacement that does not load (a key that
 // does not match) is logged and leaves the certificate in use.
 func TestTLSCertificateReload(t *testing.T) {
-	first, second := newTestCert(t, "first"), newTestCert(t, "second")
+	first, second := testenv.NewCert(t, "first"), testenv.NewCert(t, "second")
 	dir := t.TempDir()
-	certFile, keyFile := first.write(t, dir)
+	certFile, keyFile := first.Write(t, dir)
 	tp := startPBX(t, pbx.Config{TLS: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, TLSReloadInterval: 20 * time.Millisecond,
 		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	tp.addExt(t, "200", "pw200")
 	addr := tp.TLSAddr().String()
-	if cn := servedCN(t, addr); cn != "first" {
+	if cn := testenv.ServedCN(t, addr); cn != "first" {
 		t.Fatalf("served %q", cn)
 	}
-	old := b2buatest.NewTLSPhone(t, addr, &tls.Config{RootCAs: first.roots, ServerName: "pbx.test"})
+	old := b2buatest.NewTLSPhone(t, addr, &tls.Config{RootCAs: first.Roots, ServerName: "pbx.test"})
 
-	second.write(t, dir)
+	second.Write(t, dir)
 	waitServed(t, addr, "second")
 	registerOver(t, old, "200", old.Contact("200")) // the open connection still works
 
 	// A half-finished renewal: the third certificate beside the second's key.
-	third := newTestCert(t, "third")
-	third.keyPEM = second.keyPEM
-	third.write(t, dir)
+	third := testenv.NewCert(t, "third")
+	third.KeyPEM = second.KeyPEM
+	third.Write(t, dir)
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(tp.logs.String(), "tls certificate changed but does not load") {
 		if time.Now().After(deadline) {
@@ -149,27 +150,27 @@ func TestTLSCertificateReload(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if cn := servedCN(t, addr); cn != "second" {
+	if cn := testenv.ServedCN(t, addr); cn != "second" {
 		t.Fatalf("after a broken renewal served %q, want the certificate in use", cn)
 	}
 }
 
 // TestReloadTLS: with the file watch off, ReloadTLS (officepbx: SIGHUP) reads the files again.
 func TestReloadTLS(t *testing.T) {
-	first, second := newTestCert(t, "first"), newTestCert(t, "second")
+	first, second := testenv.NewCert(t, "first"), testenv.NewCert(t, "second")
 	dir := t.TempDir()
-	certFile, keyFile := first.write(t, dir)
+	certFile, keyFile := first.Write(t, dir)
 	tp := startPBX(t, pbx.Config{TLS: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, TLSReloadInterval: -1})
 	addr := tp.TLSAddr().String()
-	second.write(t, dir)
+	second.Write(t, dir)
 	time.Sleep(50 * time.Millisecond)
-	if cn := servedCN(t, addr); cn != "first" {
+	if cn := testenv.ServedCN(t, addr); cn != "first" {
 		t.Fatalf("served %q before ReloadTLS", cn)
 	}
 	if err := tp.ReloadTLS(); err != nil {
 		t.Fatal(err)
 	}
-	if cn := servedCN(t, addr); cn != "second" {
+	if cn := testenv.ServedCN(t, addr); cn != "second" {
 		t.Fatalf("served %q after ReloadTLS", cn)
 	}
 	plain := startPBX(t, pbx.Config{})
@@ -183,7 +184,7 @@ func waitServed(t *testing.T, addr, cn string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got := servedCN(t, addr)
+		got := testenv.ServedCN(t, addr)
 		if got == cn {
 			return
 		}
@@ -252,14 +253,14 @@ func TestTLSConnectionLimits(t *testing.T) {
 	addr := tp.TLSAddr().String()
 	var held []*tls.Conn
 	for range 2 {
-		c, err := tls.Dial("tcp", addr, cert.clientConfig())
+		c, err := tls.Dial("tcp", addr, cert.ClientConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		held = append(held, c)
 	}
-	if c, err := tls.Dial("tcp", addr, cert.clientConfig()); err == nil {
+	if c, err := tls.Dial("tcp", addr, cert.ClientConfig()); err == nil {
 		// The refusal may land after the client's side of the handshake: then the first read fails.
 		wantClosed(t, c, 5*time.Second)
 		c.Close()
@@ -281,9 +282,9 @@ func TestTLSConnectionLimits(t *testing.T) {
 // their connections, Shutdown waits for the answers, and the connections close after.
 func TestShutdownOverTLS(t *testing.T) {
 	tp, cert := tlsPBX(t, pbx.Config{})
-	callee := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.clientConfig())
+	callee := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.ClientConfig())
 	registerOver(t, callee, "200", callee.Contact("200"))
-	caller := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.clientConfig())
+	caller := b2buatest.NewTLSPhone(t, tp.TLSAddr().String(), cert.ClientConfig())
 	b2buatest.AnsweredCall(t, caller, callee)
 	done := make(chan error, 1)
 	go func() { done <- tp.Shutdown(context.Background()) }()

@@ -1,4 +1,4 @@
-package pbx_test
+package testenv
 
 import (
 	"crypto/ecdsa"
@@ -16,15 +16,15 @@ import (
 	"time"
 )
 
-// testCert is a self-signed server certificate for "pbx.test" and 127.0.0.1, made in the test.
-type testCert struct {
-	certPEM, keyPEM []byte
-	roots           *x509.CertPool // holds the certificate itself: clients trust it
+// Cert is a self-signed server certificate for "pbx.test" and 127.0.0.1, made for a test.
+type Cert struct {
+	CertPEM, KeyPEM []byte
+	Roots           *x509.CertPool // holds the certificate itself: clients that use it trust it
 }
 
-// newTestCert makes a certificate whose subject common name is cn (the tests tell certificates
-// apart by it).
-func newTestCert(t testing.TB, cn string) testCert {
+// NewCert makes a certificate whose subject common name is cn (tests tell certificates apart by
+// it), valid from an hour ago for a day, with an ECDSA P-256 key.
+func NewCert(t testing.TB, cn string) Cert {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -56,22 +56,22 @@ func newTestCert(t testing.TB, cn string) testCert {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(leaf)
-	return testCert{
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		roots:   roots,
+	return Cert{
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		Roots:   roots,
 	}
 }
 
-// write puts the certificate and key into dir as cert.pem and key.pem, replacing what was there
+// Write puts the certificate and key into dir as cert.pem and key.pem, replacing what was there
 // the way renewals do (a new file renamed over the old), and returns their paths.
-func (c testCert) write(t testing.TB, dir string) (certFile, keyFile string) {
+func (c Cert) Write(t testing.TB, dir string) (certFile, keyFile string) {
 	t.Helper()
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	for _, f := range []struct {
 		path string
 		data []byte
-	}{{certFile, c.certPEM}, {keyFile, c.keyPEM}} {
+	}{{certFile, c.CertPEM}, {keyFile, c.KeyPEM}} {
 		tmp := f.path + ".new"
 		if err := os.WriteFile(tmp, f.data, 0o600); err != nil {
 			t.Fatal(err)
@@ -83,13 +83,13 @@ func (c testCert) write(t testing.TB, dir string) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
-// clientConfig is what a phone that trusts the certificate uses.
-func (c testCert) clientConfig() *tls.Config {
-	return &tls.Config{RootCAs: c.roots, ServerName: "pbx.test", MinVersion: tls.VersionTLS12}
+// ClientConfig is what a phone that trusts the certificate uses.
+func (c Cert) ClientConfig() *tls.Config {
+	return &tls.Config{RootCAs: c.Roots, ServerName: "pbx.test", MinVersion: tls.VersionTLS12}
 }
 
-// servedCN connects to addr and returns the common name of the certificate the server shows.
-func servedCN(t testing.TB, addr string) string {
+// ServedCN connects to addr over TLS and returns the common name of the certificate it shows.
+func ServedCN(t testing.TB, addr string) string {
 	t.Helper()
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
 		&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test reads the certificate, it does not trust it
