@@ -306,3 +306,14 @@ func TestShutdownOverTLS(t *testing.T) {
 		t.Fatal("the TLS port still accepts after shutdown")
 	}
 }
+
+// TestTLSCertificateMissingFailsNew: a certificate that does not load stops New, naming the file,
+// as a port in use does: a PBX that cannot serve what it was told to does not start.
+func TestTLSCertificateMissingFailsNew(t *testing.T) {
+	dir := t.TempDir()
+	_, err := pbx.New(pbx.Config{SIP: "127.0.0.1:0", TLS: "127.0.0.1:0", TLSCert: dir + "/none.pem", TLSKey: dir + "/none.key",
+		Database: "sqlite::memory:"})
+	if err == nil || !strings.Contains(err.Error(), "none.pem") {
+		t.Fatalf("New with a missing certificate: %v", err)
+	}
+}
