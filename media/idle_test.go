@@ -6,7 +6,9 @@ import (
 	"time"
 )
 
-const testTimeout = 100 * time.Millisecond
+// testTimeout is the media timeout of these tests: long enough that a talking side, sending every
+// 10 ms, is never taken for silent on a loaded machine running the race detector.
+const testTimeout = 300 * time.Millisecond
 
 // idleCall is a session whose sides described their media with the given extra SDP lines; it
 // returns the session and the PBX's ports facing each side.

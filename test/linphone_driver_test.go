@@ -145,7 +145,7 @@ echocancellation=0
 	// Without a sound card: the tone is what it sends (and, as hold music, what it plays to a
 	// call it holds), and what it receives goes to received.wav.
 	p.send("soundcard use files")
-	p.await(5*time.Second, regexp.MustCompile(`^Using wav files instead of soundcard`))
+	p.await(15*time.Second, regexp.MustCompile(`^Using wav files instead of soundcard`))
 	p.send("play " + filepath.Join(p.dir, "tone.wav"))
 	p.send("record " + p.recordFile())
 	p.onlyPCMU()
