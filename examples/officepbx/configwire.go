@@ -112,10 +112,14 @@ func applyConfig(fs *flag.FlagSet, keys, take map[string]bool) error {
 			return &configError{path, e.line, "config: a config file cannot name another one"}
 		case !keys[e.key]:
 			return &configError{path, e.line, unknownKey(e.key, keys)}
-		case set[e.key] || !take[e.key] || fs.Lookup(e.key) == nil:
-			continue
 		}
-		if err := fs.Set(e.key, e.value); err != nil {
+		// Every value is checked as serve would take it, whether this command takes it or not:
+		// one file, the same errors from every command.
+		target := fs
+		if set[e.key] || !take[e.key] || fs.Lookup(e.key) == nil {
+			target = serveCmd(io.Discard).FlagSet
+		}
+		if err := target.Set(e.key, e.value); err != nil {
 			return &configError{path, e.line, fmt.Sprintf("%s %q: %v", e.key, e.value, err)}
 		}
 	}
