@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pbxkit/pbxkit/pbx"
 	"github.com/pbxkit/pbxkit/store"
@@ -110,16 +111,20 @@ type startInfo struct {
 // (and, that once, the demo extensions' passwords) to out.
 func welcome(ctx context.Context, out io.Writer, p *pbx.PBX, httpAddr string) error {
 	cfg := p.Config()
+	info := startInfo{sip: p.UDPAddr().String(), http: httpAddr, db: cfg.Database, dialplan: cfg.DialplanScript,
+		domain: cfg.Domain, phoneHost: phoneHost(p.UDPAddr()), extensions: -1}
+	if cfg.RTPPortMin > 0 {
+		info.relay = fmt.Sprintf("%s ports %d-%d", cfg.RTPAddress, cfg.RTPPortMin, cfg.RTPPortMax)
+	}
+	if strings.Contains(cfg.Database, ":memory:") { // the PBX's own, out of reach of another connection
+		info.print(out)
+		return nil
+	}
 	s, err := store.Open(ctx, cfg.Database, store.WithoutMigrate())
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	info := startInfo{sip: p.UDPAddr().String(), http: httpAddr, db: cfg.Database, dialplan: cfg.DialplanScript,
-		domain: cfg.Domain, phoneHost: phoneHost(p.UDPAddr())}
-	if cfg.RTPPortMin > 0 {
-		info.relay = fmt.Sprintf("%s ports %d-%d", cfg.RTPAddress, cfg.RTPPortMin, cfg.RTPPortMax)
-	}
 	if info.demo, err = seedDemo(ctx, s, cfg.Domain); err != nil {
 		return fmt.Errorf("first run: %w", err)
 	}
@@ -153,7 +158,11 @@ func (i startInfo) print(w io.Writer) {
 	fmt.Fprintf(w, "  SIP         udp+tcp %s (phones register to %s, domain %s)\n", i.sip, i.phoneHost, i.domain)
 	fmt.Fprintf(w, "  TLS         %s\n", orText(i.tls, "off (--tls ADDR --tls-cert FILE --tls-key FILE)"))
 	fmt.Fprintf(w, "  HTTP        %s\n", orText(i.http, "off (--http ADDR)"))
-	fmt.Fprintf(w, "  database    %s, %d extensions\n", i.db, i.extensions)
+	if i.extensions < 0 {
+		fmt.Fprintf(w, "  database    %s (in memory: gone when the PBX stops)\n", i.db)
+	} else {
+		fmt.Fprintf(w, "  database    %s, %d extensions\n", i.db, i.extensions)
+	}
 	fmt.Fprintf(w, "  dialplan    %s\n", orText(i.dialplan, "none: calls go to the extension dialled (--dialplan FILE)"))
 	fmt.Fprintf(w, "  media relay %s\n", orText(i.relay, "off: phones send RTP to each other (--rtp-ports LO-HI)"))
 	if len(i.demo) == 0 {
