@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -42,7 +43,11 @@ func (l sqlLogger) Warn(ctx context.Context, msg string, data ...any) {
 	l.Interface.Warn(ctx, fmt.Sprintf(msg, data...))
 }
 
+// gorm also logs the error it returns from Open; Open's caller reports that one, once.
 func (l sqlLogger) Error(ctx context.Context, msg string, data ...any) {
+	if strings.HasPrefix(msg, "failed to initialize database") {
+		return
+	}
 	l.Interface.Error(ctx, fmt.Sprintf(msg, data...))
 }
 
