@@ -464,8 +464,23 @@ func (p *PBX) closeOwned() {
 	}
 }
 
-func (p *PBX) purgeLoop() {
-	t := time.NewTicker(p.cfg.PurgeInterval)
+func (p *PBX) purgeLoop() { p.every(p.cfg.PurgeInterval, p.purgeExpired) }
+
+func (p *PBX) purgeExpired() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	n, err := p.store.PurgeExpired(ctx)
+	cancel()
+	switch {
+	case err != nil:
+		p.log.Warn("purging expired registrations", "error", err)
+	case n > 0:
+		p.log.Info("expired registrations purged", "count", n)
+	}
+}
+
+// every runs fn every d until Shutdown.
+func (p *PBX) every(d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -473,15 +488,7 @@ func (p *PBX) purgeLoop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		n, err := p.store.PurgeExpired(ctx)
-		cancel()
-		switch {
-		case err != nil:
-			p.log.Warn("purging expired registrations", "error", err)
-		case n > 0:
-			p.log.Info("expired registrations purged", "count", n)
-		}
+		fn()
 	}
 }
 

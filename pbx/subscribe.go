@@ -71,7 +71,7 @@ func (p *PBX) parseSubscribe(req *sip.Request, inDialog bool) (subscribeRequest,
 			headers: []sip.Header{allowEvents}}
 	}
 	sr.eventID = eventID(params)
-	if !acceptsDialogInfo(req) {
+	if !accepts(req, ContentTypeDialogInfo) {
 		return sr, &rejection{code: 406, warning: "NOTIFYs carry " + ContentTypeDialogInfo + ", which Accept excludes",
 			headers: []sip.Header{sip.NewHeader("Accept", ContentTypeDialogInfo)}}
 	}
@@ -128,25 +128,6 @@ func eventID(params string) string {
 		}
 	}
 	return ""
-}
-
-// acceptsDialogInfo: no Accept header means the package's default type (RFC 6665 §4.1.2,
-// RFC 4235 §3.4).
-func acceptsDialogInfo(req *sip.Request) bool {
-	hs := req.GetHeaders("Accept")
-	if len(hs) == 0 {
-		return true
-	}
-	for _, h := range hs {
-		for _, v := range strings.Split(h.Value(), ",") {
-			mt, _, _ := strings.Cut(v, ";")
-			switch strings.ToLower(strings.TrimSpace(mt)) {
-			case ContentTypeDialogInfo, "application/*", "*/*", "":
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // subscribe creates the subscription, answers 200 and starts its NOTIFYs. Expires 0 is a fetch
