@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -58,7 +57,7 @@ func extAddCmd(stdout io.Writer) *ffcli.Command {
 
 func extListCmd(stdout io.Writer) *ffcli.Command {
 	return dbCommand{
-		name: "ext list", usage: "officepbx ext list [--db DSN]", help: "List extensions and their registered contacts (CONTACTS: contact URI, from source, until expiry).",
+		name: "ext list", usage: "officepbx ext list [--db DSN]", help: "List extensions and their registered contacts.",
 		run: func(ctx context.Context, _ *dbFlags, s *store.Store, _ []string) error {
 			exts, err := s.Extensions(ctx)
 			if err != nil {
@@ -167,15 +166,15 @@ func checkPassword(cmd, number, pw string) error {
 	return nil
 }
 
-// contacts shows an extension's registrations in one column: each contact with where it
-// registered from and until when, "-" for none.
+// contacts shows an extension's registered contact URIs in one column, comma-separated, "-" for
+// none: no spaces, so scripts can take the last field.
 func contacts(bs []store.Binding) string {
 	if len(bs) == 0 {
 		return "-"
 	}
-	parts := make([]string, len(bs))
+	uris := make([]string, len(bs))
 	for i, b := range bs {
-		parts[i] = fmt.Sprintf("%s (from %s until %s)", b.Contact, b.Source, b.ExpiresAt.Local().Format(time.TimeOnly))
+		uris[i] = b.Contact
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(uris, ",")
 }

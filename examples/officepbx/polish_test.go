@@ -83,7 +83,7 @@ func TestErrorPolish(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, out, _ := officepbx(t, "ext", "list", "--db", db)
-		if !regexp.MustCompile(`(?m)^100\s.*sip:100@192\.0\.2\.10:5062;transport=udp \(from 192\.0\.2\.10:5062 until \d\d:\d\d:\d\d\)$`).MatchString(out) ||
+		if !regexp.MustCompile(`(?m)^100\s.*\ssip:100@192\.0\.2\.10:5062;transport=udp$`).MatchString(out) ||
 			!regexp.MustCompile(`(?m)^101\s.*\s-$`).MatchString(out) {
 			t.Fatalf("ext list:\n%s", out)
 		}
