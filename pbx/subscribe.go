@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -210,13 +211,14 @@ func (s *subscription) active() bool {
 // selfContact is the PBX's Contact in a subscription: the watched extension at the PBX's
 // address, with the SUBSCRIBE's transport.
 func (p *PBX) selfContact(req *sip.Request, ext string) *sip.ContactHeader {
-	uri := sip.Uri{Scheme: "sip", User: ext, Host: p.UDPAddr().IP.String(), Port: p.UDPAddr().Port}
-	if p.UDPAddr().IP.IsUnspecified() {
+	transport := strings.ToLower(req.Transport())
+	uri := sip.Uri{Scheme: "sip", User: ext, Host: p.advertisedHost(), Port: p.advertisedPort(transport)}
+	if ip := net.ParseIP(uri.Host); ip != nil && ip.IsUnspecified() {
 		uri.Host = req.Recipient.Host // the address the watcher reached the PBX at
 	}
-	if t := strings.ToLower(req.Transport()); t != "" && t != "udp" {
+	if transport != "" && transport != "udp" {
 		uri.UriParams = sip.NewParams()
-		uri.UriParams.Add("transport", t)
+		uri.UriParams.Add("transport", transport)
 	}
 	return &sip.ContactHeader{Address: uri}
 }

@@ -112,7 +112,10 @@ type startInfo struct {
 func welcome(ctx context.Context, out io.Writer, p *pbx.PBX, httpAddr string) error {
 	cfg := p.Config()
 	info := startInfo{sip: p.UDPAddr().String(), http: httpAddr, db: cfg.Database, dialplan: cfg.DialplanScript,
-		domain: cfg.Domain, phoneHost: phoneHost(p.UDPAddr()), extensions: -1}
+		domain: cfg.Domain, phoneHost: phoneHost(p.UDPAddr(), cfg.ExternalIP), extensions: -1}
+	if a := p.TLSAddr(); a != nil {
+		info.tls = a.String()
+	}
 	if cfg.RTPPortMin > 0 {
 		info.relay = fmt.Sprintf("%s ports %d-%d", cfg.RTPAddress, cfg.RTPPortMin, cfg.RTPPortMax)
 	}
@@ -137,10 +140,13 @@ func welcome(ctx context.Context, out io.Writer, p *pbx.PBX, httpAddr string) er
 	return nil
 }
 
-// phoneHost is the address to give phones: the SIP address, or this machine's first
-// non-loopback IPv4 address when the PBX listens on all of them.
-func phoneHost(a *net.UDPAddr) string {
+// phoneHost is the address to give phones: --external-ip, else the SIP address, or this
+// machine's first non-loopback IPv4 address when the PBX listens on all of them.
+func phoneHost(a *net.UDPAddr, externalIP string) string {
 	port := fmt.Sprint(a.Port)
+	if externalIP != "" {
+		return net.JoinHostPort(externalIP, port)
+	}
 	if !a.IP.IsUnspecified() {
 		return net.JoinHostPort(a.IP.String(), port)
 	}
