@@ -58,7 +58,7 @@ header=$(head -n 1 "$work/stat.csv")
 col() { echo "$header" | tr ';' '\n' | grep -n "^$1\$" | cut -d: -f1; }
 succ=$(echo "$last" | cut -d';' -f"$(col SuccessfulCall\(C\))")
 fail=$(echo "$last" | cut -d';' -f"$(col FailedCall\(C\))")
-registered=$("$work/officepbx" ext list --db "$db" | awk 'NR > 1 && $NF == 1' | wc -l)
+registered=$("$work/officepbx" ext list --db "$db" | awk 'NR > 1 && $NF != "-" && $NF !~ /,/' | wc -l)
 
 echo "registrations attempted: $n at $rate/s over $dbkind"
 echo "sipp successful: $succ  failed: $fail"

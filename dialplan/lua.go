@@ -79,6 +79,7 @@ type script struct {
 	name    string // the main file's name, for error messages
 	main    *lua.FunctionProto
 	modules map[string]*lua.FunctionProto // by require name ("lib.hours" for lib/hours.lua)
+	broken  map[string]error              // modules that do not compile: require raises the error
 	hangup  bool                          // the script defines on_hangup
 	pool    chan *state
 }
@@ -158,6 +159,7 @@ func (l *Lua) compile() (*script, error) {
 	}
 	dir := filepath.Dir(l.cfg.Script)
 	modules := map[string]*lua.FunctionProto{}
+	broken := map[string]error{}
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -176,9 +178,13 @@ func (l *Lua) compile() (*script, error) {
 		if !validModuleName(name) {
 			return nil // not reachable by require anyway
 		}
+		// A module that does not compile fails the scripts that require it, not the dialplan:
+		// the folder may hold other scripts (an old copy, one being written).
 		p, err := compileFile(path, rel)
 		if err != nil {
-			return err
+			broken[name] = err
+			l.log.Warn("dialplan: a .lua file beside the script does not compile; require of it will fail", "file", rel, "error", err)
+			return nil
 		}
 		modules[name] = p
 		return nil
@@ -187,7 +193,7 @@ func (l *Lua) compile() (*script, error) {
 		return nil, fmt.Errorf("dialplan: %w", err)
 	}
 	l.version++
-	s := &script{version: l.version, name: filepath.Base(l.cfg.Script), main: main, modules: modules, pool: make(chan *state, statePool)}
+	s := &script{version: l.version, name: filepath.Base(l.cfg.Script), main: main, modules: modules, broken: broken, pool: make(chan *state, statePool)}
 
 	// Load it once, as each call will, to find route and on_hangup.
 	st := newState()

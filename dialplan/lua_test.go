@@ -156,3 +156,23 @@ func TestNewLuaRefusesBrokenScripts(t *testing.T) {
 		})
 	}
 }
+
+// TestNewLuaSkipsBrokenSiblings: a .lua file beside the script that does not compile (an old
+// copy, one half written) does not stop the dialplan; a script that requires it fails to load,
+// with the module's error.
+func TestNewLuaSkipsBrokenSiblings(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "old.lua"), []byte("function route(call"), 0o644)
+	path := filepath.Join(dir, "dialplan.lua")
+	os.WriteFile(path, []byte("function route(call) end"), 0o644)
+	l, err := dialplan.NewLua(dialplan.LuaConfig{Script: path})
+	if err != nil {
+		t.Fatalf("a broken unrelated .lua stopped the dialplan: %v", err)
+	}
+	l.Close(context.Background())
+	os.WriteFile(path, []byte("local old = require('old')\nfunction route(call) end"), 0o644)
+	_, err = dialplan.NewLua(dialplan.LuaConfig{Script: path})
+	if err == nil || !strings.Contains(err.Error(), `module "old" does not compile`) || !strings.Contains(err.Error(), "old.lua") {
+		t.Fatalf("requiring the broken module: %v", err)
+	}
+}

@@ -323,6 +323,9 @@ func (r *run) require(L *lua.LState) int {
 		L.Push(v)
 		return 1
 	}
+	if err, ok := r.s.broken[name]; ok {
+		L.RaiseError("module %q does not compile: %v", name, err)
+	}
 	proto, ok := r.s.modules[name]
 	if !ok {
 		L.RaiseError("module %q not found in the dialplan's folder", name)

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -28,6 +30,25 @@ func newSQLLogger(log *slog.Logger) logger.Interface {
 
 func (l sqlLogger) LogMode(level logger.LogLevel) logger.Interface {
 	return sqlLogger{l.Interface.LogMode(level), level}
+}
+
+// Info, Warn and Error format gorm's own messages, which are printf formats ("failed to
+// initialize database, got error %v"): gorm's slog logger would log the format as it is, with
+// the arguments beside it.
+func (l sqlLogger) Info(ctx context.Context, msg string, data ...any) {
+	l.Interface.Info(ctx, fmt.Sprintf(msg, data...))
+}
+
+func (l sqlLogger) Warn(ctx context.Context, msg string, data ...any) {
+	l.Interface.Warn(ctx, fmt.Sprintf(msg, data...))
+}
+
+// gorm also logs the error it returns from Open; Open's caller reports that one, once.
+func (l sqlLogger) Error(ctx context.Context, msg string, data ...any) {
+	if strings.HasPrefix(msg, "failed to initialize database") {
+		return
+	}
+	l.Interface.Error(ctx, fmt.Sprintf(msg, data...))
 }
 
 // Trace renders and logs a statement only when it is logged: it failed (but for "not found"),

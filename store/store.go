@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -147,7 +149,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		TranslateError:         true,
 	})
 	if err != nil {
-		return nil, mapErr("store: open", err)
+		return nil, mapErr("store: open", sqliteCantOpen(err))
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
@@ -201,6 +203,9 @@ func dialectorFor(dsn string) (gorm.Dialector, string, error) {
 		if path == "" {
 			return nil, "", fmt.Errorf("store: %q names no file: want sqlite:PATH, or sqlite::memory: for a database in memory", dsn)
 		}
+		if err := sqliteFolder(path); err != nil {
+			return nil, "", err
+		}
 		params := "_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)"
 		if path != ":memory:" {
 			params += "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
@@ -212,6 +217,33 @@ func dialectorFor(dsn string) (gorm.Dialector, string, error) {
 		return sqlite.Open("file:" + path + sep + params), migrations.SQLite, nil
 	}
 	return nil, "", fmt.Errorf("store: unsupported database %q: want postgres://... or sqlite:PATH", redactDSN(dsn))
+}
+
+// sqliteFolder reports a database file whose folder does not exist: SQLite itself says only
+// "unable to open database file: out of memory (14)" (SQLITE_CANTOPEN).
+func sqliteFolder(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	file, _, _ := strings.Cut(path, "?")
+	dir := filepath.Dir(file)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("store: sqlite:%s: folder %s does not exist; create it first", file, dir)
+	case err == nil && !fi.IsDir():
+		return fmt.Errorf("store: sqlite:%s: %s is not a folder", file, dir)
+	}
+	return nil
+}
+
+// sqliteCantOpen words SQLite's SQLITE_CANTOPEN, which the driver reports as "out of memory
+// (14)", as what it is.
+func sqliteCantOpen(err error) error {
+	if strings.Contains(err.Error(), "unable to open database file") && strings.Contains(err.Error(), "(14)") {
+		return errors.New("cannot open the SQLite database file: check that its folder exists and that this user may write there")
+	}
+	return err
 }
 
 // redactDSN hides a password in an error message.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -27,6 +28,11 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 // run is the whole program; main only wires signals and the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
+	extend(root, stdout)
+	// The flag package writes its error and the whole usage text on a mistake; the usage is shown
+	// for -h only, and the error once, below.
+	var usage bytes.Buffer
+	setOutput(root, &usage)
 	// "officepbx --sip ..." without a subcommand means serve.
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" {
 		args = append([]string{"serve"}, args...)
@@ -39,9 +45,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
+		stderr.Write(usage.Bytes())
 		return 0
+	case errors.As(err, new(*configError)):
+		fmt.Fprintf(stderr, "officepbx: %v\n", err)
+		return 2
 	case errors.As(err, new(usageError)), errors.As(err, new(ffcli.NoExecError)), isFlagError(err):
-		fmt.Fprintf(stderr, "officepbx: %v\nRun 'officepbx -h' for usage.\n", err)
+		msg := strings.TrimPrefix(err.Error(), "error parsing commandline arguments: ")
+		fmt.Fprintf(stderr, "officepbx: %s\nRun '%s -h' for usage.\n", msg, commandName(root, args))
 		return 2
 	default:
 		fmt.Fprintf(stderr, "officepbx: %v\n", err)
@@ -58,14 +69,14 @@ func isFlagError(err error) bool {
 func newRoot(stdout, stderr io.Writer) *ffcli.Command {
 	root := &ffcli.Command{
 		Name:       "officepbx",
-		ShortUsage: "officepbx [serve|ext|queue|group|trunk|cdr|migrate] [flags]",
+		ShortUsage: "officepbx [serve|ext|queue|group|trunk|cdr|migrate|config|version] [flags]",
 		ShortHelp:  "A small office PBX on pbxkit.",
 		Subcommands: []*ffcli.Command{
 			serveCmd(stderr), extCmd(stdout), queueCmd(stdout), groupCmd(stdout), trunkCmd(stdout), cdrCmd(stdout), migrateCmd(stdout),
 		},
 		Exec: func(_ context.Context, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q: want serve, ext, queue, group, trunk, cdr or migrate", args[0])
+				return usagef("unknown command %q: want serve, ext, queue, group, trunk, cdr, migrate, config or version", args[0])
 			}
 			return flag.ErrHelp
 		},

@@ -57,7 +57,7 @@ func TestCLIExtensions(t *testing.T) {
 				{[]string{"ext", "set", "100", "--forward-always", "no good!", "--db", db}, 1, "", "neither an extension number nor a sip: URI"},
 				{[]string{"ext", "set", "100", "--db", db}, 2, "", "nothing to change"},
 				{[]string{"ext", "set", "999", "--dnd", "on", "--db", db}, 1, "", "no extension 999"},
-				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+0$`, ""},
+				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+-$`, ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 0, "extension 101 removed", ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 1, "", "no extension 101"},
 				{[]string{"queue", "add", "sales", "--member", "100,nobody", "--db", db}, 1, "", "member nobody is not an extension"},
@@ -98,8 +98,8 @@ func TestCLIEnvironmentAndConfigFile(t *testing.T) {
 		t.Fatalf("extension not in the PBX_DB database:\n%s", out)
 	}
 	// A config file and flags reach serve: a bad value in the file is reported as such.
-	cfg := filepath.Join(t.TempDir(), "officepbx.conf")
-	os.WriteFile(cfg, []byte("sip 127.0.0.1:0\ntrust 10.0.0.0/33\n"), 0o600)
+	cfg := filepath.Join(t.TempDir(), "officepbx.yaml")
+	os.WriteFile(cfg, []byte("sip: 127.0.0.1:0\ntrust: 10.0.0.0/33\n"), 0o600)
 	code, _, errs := officepbx(t, "serve", "--config", cfg)
 	if code != 2 || !strings.Contains(errs, `--trust: trusted network "10.0.0.0/33"`) {
 		t.Fatalf("config file value not applied: exit %d, %s", code, errs)
@@ -174,10 +174,10 @@ func TestCLICDRList(t *testing.T) {
 		t.Fatalf("cdr list: exit %d\n%s%s", code, out, errs)
 	}
 	for i, want := range []string{
-		`^START\s+CALLER\s+DIALLED\s+CALLEE\s+DISPOSITION\s+STATUS\s+DURATION\s+BILLABLE\s+HANGUP-BY\s+SEGMENTS\s+REASON$`,
-		`^\S+ \S+\s+100\s+200\s+200\s+answered\s+200\s+35s\s+30s\s+caller\s+-\s+BYE from the caller\s*$`,
-		`^\S+ \S+\s+100\s+600\s+202\s+answered\s+200\s+63s\s+60s\s+callee\s+100>201:21s,100>202:40s\s+BYE from the callee\s*$`,
-		`^\S+ \S+\s+101\s+200\s+200\s+declined\s+603\s+2s\s+0s\s+callee\s+-\s+Decline\s*$`,
+		`^START\s+CALL-ID\s+CALLER\s+DIALLED\s+CALLEE\s+DISPOSITION\s+STATUS\s+DURATION\s+BILLABLE\s+HANGUP-BY\s+SEGMENTS\s+REASON$`,
+		`^\S+ \S+\s+c1\s+100\s+200\s+200\s+answered\s+200\s+35s\s+30s\s+caller\s+-\s+BYE from the caller\s*$`,
+		`^\S+ \S+\s+c2\s+100\s+600\s+202\s+answered\s+200\s+63s\s+60s\s+callee\s+100>201:21s,100>202:40s\s+BYE from the callee\s*$`,
+		`^\S+ \S+\s+c3\s+101\s+200\s+200\s+declined\s+603\s+2s\s+0s\s+callee\s+-\s+Decline\s*$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(lines[i]) {
 			t.Fatalf("cdr list line %d %q does not match %q\n%s", i, lines[i], want, out)

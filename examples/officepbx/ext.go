@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -32,10 +33,10 @@ func extAddCmd(stdout io.Writer) *ffcli.Command {
 			if password == "" {
 				return usagef("ext add: --password is required")
 			}
-			if err := store.ValidateNumber(args[0]); err != nil {
+			if err := checkNumber(args[0]); err != nil {
 				return fmt.Errorf("ext add: %w", err)
 			}
-			return nil
+			return checkPassword("ext add", args[0], password)
 		},
 		run: func(ctx context.Context, d *dbFlags, s *store.Store, args []string) error {
 			e := &store.Extension{Number: args[0], Name: name, Enabled: true}
@@ -56,7 +57,7 @@ func extAddCmd(stdout io.Writer) *ffcli.Command {
 
 func extListCmd(stdout io.Writer) *ffcli.Command {
 	return dbCommand{
-		name: "ext list", usage: "officepbx ext list [--db DSN]", help: "List extensions and their registrations.",
+		name: "ext list", usage: "officepbx ext list [--db DSN]", help: "List extensions and their registered contacts.",
 		run: func(ctx context.Context, _ *dbFlags, s *store.Store, _ []string) error {
 			exts, err := s.Extensions(ctx)
 			if err != nil {
@@ -69,8 +70,8 @@ func extListCmd(stdout io.Writer) *ffcli.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", e.Number, e.Name, onOff(e.Enabled), onOff(e.DND),
-					dash(e.ForwardAlways), dash(e.ForwardBusy), dash(e.ForwardNoAnswer), len(bs))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, e.Name, onOff(e.Enabled), onOff(e.DND),
+					dash(e.ForwardAlways), dash(e.ForwardBusy), dash(e.ForwardNoAnswer), contacts(bs))
 			}
 			return tw.Flush()
 		},
@@ -119,12 +120,13 @@ func extSetCmd(stdout io.Writer) *ffcli.Command {
 				return nil
 			})
 		},
-		check: func(d *dbFlags, _ []string) error {
+		check: func(d *dbFlags, args []string) error {
 			if p == (store.ExtensionPatch{}) {
 				return usagef("ext set: nothing to change: give at least one flag")
 			}
 			if p.Password != nil {
 				p.Realm = &d.domain
+				return checkPassword("ext set", args[0], *p.Password)
 			}
 			return nil
 		},
@@ -139,4 +141,40 @@ func extSetCmd(stdout io.Writer) *ffcli.Command {
 			return nil
 		},
 	}.command()
+}
+
+// checkNumber refuses extension numbers a phone cannot dial: officepbx's extensions are digits
+// (the store takes names too, for queues and SIP users of trunks).
+func checkNumber(n string) error {
+	if err := store.ValidateNumber(n); err != nil {
+		return err
+	}
+	for _, r := range n {
+		if r < '0' || r > '9' {
+			return fmt.Errorf("invalid number %q: an extension number is digits only, e.g. 100", n)
+		}
+	}
+	return nil
+}
+
+// checkPassword refuses a password anyone who knows the extension would guess: scanners that
+// look for open PBXs try the number itself first.
+func checkPassword(cmd, number, pw string) error {
+	if pw == number {
+		return usagef("%s: the password must not be the extension number: scanners try that first", cmd)
+	}
+	return nil
+}
+
+// contacts shows an extension's registered contact URIs in one column, comma-separated, "-" for
+// none: no spaces, so scripts can take the last field.
+func contacts(bs []store.Binding) string {
+	if len(bs) == 0 {
+		return "-"
+	}
+	uris := make([]string, len(bs))
+	for i, b := range bs {
+		uris[i] = b.Contact
+	}
+	return strings.Join(uris, ",")
 }

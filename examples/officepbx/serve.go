@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -35,7 +34,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		sipAddr  = fs.String("sip", pbx.DefaultSIP, "address for SIP over UDP and TCP (env PBX_SIP)")
 		httpAddr = fs.String("http", "", "address for /metrics and /healthz, e.g. 127.0.0.1:8080 (env PBX_HTTP)")
 		trust    = fs.String("trust", "", "comma-separated networks that need no authentication (env PBX_TRUST)")
-		dialplan = fs.String("dialplan", "", "Lua dialplan file (env PBX_DIALPLAN)")
+		dialplan = fs.String("dialplan", "", "Lua dialplan file (env PBX_DIALPLAN); default: ./dialplan.lua, else examples/officepbx/dialplan.lua, if present; \"\": none")
 		rtpPorts = fs.String("rtp-ports", "", "relay media through the PBX on this RTP port range LO-HI, e.g. 20000-30000 (env PBX_RTP_PORTS)")
 		rtpIP    = fs.String("rtp-ip", "", "IP the media relay binds and names in SDP (default: the --sip address)")
 		mediaTO  = fs.Duration("media-timeout", pbx.DefaultMediaTimeout, "hang up answered calls without RTP for this long, unless on hold; negative: never (env PBX_MEDIA_TIMEOUT)")
@@ -58,14 +57,13 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		tlsKey   = fs.String("tls-key", "", "TLS private key, PEM (env PBX_TLS_KEY)")
 		extIP    = fs.String("external-ip", "", "public IP to name in SIP and SDP behind NAT, while binding a private one or 0.0.0.0 (env PBX_EXTERNAL_IP)")
 		pprofOn  = fs.Bool("pprof", false, "also serve net/http/pprof under /debug/pprof/ on the --http address (for profiling; env PBX_PPROF)")
-		_        = fs.String("config", "", "config file of 'flag value' lines")
 	)
 	return &ffcli.Command{
 		Name:       "serve",
 		ShortUsage: "officepbx serve [--config FILE] [--sip ADDR] [--db DSN] [--dialplan FILE] [--http ADDR] [--trust CIDR,...] [--domain NAME]",
 		ShortHelp:  "Run the PBX (the default command).",
 		FlagSet:    fs,
-		Options:    append(envOptions(), ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(ff.PlainParser)),
+		Options:    envOptions(),
 		Exec: func(ctx context.Context, args []string) error {
 			args, err := interspersed(fs, args)
 			if err != nil {
@@ -110,7 +108,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 			if *pprofOn && *httpAddr == "" {
 				return usagef("--pprof needs --http ADDR")
 			}
-			return serve(ctx, log, cfg, *httpAddr, *pprofOn)
+			return serve(ctx, log, cfg, *httpAddr, *pprofOn, stderr)
 		},
 	}
 }
@@ -170,12 +168,16 @@ func sourceBurst(rate int) int {
 	return rate * pbx.DefaultSourceBurst / pbx.DefaultSourceRate
 }
 
-func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr string, withPprof bool) error {
+func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr string, withPprof bool, out io.Writer) error {
 	p, err := pbx.New(cfg, pbx.WithLogger(log))
 	if err != nil {
 		return err
 	}
 	warnRealmMismatch(ctx, log, p.Config())
+	if err := welcome(ctx, out, p, httpAddr); err != nil {
+		p.Shutdown(context.Background())
+		return err
+	}
 	errc := make(chan error, 2)
 	var srv *http.Server
 	if httpAddr != "" {
