@@ -36,7 +36,9 @@ func (p *PBX) Hangup(id, reason string) error {
 func (p *PBX) Store() Store { return p.store }
 
 // pinger is a store that can say whether its database answers.
-type pinger interface{ Ping(ctx context.Context) error }
+type pinger interface {
+	Ping(ctx context.Context) error
+}
 
 // Ready says whether the PBX can take calls: Health (the listeners serve) and, when the store can
 // tell, whether its database answers within ctx. Load balancers ask it (officepbx's /readyz),
