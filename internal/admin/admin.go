@@ -104,30 +104,45 @@ func (s *Server) NewToken() string { return s.newToken }
 // Register adds the API (/api/) and the console (/) to mux.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("/api/", s.authorized(s.api))
-	mux.Handle("GET /", consoleHandler())
+	mux.Handle("/", consoleHandler()) // not "GET /": it would conflict with "/api/"
 }
 
 // Close ends the event streams being served; new ones end at once. Safe to call more than once.
 func (s *Server) Close() { s.closeOnce.Do(func() { close(s.done) }) }
 
+// endpoint is one route of the API.
+type endpoint struct {
+	method, path string
+	handler      http.HandlerFunc
+}
+
+// endpoints lists the API's routes (the OpenAPI description must name each; a test checks).
+func (s *Server) endpoints() []endpoint {
+	return []endpoint{
+		{"GET", "/api/extensions", s.listExtensions},
+		{"POST", "/api/extensions", s.createExtension},
+		{"GET", "/api/extensions/{number}", s.getExtension},
+		{"PATCH", "/api/extensions/{number}", s.patchExtension},
+		{"DELETE", "/api/extensions/{number}", s.deleteExtension},
+		{"GET", "/api/registrations", s.listRegistrations},
+		{"GET", "/api/calls", s.listCalls},
+		{"DELETE", "/api/calls/{id}", s.hangupCall},
+		{"GET", "/api/cdrs", s.listCDRs},
+		{"GET", "/api/queues", s.listQueues},
+		{"POST", "/api/queues/{name}/agents/{ext}/pause", s.pauseAgent(true)},
+		{"POST", "/api/queues/{name}/agents/{ext}/unpause", s.pauseAgent(false)},
+		{"POST", "/api/dialplan/reload", s.reloadDialplan},
+		{"GET", "/api/events", s.events},
+		{"GET", "/api/openapi.json", serveOpenAPI},
+	}
+}
+
 // routes is the API's mux, behind the token check.
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
-	m.HandleFunc("GET /api/extensions", s.listExtensions)
-	m.HandleFunc("POST /api/extensions", s.createExtension)
-	m.HandleFunc("GET /api/extensions/{number}", s.getExtension)
-	m.HandleFunc("PATCH /api/extensions/{number}", s.patchExtension)
-	m.HandleFunc("DELETE /api/extensions/{number}", s.deleteExtension)
-	m.HandleFunc("GET /api/registrations", s.listRegistrations)
-	m.HandleFunc("GET /api/calls", s.listCalls)
-	m.HandleFunc("DELETE /api/calls/{id}", s.hangupCall)
-	m.HandleFunc("GET /api/cdrs", s.listCDRs)
-	m.HandleFunc("GET /api/queues", s.listQueues)
-	m.HandleFunc("POST /api/queues/{name}/agents/{ext}/pause", s.pauseAgent(true))
-	m.HandleFunc("POST /api/queues/{name}/agents/{ext}/unpause", s.pauseAgent(false))
-	m.HandleFunc("POST /api/dialplan/reload", s.reloadDialplan)
-	m.HandleFunc("GET /api/events", s.events)
-	m.HandleFunc("GET /api/openapi.json", serveOpenAPI)
+	for _, e := range s.endpoints() {
+		m.HandleFunc(e.method+" "+e.path, e.handler)
+	}
 	m.HandleFunc("/api/", s.noRoute(m))
 	return m
 }
