@@ -158,4 +158,3 @@ func TestTokenStored(t *testing.T) {
 		t.Fatal("a short configured token was taken")
 	}
 }
-

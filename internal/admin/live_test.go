@@ -109,7 +109,7 @@ func TestCDRSearch(t *testing.T) {
 	type page struct {
 		Page    int
 		HasMore bool `json:"has_more"`
-		Items         []struct {
+		Items   []struct {
 			CallID      string `json:"call_id"`
 			Disposition string
 		}
