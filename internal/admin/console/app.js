@@ -273,7 +273,9 @@ function onEvent(ev) {
   list.insertBefore(li, list.firstChild);
   while (list.children.length > 100) list.removeChild(list.lastChild);
   if (ev.kind.startsWith("call.")) refreshCalls();
-  if (ev.kind === "call.ended") refreshCDRs();
+  // The record reaches the database a moment after the call ends (records are written in
+  // batches): look again shortly.
+  if (ev.kind === "call.ended") { refreshCDRs(); setTimeout(refreshCDRs, 1000); setTimeout(refreshCDRs, 3000); }
   if (ev.kind.startsWith("registration.")) refreshRegistrations();
   if (ev.kind.startsWith("queue.")) refreshQueues();
 }
