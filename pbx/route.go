@@ -89,7 +89,7 @@ func (p *PBX) routeInvite(req *sip.Request, tx sip.ServerTransaction, ext *store
 	if ext != nil {
 		user = ext.Number
 	}
-	p.calls.Handle(req, tx, user, p.route.Handle)
+	p.calls.Handle(req, tx, user, p.routeCall)
 }
 
 // defaultRoute is default routing (dialplan.Default: the dialled extension's settings decide),
