@@ -16,7 +16,7 @@ import (
 type Target struct {
 	URI       sip.Uri // the contact: Request-URI of the B-leg
 	Dest      string  // "ip:port" to send to, where the phone registered from (RFC 3581); "" resolves URI
-	Transport string  // "udp" or "tcp"
+	Transport string  // "udp", "tcp" or "tls"
 	Ext       string  // the extension the contact belongs to, "" for a foreign destination
 	// Auth, when set, answers the callee's first 401 or 407 (a trunk's provider).
 	Auth *Credentials
@@ -161,7 +161,8 @@ func (e *Engine) newCall(req *sip.Request, tx sip.ServerTransaction, user string
 		callID: c.id, localURI: *req.To().Address.Clone(), localTag: sip.GenerateTagN(16),
 		remoteURI: *req.From().Address.Clone(), remoteTag: fromTag,
 		routes: routeSet(req.GetHeaders("Record-Route"), false), dest: req.Source(),
-		transport: transport, contact: pbxContact(host, e.cfg.Port, transport),
+		transport: transport,
+		contact:   pbxContact(host, e.cfg.contactPort(transport), transport, strings.EqualFold(req.Recipient.Scheme, "sips")),
 	}
 	if t, ok := remoteTargetOf(req); ok {
 		c.a.target = t

@@ -34,6 +34,9 @@ type Config struct {
 	// addressed (its Request-URI) is used.
 	Host string
 	Port int
+	// TLSPort is the port of the PBX's SIP-over-TLS listener, named in the Contact of dialogs over
+	// TLS; 0 when the PBX serves no TLS.
+	TLSPort int
 	// BranchPrefix starts the Via branch of every request the engine sends, so the PBX's front
 	// door recognises its own requests coming back (482).
 	BranchPrefix string
@@ -98,6 +101,14 @@ func (c Config) validate() error {
 		return fmt.Errorf("b2bua: ring timeout (%v) and ACK timeout (%v) must not be negative", c.RingTimeout, c.AckTimeout)
 	}
 	return nil
+}
+
+// contactPort is the PBX's port for transport: TLSPort over TLS, Port otherwise.
+func (c Config) contactPort(transport string) int {
+	if strings.EqualFold(transport, "tls") && c.TLSPort != 0 {
+		return c.TLSPort
+	}
+	return c.Port
 }
 
 // Engine runs calls: it terminates every caller's dialog and re-originates one dialog per callee

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,7 +86,7 @@ func (c *Call) newLeg(t Target, o legOrigin, decided <-chan struct{}) *leg {
 		dest:      t.Dest,
 		transport: transport,
 		cseq:      1,
-		contact:   pbxContact(c.host(), c.e.cfg.Port, transport),
+		contact:   pbxContact(c.host(), c.e.cfg.contactPort(transport), transport, strings.EqualFold(t.URI.Scheme, "sips")),
 	}
 	return l
 }

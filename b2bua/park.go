@@ -270,15 +270,16 @@ func (c *Call) ringBack(p *parkState) {
 		c.Hangup("park timeout: the parker did not answer")
 		return
 	}
-	c.stopHold(p)
+	// The parker takes its place before the parked party is re-INVITEd: the parked party's BYE
+	// may follow its ACK at once, and must then reach the parker (hangup spares the side of a
+	// parked call that the parker left).
+	c.leavePark()
+	c.putSide(p.side, r.leg, &r.leg.d, r.leg.party(), "")
 	tr := &transfer{c: c, fromA: p.side, log: log}
 	if _, code := tr.bridge(r.res.Body()); code != 200 {
-		r.leg.bye()
 		c.Hangup("park timeout: the parked party did not take the parker's session")
 		return
 	}
-	c.leavePark()
-	c.putSide(p.side, r.leg, &r.leg.d, r.leg.party(), "")
 	c.moveLocked(stateAnswered)
 	c.emitWith(Event{Kind: CallRetrieved, Slot: p.slot})
 }

@@ -2,7 +2,6 @@ package b2bua
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -268,10 +267,7 @@ func (r *ringer) follow(res *sip.Response) int {
 		}
 		r.tried[key] = true
 		r.hops++
-		transport := "udp"
-		if t, ok := uri.UriParams.Get("transport"); ok && t != "" {
-			transport = strings.ToLower(t)
-		}
+		transport := URITransport(uri)
 		r.c.log.Info("following redirect", "status", res.StatusCode, "target", key)
 		if r.start(Target{URI: uri, Transport: transport}) {
 			started++

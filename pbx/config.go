@@ -62,6 +62,36 @@ type Config struct {
 	// has waited this long for the peer to read. Default 20 s; negative: never.
 	MessageTimeout time.Duration
 
+	// TLS is the address the PBX serves SIP over TLS on (RFC 3261 §26, RFC 5630), as host:port,
+	// usually port 5061; empty: no TLS. Its connections are held to the same limits and timeouts
+	// as TCP (MaxConnections and MaxConnectionsPerSource count TCP and TLS connections together,
+	// ConnIdleTimeout, MessageTimeout), and a handshake must end within TLSHandshakeTimeout. Port
+	// 0 picks a free port (read it back with TLSAddr). A phone registered over TLS is called over
+	// its TLS connection, and the PBX's Contact toward it says ";transport=tls" (sips: toward a
+	// phone that used a sips: URI).
+	TLS string
+	// TLSCert and TLSKey are the PEM files of the certificate chain and of its private key, both
+	// needed with TLS; New fails when they do not load. They are read again when either file
+	// changes (looked at every TLSReloadInterval) and on ReloadTLS (officepbx: SIGHUP): new
+	// connections get the new certificate, open ones keep theirs. A pair that does not load (a
+	// renewal caught half written) is logged and the certificate in use stays.
+	TLSCert, TLSKey string
+	// TLSReloadInterval is how often the certificate files are looked at for changes (their
+	// modification time and size). Default 10 s; negative: only ReloadTLS reads them again.
+	TLSReloadInterval time.Duration
+	// TLSHandshakeTimeout closes a TLS connection whose handshake has not ended this long after
+	// its first byte was awaited: a client that connects and says nothing, or too little, holds a
+	// connection no longer. Default 10 s.
+	TLSHandshakeTimeout time.Duration
+
+	// ExternalIP is the address the PBX names as its own in SIP (the Via, Contact and From/To host
+	// of the requests it sends, the Contact of its answers) and in the SDP the media relay writes
+	// (c= and o=), for a PBX behind NAT: it binds a private address or 0.0.0.0 (SIP, RTPAddress)
+	// and phones outside reach it at this public one, which the NAT forwards (the SIP ports and the
+	// RTP range). A specific IP address. With it the relay may bind 0.0.0.0. Default: the bound
+	// addresses are named.
+	ExternalIP string
+
 	// NodeID names this PBX among several sharing one database; it marks the registrations it
 	// holds and the branch of requests it sends (loop detection). Default: the host name.
 	NodeID string
@@ -270,6 +300,10 @@ const (
 	// DefaultMessageTimeout is Kamailio's tcp_msg_read_timeout: long enough for a large message
 	// over a poor mobile link.
 	DefaultMessageTimeout = 20 * time.Second
+	// DefaultTLSHandshakeTimeout is what Kamailio and Go's net/http use, give or take: a phone
+	// on a poor link completes a handshake in well under it.
+	DefaultTLSHandshakeTimeout = 10 * time.Second
+	DefaultTLSReloadInterval   = 10 * time.Second
 )
 
 // Limits that Validate enforces beyond "not negative".
@@ -303,6 +337,8 @@ func (c Config) withDefaults() Config {
 	c.MaxConnectionsPerSource = cmp.Or(c.MaxConnectionsPerSource, DefaultMaxConnectionsPerSource)
 	c.ConnIdleTimeout = cmp.Or(c.ConnIdleTimeout, DefaultConnIdleTimeout)
 	c.MessageTimeout = cmp.Or(c.MessageTimeout, DefaultMessageTimeout)
+	c.TLSHandshakeTimeout = cmp.Or(c.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
+	c.TLSReloadInterval = cmp.Or(c.TLSReloadInterval, DefaultTLSReloadInterval)
 	c.Domain = cmp.Or(c.Domain, DefaultDomain)
 	c.UserAgent = cmp.Or(c.UserAgent, DefaultUserAgent)
 	if c.NodeID == "" {

@@ -125,7 +125,7 @@ func (p *PBX) validate(req *sip.Request) *rejection {
 				headers: []sip.Header{sip.NewHeader("Accept", sipx.ContentTypeSDP)}}
 		}
 	}
-	if req.Method == sip.INVITE && !acceptsSDP(req) {
+	if req.Method == sip.INVITE && !accepts(req, sipx.ContentTypeSDP) {
 		return &rejection{code: 406, warning: "responses carry application/sdp, which Accept excludes",
 			headers: []sip.Header{sip.NewHeader("Accept", sipx.ContentTypeSDP)}}
 	}
@@ -144,8 +144,10 @@ func isKnown(m sip.RequestMethod) bool {
 	return false
 }
 
-// acceptsSDP: no Accept header means application/sdp (RFC 3261 §20.1).
-func acceptsSDP(req *sip.Request) bool {
+// accepts reports whether req's Accept headers admit mediaType; no Accept header means the
+// method's or event package's default type, which callers pass (RFC 3261 §20.1: application/sdp
+// for INVITE; RFC 6665 §4.1.2 and RFC 4235 §3.4: application/dialog-info+xml for dialog).
+func accepts(req *sip.Request, mediaType string) bool {
 	hs := req.GetHeaders("Accept")
 	if len(hs) == 0 {
 		return true
@@ -154,7 +156,7 @@ func acceptsSDP(req *sip.Request) bool {
 		for _, v := range strings.Split(h.Value(), ",") {
 			mt, _, _ := strings.Cut(v, ";")
 			switch strings.ToLower(strings.TrimSpace(mt)) {
-			case sipx.ContentTypeSDP, "application/*", "*/*", "":
+			case mediaType, "application/*", "*/*", "":
 				return true
 			}
 		}

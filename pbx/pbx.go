@@ -59,7 +59,9 @@ type PBX struct {
 	srv      *sipgo.Server
 	parser   *sip.Parser
 	udp      net.PacketConn
-	tcp      *listener  // the bound TCP listener, guarded (tcplisten.go)
+	tcp      *listener // the bound TCP listener, guarded (tcplisten.go)
+	tls      *listener // the TLS listener (tls.go); nil without Config.TLS
+	cert     *certificate
 	conns    *connTable // accepted connections: limits and deadlines (conns.go)
 	auth     *authenticator
 	reg      *registrar
@@ -142,7 +144,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.conns.registeredUntil, p.conns.stop = p.registeredUntil, p.stop
 	// Each step opens something; a failing step leaves abandon to close what the earlier ones
 	// opened.
-	for _, step := range []func() error{p.listen, p.newSIPStack, p.newPresence, p.newRelay, p.newCallCore, p.setupDialplan} {
+	for _, step := range []func() error{p.listen, p.listenTLS, p.newSIPStack, p.newPresence, p.newRelay, p.newCallCore, p.setupDialplan} {
 		if err := step(); err != nil {
 			p.abandon()
 			return nil, err
@@ -226,7 +228,7 @@ func (p *PBX) newRelay() error {
 	ports, err := media.NewPorts(p.cfg.mediaIP(), p.cfg.RTPPortMin, p.cfg.RTPPortMax)
 	if err == nil {
 		p.relay, err = media.NewRelay(media.Config{Ports: ports, Codecs: p.cfg.Codecs, Timeout: p.cfg.MediaTimeout,
-			Logger: p.log.With("component", "media")})
+			AdvertiseIP: net.ParseIP(p.cfg.ExternalIP), Logger: p.log.With("component", "media")})
 	}
 	if err != nil {
 		return fmt.Errorf("pbx: %w", err)
@@ -248,7 +250,7 @@ func (p *PBX) newCallCore() error {
 	var err error
 	p.calls, err = b2bua.New(p.ua, b2bua.Config{
 		UDPListener: p.udp.LocalAddr().String(),
-		Host:        p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
+		Host:        p.advertisedHost(), Port: p.UDPAddr().Port, TLSPort: p.tlsPort(), BranchPrefix: p.branchPrefix,
 		RingTimeout: p.cfg.RingTimeout, UserAgent: p.cfg.UserAgent, AckTimeout: p.cfg.AckTimeout, CopyHeaders: p.cfg.CopyHeaders,
 		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, ResolveTrunk: p.resolveTrunk, Media: p.mediaRelay(),
 		OnEvent: func(e b2bua.Event) {
@@ -384,9 +386,11 @@ func (p *PBX) Run(ctx context.Context) error {
 				p.load.run(p.stop)
 			}()
 		}
+		p.serveTLS()
 		p.trunksRun.Store(true)
 		go p.trunkLoop(p.trunksDone)
-		p.log.Info("pbx listening", "udp", p.UDPAddr().String(), "tcp", p.TCPAddr().String(), "domain", p.cfg.Domain)
+		p.log.Info("pbx listening", "udp", p.UDPAddr().String(), "tcp", p.TCPAddr().String(), "tls", p.tlsAddrString(),
+			"external_ip", p.cfg.ExternalIP, "domain", p.cfg.Domain)
 		select {
 		case <-ctx.Done():
 		case <-p.stop:
@@ -415,6 +419,9 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 			p.log.Warn("subscriptions still ending at shutdown", "error", err)
 		}
 		p.tcp.Close()
+		if p.tls != nil {
+			p.tls.Close() // open TLS connections stay, as TCP ones do, for the BYEs
+		}
 		if err := p.calls.Shutdown(ctx); err != nil {
 			p.log.Warn("calls still up at shutdown", "error", err)
 		}
@@ -457,6 +464,9 @@ func (p *PBX) closeListeners() {
 	if p.tcp != nil {
 		p.tcp.Close()
 	}
+	if p.tls != nil {
+		p.tls.Close()
+	}
 }
 
 func (p *PBX) closeOwned() {
@@ -467,8 +477,23 @@ func (p *PBX) closeOwned() {
 	}
 }
 
-func (p *PBX) purgeLoop() {
-	t := time.NewTicker(p.cfg.PurgeInterval)
+func (p *PBX) purgeLoop() { p.every(p.cfg.PurgeInterval, p.purgeExpired) }
+
+func (p *PBX) purgeExpired() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	n, err := p.store.PurgeExpired(ctx)
+	cancel()
+	switch {
+	case err != nil:
+		p.log.Warn("purging expired registrations", "error", err)
+	case n > 0:
+		p.log.Info("expired registrations purged", "count", n)
+	}
+}
+
+// every runs fn every d until Shutdown.
+func (p *PBX) every(d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -476,15 +501,7 @@ func (p *PBX) purgeLoop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		n, err := p.store.PurgeExpired(ctx)
-		cancel()
-		switch {
-		case err != nil:
-			p.log.Warn("purging expired registrations", "error", err)
-		case n > 0:
-			p.log.Info("expired registrations purged", "count", n)
-		}
+		fn()
 	}
 }
 

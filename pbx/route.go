@@ -150,11 +150,8 @@ func (p *PBX) resolve(ctx context.Context, target sip.Uri) ([]b2bua.Target, erro
 	if p.local(target) {
 		return p.targetsFor(ctx, target.User)
 	}
-	transport := "udp"
-	if t, ok := target.UriParams.Get("transport"); ok && t != "" {
-		transport = strings.ToLower(t)
-	}
-	if transport != "udp" && transport != "tcp" {
+	transport := b2bua.URITransport(target)
+	if transport != "udp" && transport != "tcp" && (transport != "tls" || p.tls == nil) {
 		return nil, &b2bua.StatusError{Code: 416, Reason: "transport " + transport + " is not served"}
 	}
 	return []b2bua.Target{{URI: target, Transport: transport}}, nil

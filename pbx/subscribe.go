@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +72,7 @@ func (p *PBX) parseSubscribe(req *sip.Request, inDialog bool) (subscribeRequest,
 			headers: []sip.Header{allowEvents}}
 	}
 	sr.eventID = eventID(params)
-	if !acceptsDialogInfo(req) {
+	if !accepts(req, ContentTypeDialogInfo) {
 		return sr, &rejection{code: 406, warning: "NOTIFYs carry " + ContentTypeDialogInfo + ", which Accept excludes",
 			headers: []sip.Header{sip.NewHeader("Accept", ContentTypeDialogInfo)}}
 	}
@@ -128,25 +129,6 @@ func eventID(params string) string {
 		}
 	}
 	return ""
-}
-
-// acceptsDialogInfo: no Accept header means the package's default type (RFC 6665 §4.1.2,
-// RFC 4235 §3.4).
-func acceptsDialogInfo(req *sip.Request) bool {
-	hs := req.GetHeaders("Accept")
-	if len(hs) == 0 {
-		return true
-	}
-	for _, h := range hs {
-		for _, v := range strings.Split(h.Value(), ",") {
-			mt, _, _ := strings.Cut(v, ";")
-			switch strings.ToLower(strings.TrimSpace(mt)) {
-			case ContentTypeDialogInfo, "application/*", "*/*", "":
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // subscribe creates the subscription, answers 200 and starts its NOTIFYs. Expires 0 is a fetch
@@ -229,13 +211,14 @@ func (s *subscription) active() bool {
 // selfContact is the PBX's Contact in a subscription: the watched extension at the PBX's
 // address, with the SUBSCRIBE's transport.
 func (p *PBX) selfContact(req *sip.Request, ext string) *sip.ContactHeader {
-	uri := sip.Uri{Scheme: "sip", User: ext, Host: p.UDPAddr().IP.String(), Port: p.UDPAddr().Port}
-	if p.UDPAddr().IP.IsUnspecified() {
+	transport := strings.ToLower(req.Transport())
+	uri := sip.Uri{Scheme: "sip", User: ext, Host: p.advertisedHost(), Port: p.advertisedPort(transport)}
+	if ip := net.ParseIP(uri.Host); ip != nil && ip.IsUnspecified() {
 		uri.Host = req.Recipient.Host // the address the watcher reached the PBX at
 	}
-	if t := strings.ToLower(req.Transport()); t != "" && t != "udp" {
+	if transport != "" && transport != "udp" {
 		uri.UriParams = sip.NewParams()
-		uri.UriParams.Add("transport", t)
+		uri.UriParams.Add("transport", transport)
 	}
 	return &sip.ContactHeader{Address: uri}
 }

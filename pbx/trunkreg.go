@@ -348,6 +348,11 @@ func setExpires(req *sip.Request, expires time.Duration) {
 // that is unspecified (0.0.0.0), the local address the system routes toward dest from.
 func (p *PBX) localAddrToward(dest string) (*net.UDPAddr, error) {
 	self := *p.UDPAddr()
+	if p.cfg.ExternalIP != "" {
+		// Behind NAT: the provider answers and calls the public address, forwarded to this one.
+		self.IP = net.ParseIP(p.cfg.ExternalIP)
+		return &self, nil
+	}
 	if !self.IP.IsUnspecified() {
 		return &self, nil
 	}

@@ -259,18 +259,11 @@ func (p *PBX) trunkLoop(done chan struct{}) {
 	defer close(done)
 	defer p.trunks.stopAll()
 	p.trunks.reconcile(p.trunks.snapshot())
-	t := time.NewTicker(p.cfg.TrunkRefresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-t.C:
-		}
+	p.every(p.cfg.TrunkRefresh, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		p.trunks.refresh(ctx)
 		cancel()
-	}
+	})
 }
 
 // waitTrunks waits, at most until ctx ends, for the trunk loop to have unregistered.
