@@ -24,6 +24,8 @@ type Queues struct {
 	queues  map[string]*queueState
 	lastEnd map[string]time.Time // by extension: the end of its last queue call (wrap-up)
 	offered map[string]int       // by extension: attempts ringing it now, in any queue
+
+	onChange func(QueueChange) // queueevents.go
 }
 
 // NewQueues returns an empty set of queues. With a Directory, Wait looks the queue up again
@@ -94,8 +96,10 @@ func (qs *Queues) Wait(ctx context.Context, c *b2bua.Call, q *Queue, opts QueueO
 	if !ok {
 		return refused(c, 486, fmt.Sprintf("queue %s is full", q.Name)), nil
 	}
+	qs.changed(QueueChange{Kind: QueueJoined, Queue: q.Name, CallID: c.ID(), Position: pos})
 	r, err := qs.wait(ctx, c, q, w, pos, opts)
 	qs.leave(q.Name, w, r.Answered, r.Status)
+	qs.changed(QueueChange{Kind: QueueLeft, Queue: q.Name, CallID: c.ID(), Answered: r.Answered, Status: r.Status})
 	return r, err
 }
 

@@ -6,14 +6,20 @@ import (
 	"time"
 
 	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/dialplan"
 )
 
 // Event kinds besides the call events of package b2bua (call.new, call.ringing, call.answered,
-// call.ended).
+// call.transferred, call.dtmf, call.parked, call.retrieved, call.ended).
 const (
 	RegistrationAdded     = "registration.added"     // a contact was bound to an extension
 	RegistrationRefreshed = "registration.refreshed" // an existing binding was renewed
 	RegistrationRemoved   = "registration.removed"   // a binding was removed by its phone
+	// Queues (queueevents.go).
+	QueueJoined   = dialplan.QueueJoined   // a caller started waiting: Queue, CallID, Position, Waiting
+	QueueLeft     = dialplan.QueueLeft     // a caller stopped waiting: Queue, CallID, Status, Waiting
+	AgentPaused   = "queue.agent_paused"   // an agent was paused: Queue ("" all its queues), Extension, Reason
+	AgentUnpaused = "queue.agent_unpaused" // an agent was unpaused: Queue, Extension
 )
 
 // Event is something that happened in the PBX, for framework users who watch it (Subscribe).
@@ -37,6 +43,11 @@ type Event struct {
 	Contact   string
 	Source    string
 	Expires   time.Duration
+
+	// Queues.
+	Queue    string
+	Waiting  int // callers waiting in Queue after the change
+	Position int // QueueJoined: the caller's place in line
 }
 
 // Subscription receives the PBX's events on C until Close or Shutdown, which close C. Events are

@@ -22,6 +22,12 @@ type metrics struct {
 	dialplanReloads *prometheus.CounterVec
 	recordsLost     prometheus.Counter
 	shed            *prometheus.CounterVec
+	// Calls (callmetrics.go).
+	calls          *prometheus.CounterVec
+	setup          prometheus.Histogram
+	rtpPackets     prometheus.Counter
+	rtpLost        prometheus.Counter
+	dialplanErrors prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -52,6 +58,27 @@ func newMetrics() *metrics {
 			Name: "pbxkit_call_records_lost_total", Help: "Call records that could not be written (queue full, refused by the store, database away at shutdown).",
 		}),
 	}
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pbxkit_calls_total", Help: "Calls ended, by disposition (answered, busy, no_answer, declined, cancelled, failed).",
+	}, []string{"disposition"})
+	m.setup = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "pbxkit_call_setup_seconds",
+		Help:    "Post-dial delay: from a call's INVITE to its first ringing (180/183) or answer.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+	m.rtpPackets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pbxkit_rtp_packets_total", Help: "RTP packets the media relay passed, both sides of ended calls.",
+	})
+	m.rtpLost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pbxkit_rtp_packets_lost_total", Help: "RTP packets the media relay found missing (sequence gaps), both sides of ended calls.",
+	})
+	m.dialplanErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pbxkit_dialplan_errors_total", Help: "Calls whose routing failed (script error or time-out, store failure): the caller got 500 or 503.",
+	})
+	for _, d := range []string{"answered", "busy", "no_answer", "declined", "cancelled", "failed"} {
+		m.calls.WithLabelValues(d) // every series from the start, so rate() sees the first call
+	}
+	m.reg.MustRegister(m.calls, m.setup, m.rtpPackets, m.rtpLost, m.dialplanErrors)
 	m.reg.MustRegister(m.requests, m.responses, m.authFailures, m.bans, m.unparseable, m.dialplanReloads, m.recordsLost, m.shed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -238,14 +238,15 @@ func (p *PBX) newRelay() error {
 
 // newCallCore makes the call core, writing its records through the store's batching queue.
 func (p *PBX) newCallCore() error {
-	var cdr b2bua.RecordWriter
+	cdr := recordMetrics{m: p.metrics}
 	if w, ok := p.store.(store.CDRWriter); ok {
 		q, err := newRecordQueue(w, p.log.With("component", "records"), p.metrics.recordsLost, p.cfg.RecordSpool)
 		if err != nil {
 			return err
 		}
-		p.records, cdr = q, q
+		p.records, cdr.next = q, q
 	}
+	setup := newSetupTimer(p.metrics.setup)
 	var err error
 	p.calls, err = b2bua.New(p.ua, b2bua.Config{
 		UDPListener: p.udp.LocalAddr().String(),
@@ -253,6 +254,7 @@ func (p *PBX) newCallCore() error {
 		RingTimeout: p.cfg.RingTimeout, UserAgent: p.cfg.UserAgent, AckTimeout: p.cfg.AckTimeout, CopyHeaders: p.cfg.CopyHeaders,
 		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, ResolveTrunk: p.resolveTrunk, Media: p.mediaRelay(),
 		OnEvent: func(e b2bua.Event) {
+			setup.event(e)
 			p.presence.callEvent(e)
 			p.events.publish(callEvent(e))
 		},
@@ -263,6 +265,7 @@ func (p *PBX) newCallCore() error {
 		return fmt.Errorf("pbx: %w", err)
 	}
 	p.metrics.watch(p.calls, p.relay, p.records)
+	p.metrics.watchRegistrations(p.store)
 	p.trunkClient, err = sipgo.NewClient(p.ua, sipgo.WithClientLogger(p.log.With("component", "trunks")),
 		sipgo.WithClientConnectionAddr(p.udp.LocalAddr().String()))
 	if err != nil {

@@ -80,6 +80,7 @@ func (d directory) SetAgent(ctx context.Context, queue, ext string, ch dialplan.
 		return 0, fmt.Errorf("%w: %w", dialplan.ErrNotMember, err)
 	}
 	if err == nil {
+		d.p.agentChanged(queue, ext, ch)
 		d.p.log.Info("queue agent changed", "queue", queue, "ext", ext, "paused", fmtPtr(ch.Paused),
 			"reason", ch.Reason, "logged_out", fmtPtr(ch.LoggedOut), "memberships", n)
 	}

@@ -18,6 +18,7 @@ import (
 // script, then default routing, which takes the calls they left alone (dialplan.Default).
 func (p *PBX) setupDialplan() error {
 	p.queues = dialplan.NewQueues(directory{p})
+	p.watchQueues()
 	p.fallback = dialplan.Default{Directory: directory{p}, Warning: p.warning, Features: p.cfg.Features.dialplanFeatures()}
 	if p.cfg.PauseCode != "off" {
 		p.fallback.PauseCode = p.cfg.PauseCode
@@ -88,7 +89,7 @@ func (p *PBX) routeInvite(req *sip.Request, tx sip.ServerTransaction, ext *store
 	if ext != nil {
 		user = ext.Number
 	}
-	p.calls.Handle(req, tx, user, p.route.Handle)
+	p.calls.Handle(req, tx, user, p.routeCall)
 }
 
 // defaultRoute is default routing (dialplan.Default: the dialled extension's settings decide),

@@ -31,6 +31,15 @@ var dispositions = []Disposition{Answered, NoAnswer, Busy, Declined, Failed, Can
 
 func (d Disposition) valid() bool { return slices.Contains(dispositions, d) }
 
+// dispositionList names the dispositions for error messages.
+func dispositionList() string {
+	names := make([]string, len(dispositions))
+	for i, d := range dispositions {
+		names[i] = string(d)
+	}
+	return strings.Join(names, ", ")
+}
+
 // LegStats are a call leg's media statistics: what the leg's phone sent, as the RTP relay
 // measured it, and what the phone said in RTCP of the audio it received.
 type LegStats struct {
@@ -127,11 +136,7 @@ func (c *CDR) prepare() error {
 		return invalid("call_id", "must be set")
 	}
 	if !c.Disposition.valid() {
-		names := make([]string, len(dispositions))
-		for i, d := range dispositions {
-			names[i] = string(d)
-		}
-		return invalid("disposition", fmt.Sprintf("%q is not one of %s", c.Disposition, strings.Join(names, ", ")))
+		return invalid("disposition", fmt.Sprintf("%q is not one of %s", c.Disposition, dispositionList()))
 	}
 	if c.StartAt.IsZero() || c.EndAt.Before(c.StartAt) {
 		return invalid("end_at", "must be set and not before start_at")
@@ -307,7 +312,12 @@ type CDRFilter struct {
 	// number dialled, the callee, or a party of any segment. So an agent finds the queue calls
 	// they answered, and a transfer target the calls handed to them.
 	Extension string
-	Limit     int // default 100
+	// Until, when set, selects calls that started before it (Since <= start < Until).
+	Until time.Time
+	// Disposition, when set, selects calls that ended so (ErrInvalid for an unknown one).
+	Disposition Disposition
+	Limit       int // default 100
+	Offset      int // records skipped (newest first), for paging
 }
 
 // CDRs returns the matching call records with their segments, newest first.
@@ -323,6 +333,15 @@ func (s *Store) CDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
 	if !f.Since.IsZero() {
 		q = q.Where("start_at >= ?", f.Since.UTC())
 	}
+	if !f.Until.IsZero() {
+		q = q.Where("start_at < ?", f.Until.UTC())
+	}
+	if f.Disposition != "" {
+		if !f.Disposition.valid() {
+			return nil, invalid("disposition", fmt.Sprintf("%q is not one of %s", f.Disposition, dispositionList()))
+		}
+		q = q.Where("disposition = ?", f.Disposition)
+	}
 	if e := f.Extension; e != "" {
 		inSegment := s.db.Model(&CDRSegment{}).Select("cdr_id").Where("caller = ? OR callee = ?", e, e)
 		q = q.Where("(caller = ? OR dialled = ? OR callee = ? OR id IN (?))", e, e, e, inSegment)
@@ -331,6 +350,9 @@ func (s *Store) CDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
 		f.Limit = 100
 	}
 	var out []CDR
+	if f.Offset > 0 {
+		q = q.Offset(f.Offset)
+	}
 	err := q.Limit(f.Limit).Find(&out).Error
 	return out, mapErr("store: list cdrs", err)
 }

@@ -26,7 +26,7 @@ type fakeHealth struct {
 	err error
 }
 
-func (f *fakeHealth) Health() error {
+func (f *fakeHealth) Ready(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.err

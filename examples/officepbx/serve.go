@@ -52,6 +52,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		msgTime  = fs.Duration("message-timeout", pbx.DefaultMessageTimeout, "close TCP connections that take longer to send one SIP message (or to read one); negative: never (env PBX_MESSAGE_TIMEOUT)")
 		srcRate  = fs.Int("source-rate", pbx.DefaultSourceRate, "new requests a second one source IP outside --trust may send (burst 4x); more are dropped; negative: no limit (env PBX_SOURCE_RATE)")
 		overload = fs.Duration("overload-latency", pbx.DefaultOverloadLatency, "answer new requests 503 while the Go scheduler's p99 delay exceeds this; negative: never (env PBX_OVERLOAD_LATENCY)")
+		apiToken = fs.String("api-token", "", "token of the admin API and web console on --http (env PBX_API_TOKEN; default: the stored one, or a new one printed once)")
 		tlsAddr  = fs.String("tls", "", "address for SIP over TLS, e.g. 0.0.0.0:5061; needs --tls-cert and --tls-key (env PBX_TLS)")
 		tlsCert  = fs.String("tls-cert", "", "TLS certificate chain, PEM; read again when it changes and on SIGHUP (env PBX_TLS_CERT)")
 		tlsKey   = fs.String("tls-key", "", "TLS private key, PEM (env PBX_TLS_KEY)")
@@ -108,7 +109,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 			if *pprofOn && *httpAddr == "" {
 				return usagef("--pprof needs --http ADDR")
 			}
-			return serve(ctx, log, cfg, *httpAddr, *pprofOn, stderr)
+			return serve(ctx, log, cfg, httpOptions{addr: *httpAddr, pprof: *pprofOn, apiToken: *apiToken, out: stderr})
 		},
 	}
 }
@@ -168,7 +169,8 @@ func sourceBurst(rate int) int {
 	return rate * pbx.DefaultSourceBurst / pbx.DefaultSourceRate
 }
 
-func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr string, withPprof bool, out io.Writer) error {
+func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, ho httpOptions) error {
+	httpAddr, withPprof, out := ho.addr, ho.pprof, ho.out
 	p, err := pbx.New(cfg, pbx.WithLogger(log))
 	if err != nil {
 		return err
@@ -189,6 +191,13 @@ func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr strin
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.Metrics(), promhttp.HandlerOpts{}))
 		mux.Handle("GET /healthz", healthz(p))
+		mux.Handle("GET /readyz", readyz(p))
+		adm, err := startAdmin(ctx, log, p, mux, ho)
+		if err != nil {
+			ln.Close()
+			p.Shutdown(context.Background())
+			return err
+		}
 		if withPprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -199,6 +208,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr strin
 		// net/http's own errors (its accept back-off among them) go to the log, not to stderr raw.
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}
+		srv.RegisterOnShutdown(adm.Close)
 		log.Info("http listening", "addr", ln.Addr().String())
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

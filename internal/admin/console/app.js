@@ -1,0 +1,292 @@
+// pbxkit web console: plain JavaScript over the admin API (/api/openapi.json). The token is kept
+// in sessionStorage for this tab only; the live event stream is read with fetch (EventSource
+// cannot send the Authorization header) and each event refreshes the list it concerns.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+let token = sessionStorage.getItem("pbxkit-token") || "";
+let streamAbort = null;
+let cdrPage = 1;
+let editing = null; // the number of the extension being edited, or null when adding
+
+async function api(method, path, body) {
+  const opts = { method, headers: { Authorization: "Bearer " + token } };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, opts);
+  if (res.status === 401) {
+    signOut("The token was not accepted.");
+    throw new Error("unauthorized");
+  }
+  if (res.status === 204) return null;
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(data.error || res.status + " " + res.statusText);
+  return data;
+}
+
+function el(tag, text, attrs) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  return e;
+}
+
+function row(cells, attrs) {
+  const tr = el("tr", null, attrs);
+  for (const c of cells) {
+    const td = el("td");
+    if (c instanceof Node) td.appendChild(c); else td.textContent = c === undefined || c === null ? "" : String(c);
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+function button(text, onClick, attrs) {
+  const b = el("button", text, Object.assign({ type: "button" }, attrs || {}));
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function showError(err) {
+  if (err && err.message !== "unauthorized") $("#app-error").textContent = err.message;
+}
+
+function fmtTime(t) { return t ? new Date(t).toLocaleString() : ""; }
+
+// ---- sign-in ----
+
+async function signIn(t) {
+  token = t;
+  try {
+    await api("GET", "/api/extensions");
+  } catch (err) {
+    $("#login-error").textContent = err.message === "unauthorized" ? "The token was not accepted." : err.message;
+    return;
+  }
+  sessionStorage.setItem("pbxkit-token", token);
+  $("#login").hidden = true;
+  $("#app").hidden = false;
+  $("#signout").hidden = false;
+  $("#status").textContent = "signed in";
+  $("#login-error").textContent = "";
+  refreshAll();
+  startEvents();
+}
+
+function signOut(msg) {
+  token = "";
+  sessionStorage.removeItem("pbxkit-token");
+  if (streamAbort) streamAbort.abort();
+  $("#app").hidden = true;
+  $("#login").hidden = false;
+  $("#signout").hidden = true;
+  $("#status").textContent = "signed out";
+  $("#login-error").textContent = msg || "";
+}
+
+// ---- lists ----
+
+function refreshAll() {
+  refreshCalls(); refreshExtensions(); refreshRegistrations(); refreshQueues(); refreshCDRs();
+}
+
+async function refreshCalls() {
+  try {
+    const calls = await api("GET", "/api/calls");
+    const tbody = $("#calls tbody");
+    tbody.replaceChildren(...calls.map((c) => row([c.caller, c.dialled, c.callee, c.state, fmtTime(c.start),
+      button("Hang up", () => api("DELETE", "/api/calls/" + encodeURIComponent(c.id)).catch(showError), { class: "hangup" })],
+      { "data-id": c.id, class: c.state })));
+  } catch (err) { showError(err); }
+}
+
+let registered = {};
+
+async function refreshExtensions() {
+  try {
+    const exts = await api("GET", "/api/extensions");
+    $("#extensions tbody").replaceChildren(...exts.map((e) => row([e.number, e.name, e.enabled ? "yes" : "no",
+      e.dnd ? "on" : "", e.forward_always, registered[e.number] ? "yes" : "",
+      actions(e)], { "data-number": e.number })));
+  } catch (err) { showError(err); }
+}
+
+function actions(e) {
+  const span = el("span");
+  span.appendChild(button("Edit", () => startEdit(e), { class: "edit" }));
+  span.appendChild(document.createTextNode(" "));
+  span.appendChild(button("Remove", async () => {
+    if (!confirm("Remove extension " + e.number + "?")) return;
+    try { await api("DELETE", "/api/extensions/" + encodeURIComponent(e.number)); refreshExtensions(); } catch (err) { showError(err); }
+  }, { class: "remove" }));
+  return span;
+}
+
+async function refreshRegistrations() {
+  try {
+    const regs = await api("GET", "/api/registrations");
+    registered = {};
+    for (const r of regs) registered[r.extension] = true;
+    $("#registrations tbody").replaceChildren(...regs.map((r) => row([r.extension, r.contact, r.source, r.transport,
+      r.user_agent, fmtTime(r.expires_at)], { "data-extension": r.extension })));
+    refreshExtensions();
+  } catch (err) { showError(err); }
+}
+
+async function refreshQueues() {
+  try {
+    const queues = await api("GET", "/api/queues");
+    const box = $("#queues");
+    box.replaceChildren();
+    if (queues.length === 0) box.appendChild(el("p", "No queues.", { class: "muted" }));
+    for (const q of queues) {
+      box.appendChild(el("h3", q.name + " (" + q.strategy + "): " + q.waiting + " waiting, " + q.answered + " answered, " + q.abandoned + " abandoned"));
+      const table = el("table", null, { "data-queue": q.name });
+      table.appendChild(row(["Agent", "State", ""]));
+      for (const a of q.agents) {
+        const state = a.logged_out ? "logged out" : a.paused ? "paused " + a.pause_reason : "ready";
+        const verb = a.paused ? "unpause" : "pause";
+        table.appendChild(row([a.extension, state, button(verb === "pause" ? "Pause" : "Unpause", async () => {
+          try {
+            await api("POST", "/api/queues/" + encodeURIComponent(q.name) + "/agents/" + encodeURIComponent(a.extension) + "/" + verb);
+            refreshQueues();
+          } catch (err) { showError(err); }
+        })], { "data-agent": a.extension }));
+      }
+      box.appendChild(table);
+    }
+  } catch (err) { showError(err); }
+}
+
+async function refreshCDRs() {
+  const q = new URLSearchParams({ page: cdrPage, per_page: 20 });
+  for (const [param, id] of [["from", "#cdr-from"], ["to", "#cdr-to"], ["ext", "#cdr-ext"], ["disposition", "#cdr-disposition"]]) {
+    const v = $(id).value.trim();
+    if (v) q.set(param, v);
+  }
+  try {
+    const page = await api("GET", "/api/cdrs?" + q);
+    $("#cdrs tbody").replaceChildren(...page.items.map((c) => row([fmtTime(c.start), c.caller, c.dialled, c.callee,
+      c.disposition, c.duration_sec + " s", c.hangup_by], { "data-call-id": c.call_id })));
+    $("#cdr-page").textContent = "page " + page.page;
+    $("#cdr-prev").disabled = page.page <= 1;
+    $("#cdr-next").disabled = !page.has_more;
+  } catch (err) { showError(err); }
+}
+
+// ---- extension form ----
+
+function startEdit(e) {
+  editing = e.number;
+  $("#ext-form-title").textContent = "Edit extension " + e.number;
+  $("#ext-number").value = e.number;
+  $("#ext-number").disabled = true;
+  $("#ext-name").value = e.name;
+  $("#ext-password").value = "";
+  $("#ext-password").placeholder = "unchanged";
+  $("#ext-forward").value = e.forward_always;
+  $("#ext-dnd").checked = e.dnd;
+  $("#ext-enabled").checked = e.enabled;
+  $("#ext-save").textContent = "Save";
+  $("#ext-cancel").hidden = false;
+}
+
+function resetForm() {
+  editing = null;
+  $("#ext-form").reset();
+  $("#ext-form-title").textContent = "Add an extension";
+  $("#ext-number").disabled = false;
+  $("#ext-password").placeholder = "";
+  $("#ext-save").textContent = "Add";
+  $("#ext-cancel").hidden = true;
+}
+
+async function saveExtension(ev) {
+  ev.preventDefault();
+  const body = {
+    name: $("#ext-name").value, forward_always: $("#ext-forward").value.trim(),
+    dnd: $("#ext-dnd").checked, enabled: $("#ext-enabled").checked,
+  };
+  const pw = $("#ext-password").value;
+  if (pw) body.password = pw;
+  try {
+    if (editing) {
+      await api("PATCH", "/api/extensions/" + encodeURIComponent(editing), body);
+    } else {
+      body.number = $("#ext-number").value.trim();
+      await api("POST", "/api/extensions", body);
+    }
+    $("#app-error").textContent = "";
+    resetForm();
+    refreshExtensions();
+  } catch (err) { showError(err); }
+}
+
+// ---- live events ----
+
+async function startEvents() {
+  if (streamAbort) streamAbort.abort();
+  const ctl = new AbortController();
+  streamAbort = ctl;
+  while (!ctl.signal.aborted && token) {
+    try {
+      const res = await fetch("/api/events", { headers: { Authorization: "Bearer " + token }, signal: ctl.signal });
+      if (res.status === 401) { signOut("The token was not accepted."); return; }
+      await readStream(res.body.getReader());
+    } catch (err) {
+      if (ctl.signal.aborted) return;
+    }
+    $("#live").textContent = "(reconnecting)";
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+// readStream splits the text/event-stream into messages and handles each.
+async function readStream(reader) {
+  const decoder = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += decoder.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const msg = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const data = msg.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      if (data) onEvent(JSON.parse(data));
+    }
+  }
+}
+
+function onEvent(ev) {
+  if (ev.kind === "ready") {
+    $("#live").textContent = "(live)";
+    refreshCalls();
+    return;
+  }
+  const li = el("li", new Date(ev.time).toLocaleTimeString() + " " + ev.kind + " " +
+    [ev.caller, ev.callee, ev.extension, ev.queue, ev.digit, ev.status, ev.reason].filter((x) => x).join(" "));
+  const list = $("#events");
+  list.insertBefore(li, list.firstChild);
+  while (list.children.length > 100) list.removeChild(list.lastChild);
+  if (ev.kind.startsWith("call.")) refreshCalls();
+  // The record reaches the database a moment after the call ends (records are written in
+  // batches): look again shortly.
+  if (ev.kind === "call.ended") { refreshCDRs(); setTimeout(refreshCDRs, 1000); setTimeout(refreshCDRs, 3000); }
+  if (ev.kind.startsWith("registration.")) refreshRegistrations();
+  if (ev.kind.startsWith("queue.")) refreshQueues();
+}
+
+// ---- wiring ----
+
+$("#login-form").addEventListener("submit", (ev) => { ev.preventDefault(); signIn($("#token").value.trim()); });
+$("#signout").addEventListener("click", () => signOut());
+$("#ext-form").addEventListener("submit", saveExtension);
+$("#ext-cancel").addEventListener("click", resetForm);
+$("#cdr-form").addEventListener("submit", (ev) => { ev.preventDefault(); cdrPage = 1; refreshCDRs(); });
+$("#cdr-prev").addEventListener("click", () => { if (cdrPage > 1) { cdrPage--; refreshCDRs(); } });
+$("#cdr-next").addEventListener("click", () => { cdrPage++; refreshCDRs(); });
+if (token) signIn(token);

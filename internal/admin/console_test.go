@@ -1,0 +1,118 @@
+package admin_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
+	"github.com/pbxkit/pbxkit/internal/testenv"
+	"github.com/pbxkit/pbxkit/pbx"
+)
+
+// browser starts headless Chromium for the test and returns a context driving one tab; it is
+// stopped when the test ends.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := testenv.Chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // root in containers and CI
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	ctx, cancelTime := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() {
+		cancelTime()
+		cancelTab()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("chromium %s does not start: %v", path, err)
+	}
+	return ctx
+}
+
+// run runs chromedp steps, failing the test with what was being done.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// text reads the text of the element sel selects.
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// TestConsoleInChromium drives the web console in a real headless Chromium: it signs in with the
+// token, adds an extension and sees it listed, sees a live call appear (pushed by the event
+// stream: the console does not poll), hangs it up with the console's button and sees it end and
+// its record listed.
+func TestConsoleInChromium(t *testing.T) {
+	e := start(t, pbx.Config{})
+	ctx := browser(t)
+
+	// A wrong token is refused.
+	run(t, ctx, "sign in with a wrong token",
+		chromedp.Navigate(e.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), "not-the-token-at-all"),
+		chromedp.Click(chromedp.CSS("#signin")),
+		chromedp.WaitVisible(chromedp.Search(`//p[@id="login-error"][contains(., "not accepted")]`)),
+	)
+	run(t, ctx, "sign in",
+		chromedp.SetValue(chromedp.CSS("#token"), testToken),
+		chromedp.Click(chromedp.CSS("#signin")),
+		chromedp.WaitVisible(chromedp.CSS("#app")),
+		chromedp.WaitVisible(chromedp.Search(`//span[@id="live"][contains(., "live")]`)),
+	)
+
+	run(t, ctx, "add extension 150",
+		chromedp.SendKeys(chromedp.CSS("#ext-number"), "150"),
+		chromedp.SendKeys(chromedp.CSS("#ext-name"), "Bob Builder"),
+		chromedp.SendKeys(chromedp.CSS("#ext-password"), "secret-150"),
+		chromedp.Click(chromedp.CSS("#ext-save")),
+		chromedp.WaitVisible(chromedp.CSS(`#extensions tbody tr[data-number="150"]`)),
+	)
+	listed := text(t, ctx, `#extensions tbody tr[data-number="150"]`)
+	if !strings.Contains(listed, "Bob Builder") {
+		t.Fatalf("listed: %q", listed)
+	}
+	if x, err := e.store.Extension(context.Background(), "150"); err != nil || !x.CheckPassword("secret-150") {
+		t.Fatalf("stored extension: %+v %v", x, err)
+	}
+
+	// A live call appears, answered.
+	caller, callee := e.phones(t)
+	inv, _, _ := b2buatest.AnsweredCall(t, caller, callee)
+	row := fmt.Sprintf(`#calls tbody tr[data-id=%q]`, inv.CallID().Value())
+	run(t, ctx, "see the call", chromedp.WaitVisible(chromedp.CSS(row+".answered")))
+	shown := text(t, ctx, row)
+	if !strings.Contains(shown, "100") || !strings.Contains(shown, "200") || !strings.Contains(shown, "answered") {
+		t.Fatalf("call row: %q", shown)
+	}
+
+	// Hang it up from the console: both phones get BYE, the row goes, the record shows.
+	run(t, ctx, "hang up", chromedp.Click(chromedp.CSS(row+" button.hangup")))
+	byeBoth(t, caller, callee)
+	e.waitCalls(t, 0)
+	run(t, ctx, "see the call end", chromedp.WaitNotPresent(chromedp.CSS(row)))
+	run(t, ctx, "see the call's record",
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#cdrs tbody tr[data-call-id=%q]`, inv.CallID().Value()))),
+	)
+}

@@ -1,0 +1,170 @@
+package admin
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/pbxkit/pbxkit/store"
+)
+
+// extensionView is an extension as the API shows it: never its credentials.
+type extensionView struct {
+	Number          string    `json:"number"`
+	Name            string    `json:"name"`
+	Enabled         bool      `json:"enabled"`
+	DND             bool      `json:"dnd"`
+	ForwardAlways   string    `json:"forward_always"`
+	ForwardBusy     string    `json:"forward_busy"`
+	ForwardNoAnswer string    `json:"forward_noanswer"`
+	RingTimeout     int       `json:"ring_timeout"`
+	PickupGroup     string    `json:"pickup_group"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+func viewExtension(e store.Extension) extensionView {
+	return extensionView{Number: e.Number, Name: e.Name, Enabled: e.Enabled, DND: e.DND,
+		ForwardAlways: e.ForwardAlways, ForwardBusy: e.ForwardBusy, ForwardNoAnswer: e.ForwardNoAnswer,
+		RingTimeout: e.RingTimeout, PickupGroup: e.PickupGroup, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+}
+
+// extensionInput is the body of POST and PATCH: every field optional in a PATCH; number and
+// password required in a POST. The password is write-only.
+type extensionInput struct {
+	Number          *string `json:"number"`
+	Password        *string `json:"password"`
+	Name            *string `json:"name"`
+	Enabled         *bool   `json:"enabled"`
+	DND             *bool   `json:"dnd"`
+	ForwardAlways   *string `json:"forward_always"`
+	ForwardBusy     *string `json:"forward_busy"`
+	ForwardNoAnswer *string `json:"forward_noanswer"`
+	RingTimeout     *int    `json:"ring_timeout"`
+	PickupGroup     *string `json:"pickup_group"`
+}
+
+func (in extensionInput) patch() store.ExtensionPatch {
+	return store.ExtensionPatch{Name: in.Name, Password: in.Password, Enabled: in.Enabled, DND: in.DND,
+		ForwardAlways: in.ForwardAlways, ForwardBusy: in.ForwardBusy, ForwardNoAnswer: in.ForwardNoAnswer,
+		RingTimeout: in.RingTimeout, PickupGroup: in.PickupGroup}
+}
+
+// checkPassword refuses passwords that a scanner guesses first.
+func checkPassword(number, pw string) string {
+	switch {
+	case len(pw) < 6:
+		return "password must be at least 6 characters"
+	case pw == number:
+		return "password must not be the extension number"
+	}
+	return ""
+}
+
+func (s *Server) listExtensions(w http.ResponseWriter, r *http.Request) {
+	exts, err := s.store.Extensions(r.Context())
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	out := make([]extensionView, 0, len(exts))
+	for _, e := range exts {
+		out = append(out, viewExtension(e))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getExtension(w http.ResponseWriter, r *http.Request) {
+	e, err := s.store.Extension(r.Context(), r.PathValue("number"))
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, viewExtension(*e))
+}
+
+func (s *Server) createExtension(w http.ResponseWriter, r *http.Request) {
+	var in extensionInput
+	if !s.decode(w, r, &in, false) {
+		return
+	}
+	if in.Number == nil || in.Password == nil {
+		writeError(w, http.StatusUnprocessableEntity, "number and password are required")
+		return
+	}
+	if msg := checkPassword(*in.Number, *in.Password); msg != "" {
+		writeError(w, http.StatusUnprocessableEntity, msg)
+		return
+	}
+	e := &store.Extension{Number: *in.Number, Enabled: true}
+	if err := e.SetPassword(s.pbx.Config().Domain, *in.Password); err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	applyInput(e, in)
+	if err := s.store.CreateExtension(r.Context(), e); err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	s.log.Info("admin API: extension created", "ext", e.Number)
+	w.Header().Set("Location", "/api/extensions/"+e.Number)
+	writeJSON(w, http.StatusCreated, viewExtension(*e))
+}
+
+// applyInput sets the optional fields of a new extension the way a PATCH would.
+func applyInput(e *store.Extension, in extensionInput) {
+	p := in.patch()
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&e.Name, p.Name)
+	set(&e.ForwardAlways, p.ForwardAlways)
+	set(&e.ForwardBusy, p.ForwardBusy)
+	set(&e.ForwardNoAnswer, p.ForwardNoAnswer)
+	set(&e.PickupGroup, p.PickupGroup)
+	if p.Enabled != nil {
+		e.Enabled = *p.Enabled
+	}
+	if p.DND != nil {
+		e.DND = *p.DND
+	}
+	if p.RingTimeout != nil {
+		e.RingTimeout = *p.RingTimeout
+	}
+}
+
+func (s *Server) patchExtension(w http.ResponseWriter, r *http.Request) {
+	number := r.PathValue("number")
+	var in extensionInput
+	if !s.decode(w, r, &in, false) {
+		return
+	}
+	if in.Number != nil && *in.Number != number {
+		writeError(w, http.StatusUnprocessableEntity, "the number cannot be changed; add a new extension")
+		return
+	}
+	if in.Password != nil {
+		if msg := checkPassword(number, *in.Password); msg != "" {
+			writeError(w, http.StatusUnprocessableEntity, msg)
+			return
+		}
+	}
+	e, err := s.store.UpdateExtension(r.Context(), number, in.patch())
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	s.log.Info("admin API: extension changed", "ext", number, "password", in.Password != nil)
+	writeJSON(w, http.StatusOK, viewExtension(*e))
+}
+
+func (s *Server) deleteExtension(w http.ResponseWriter, r *http.Request) {
+	number := r.PathValue("number")
+	if err := s.store.DeleteExtension(r.Context(), number); err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	s.log.Info("admin API: extension removed", "ext", number)
+	w.WriteHeader(http.StatusNoContent)
+}
