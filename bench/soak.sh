@@ -42,7 +42,7 @@ cleanup() {
 		wait "$pbx_pid" 2>/dev/null || true
 	fi
 	psql "$base" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-	echo "logs: $work (soak.log, pbx.log, samples.csv)"
+	echo "logs: $work (soak.log, pbx.log, samples.csv, goroutines-*.txt, heap-*.pprof)"
 }
 trap cleanup EXIT
 
@@ -54,9 +54,10 @@ for n in $(seq 2000 2039); do
 done
 echo "soak: $duration at $rate calls/s; database $db; PBX SIP 127.0.0.1:$sip, HTTP :$http, RTP $rtp; commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo '+changes')"
 
+: >"$work/soak.log"
 "$work/soak" -sip "127.0.0.1:$sip" -http "127.0.0.1:$http" -db "$direct" -proxy "127.0.0.1:$proxy" \
 	-proxy-target "$hostport" -exts 2000-2039 -duration "$duration" -rate "$rate" -media-timeout 5s \
-	-csv "$work/samples.csv" "$@" >"$work/soak.log" 2>&1 &
+	-csv "$work/samples.csv" -pprof-dir "$work" "$@" >"$work/soak.log" 2>&1 &
 soak_pid=$!
 tail -n +1 --pid="$soak_pid" -f "$work/soak.log" &
 for _ in $(seq 100); do
@@ -64,7 +65,7 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 "$work/officepbx" serve --sip "127.0.0.1:$sip" --db "$viaproxy" --http "127.0.0.1:$http" --rtp-ports "$rtp" \
-	--trust 127.0.0.1/32 --media-timeout 5s --log-level warn --record-spool "$work/records.spool" 2>"$work/pbx.log" &
+	--trust 127.0.0.1/32 --media-timeout 5s --log-level warn --pprof --record-spool "$work/records.spool" 2>"$work/pbx.log" &
 pbx_pid=$!
 rc=0
 wait "$soak_pid" || rc=$?

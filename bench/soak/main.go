@@ -12,9 +12,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -92,6 +94,7 @@ func main() {
 		fdTol        = flag.Int("fd-tolerance", 2, "descriptors allowed above the baseline at the end, the database pool's aside")
 		rssGrowth    = flag.Float64("rss-growth", 0.20, "RSS at the end may exceed its value at a third of the run by this fraction")
 		csvPath      = flag.String("csv", "", "write every sample to this CSV file")
+		pprofDir     = flag.String("pprof-dir", "", "save the PBX's goroutines and heap (officepbx --pprof) at the baseline, a third of the way and the end here")
 	)
 	flag.Parse()
 	pbxAddr, err := net.ResolveUDPAddr("udp", *sipAddr)
@@ -155,6 +158,7 @@ func main() {
 		fatal("baseline: %v", err)
 	}
 	s.logf("baseline: %s", base)
+	s.profile(*pprofDir, "baseline")
 
 	stopMedia := make(chan struct{})
 	go s.media.run(stopMedia)
@@ -207,6 +211,7 @@ func main() {
 		s.fault("callee phone %s killed (socket closed, %d dialogs on it, no BYE), back in %v", p.user, n, *phoneDown)
 		p.kill(*phoneDown)
 	}
+	at(1.0/3, func() { s.profile(*pprofDir, "third") })
 	at(0.3, killPhone)
 	at(0.7, killPhone)
 	at(0.5, func() {
@@ -272,6 +277,7 @@ func main() {
 	}
 	close(stopSampling)
 	<-samplingDone
+	s.profile(*pprofDir, "end")
 	settled := time.Since(allEnded)
 	if err != nil {
 		fatal("final sample: %v", err)
@@ -300,6 +306,30 @@ func fatal(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "soak: "+format+"\n", args...)
 	fmt.Println("SOAK: FAIL (did not run to the end)")
 	os.Exit(2)
+}
+
+// profile saves the PBX's goroutine dump and heap profile to dir (nothing without a dir, or
+// when officepbx runs without --pprof).
+func (s *soak) profile(dir, name string) {
+	if dir == "" {
+		return
+	}
+	root := strings.TrimSuffix(s.metricsURL, "/metrics") + "/debug/pprof/"
+	for file, path := range map[string]string{"goroutines-" + name + ".txt": "goroutine?debug=1", "heap-" + name + ".pprof": "heap"} {
+		res, err := scrapeClient.Get(root + path)
+		if err != nil {
+			s.logf("profile %s: %v", path, err)
+			continue
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err == nil && res.StatusCode == 200 {
+			err = os.WriteFile(filepath.Join(dir, file), b, 0o644)
+		}
+		if err != nil || res.StatusCode != 200 {
+			s.logf("profile %s: %s %v", path, res.Status, err)
+		}
+	}
 }
 
 func (s *soak) waitPBX(d time.Duration) error {

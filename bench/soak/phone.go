@@ -182,9 +182,14 @@ func (p *phone) kill(d time.Duration) {
 		p.conn = c
 		p.mu.Unlock()
 		go p.read(c)
-		if err := p.register(); err != nil {
-			p.s.logf("phone %s: register after restart: %v", p.user, err)
-			return
+		// A phone tries again until the registrar takes it (the database may be away).
+		for {
+			err := p.register()
+			if err == nil {
+				break
+			}
+			p.s.logf("phone %s: register after restart: %v; again in 5 s", p.user, err)
+			time.Sleep(5 * time.Second)
 		}
 		p.down.Store(false)
 	})
