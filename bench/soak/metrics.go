@@ -20,6 +20,7 @@ const (
 	mPending    = "pbxkit_call_records_pending"
 	mLost       = "pbxkit_call_records_lost_total"
 	mHeap       = "go_memstats_heap_inuse_bytes"
+	mHeapAlloc  = "go_memstats_heap_alloc_bytes"
 	mShed       = "pbxkit_requests_shed_total"
 	mUnparsed   = "pbxkit_sip_unparseable_total"
 )
