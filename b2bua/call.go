@@ -66,6 +66,7 @@ type setupState struct {
 	refusal *ringResult  // the caller's offer cannot be relayed: every Connect ends so
 	headers []sip.Header // added to every B-leg (SetHeader)
 	legs    []*leg       // every B-leg rung for the caller, for Hangup while ringing
+	fwd     forwarding   // the forwards so far (Divert)
 }
 
 // signal is closed once, by whoever sees the event first.

@@ -133,6 +133,7 @@ func (c *Call) Connect(ctx context.Context, dests []string, opts ConnectOptions)
 	}
 	var targets []Target
 	var out outcome
+	why := "no destination can be called"
 	for _, d := range dests {
 		uri, err := ParseDestination(d)
 		if err != nil {
@@ -147,6 +148,9 @@ func (c *Call) Connect(ctx context.Context, dests []string, opts ConnectOptions)
 		case errors.As(err, &se):
 			c.log.Debug("destination cannot be called", "dest", d, "status", se.Code, "reason", se.Reason)
 			out.answered(se.Code)
+			if len(dests) == 1 {
+				why = se.Reason
+			}
 		case err != nil:
 			c.log.Warn("destination not resolved", "dest", d, "error", err)
 			out.answered(500)
@@ -155,7 +159,7 @@ func (c *Call) Connect(ctx context.Context, dests []string, opts ConnectOptions)
 		}
 	}
 	if len(targets) == 0 {
-		r := ringResult{status: out.final(), by: "pbx", reason: "no destination can be called"}
+		r := ringResult{status: out.final(), by: "pbx", reason: why}
 		c.remember(r)
 		return Result{Status: r.status, Reason: r.reason}, nil
 	}
@@ -189,6 +193,7 @@ func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) 
 	}
 	c.mu.Lock()
 	o.extra = append(append([]sip.Header(nil), c.setup.headers...), opts.Headers...)
+	o.extra = append(o.extra, c.setup.fwd.headers(c.callee, c.host())...)
 	c.rec.Callee = partyOf(targets)
 	c.mu.Unlock()
 	r := c.ring(targets, o, ringOptions{caller: true, follow: true, ctx: ctx, timeout: opts.Timeout})
@@ -212,6 +217,18 @@ func (c *Call) SetFallback(status int, reason string) {
 		return
 	}
 	c.remember(ringResult{status: status, by: "pbx", reason: reason})
+}
+
+// Fallback returns the final status the caller gets when routing ends now without deciding the
+// call: that of the last failed attempt (Connect, Forward, Divert) or of SetFallback. ok is false
+// while routing has tried nothing; default routing (dialplan.Default) takes only such calls.
+func (c *Call) Fallback() (status int, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.setup.last == nil {
+		return 0, false
+	}
+	return c.setup.last.status, true
 }
 
 // remember keeps a failed attempt for conclude.
@@ -246,33 +263,6 @@ func (c *Call) endedResult() Result {
 		return Result{Status: 487, Reason: c.abort}
 	}
 	return Result{Status: 500, Reason: "the caller already has its final answer"}
-}
-
-// ForwardOptions say how Forward tells the caller and the new callee about the forwarding.
-type ForwardOptions struct {
-	ConnectOptions
-	// Reason goes into the Diversion header (RFC 5806): "unconditional" (the default),
-	// "user-busy", "no-answer", "unavailable", "time-of-day", "do-not-disturb", ...
-	Reason string
-}
-
-// Forward tells the caller that its call is being forwarded (181, with a Diversion header naming
-// the dialled number, RFC 5806), then connects it to dests; the new callees see the Diversion
-// header too.
-func (c *Call) Forward(ctx context.Context, dests []string, opts ForwardOptions) (Result, error) {
-	reason := opts.Reason
-	if reason == "" {
-		reason = "unconditional"
-	}
-	if !sipx.IsToken(reason) {
-		return Result{}, fmt.Errorf("b2bua: forward reason %q is not a token", reason)
-	}
-	div := sip.NewHeader("Diversion", fmt.Sprintf("<sip:%s@%s>;reason=%s;counter=1", c.callee, c.host(), reason))
-	if err := c.Provisional(181, "", div); err != nil {
-		return c.endedResult(), err
-	}
-	opts.Headers = append(opts.Headers, div)
-	return c.Connect(ctx, dests, opts.ConnectOptions)
 }
 
 // Ringing sends 180 Ringing to the caller.
@@ -322,9 +312,10 @@ func (c *Call) Reject(code int, phrase string, hdrs ...sip.Header) error {
 	}
 	by, why := "pbx", "routing rejected the call"
 	c.mu.Lock()
-	if last := c.setup.last; last != nil && last.by == "callee" && last.status == code {
-		// Routing passed on what the callee answered: the callee ended the call.
-		by, why = "callee", last.reason
+	if last := c.setup.last; last != nil && last.status == code {
+		// Routing passed on what its last attempt came to: the callee's answer (the callee ended
+		// the call), or the PBX's own reason (the ring timeout, a forwarding loop, ...).
+		by, why = last.by, last.reason
 	}
 	c.mu.Unlock()
 	return c.final(code, phrase, by, why, hdrs...)

@@ -68,7 +68,10 @@ type Queue struct {
 }
 
 // Directory is where a dialplan looks extensions and queues up. Both methods return nil and no
-// error for a name that does not exist.
+// error for a name that does not exist. Extension may also be given a sip: URI: one that names
+// an extension of the PBX (its user part at the PBX's domain or address) returns that extension,
+// any other nil, so that default routing treats a forward to "sip:102@pbx.example.com" as one to
+// 102.
 type Directory interface {
 	Extension(ctx context.Context, number string) (*Extension, error)
 	Queue(ctx context.Context, name string) (*Queue, error)

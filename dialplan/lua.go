@@ -65,6 +65,12 @@ type Lua struct {
 
 var _ Handler = (*Lua)(nil)
 
+// statePool is how many idle Lua states a version keeps. A state is held by its call while the
+// script runs, ringing included, so a busy PBX has as many in use as calls are being routed; one
+// made afresh costs about 175 µs and 120 KB, which at 64 pooled states was a tenth of the CPU of
+// a call-rate run. 256 idle states are about 30 MB at most.
+const statePool = 256
+
 // script is one compiled version of the dialplan. Its Lua states are pooled; a state is used by
 // one call at a time, and each call runs in fresh globals, so nothing a script stores survives
 // its call.
@@ -181,7 +187,7 @@ func (l *Lua) compile() (*script, error) {
 		return nil, fmt.Errorf("dialplan: %w", err)
 	}
 	l.version++
-	s := &script{version: l.version, name: filepath.Base(l.cfg.Script), main: main, modules: modules, pool: make(chan *state, 64)}
+	s := &script{version: l.version, name: filepath.Base(l.cfg.Script), main: main, modules: modules, pool: make(chan *state, statePool)}
 
 	// Load it once, as each call will, to find route and on_hangup.
 	st := newState()

@@ -87,6 +87,11 @@ func result(L *lua.LState, res b2bua.Result) int {
 	return 1
 }
 
+// failed pushes the result of an attempt that failed before it reached the call core (refused).
+func failed(L *lua.LState, c *b2bua.Call, status int, reason string) int {
+	return result(L, refused(c, status, reason))
+}
+
 // verbError raises a Lua error for a verb used wrongly; a verb on a call already decided (the
 // caller hung up meanwhile, say) is not the script's fault and is not an error.
 func verbError(L *lua.LState, err error) {
@@ -231,7 +236,8 @@ func luaForward(L *lua.LState) int {
 	o := b2bua.ForwardOptions{ConnectOptions: connectOptions(L, r, t), Reason: optString(L, t, "reason")}
 	var res b2bua.Result
 	var err error
-	r.wait(func() { res, err = r.c.Forward(r.ctx, dests, o) })
+	fwd := Default{Directory: r.l.cfg.Directory}
+	r.wait(func() { res, err = fwd.Forward(r.ctx, r.c, dests, o) })
 	verbError(L, err)
 	return result(L, res)
 }
@@ -252,10 +258,10 @@ func luaQueue(L *lua.LState) int {
 	r.wait(func() { q, err = dir.Queue(r.ctx, name) })
 	if err != nil {
 		r.log.Error("queue look-up failed", "queue", name, "error", err)
-		return result(L, b2bua.Result{Status: 503, Reason: "queue look-up failed"})
+		return failed(L, r.c, 503, "queue look-up failed")
 	}
 	if q == nil {
-		return result(L, b2bua.Result{Status: 404, Reason: fmt.Sprintf("no queue named %s", name)})
+		return failed(L, r.c, 404, fmt.Sprintf("no queue named %s", name))
 	}
 	var res b2bua.Result
 	r.wait(func() { res, err = r.l.cfg.Queues.Wait(r.ctx, r.c, q, o) })

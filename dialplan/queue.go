@@ -100,7 +100,7 @@ func (qs *Queues) Wait(ctx context.Context, c *b2bua.Call, q *Queue, opts QueueO
 		return b2bua.Result{Status: 487, Reason: "the call is already decided"}, b2bua.ErrDecided
 	}
 	if len(q.Members) == 0 {
-		return b2bua.Result{Status: 480, Reason: fmt.Sprintf("queue %s has no members", q.Name)}, nil
+		return refused(c, 480, fmt.Sprintf("queue %s has no members", q.Name)), nil
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = q.MaxWait
@@ -116,7 +116,7 @@ func (qs *Queues) Wait(ctx context.Context, c *b2bua.Call, q *Queue, opts QueueO
 	}
 	w, pos, ok := qs.join(q.Name, q.MaxLen)
 	if !ok {
-		return b2bua.Result{Status: 486, Reason: fmt.Sprintf("queue %s is full", q.Name)}, nil
+		return refused(c, 486, fmt.Sprintf("queue %s is full", q.Name)), nil
 	}
 	defer qs.leave(q.Name, w)
 	if err := c.Provisional(182, queuedPhrase(pos)); err != nil {

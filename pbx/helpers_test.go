@@ -45,7 +45,13 @@ type testPBX struct {
 // startPBX runs a PBX on 127.0.0.1:0 over an in-memory store, stopped when the test ends.
 func startPBX(t testing.TB, cfg pbx.Config, opts ...pbx.Option) *testPBX {
 	t.Helper()
-	s, err := store.Open(context.Background(), "sqlite::memory:")
+	return startPBXOn(t, "sqlite::memory:", cfg, opts...)
+}
+
+// startPBXOn is startPBX over the store at dsn (testenv.PostgresDSN, say).
+func startPBXOn(t testing.TB, dsn string, cfg pbx.Config, opts ...pbx.Option) *testPBX {
+	t.Helper()
+	s, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

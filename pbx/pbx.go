@@ -50,27 +50,28 @@ func WithClock(now func() time.Time) Option { return func(p *PBX) { p.now = now 
 // PBX is a running SIP PBX: the front door (validation), the registrar and digest authentication,
 // on UDP and TCP listeners of its own.
 type PBX struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	store   Store
-	owned   *store.Store // opened from Config.Database; closed by Shutdown
-	ua      *sipgo.UserAgent
-	srv     *sipgo.Server
-	parser  *sip.Parser
-	udp     net.PacketConn
-	tcp     *listener  // the bound TCP listener, guarded (tcplisten.go)
-	conns   *connTable // accepted connections: limits and deadlines (conns.go)
-	auth    *authenticator
-	reg     *registrar
-	calls   *b2bua.Engine
-	route   dialplan.Handler
-	lua     *dialplan.Lua // the Lua dialplan, if any
-	queues  *dialplan.Queues
-	relay   *media.Relay // nil without RTPPortMin/Max
-	records *recordQueue // nil when the store keeps no records
-	events  *hub
-	metrics *metrics
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	store    Store
+	owned    *store.Store // opened from Config.Database; closed by Shutdown
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	parser   *sip.Parser
+	udp      net.PacketConn
+	tcp      *listener  // the bound TCP listener, guarded (tcplisten.go)
+	conns    *connTable // accepted connections: limits and deadlines (conns.go)
+	auth     *authenticator
+	reg      *registrar
+	calls    *b2bua.Engine
+	route    dialplan.Handler
+	fallback dialplan.Default // default routing, last in route
+	lua      *dialplan.Lua    // the Lua dialplan, if any
+	queues   *dialplan.Queues
+	relay    *media.Relay // nil without RTPPortMin/Max
+	records  *recordQueue // nil when the store keeps no records
+	events   *hub
+	metrics  *metrics
 	// badInput writes the log lines about malformed input, at most a few a second each.
 	badInput *logLimiter
 	limiter  *sourceLimiter // nil: no per-source limit

@@ -17,9 +17,10 @@ import (
 )
 
 // setupDialplan builds the call router from the configuration: the Go handler, then the Lua
-// script, or default routing when neither is set.
+// script, then default routing, which takes the calls they left alone (dialplan.Default).
 func (p *PBX) setupDialplan() error {
 	p.queues = dialplan.NewQueues()
+	p.fallback = dialplan.Default{Directory: directory{p}, Warning: p.warning}
 	var handlers []dialplan.Handler
 	if p.cfg.Dialplan != nil {
 		handlers = append(handlers, p.cfg.Dialplan)
@@ -36,16 +37,15 @@ func (p *PBX) setupDialplan() error {
 		p.lua = l
 		handlers = append(handlers, l)
 	}
-	switch len(handlers) {
-	case 0:
-		p.route = dialplan.HandlerFunc(p.defaultRoute)
-	case 1:
-		p.route = handlers[0]
-	default:
-		p.route = dialplan.Chain(handlers...)
-	}
+	handlers = append(handlers, dialplan.HandlerFunc(p.defaultRoute))
+	p.route = dialplan.Chain(handlers...)
 	return nil
 }
+
+// Directory returns the PBX's extensions and queues as a dialplan sees them: the settings a Go
+// dialplan reads (the same as the Lua pbx.extension table), and what dialplan.Default needs to
+// forward as the settings say.
+func (p *PBX) Directory() dialplan.Directory { return directory{p} }
 
 // ReloadDialplan compiles the Lua dialplan again and, when it compiles and loads, runs the new
 // version for new calls; a broken script leaves the running one in place and is returned. Without
@@ -90,24 +90,15 @@ func (p *PBX) routeInvite(req *sip.Request, tx sip.ServerTransaction, ext *store
 	p.calls.Handle(req, tx, user, p.route.Handle)
 }
 
-// defaultRoute is the routing without a dialplan: the Request-URI user is an extension. Unknown
-// gets 404, disabled 410 (Gone), do-not-disturb 486 (Busy Here), and an extension without a live
-// registration 480 (Temporarily Unavailable), each with a Warning saying why. A call that passes
-// all of these rings every registered contact of the extension.
+// defaultRoute is default routing (dialplan.Default: the dialled extension's settings decide),
+// last after any dialplan. A refusal carries a Warning saying why; a store that cannot answer
+// gets the caller 503 with Retry-After.
 func (p *PBX) defaultRoute(ctx context.Context, c *b2bua.Call) error {
-	targets, err := p.targetsFor(ctx, c.Callee())
-	if err != nil {
-		var se *b2bua.StatusError
-		if errors.As(err, &se) {
-			return c.Reject(se.Code, "", sip.NewHeader("Warning", p.warning(se.Reason)))
-		}
-		if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-			p.log.Error("routing: store unavailable", "error", err)
-			return c.Reject(503, "", sip.NewHeader("Retry-After", "5"), sip.NewHeader("Warning", p.warning("database unavailable")))
-		}
-		return err
+	err := p.fallback.Handle(ctx, c)
+	if err != nil && !c.Decided() && (errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)) {
+		p.log.Error("routing: store unavailable", "error", err)
+		return c.Reject(503, "", sip.NewHeader("Retry-After", "5"), sip.NewHeader("Warning", p.warning("database unavailable")))
 	}
-	_, err = c.Dial(ctx, targets, b2bua.ConnectOptions{})
 	return err
 }
 
@@ -203,6 +194,12 @@ type directory struct{ p *PBX }
 var _ dialplan.Directory = directory{}
 
 func (d directory) Extension(ctx context.Context, number string) (*dialplan.Extension, error) {
+	if uri, err := b2bua.ParseDestination(number); err == nil && uri.Host != "" {
+		if !d.p.local(uri) {
+			return nil, nil
+		}
+		number = uri.User
+	}
 	if store.ValidateNumber(number) != nil {
 		return nil, nil // no extension can have that number
 	}

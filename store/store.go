@@ -107,6 +107,7 @@ type Store struct {
 	bindings *cache[[]Binding]
 	loaded   atomic.Int64
 	closed   atomic.Bool
+	settings settingsWatch
 }
 
 // Open connects to dsn, applies pending migrations and loads live registrations into the cache.
@@ -345,6 +346,7 @@ func (s *Store) CreateExtension(ctx context.Context, e *Extension) error {
 	if err != nil {
 		return mapErr(fmt.Sprintf("store: create extension %s", e.Number), err)
 	}
+	s.bumpSettings(ctx)
 	return nil
 }
 
@@ -353,6 +355,7 @@ func (s *Store) Extension(ctx context.Context, number string) (*Extension, error
 	if ValidateNumber(number) != nil {
 		return nil, fmt.Errorf("store: extension %q: %w", number, ErrNotFound)
 	}
+	s.freshSettings(ctx)
 	v, found, ok, gen := s.exts.get(number)
 	if ok {
 		if !found {
@@ -409,6 +412,7 @@ func (s *Store) UpdateExtension(ctx context.Context, number string, p ExtensionP
 	if err != nil {
 		return nil, mapErr("store: update extension "+number, err)
 	}
+	s.bumpSettings(ctx)
 	return &e, nil
 }
 
@@ -432,6 +436,7 @@ func (s *Store) DeleteExtension(ctx context.Context, number string) error {
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("store: delete extension %s: %w", number, ErrNotFound)
 	}
+	s.bumpSettings(ctx)
 	return nil
 }
 

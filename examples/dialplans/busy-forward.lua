@@ -1,5 +1,7 @@
 -- Forwarding as the extension settings say (officepbx ext set N --forward-always/--forward-busy/
--- --forward-noanswer), do-not-disturb, and a CDR line for every call.
+-- --forward-noanswer), do-not-disturb, and a CDR line for every call. Default routing does the
+-- forwarding alone (docs/dialplan.md, "Default routing"); this script shows it written out, with
+-- 603 instead of the busy path for do-not-disturb.
 
 function route(call)
   local ext = pbx.extension(call.to)
