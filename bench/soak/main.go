@@ -159,8 +159,8 @@ func main() {
 		fatal("baseline: %v", err)
 	}
 	s.logf("baseline: %s", base)
-	baseLive := s.profile(*pprofDir, "baseline", true)
-	s.logf("live heap after a collection: %.1f MiB", baseLive/(1<<20))
+	baseLive, baseObjects := s.profile(*pprofDir, "baseline", true)
+	s.logf("live heap after a collection: %.1f MiB, %.0f objects", baseLive/(1<<20), baseObjects)
 
 	stopMedia := make(chan struct{})
 	go s.media.run(stopMedia)
@@ -279,7 +279,7 @@ func main() {
 	}
 	close(stopSampling)
 	<-samplingDone
-	endLive := s.profile(*pprofDir, "end", true)
+	endLive, endObjects := s.profile(*pprofDir, "end", true)
 	settled := time.Since(allEnded)
 	if err != nil {
 		fatal("final sample: %v", err)
@@ -298,7 +298,7 @@ func main() {
 	if err != nil {
 		fatal("reading the records: %v", err)
 	}
-	ok := s.report(base, end, callsStart, settled, records, *gorTol, *fdTol, *rssGrowth, [3]float64{baseLive, endLive, *heapTol})
+	ok := s.report(base, end, callsStart, settled, records, *gorTol, *fdTol, *rssGrowth, [5]float64{baseLive, endLive, *heapTol, baseObjects, endObjects})
 	if !ok {
 		os.Exit(1)
 	}
@@ -313,9 +313,9 @@ func fatal(format string, args ...any) {
 // profile saves the PBX's goroutine dump and heap profile to dir (nothing without a dir, or
 // when officepbx runs without --pprof). With gc, the heap profile is taken after a collection,
 // and the live heap is returned: go_memstats_heap_alloc_bytes just after it (0 if unknown).
-func (s *soak) profile(dir, name string, gc bool) float64 {
+func (s *soak) profile(dir, name string, gc bool) (live, objects float64) {
 	if dir == "" {
-		return 0
+		return 0, 0
 	}
 	root := strings.TrimSuffix(s.metricsURL, "/metrics") + "/debug/pprof/"
 	heap := "heap"
@@ -341,13 +341,13 @@ func (s *soak) profile(dir, name string, gc bool) float64 {
 		}
 	}
 	if !gc || !ok {
-		return 0
+		return 0, 0
 	}
 	v, err := scrape(s.metricsURL)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	return v[mHeapAlloc]
+	return v[mHeapAlloc], v[mHeapObjects]
 }
 
 func (s *soak) waitPBX(d time.Duration) error {
@@ -446,7 +446,7 @@ func (s *soak) leaks(base, end sample, gorTol, fdTol int) []string {
 }
 
 // report prints the summary and returns whether every check passed.
-func (s *soak) report(base, end sample, callsStart time.Time, settled time.Duration, records map[string]record, gorTol, fdTol int, rssGrowth float64, live [3]float64) bool {
+func (s *soak) report(base, end sample, callsStart time.Time, settled time.Duration, records map[string]record, gorTol, fdTol int, rssGrowth float64, live [5]float64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var fails []string
@@ -630,8 +630,8 @@ func (s *soak) report(base, end sample, callsStart time.Time, settled time.Durat
 	check(end.v[mRSS] <= third.v[mRSS]*(1+rssGrowth), "RSS %s at the end, %s at a third of the run (%+.0f%%; at most %+.0f%%), %s at the baseline, peak %s",
 		mib(end.v[mRSS]), mib(third.v[mRSS]), (end.v[mRSS]/third.v[mRSS]-1)*100, rssGrowth*100, mib(base.v[mRSS]), mib(peak.v[mRSS]))
 	if live[0] > 0 && live[1] > 0 {
-		check(live[1]-live[0] <= live[2], "live heap after a forced collection %s at the end, %s at the baseline (%+.1f MiB; at most %+.1f MiB)",
-			mib(live[1]), mib(live[0]), (live[1]-live[0])/(1<<20), live[2]/(1<<20))
+		check(live[1]-live[0] <= live[2], "live heap after a forced collection %s at the end, %s at the baseline (%+.1f MiB; at most %+.1f MiB); objects %.0f and %.0f (%+.0f, %.2f per call)",
+			mib(live[1]), mib(live[0]), (live[1]-live[0])/(1<<20), live[2]/(1<<20), live[4], live[3], live[4]-live[3], (live[4]-live[3])/float64(max(1, placed)))
 	} else {
 		fmt.Println("  info  live heap not measured (officepbx without --pprof, or no -pprof-dir)")
 	}

@@ -11,18 +11,19 @@ import (
 
 // The series the soak compares, as officepbx's /metrics names them.
 const (
-	mGoroutines = "go_goroutines"
-	mFDs        = "process_open_fds"
-	mRSS        = "process_resident_memory_bytes"
-	mCalls      = "pbxkit_calls_active"
-	mDialogs    = "pbxkit_dialogs"
-	mPorts      = "pbxkit_rtp_ports_in_use"
-	mPending    = "pbxkit_call_records_pending"
-	mLost       = "pbxkit_call_records_lost_total"
-	mHeap       = "go_memstats_heap_inuse_bytes"
-	mHeapAlloc  = "go_memstats_heap_alloc_bytes"
-	mShed       = "pbxkit_requests_shed_total"
-	mUnparsed   = "pbxkit_sip_unparseable_total"
+	mGoroutines  = "go_goroutines"
+	mFDs         = "process_open_fds"
+	mRSS         = "process_resident_memory_bytes"
+	mCalls       = "pbxkit_calls_active"
+	mDialogs     = "pbxkit_dialogs"
+	mPorts       = "pbxkit_rtp_ports_in_use"
+	mPending     = "pbxkit_call_records_pending"
+	mLost        = "pbxkit_call_records_lost_total"
+	mHeap        = "go_memstats_heap_inuse_bytes"
+	mHeapAlloc   = "go_memstats_heap_alloc_bytes"
+	mHeapObjects = "go_memstats_heap_objects"
+	mShed        = "pbxkit_requests_shed_total"
+	mUnparsed    = "pbxkit_sip_unparseable_total"
 )
 
 var sampled = []string{mGoroutines, mFDs, mRSS, mHeap, mCalls, mDialogs, mPorts, mPending, mLost, mShed, mUnparsed}
