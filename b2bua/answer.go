@@ -31,18 +31,33 @@ func (c *Call) answer(l *leg, res *sip.Response) bool {
 	c.emit(CallAnswered, 200)
 	c.e.table.add(l.d.key(), c, false)
 	c.e.table.add(c.a.key(), c, true)
+	c.log.Info("call answered", "callee", c.callee, "b_call_id", l.d.callID)
+	if acked, sent := c.answerCaller(body, res); sent {
+		c.passLateAnswer(l, acked)
+	}
+	return true
+}
 
-	ok, err := c.e.respond(c.aReq, c.aTx, 200, c.a.localTag, c.stampSDP(c.a, body), append(timerHeaders(res), c.a.contact)...)
-	c.armSession(res)
+// answerCaller sends the caller its 200 with body (the callee's description for it) and
+// retransmits it until the caller's ACK; without one within AckTimeout both sides are hung up.
+// res, when set, is the callee's 2xx, whose session timer headers go with the 200. It reports
+// whether the caller acknowledged, and whether the 200 was sent at all.
+func (c *Call) answerCaller(body []byte, res *sip.Response) (acked, sent bool) {
+	var hdrs []sip.Header
+	if res != nil {
+		hdrs = timerHeaders(res)
+	}
+	ok, err := c.e.respond(c.aReq, c.aTx, 200, c.a.localTag, c.stampSDP(c.a, body), append(hdrs, c.a.contact)...)
+	if res != nil {
+		c.armSession(res)
+	}
 	c.watchMedia()
 	if err != nil {
 		c.log.Warn("200 to caller not sent", "error", err)
 		c.Hangup("could not answer the caller")
-		return true
+		return false, false
 	}
-	c.log.Info("call answered", "callee", c.callee, "b_call_id", l.d.callID)
-	acked := c.retransmitUntil(c.aTx, ok, c.acked.ch)
-	c.passLateAnswer(l, acked)
+	acked = c.retransmitUntil(c.aTx, ok, c.acked.ch)
 	if !acked {
 		select {
 		case <-c.done:
@@ -53,7 +68,7 @@ func (c *Call) answer(l *leg, res *sip.Response) bool {
 			c.Hangup("no ACK from the caller")
 		}
 	}
-	return true
+	return acked, true
 }
 
 // connect makes l the callee's side of the answered call and starts the call's first segment.

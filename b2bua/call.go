@@ -16,8 +16,16 @@ import (
 type Target struct {
 	URI       sip.Uri // the contact: Request-URI of the B-leg
 	Dest      string  // "ip:port" to send to, where the phone registered from (RFC 3581); "" resolves URI
-	Transport string  // "udp" or "tcp"
+	Transport string  // "udp", "tcp" or "tls"
 	Ext       string  // the extension the contact belongs to, "" for a foreign destination
+	// Auth, when set, answers the callee's first 401 or 407 (a trunk's provider).
+	Auth *Credentials
+	// FromUser, when set, is the user part of the leg's From (a trunk's caller ID), unless the
+	// Connect's options name a caller ID of their own.
+	FromUser string
+	// Domain, when set, is the host of the leg's From and To URIs (a trunk's provider), in place
+	// of the PBX's.
+	Domain string
 }
 
 // Call is one caller's dialog (the A-leg) and the dialogs the PBX opened toward the callee's
@@ -46,7 +54,8 @@ type Call struct {
 	vars    map[string]string
 	onEnd   []func(Record)
 	rec     Record
-	seg     segment // the two parties talking now
+	seg     segment    // the two parties talking now
+	parked  *parkState // the call's place in a park slot while one side is parked
 
 	acked     signal // the caller's ACK of our 2xx
 	cancelled signal // the caller's CANCEL
@@ -67,6 +76,9 @@ type setupState struct {
 	headers []sip.Header // added to every B-leg (SetHeader)
 	legs    []*leg       // every B-leg rung for the caller, for Hangup while ringing
 	fwd     forwarding   // the forwards so far (Divert)
+	ring    *ringer      // the caller's ring in progress, for pickups
+	// pickerAck is fired by the ACK of the picker's 200 once the call was picked up.
+	pickerAck *signal
 }
 
 // signal is closed once, by whoever sees the event first.
@@ -149,7 +161,8 @@ func (e *Engine) newCall(req *sip.Request, tx sip.ServerTransaction, user string
 		callID: c.id, localURI: *req.To().Address.Clone(), localTag: sip.GenerateTagN(16),
 		remoteURI: *req.From().Address.Clone(), remoteTag: fromTag,
 		routes: routeSet(req.GetHeaders("Record-Route"), false), dest: req.Source(),
-		transport: transport, contact: pbxContact(host, e.cfg.Port, transport),
+		transport: transport,
+		contact:   pbxContact(host, e.cfg.contactPort(transport), transport, strings.EqualFold(req.Recipient.Scheme, "sips")),
 	}
 	if t, ok := remoteTargetOf(req); ok {
 		c.a.target = t

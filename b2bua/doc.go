@@ -34,7 +34,8 @@
 // The engine works on sipgo's transactions rather than its dialog helpers: it keeps its own dialog
 // table and retransmits its own 2xx until the ACK (RFC 3261 §13.3.1.4, RFC 6026), hanging up both
 // sides when none comes within AckTimeout. Each dialog carries the PBX's Contact for its own
-// transport (";transport=tcp" over TCP, so phones keep the dialog on their connection), and a
+// transport (";transport=tcp" over TCP, ";transport=tls" and Config.TLSPort over TLS, a sips: URI
+// toward a peer that used one, so phones keep the dialog on their connection), and a
 // contact whose connection fails is reported through Config.OnUnreachable.
 //
 // Package b2buatest runs an Engine on real sockets with raw SIP phones, for tests of call flows.

@@ -34,6 +34,9 @@ type Config struct {
 	// addressed (its Request-URI) is used.
 	Host string
 	Port int
+	// TLSPort is the port of the PBX's SIP-over-TLS listener, named in the Contact of dialogs over
+	// TLS; 0 when the PBX serves no TLS.
+	TLSPort int
 	// BranchPrefix starts the Via branch of every request the engine sends, so the PBX's front
 	// door recognises its own requests coming back (482).
 	BranchPrefix string
@@ -54,6 +57,11 @@ type Config struct {
 	// Resolve finds the contacts of a destination (Connect, REFER). Without it Connect fails and
 	// REFER is answered 501.
 	Resolve Resolver
+	// ResolveTrunk finds where a number goes out through the named trunk
+	// (ConnectOptions.Trunk): the provider's address, with the credentials and caller ID the
+	// trunk's legs use (Target.Auth, FromUser, Domain). An unknown trunk is an error wrapping
+	// ErrUnknownTrunk. Without it Connect through a trunk fails.
+	ResolveTrunk func(ctx context.Context, trunk, number string) ([]Target, error)
 	// Media, when set, relays every call's RTP through the PBX and rewrites the session
 	// descriptions both ways; nil lets them pass unchanged.
 	Media Media
@@ -65,6 +73,8 @@ type Config struct {
 	// registration, so a phone that has gone away is not rung again (RFC 5626's flow failure).
 	// It must not block.
 	OnUnreachable func(Target, error)
+	// Park turns call park on (park.go): a blind transfer to Park.Number parks the transferee.
+	Park ParkConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -80,6 +90,9 @@ func (c Config) withDefaults() Config {
 	if c.AckTimeout == 0 {
 		c.AckTimeout = DefaultAckTimeout
 	}
+	if c.Park.Timeout == 0 {
+		c.Park.Timeout = DefaultParkTimeout
+	}
 	return c
 }
 
@@ -88,6 +101,14 @@ func (c Config) validate() error {
 		return fmt.Errorf("b2bua: ring timeout (%v) and ACK timeout (%v) must not be negative", c.RingTimeout, c.AckTimeout)
 	}
 	return nil
+}
+
+// contactPort is the PBX's port for transport: TLSPort over TLS, Port otherwise.
+func (c Config) contactPort(transport string) int {
+	if strings.EqualFold(transport, "tls") && c.TLSPort != 0 {
+		return c.TLSPort
+	}
+	return c.Port
 }
 
 // Engine runs calls: it terminates every caller's dialog and re-originates one dialog per callee
@@ -99,6 +120,7 @@ type Engine struct {
 	log    *slog.Logger
 	cdr    RecordWriter
 	table  *table
+	lot    *parkLot // the parked calls
 
 	mu      sync.Mutex
 	closing bool
@@ -130,7 +152,7 @@ func New(ua *sipgo.UserAgent, cfg Config, log *slog.Logger, cdr RecordWriter) (*
 			return nil, fmt.Errorf("b2bua: udp listener %q: %w", cfg.UDPListener, err)
 		}
 	}
-	e := &Engine{cfg: cfg, client: client, udp: udp, log: log, cdr: cdr, table: newTable(),
+	e := &Engine{cfg: cfg, client: client, udp: udp, log: log, cdr: cdr, table: newTable(), lot: &parkLot{calls: map[string]*Call{}},
 		calls: map[*Call]struct{}{}, quit: make(chan struct{})}
 	ua.TransportLayer().OnMessage(e.observe)
 	return e, nil

@@ -9,6 +9,10 @@ import (
 // was answered, refused, redirected or cancelled, or the call has ended.
 var ErrDecided = errors.New("b2bua: the call is already decided")
 
+// ErrUnknownTrunk is wrapped by Config.ResolveTrunk's error for a trunk that does not exist;
+// Connect returns it to routing (a script's mistake, not a callee's answer).
+var ErrUnknownTrunk = errors.New("no such trunk")
+
 // ErrCallFailed is the error of a call that ended without being answered; it wraps a
 // *FailedError with the final status.
 var ErrCallFailed = errors.New("b2bua: call not answered")

@@ -13,6 +13,8 @@ const (
 	CallTransferred EventKind = "call.transferred" // a side was replaced by a transfer target (REFER)
 	CallEnded       EventKind = "call.ended"       // the call is over: Status, HangupBy and Reason say how
 	CallDTMF        EventKind = "call.dtmf"        // a side pressed a key (RFC 4733, through the media relay): Digit, Side
+	CallParked      EventKind = "call.parked"      // a side was parked (blind transfer to the park number): Slot
+	CallRetrieved   EventKind = "call.retrieved"   // a parked call was retrieved from its Slot, or rung back to its parker
 )
 
 // Event is something that happened to a call.
@@ -27,6 +29,7 @@ type Event struct {
 	Reason   string // CallEnded: why, in words
 	Digit    string // CallDTMF: 0-9, *, #, A-D
 	Side     string // CallDTMF: "caller" or "callee"
+	Slot     string // CallParked, CallRetrieved: the park slot
 }
 
 // emit publishes an event of kind with the call's identity.

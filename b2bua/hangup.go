@@ -18,6 +18,10 @@ func (c *Call) Hangup(reason string) {
 func (c *Call) hangup(toCaller, toCallee bool, by, reason string) {
 	c.mu.Lock()
 	up, w := c.state.up(), c.winner
+	if p := c.parked; p != nil {
+		// The parker's side has left the call: only the parked party is hung up.
+		toCaller, toCallee = toCaller && !p.side, toCallee && p.side
+	}
 	if !up && c.state == stateSetup && c.abort == "" {
 		c.abort = reason
 	}
@@ -88,6 +92,7 @@ func (c *Call) finish(status int, by, reason string) {
 	m := c.media.session
 	c.mu.Unlock()
 	c.stopAudio()
+	c.leavePark()
 	if m != nil {
 		// Closed before the record is taken, so the statistics are final.
 		m.Close()

@@ -22,6 +22,11 @@ func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 	case sip.INVITE:
 		c.reinvite(req, tx, aleg, t)
 	default:
+		if c.isParked() {
+			// Nobody is on the other side to take it.
+			c.e.respond(req, tx, 491, c.localTag(aleg), nil)
+			return
+		}
 		c.relay(req, tx, aleg, t)
 	}
 }
@@ -36,6 +41,9 @@ func side(aleg bool) string {
 
 // ackIn takes an ACK: of a relayed re-INVITE's 2xx, or the caller's ACK of the call's 200.
 func (c *Call) ackIn(req *sip.Request, aleg bool) {
+	if !aleg {
+		c.pickerAcked()
+	}
 	if c.re.acked(req.CSeq().SeqNo, &c.mu) {
 		return
 	}

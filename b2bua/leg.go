@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,14 +29,18 @@ type leg struct {
 	won     atomic.Bool     // this leg's 2xx was taken: later 2xx are retransmissions
 	ackHeld atomic.Bool     // late offer: the ACK waits for the caller's answer
 	ackBody []byte          // the answer the ACK carries (late offer), under c.mu
+	failed  atomic.Bool     // the leg's ringing ended with a failure
 
-	mu                                sync.Mutex
+	authTried bool // a challenge was answered (authRetry); read and written by the reader only
+
+	mu                                sync.Mutex // also guards inv and tx, which authRetry replaces
 	ringing, cancelWanted, cancelSent bool
 }
 
 // legOrigin says whom a B-leg is from and to, and what it offers.
 type legOrigin struct {
 	fromUser, display, toUser string
+	callerIDSet               bool         // routing chose fromUser: a target's FromUser does not replace it
 	body                      []byte       // the SDP offered
 	headers                   *sip.Request // request whose chosen headers are copied, or nil
 	extra                     []sip.Header // headers routing added
@@ -64,16 +69,24 @@ func (c *Call) newLeg(t Target, o legOrigin, decided <-chan struct{}) *leg {
 		transport = "udp"
 	}
 	l := &leg{c: c, target: t, decided: decided, ext: t.Ext, in: newInbox()}
+	fromUser, domain := o.fromUser, c.host()
+	if t.FromUser != "" && !o.callerIDSet {
+		fromUser = t.FromUser
+	}
+	toUser := o.toUser
+	if t.Domain != "" {
+		domain, toUser = t.Domain, t.URI.User // a provider: To names whom the Request-URI names
+	}
 	l.d = dialogSide{
 		callID:    sip.GenerateTagN(24) + "@pbxkit",
-		localURI:  sip.Uri{Scheme: "sip", User: o.fromUser, Host: c.host()},
+		localURI:  sip.Uri{Scheme: "sip", User: fromUser, Host: domain},
 		localTag:  sip.GenerateTagN(16),
-		remoteURI: sip.Uri{Scheme: "sip", User: o.toUser, Host: c.host()},
+		remoteURI: sip.Uri{Scheme: "sip", User: toUser, Host: domain},
 		target:    t.URI,
 		dest:      t.Dest,
 		transport: transport,
 		cseq:      1,
-		contact:   pbxContact(c.host(), c.e.cfg.Port, transport),
+		contact:   pbxContact(c.host(), c.e.cfg.contactPort(transport), transport, strings.EqualFold(t.URI.Scheme, "sips")),
 	}
 	return l
 }
@@ -114,35 +127,47 @@ func (l *leg) send(o legOrigin, events chan<- legEvent) error {
 	l.branch, _ = inv.Via().Params.Get("branch")
 	// Filed before sending: the first answer can arrive before TransactionRequest returns.
 	e.table.addLeg(l.branch, l)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	tx, err := e.clientFor(inv).TransactionRequest(ctx, inv)
+	tx, err := l.transaction(inv)
 	if err != nil {
 		e.table.removeLeg(l.branch)
 		l.unreachable(err)
 		return err
 	}
+	l.mu.Lock()
 	l.inv, l.tx = inv, tx
+	l.mu.Unlock()
 	e.bg.Add(1)
-	go l.read(events)
+	go l.read(events, tx)
 	return nil
+}
+
+// transaction sends inv in a new client transaction.
+func (l *leg) transaction(inv *sip.Request) (sip.ClientTransaction, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return l.c.e.clientFor(inv).TransactionRequest(ctx, inv)
 }
 
 // read passes the leg's responses, in arrival order, to the ring while it runs, and deals with
 // late ones itself. The transaction's own channel is drained (sipgo blocks until it is read) and
 // only used for a response the inbox has not delivered yet.
-func (l *leg) read(events chan<- legEvent) {
+func (l *leg) read(events chan<- legEvent, tx sip.ClientTransaction) {
 	e := l.c.e
 	defer e.bg.Done()
-	defer e.table.removeLeg(l.branch)
+	defer func() { e.table.removeLeg(l.branch) }() // the branch of the last INVITE sent
 	defer e.recoverPanic("b-leg reader")
 	var seen seenRing
-	heard := false // the contact answered something: its connection worked
+	var taken *sip.Response // the latest response read from the transaction's own channel
+	heard := false          // the contact answered something: its connection worked
 	deliver := func(res *sip.Response) {
-		if !seen.add(res) {
+		if !seen.add(res) || !l.current(res) {
 			return
 		}
 		heard = true
+		if next := l.authRetry(res, tx, taken == res); next != nil {
+			tx = next // the challenge is answered in a new transaction; the old one ends alone
+			return
+		}
 		if res.IsProvisional() {
 			l.provisional()
 		}
@@ -161,16 +186,21 @@ func (l *leg) read(events chan<- legEvent) {
 		select {
 		case <-l.in.ready:
 			drain()
-		case res := <-l.tx.Responses():
+		case res := <-tx.Responses():
+			taken = res
 			drain() // everything that arrived before res goes first
 			deliver(res)
-		case <-l.tx.Done():
+		case <-tx.Done():
+			ended := tx
 			drain()
+			if tx != ended {
+				continue // drain answered a challenge: the new transaction goes on
+			}
 			if !heard {
-				l.unreachable(l.tx.Err())
+				l.unreachable(tx.Err())
 			}
 			select {
-			case events <- legEvent{l: l, err: l.tx.Err()}:
+			case events <- legEvent{l: l, err: tx.Err()}:
 			case <-l.decided:
 			}
 			return
@@ -205,9 +235,10 @@ func (l *leg) mayCancel(set func()) {
 	set()
 	send := l.ringing && l.cancelWanted && !l.cancelSent
 	l.cancelSent = l.cancelSent || send
+	inv := l.inv
 	l.mu.Unlock()
 	if send {
-		l.c.e.sendAsync(cancelFor(l.inv), l.c.log, "cancel")
+		l.c.e.sendAsync(cancelFor(inv), l.c.log, "cancel")
 	}
 }
 
@@ -257,8 +288,11 @@ func (l *leg) releaseAck(answer []byte) {
 
 // ack acknowledges the leg's 2xx (its INVITE's CSeq), with the late offer's answer if any.
 func (l *leg) ack() {
+	l.mu.Lock()
+	cseq := l.inv.CSeq().SeqNo
+	l.mu.Unlock()
 	l.c.mu.Lock()
-	ack := l.d.requestCSeq(sip.ACK, l.inv.CSeq().SeqNo, l.c.e.cfg.BranchPrefix)
+	ack := l.d.requestCSeq(sip.ACK, cseq, l.c.e.cfg.BranchPrefix)
 	if len(l.ackBody) > 0 {
 		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		ack.SetBody(l.ackBody)

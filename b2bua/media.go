@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"context"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -30,10 +31,14 @@ type MediaSession interface {
 	IdleSide() string
 	// Stats returns what each side sent.
 	Stats() (caller, callee MediaStats)
-	// EarlyMedia prepares PBX audio for the caller: what is "tone" (ringback) or a WAV file. It
-	// returns the SDP answer for a 183 (the PBX's address, the port that faces the caller for the
-	// whole call) and a function that plays until its context ends.
-	EarlyMedia(what string) (sdp []byte, play func(context.Context) error, err error)
+	// EarlyMedia prepares PBX audio for the caller. It returns the SDP answer for a 183 (the
+	// PBX's address, the port that faces the caller for the whole call) and a function that
+	// plays until its context ends.
+	EarlyMedia(a Audio) (sdp []byte, play func(context.Context) error, err error)
+	// PlayTo plays PBX audio to the caller (toCaller) or the callee from the relay's port facing
+	// it, until ctx ends: what is "tone" (a soft hold tone) or a WAV file, in a G.711 codec of
+	// desc, that side's latest description. The other side's media toward it is dropped meanwhile.
+	PlayTo(ctx context.Context, toCaller bool, desc []byte, what string) error
 	// OnDTMF sets the function told of each key either side presses (RFC 4733 events).
 	OnDTMF(f func(fromCaller bool, digit string))
 	// Close releases the relay; called once the call has ended.
@@ -177,11 +182,25 @@ func (c *Call) MediaStats() (caller, callee MediaStats, ok bool) {
 	return caller, callee, true
 }
 
+// Audio is what the PBX plays to a caller who waits: Music over and over, "tone" (ringback) or
+// the path of a WAV file (8 kHz mono, 16-bit PCM or G.711), and, when set, the WAV file
+// Announcement once every Every of music in its place ("all our agents are busy").
+type Audio struct {
+	Music        string
+	Announcement string
+	Every        time.Duration
+}
+
 // PlayToCaller plays PBX audio to the caller while the call is not answered: what is "tone"
 // (ringback) or the path of a WAV file (8 kHz mono, 16-bit PCM or G.711, looped). The first call
 // sends 183 Session Progress with the PBX's SDP; it blocks until ctx ends, the caller hangs up or
 // a callee answers (then the caller hears the callee through the same port, with no new SDP).
 func (c *Call) PlayToCaller(ctx context.Context, what string) error {
+	return c.PlayAudioToCaller(ctx, Audio{Music: what})
+}
+
+// PlayAudioToCaller is PlayToCaller with music and a repeated announcement (Audio).
+func (c *Call) PlayAudioToCaller(ctx context.Context, what Audio) error {
 	m := c.mediaSession()
 	if m == nil {
 		return ErrNoMedia

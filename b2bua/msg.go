@@ -28,16 +28,36 @@ func (d *dialogSide) key() string { return dialogKey(d.callID, d.localTag, d.rem
 // id is the dialog as "Call-ID;local-tag;remote-tag", for logs and DialogIDs.
 func (d *dialogSide) id() string { return d.callID + ";" + d.localTag + ";" + d.remoteTag }
 
-// pbxContact is the PBX's Contact for a dialog over transport: the transport parameter tells the
-// peer to send its requests in the dialog (ACK, BYE, re-INVITE) over the same transport
-// (RFC 3261 §19.1.1; without it the peer uses UDP).
-func pbxContact(host string, port int, transport string) *sip.ContactHeader {
+// pbxContact is the PBX's Contact for a dialog over transport, at port: the transport parameter
+// tells the peer to send its requests in the dialog (ACK, BYE, re-INVITE) over the same transport
+// (RFC 3261 §19.1.1; without it the peer uses UDP). A dialog with a peer that used a sips: URI
+// gets a sips: Contact (RFC 3261 §12.1.1, §26.2.2), which means TLS by itself: it carries no
+// transport parameter (RFC 5630 §3.2 deprecates transport=tls).
+func pbxContact(host string, port int, transport string, secure bool) *sip.ContactHeader {
 	uri := sip.Uri{Scheme: "sip", Host: host, Port: port}
-	if t := strings.ToLower(transport); t != "" && t != "udp" {
+	switch t := strings.ToLower(transport); {
+	case secure:
+		uri.Scheme = "sips"
+	case t != "" && t != "udp":
 		uri.UriParams = sip.NewParams()
 		uri.UriParams.Add("transport", t)
 	}
 	return &sip.ContactHeader{Address: uri}
+}
+
+// URITransport is the transport a request to uri goes over, lower case: its transport parameter,
+// TLS for a sips: URI whatever that says (RFC 3261 §26.2.2: TLS on every hop; RFC 5630 §3.2:
+// "sips:...;transport=tcp" is TLS over TCP), else UDP.
+func URITransport(uri sip.Uri) string {
+	if strings.EqualFold(uri.Scheme, "sips") {
+		return "tls"
+	}
+	if uri.UriParams != nil {
+		if t, ok := uri.UriParams.Get("transport"); ok && t != "" {
+			return strings.ToLower(t)
+		}
+	}
+	return "udp"
 }
 
 func dialogKey(callID, localTag, remoteTag string) string {

@@ -112,9 +112,16 @@ func (c *Call) putSide(aside bool, l *leg, d *dialogSide, party, why string) *di
 		c.seg.callee, c.rec.Callee = party, party
 	}
 	c.seg.start = now
+	back := c.parked != nil && c.parked.side == aside // a party takes the parker's place
 	c.mu.Unlock()
 	c.e.table.add(d.key(), c, aside)
 	c.e.table.remove(old.key(), now)
+	if back {
+		// From now on a BYE from either side ends the call for both (hangup spares the side
+		// of a parked call that the parker left); the retriever's ACK may be followed at once
+		// by the parked party's BYE.
+		c.leavePark()
+	}
 	return old
 }
 
@@ -187,7 +194,16 @@ func (c *Call) takeOver() {
 		return
 	}
 	ref, found := c.e.findDialog(rep)
+	if !found {
+		if target, ext, ok := c.e.earlyLeg(rep); ok {
+			c.pickupByReplaces(target, ext)
+			return
+		}
+	}
 	switch {
+	case found && rep.earlyOnly:
+		c.fail(486, "pbx", "Replaces is early-only and the dialog is confirmed") // RFC 3891 §3
+		return
 	case !found && c.e.endedDialog(rep):
 		c.fail(603, "pbx", "the dialog Replaces names has ended") // RFC 3891 §3
 		return
@@ -201,11 +217,19 @@ func (c *Call) takeOver() {
 		return
 	}
 	defer z.moveLocked(stateAnswered)
-	pIsA := ref.aleg
+	if code, why := c.joinCall(z, ref.aleg, true); code != 200 {
+		c.fail(code, "pbx", why)
+	}
+}
+
+// joinCall puts c's caller in call z on side pIsA, opposite the party there: that party is
+// re-INVITEd with c's offer, and c's caller is answered 200 with its answer (handOver). The
+// party that was on side pIsA is hung up when byeOld. It returns 200, or the status and reason
+// that refuse c's caller.
+func (c *Call) joinCall(z *Call, pIsA, byeOld bool) (int, string) {
 	toPeer, err := z.sdpFrom(pIsA, sendRecv(c.aReq.Body()))
 	if err != nil {
-		c.fail(statusOf(err), "pbx", "media: "+err.Error())
-		return
+		return statusOf(err), "media: " + err.Error()
 	}
 	z.mu.Lock()
 	peer, _ := z.sideDialog(!pIsA)
@@ -213,33 +237,34 @@ func (c *Call) takeOver() {
 	peerAnswer, ok := z.reoffer(peer, toPeer)
 	if !ok {
 		z.sdpFrom(pIsA, z.sideSDP(pIsA)) // the replaced party's media again
-		c.fail(500, "pbx", "the peer did not take the new session")
-		return
+		return 500, "the peer did not take the new session"
 	}
 	forCaller, err := z.sdpFrom(!pIsA, peerAnswer)
 	if err != nil {
-		c.fail(statusOf(err), "pbx", "media: "+err.Error())
-		return
+		return statusOf(err), "media: " + err.Error()
 	}
-	c.handOver(z, pIsA, forCaller, peerAnswer)
+	c.handOver(z, pIsA, forCaller, peerAnswer, byeOld)
+	return 200, ""
 }
 
 // handOver gives c's caller dialog to call z on side pIsA, answers the caller 200 with answer and
-// releases the replaced party.
-func (c *Call) handOver(z *Call, pIsA bool, answer, peerSDP []byte) {
+// releases the replaced party (BYE when byeOld).
+func (c *Call) handOver(z *Call, pIsA bool, answer, peerSDP []byte, byeOld bool) {
 	z.mu.Lock()
 	z.media.setSDP(pIsA, c.aReq.Body(), peerSDP)
 	acked := z.re.answeredWith(c.aReq.CSeq().SeqNo) // the caller's ACK now reaches z
 	z.mu.Unlock()
-	old := z.putSide(pIsA, nil, c.a, c.rec.Caller, "replaced")
+	old := z.putSide(pIsA, nil, c.a, c.party(), "replaced")
 	c.absorb()
 	ok, err := z.e.respond(c.aReq, c.aTx, 200, c.a.localTag, z.stampSDP(c.a, answer), c.a.contact)
 	if err == nil {
 		z.retransmitUntil(c.aTx, ok, acked)
 	}
-	z.byeIn(old, "bye to replaced party")
-	z.log.Info("dialog replaced", "by_call", c.id)
-	z.emit(CallTransferred, 200)
+	if byeOld {
+		z.byeIn(old, "bye to replaced party")
+		z.log.Info("dialog replaced", "by_call", c.id)
+		z.emit(CallTransferred, 200)
+	}
 }
 
 // takeOverRefusal is the status for an INVITE with Replaces whose dialog cannot be replaced:
@@ -257,12 +282,17 @@ func takeOverRefusal(z *Call) int {
 	return 481
 }
 
-// absorb ends a call whose dialog another call has taken over: no record, no event, no BYE.
+// absorb ends a call whose dialog another call has taken over: no record, no event, no BYE. Its
+// own media relay, if routing had one allocated, is released.
 func (c *Call) absorb() {
 	c.mu.Lock()
 	ok := c.move(stateEnded)
+	m := c.media.session
 	c.mu.Unlock()
 	if ok {
+		if m != nil {
+			m.Close()
+		}
 		c.e.release(c)
 		close(c.done)
 	}

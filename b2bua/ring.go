@@ -2,7 +2,6 @@ package b2bua
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -30,6 +29,7 @@ type ringResult struct {
 	reason  string       // why, in words
 	headers []sip.Header // Contacts of a 3xx passed on
 	silent  bool         // the caller's transaction has its answer already (CANCEL, failure)
+	pickup  *pickedUp    // another phone picked the call up (pickup.go)
 }
 
 // ringer is one ring in progress.
@@ -45,7 +45,8 @@ type ringer struct {
 	hops      int             // redirect targets followed
 	relayed   map[int]bool    // provisional codes already relayed to the caller
 	out       outcome
-	redirects []sip.Header // Contacts of the first 3xx, when 3xx answers are passed on
+	redirects []sip.Header    // Contacts of the first 3xx, when 3xx answers are passed on
+	pickups   chan *pickupReq // pickers of a caller's ring (pickup.go)
 }
 
 // maxRedirects bounds how many contacts from 3xx answers one call follows.
@@ -57,6 +58,17 @@ func (c *Call) ring(targets []Target, o legOrigin, opt ringOptions) ringResult {
 	r := &ringer{c: c, o: o, opt: opt, events: make(chan legEvent), decided: make(chan struct{}),
 		tried: map[string]bool{}, relayed: map[int]bool{}}
 	defer close(r.decided)
+	if opt.caller {
+		r.pickups = make(chan *pickupReq)
+		c.mu.Lock()
+		c.setup.ring = r
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			c.setup.ring = nil
+			c.mu.Unlock()
+		}()
+	}
 	for _, t := range targets {
 		r.tried[t.URI.String()] = true
 		r.start(t)
@@ -118,6 +130,12 @@ func (r *ringer) wait() ringResult {
 				return res
 			}
 			continue
+		case req := <-r.pickups:
+			var done bool
+			if res, done = r.onPickup(req); done {
+				return res
+			}
+			continue
 		case <-timer.C:
 			res = ringResult{status: 480, by: "pbx", reason: "no answer within the ring timeout"}
 		case <-cancelled:
@@ -150,6 +168,9 @@ func (r *ringer) stopped() ringResult {
 
 // onEvent takes one leg's news; it reports the ring's result once a leg answered.
 func (r *ringer) onEvent(ev legEvent) (ringResult, bool) {
+	if ev.err != nil || ev.res != nil && !ev.res.IsProvisional() && !ev.res.IsSuccess() {
+		ev.l.failed.Store(true) // no longer ringing: not to be picked up
+	}
 	switch res := ev.res; {
 	case ev.err != nil:
 		r.pending--
@@ -246,10 +267,7 @@ func (r *ringer) follow(res *sip.Response) int {
 		}
 		r.tried[key] = true
 		r.hops++
-		transport := "udp"
-		if t, ok := uri.UriParams.Get("transport"); ok && t != "" {
-			transport = strings.ToLower(t)
-		}
+		transport := URITransport(uri)
 		r.c.log.Info("following redirect", "status", res.StatusCode, "target", key)
 		if r.start(Target{URI: uri, Transport: transport}) {
 			started++

@@ -25,3 +25,24 @@ func sendRecv(sdp []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// inactive returns a session description with its streams made a=inactive: the description of a
+// side that has left the call (a parker), so that the media relay expects nothing from it.
+func inactive(sdp []byte) []byte {
+	if len(sdp) == 0 {
+		return sdp
+	}
+	var out bytes.Buffer
+	for line := range bytes.Lines(sdp) {
+		body := bytes.TrimRight(line, "\r\n")
+		switch string(body) {
+		case "a=sendonly", "a=recvonly", "a=inactive", "a=sendrecv":
+			continue
+		}
+		out.Write(line)
+		if bytes.HasPrefix(body, []byte("m=")) {
+			out.WriteString("a=inactive\r\n")
+		}
+	}
+	return out.Bytes()
+}

@@ -4,11 +4,11 @@ import "fmt"
 
 // callState is where a call is in its life. Every call moves along these arrows only:
 //
-//	setup ──► answered ◄──► transferring
-//	  │  ╲        │              │
-//	  │   ╲       ▼              │
-//	  │    ╲──► ended ◄──────────╯
-//	  ▼         ▲
+//	setup ──► answered ◄──► transferring ──► parked ◄──► unparking
+//	  │  ╲        │              │               │            │  │
+//	  │   ╲       ▼              │               │            │  │
+//	  │    ╲──► ended ◄──────────┴───────────────┴────────────╯  │
+//	  ▼         ▲                     answered ◄─────────────────╯
 //	refused ────╯
 //
 // setup: the caller waits for its final answer while routing decides and callees ring.
@@ -16,6 +16,10 @@ import "fmt"
 // answered: a callee answered and the caller got 200: the two dialogs are bridged.
 // transferring: a REFER (blind or with Replaces) or an INVITE with Replaces is putting a new
 // party in place of one side; a second transfer meanwhile is refused.
+// parked: a blind transfer to the park number took one side away; the other waits in a park slot
+// (park.go), hearing hold audio.
+// unparking: a parked call is being retrieved, or rung back to its parker; it goes on answered,
+// or back to parked when a retrieval fails.
 // ended: both sides are released and the record is written.
 type callState int
 
@@ -25,9 +29,11 @@ const (
 	stateAnswered
 	stateTransferring
 	stateEnded
+	stateParked
+	stateUnparking
 )
 
-var stateNames = [...]string{"setup", "refused", "answered", "transferring", "ended"}
+var stateNames = [...]string{"setup", "refused", "answered", "transferring", "ended", "parked", "unparking"}
 
 func (s callState) String() string {
 	if s < 0 || int(s) >= len(stateNames) {
@@ -41,8 +47,10 @@ var next = [...][]callState{
 	stateSetup:        {stateRefused, stateAnswered, stateEnded},
 	stateRefused:      {stateEnded},
 	stateAnswered:     {stateTransferring, stateEnded},
-	stateTransferring: {stateAnswered, stateEnded},
+	stateTransferring: {stateAnswered, stateEnded, stateParked},
 	stateEnded:        nil,
+	stateParked:       {stateUnparking, stateEnded},
+	stateUnparking:    {stateAnswered, stateParked, stateEnded},
 }
 
 // canMove reports whether a call in state s may move to to.
@@ -59,8 +67,11 @@ func (s callState) canMove(to callState) bool {
 // is over: routing's verbs no longer apply.
 func (s callState) decided() bool { return s != stateSetup }
 
-// up reports whether the call is bridged: answered, possibly in the middle of a transfer.
-func (s callState) up() bool { return s == stateAnswered || s == stateTransferring }
+// up reports whether the call is bridged: answered, possibly in the middle of a transfer, or
+// answered with one side parked.
+func (s callState) up() bool {
+	return s == stateAnswered || s == stateTransferring || s == stateParked || s == stateUnparking
+}
 
 // move changes the call's state if the state machine allows it, and reports whether it did.
 // The caller holds c.mu.

@@ -76,6 +76,10 @@ func (c *Call) refer(req *sip.Request, tx sip.ServerTransaction, fromA bool, t *
 // cannot be reached the final NOTIFY says why and the call goes on as it was.
 func (tr *transfer) blind() {
 	c := tr.c
+	if park := c.e.cfg.Park.Number; park != "" && tr.target.User == park {
+		tr.park()
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	// Only an extension of this PBX: a phone must not make the PBX call out anywhere it names.
 	targets, err := c.e.cfg.Resolve(ctx, sip.Uri{Scheme: "sip", User: tr.target.User})
@@ -160,6 +164,11 @@ func (tr *transfer) released() {
 // status line of the target's answer as message/sipfrag. A progress report is sent in the
 // background; the final one is waited for (the transferor is hung up after it).
 func (tr *transfer) notify(code int, final bool) {
+	tr.notifyPhrase(code, sipx.Reason(code), final)
+}
+
+// notifyPhrase is notify with the reason phrase given ("Parked at 701").
+func (tr *transfer) notifyPhrase(code int, phrase string, final bool) {
 	c := tr.c
 	c.mu.Lock()
 	n := tr.x.request(sip.NOTIFY, c.e.cfg.BranchPrefix)
@@ -171,7 +180,7 @@ func (tr *transfer) notify(code int, final bool) {
 	}
 	n.AppendHeader(sip.NewHeader("Subscription-State", state))
 	n.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
-	n.SetBody(fmt.Appendf(nil, "SIP/2.0 %d %s\r\n", code, sipx.Reason(code)))
+	n.SetBody(fmt.Appendf(nil, "SIP/2.0 %d %s\r\n", code, phrase))
 	// Sent here, in order; only the wait for the answer may go to the background.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	tx, err := c.e.clientFor(n).TransactionRequest(ctx, n)

@@ -29,8 +29,11 @@ type ConnectOptions struct {
 	// Headers are added to every B-leg INVITE of this attempt (after those of SetHeader).
 	Headers []sip.Header
 	// CallerID replaces the user part of the From header the callees see; CallerName its display
-	// name. Empty keeps the caller's.
+	// name. Empty keeps the caller's (or a trunk's caller ID, Target.FromUser).
 	CallerID, CallerName string
+	// Trunk, when set, sends every destination out through the named trunk (Config.ResolveTrunk):
+	// each must then be a number, dialled at the trunk's provider.
+	Trunk string
 }
 
 // Result is what a Connect (or Forward) came to.
@@ -135,16 +138,11 @@ func (c *Call) Connect(ctx context.Context, dests []string, opts ConnectOptions)
 	var out outcome
 	why := "no destination can be called"
 	for _, d := range dests {
-		uri, err := ParseDestination(d)
-		if err != nil {
-			return Result{}, err
-		}
-		if c.e.cfg.Resolve == nil {
-			return Result{}, errors.New("b2bua: the engine has no Resolve to find destinations")
-		}
-		ts, err := c.e.cfg.Resolve(ctx, uri)
+		ts, err := c.resolve(ctx, d, opts.Trunk)
 		var se *StatusError
 		switch {
+		case isBadDestination(err):
+			return Result{}, err
 		case errors.As(err, &se):
 			c.log.Debug("destination cannot be called", "dest", d, "status", se.Code, "reason", se.Reason)
 			out.answered(se.Code)
@@ -164,6 +162,37 @@ func (c *Call) Connect(ctx context.Context, dests []string, opts ConnectOptions)
 		return Result{Status: r.status, Reason: r.reason}, nil
 	}
 	return c.Dial(ctx, targets, opts)
+}
+
+// badDestination is a destination routing named wrongly: Connect returns it, rather than
+// counting it as a destination that cannot be called.
+type badDestination struct{ err error }
+
+func (b badDestination) Error() string { return b.err.Error() }
+func (b badDestination) Unwrap() error { return b.err }
+
+func isBadDestination(err error) bool { return errors.As(err, new(badDestination)) }
+
+// resolve finds the contacts of one destination of Connect, through trunk when one is named.
+func (c *Call) resolve(ctx context.Context, dest, trunk string) ([]Target, error) {
+	uri, err := ParseDestination(dest)
+	switch {
+	case err != nil:
+		return nil, badDestination{err}
+	case trunk != "" && uri.Host != "":
+		return nil, badDestination{fmt.Errorf("b2bua: %q goes out through trunk %q: want a number, not a URI", dest, trunk)}
+	case trunk != "" && c.e.cfg.ResolveTrunk == nil:
+		return nil, badDestination{fmt.Errorf("b2bua: the engine has no ResolveTrunk for trunk %q", trunk)}
+	case trunk != "":
+		ts, err := c.e.cfg.ResolveTrunk(ctx, trunk, uri.User)
+		if errors.Is(err, ErrUnknownTrunk) {
+			err = badDestination{err}
+		}
+		return ts, err
+	case c.e.cfg.Resolve == nil:
+		return nil, badDestination{errors.New("b2bua: the engine has no Resolve to find destinations")}
+	}
+	return c.e.cfg.Resolve(ctx, uri)
 }
 
 // Dial is Connect to contacts already resolved.
@@ -186,7 +215,7 @@ func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) 
 	}
 	o := c.origin()
 	if opts.CallerID != "" {
-		o.fromUser = opts.CallerID
+		o.fromUser, o.callerIDSet = opts.CallerID, true
 	}
 	if opts.CallerName != "" {
 		o.display = opts.CallerName
@@ -198,6 +227,10 @@ func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) 
 	c.mu.Unlock()
 	r := c.ring(targets, o, ringOptions{caller: true, follow: true, ctx: ctx, timeout: opts.Timeout})
 	switch {
+	case r.pickup != nil && c.answerPickup(r.pickup):
+		return Result{Answered: true, Status: 200, Reason: "picked up"}, nil
+	case r.pickup != nil:
+		return c.endedResult(), nil
 	case r.leg != nil && c.answer(r.leg, r.res):
 		return Result{Answered: true, Status: 200, Reason: "answered"}, nil
 	case r.leg != nil:

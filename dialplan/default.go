@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -14,6 +15,8 @@ import (
 // Default is default routing: a call to an extension goes where the extension's stored settings
 // say, with no script. For the dialled extension, in this order:
 //
+//   - a feature code (Features: directed and group pickup) or a park slot: the pickup or
+//     retrieval, refused with its status (480 nothing ringing, 404 nothing parked) and a Warning;
 //   - unknown: 404; disabled: 410 (Gone);
 //   - forward always set: forwarded there (reason "unconditional");
 //   - do not disturb: the busy path, forwarded to forward-on-busy (reason "do-not-disturb") or
@@ -22,6 +25,9 @@ import (
 //   - otherwise every registered phone rings for the extension's ring timeout (the PBX's when
 //     0); busy (486, 600) goes to forward-on-busy ("user-busy"), no answer (the timeout, 480 or
 //     408 from the phones) to forward-on-no-answer ("no-answer"); any other answer stands.
+//
+// A number that is no extension goes out through an outbound trunk when the Directory is a
+// TrunkDirectory that has one for it (the trunk's prefix stripped); otherwise it is unknown (404).
 //
 // A forward to an extension routes the call again by that extension's settings, so forwards chain
 // (at most b2bua.MaxDiversions; a loop ends with 482, see b2bua.Call.Divert). A forward to a sip:
@@ -40,6 +46,15 @@ type Default struct {
 	// Warning, when set, turns the reason for a refusal into the value of a Warning header
 	// (RFC 3261 §20.43) on it; pbx answers `399 <domain> "<reason>"`.
 	Warning func(reason string) string
+	// Features are the pickup codes default routing answers before looking the dialled number
+	// up (features.go); park slots are always answered (a retrieval).
+	Features Features
+	// PauseCode, when set and the Directory is an AgentDirectory, is the number an agent dials
+	// to pause itself in all its queues, or to unpause when paused in all (PauseToggle). The
+	// caller is the authenticated extension, else (a trusted source) the From user part. The
+	// answer is 603 "Agent Paused" or "Agent Unpaused" (nothing is answered, so nothing is
+	// billed), 404 "Not A Queue Agent" for an extension in no queue.
+	PauseCode string
 }
 
 var _ Handler = Default{}
@@ -49,6 +64,14 @@ var _ Handler = Default{}
 func (d Default) Handle(ctx context.Context, c *b2bua.Call) error {
 	if _, tried := c.Fallback(); tried || c.Decided() {
 		return nil
+	}
+	if handled, err := d.feature(ctx, c); handled {
+		return err
+	}
+	if d.PauseCode != "" && c.Callee() == d.PauseCode {
+		if ad, ok := d.Directory.(AgentDirectory); ok {
+			return d.pauseToggle(ctx, c, ad)
+		}
 	}
 	r, err := d.Route(ctx, c, c.Callee(), b2bua.ConnectOptions{})
 	if err != nil || c.Decided() || ctx.Err() != nil || r.Status < 400 || r.Status > 699 {
@@ -91,7 +114,7 @@ func (d Default) Route(ctx context.Context, c *b2bua.Call, number string, opts b
 // is routed by that extension's settings (Route): its own forwards are followed. This is what
 // the Lua dialplan's call:forward does.
 func (d Default) Forward(ctx context.Context, c *b2bua.Call, dests []string, opts b2bua.ForwardOptions) (b2bua.Result, error) {
-	if len(dests) != 1 || d.Directory == nil {
+	if len(dests) != 1 || d.Directory == nil || opts.Trunk != "" {
 		return c.Forward(ctx, dests, opts)
 	}
 	dest, err := d.canonical(ctx, dests[0])
@@ -151,7 +174,8 @@ func (d Default) step(ctx context.Context, c *b2bua.Call, number string, opts b2
 	case err != nil:
 		return "", "", b2bua.Result{}, fmt.Errorf("dialplan: extension %s: %w", number, err)
 	case ext == nil:
-		return "", "", refused(c, 404, "no such extension"), nil
+		r, err := d.group(ctx, c, number, opts)
+		return "", "", r, err
 	case !ext.Enabled:
 		return "", "", refused(c, 410, fmt.Sprintf("extension %s is disabled", number)), nil
 	case ext.ForwardAlways != "":
@@ -184,10 +208,78 @@ func (d Default) step(ctx context.Context, c *b2bua.Call, number string, opts b2
 	return "", "", r, nil
 }
 
+// outbound sends a number that is no extension out through the trunk the Directory picks for
+// it (TrunkDirectory), or refuses it with 404 when there is none.
+func (d Default) outbound(ctx context.Context, c *b2bua.Call, number string, opts b2bua.ConnectOptions) (b2bua.Result, error) {
+	td, ok := d.Directory.(TrunkDirectory)
+	if !ok {
+		return refused(c, 404, "no such extension"), nil
+	}
+	trunk, dial, err := td.OutboundTrunk(ctx, c, number)
+	switch {
+	case err != nil:
+		return b2bua.Result{}, fmt.Errorf("dialplan: trunk for %s: %w", number, err)
+	case trunk == "":
+		return refused(c, 404, "no such extension"), nil
+	}
+	opts.Trunk = trunk
+	if opts.Timeout == 0 {
+		opts.Timeout = d.Timeout
+	}
+	return c.Connect(ctx, []string{dial}, opts)
+}
+
 // refused is the result of an attempt that failed before anything rang, kept as the caller's
 // answer should routing end there (as a failed Connect's is), so default routing does not take
 // the call over afterwards.
 func refused(c *b2bua.Call, status int, reason string) b2bua.Result {
 	c.SetFallback(status, reason)
 	return b2bua.Result{Status: status, Reason: reason}
+}
+
+// group rings the ring group with that number, or refuses the call with 404 when there is none.
+func (d Default) group(ctx context.Context, c *b2bua.Call, number string, opts b2bua.ConnectOptions) (b2bua.Result, error) {
+	gd, ok := d.Directory.(GroupDirectory)
+	if !ok {
+		return d.outbound(ctx, c, number, opts)
+	}
+	g, err := gd.Group(ctx, number)
+	switch {
+	case err != nil:
+		return b2bua.Result{}, fmt.Errorf("dialplan: ring group %s: %w", number, err)
+	case g == nil:
+		return d.outbound(ctx, c, number, opts)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = d.Timeout
+	}
+	return RingGroup(ctx, c, *g, opts)
+}
+
+// pauseToggle serves the pause feature code (PauseCode).
+func (d Default) pauseToggle(ctx context.Context, c *b2bua.Call, ad AgentDirectory) error {
+	ext := c.User()
+	if ext == "" {
+		ext = c.Request().From().Address.User
+	}
+	paused, queues, err := PauseToggle(ctx, ad, ext, "")
+	if err != nil {
+		return err
+	}
+	var hdrs []sip.Header
+	warn := func(why string) {
+		if d.Warning != nil {
+			hdrs = append(hdrs, sip.NewHeader("Warning", d.Warning(why)))
+		}
+	}
+	switch {
+	case len(queues) == 0:
+		warn(fmt.Sprintf("extension %s is in no queue", ext))
+		return c.Reject(404, "Not A Queue Agent", hdrs...)
+	case paused:
+		warn(fmt.Sprintf("%s paused in %s", ext, strings.Join(queues, ", ")))
+		return c.Reject(603, "Agent Paused", hdrs...)
+	}
+	warn(fmt.Sprintf("%s unpaused in %s", ext, strings.Join(queues, ", ")))
+	return c.Reject(603, "Agent Unpaused", hdrs...)
 }

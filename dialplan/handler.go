@@ -54,17 +54,31 @@ type Extension struct {
 	ForwardNoAnswer string // "" or the destination when it does not answer
 	RingTimeout     int    // seconds; 0 means the PBX default
 	Registered      bool   // has at least one live registration
+	PickupGroup     string // "" or the pickup group whose ringing calls it may answer (*8)
 }
 
 // Queue is what a dialplan sees of a call queue.
 type Queue struct {
 	Name     string
-	Strategy string
-	Members  []string      // the extensions that take the queue's calls, in order of preference
+	Strategy string        // one of the Strategy... constants; "" is StrategyRingAll
+	Members  []Agent       // the extensions that take the queue's calls, in the queue's order
 	MaxWait  time.Duration // 0 for no limit
 	MaxLen   int           // callers waiting at most; 0 for no limit
 	Announce time.Duration // how often a waiting caller hears its position again (182); 0 once
 	Music    string        // hold audio: a WAV file or "tone"
+	// WrapUp is how long an agent is left alone after a call from a queue ended.
+	WrapUp time.Duration
+	// RingTimeout is how long members ring per attempt; 0 for QueueOptions' default.
+	RingTimeout time.Duration
+}
+
+// Agent is a queue member and its state. Paused and logged-out agents are never offered a call.
+type Agent struct {
+	Extension   string
+	Penalty     int // tier: the lowest tier with an agent free is offered first
+	Paused      bool
+	PauseReason string
+	LoggedOut   bool
 }
 
 // Directory is where a dialplan looks extensions and queues up. Both methods return nil and no
@@ -75,4 +89,14 @@ type Queue struct {
 type Directory interface {
 	Extension(ctx context.Context, number string) (*Extension, error)
 	Queue(ctx context.Context, name string) (*Queue, error)
+}
+
+// TrunkDirectory is a Directory that also knows outbound trunks: default routing sends a number
+// that is no extension out through the trunk it names (pbx's Directory is one).
+type TrunkDirectory interface {
+	Directory
+	// OutboundTrunk returns the trunk that takes c's call to number, a number that is no
+	// extension, and what to dial there (the trunk's prefix stripped); trunk is "" when no trunk
+	// takes it (among others, for a call that came in from a trunk).
+	OutboundTrunk(ctx context.Context, c *b2bua.Call, number string) (trunk, dial string, err error)
 }

@@ -102,7 +102,7 @@ func NewLua(cfg LuaConfig) (*Lua, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Queues == nil {
-		cfg.Queues = NewQueues()
+		cfg.Queues = NewQueues(cfg.Directory)
 	}
 	l := &Lua{cfg: cfg, log: cfg.Logger.With("component", "dialplan"), quit: make(chan struct{})}
 	s, err := l.compile()

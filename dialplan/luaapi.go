@@ -29,6 +29,9 @@ var callMethods = map[string]lua.LGFunction{
 	"set_caller_id": luaSetCallerID,
 	"set":           luaSet,
 	"get":           luaGet,
+	"pickup":        luaPickup,
+	"group_pickup":  luaGroupPickup,
+	"unpark":        luaUnpark,
 }
 
 // callIndex serves call.field and call:method.
@@ -172,6 +175,7 @@ func connectOptions(L *lua.LState, r *run, t *lua.LTable) b2bua.ConnectOptions {
 	if name := optString(L, t, "caller_name"); name != "" {
 		o.CallerName = name
 	}
+	o.Trunk = optString(L, t, "trunk")
 	if err := checkCallerID(o.CallerID, o.CallerName); err != nil {
 		L.RaiseError("%s", err.Error())
 	}
@@ -216,14 +220,20 @@ func checkCallerID(id, name string) error {
 	return nil
 }
 
-// call:connect(target [, opts]) -> {answered, status, reason}
+// call:connect(target [, opts]) -> {answered, status, reason}; opts.strategy "hunt" rings the
+// targets one after the other, each for opts.member_timeout.
 func luaConnect(L *lua.LState) int {
 	r := checkCall(L)
 	dests := destinations(L, 2)
-	o := connectOptions(L, r, options(L, 3))
+	t := options(L, 3)
+	o := connectOptions(L, r, t)
+	g := Group{Strategy: optString(L, t, "strategy"), Members: dests, MemberTimeout: optSeconds(L, t, "member_timeout")}
+	if g.Strategy != "" && g.Strategy != GroupParallel && g.Strategy != GroupHunt {
+		L.RaiseError("option strategy must be \"parallel\" or \"hunt\", not %q", g.Strategy)
+	}
 	var res b2bua.Result
 	var err error
-	r.wait(func() { res, err = r.c.Connect(r.ctx, dests, o) })
+	r.wait(func() { res, err = RingGroup(r.ctx, r.c, g, o) })
 	verbError(L, err)
 	return result(L, res)
 }
@@ -238,33 +248,6 @@ func luaForward(L *lua.LState) int {
 	var err error
 	fwd := Default{Directory: r.l.cfg.Directory}
 	r.wait(func() { res, err = fwd.Forward(r.ctx, r.c, dests, o) })
-	verbError(L, err)
-	return result(L, res)
-}
-
-// call:queue(name [, opts]) -> {answered, status, reason}
-func luaQueue(L *lua.LState) int {
-	r := checkCall(L)
-	name := L.CheckString(2)
-	t := options(L, 3)
-	o := QueueOptions{Timeout: optSeconds(L, t, "timeout"), Announce: optSeconds(L, t, "announce"),
-		RingTimeout: optSeconds(L, t, "ring_timeout"), Music: optString(L, t, "music")}
-	dir := r.l.cfg.Directory
-	if dir == nil {
-		L.RaiseError("call:queue: the dialplan has no directory to find queues in")
-	}
-	var q *Queue
-	var err error
-	r.wait(func() { q, err = dir.Queue(r.ctx, name) })
-	if err != nil {
-		r.log.Error("queue look-up failed", "queue", name, "error", err)
-		return failed(L, r.c, 503, "queue look-up failed")
-	}
-	if q == nil {
-		return failed(L, r.c, 404, fmt.Sprintf("no queue named %s", name))
-	}
-	var res b2bua.Result
-	r.wait(func() { res, err = r.l.cfg.Queues.Wait(r.ctx, r.c, q, o) })
 	verbError(L, err)
 	return result(L, res)
 }
@@ -373,7 +356,7 @@ func (r *run) lookup(L *lua.LState, number string) *Extension {
 }
 
 // pbx.extension(number) -> nil or {number, name, enabled, dnd, forward_always, forward_busy,
-// forward_noanswer, ring_timeout, registered}
+// forward_noanswer, ring_timeout, registered, pickup_group}
 func (r *run) luaExtension(L *lua.LState) int {
 	ext := r.lookup(L, L.CheckString(1))
 	if ext == nil {
@@ -390,6 +373,7 @@ func (r *run) luaExtension(L *lua.LState) int {
 	t.RawSetString("forward_noanswer", lua.LString(ext.ForwardNoAnswer))
 	t.RawSetString("ring_timeout", lua.LNumber(ext.RingTimeout))
 	t.RawSetString("registered", lua.LBool(ext.Registered))
+	t.RawSetString("pickup_group", lua.LString(ext.PickupGroup))
 	L.Push(t)
 	return 1
 }
@@ -398,12 +382,6 @@ func (r *run) luaExtension(L *lua.LState) int {
 func (r *run) luaRegistered(L *lua.LState) int {
 	ext := r.lookup(L, L.CheckString(1))
 	L.Push(lua.LBool(ext != nil && ext.Registered))
-	return 1
-}
-
-// pbx.queue_size(name) -> how many callers wait in the queue
-func (r *run) luaQueueSize(L *lua.LState) int {
-	L.Push(lua.LNumber(r.l.cfg.Queues.Waiting(L.CheckString(1))))
 	return 1
 }
 

@@ -85,6 +85,8 @@ func newState() *state {
 	for name, f := range map[string]func(*run, *lua.LState) int{
 		"extension": (*run).luaExtension, "registered": (*run).luaRegistered, "queue_size": (*run).luaQueueSize,
 		"log": (*run).luaLog, "time": (*run).luaTime,
+		"queue_pause": (*run).luaQueuePause, "queue_login": (*run).luaQueueLogin, "queue_stats": (*run).luaQueueStats,
+		"group": (*run).luaGroup,
 	} {
 		pbx.RawSetString(name, L.NewFunction(func(L *lua.LState) int { return f(st.cur, L) }))
 	}

@@ -4,26 +4,35 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
+	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/pbxkit/pbxkit/b2bua"
 )
 
-// Queues keeps the callers waiting in each call queue, in order of arrival. One Queues serves
-// every call of a PBX; its zero value is not usable, NewQueues makes one.
+// Queues keeps the callers waiting in each call queue, in order of arrival, with what the queues
+// remember between calls: each queue's figures, its agents' calls (for the strategies) and their
+// wrap-up. One Queues serves every call of a PBX; its zero value is not usable, NewQueues makes
+// one.
 type Queues struct {
+	dir  Directory // where queues are looked up again at each attempt; nil: never
+	now  func() time.Time
+	intN func(n int) int
+
 	mu      sync.Mutex
-	waiting map[string][]*waiter
+	queues  map[string]*queueState
+	lastEnd map[string]time.Time // by extension: the end of its last queue call (wrap-up)
+	offered map[string]int       // by extension: attempts ringing it now, in any queue
 }
 
-type waiter struct {
-	moved chan struct{} // signalled (without blocking) when the waiter moved up the queue
+// NewQueues returns an empty set of queues. With a Directory, Wait looks the queue up again
+// before each attempt, so that agents paused, logged out or added while callers wait count at
+// once; dir may be nil.
+func NewQueues(dir Directory) *Queues {
+	return &Queues{dir: dir, now: time.Now, intN: rand.IntN, queues: map[string]*queueState{},
+		lastEnd: map[string]time.Time{}, offered: map[string]int{}}
 }
-
-// NewQueues returns an empty set of queues.
-func NewQueues() *Queues { return &Queues{waiting: map[string][]*waiter{}} }
 
 // QueueOptions say how long a caller waits and how it is kept informed. Zero fields take the
 // queue's settings, then the defaults.
@@ -32,69 +41,44 @@ type QueueOptions struct {
 	// queue's MaxWait, or no limit.
 	Timeout time.Duration
 	// Announce is how often the caller hears its position again (182). Default: the queue's
-	// Announce, or only once, on arrival.
+	// Announce, or only on arrival and when it moves up.
 	Announce time.Duration
-	// RingTimeout is how long free members ring at each attempt. Default 15 s.
+	// RingTimeout is how long agents ring at each attempt. Default: the queue's, else 15 s.
 	RingTimeout time.Duration
-	// Retry is the pause between attempts when no member was free or none answered. Default 1 s.
+	// Retry is the pause before the next attempt when no agent was free, or when every free
+	// agent was offered the call once without answering. Default 1 s.
 	Retry time.Duration
 	// Music is what the caller hears while waiting, with the media relay on: "tone" (ringback) or
 	// a WAV file. Default: the queue's Music; "" and no relay: the caller's own ringback.
 	Music string
+	// Announcement, a WAV file, is played to the waiting caller every Announce in place of the
+	// music (over ringback when no Music is given), with the media relay on.
+	Announcement string
 }
 
-// Waiting returns how many callers wait in the named queue.
-func (qs *Queues) Waiting(name string) int {
-	qs.mu.Lock()
-	defer qs.mu.Unlock()
-	return len(qs.waiting[name])
-}
+// DefaultQueueRingTimeout is how long agents ring per attempt when neither the queue nor the
+// options say.
+const DefaultQueueRingTimeout = 15 * time.Second
 
-func (qs *Queues) join(name string, max int) (*waiter, int, bool) {
-	qs.mu.Lock()
-	defer qs.mu.Unlock()
-	if max > 0 && len(qs.waiting[name]) >= max {
-		return nil, 0, false
+func (o QueueOptions) withDefaults(q *Queue) QueueOptions {
+	o.Timeout = cmp.Or(o.Timeout, q.MaxWait)
+	o.Announce = cmp.Or(o.Announce, q.Announce)
+	if o.RingTimeout <= 0 {
+		o.RingTimeout = cmp.Or(q.RingTimeout, DefaultQueueRingTimeout)
 	}
-	w := &waiter{moved: make(chan struct{}, 1)}
-	qs.waiting[name] = append(qs.waiting[name], w)
-	return w, len(qs.waiting[name]), true
-}
-
-func (qs *Queues) position(name string, w *waiter) int {
-	qs.mu.Lock()
-	defer qs.mu.Unlock()
-	return slices.Index(qs.waiting[name], w) + 1
-}
-
-func (qs *Queues) leave(name string, w *waiter) {
-	qs.mu.Lock()
-	defer qs.mu.Unlock()
-	list := qs.waiting[name]
-	i := slices.Index(list, w)
-	if i < 0 {
-		return
+	if o.Retry <= 0 {
+		o.Retry = time.Second
 	}
-	list = slices.Delete(list, i, i+1)
-	for _, o := range list[i:] {
-		select {
-		case o.moved <- struct{}{}:
-		default:
-		}
-	}
-	if len(list) == 0 {
-		delete(qs.waiting, name)
-	} else {
-		qs.waiting[name] = list
-	}
+	o.Music = cmp.Or(o.Music, q.Music)
+	return o
 }
 
 // Wait puts the caller of c into queue q: it sends 182 Queued with the caller's position
-// ("Queued (position 2)"), again every Announce, and when the caller is first in line rings
-// every member of the queue that is not in a call, all at once. It returns when a member
-// answered (Result.Answered), the wait timed out (status 408), the queue was full (status 486),
-// the queue has no members (status 480), or the caller hung up (487). Hold audio while waiting
-// comes with the media relay; until then the caller hears its own ringback.
+// ("Queued (position 2)") on arrival, whenever the caller moves up and every Announce, and when
+// the caller is first in line offers it to the agents by the queue's strategy (see pick). It
+// returns when an agent answered (Result.Answered), the wait timed out (status 408), the queue
+// was full (486), has no members or none logged in (480), or the caller hung up (487). With the
+// media relay the caller hears Music meanwhile; without, its own ringback.
 func (qs *Queues) Wait(ctx context.Context, c *b2bua.Call, q *Queue, opts QueueOptions) (b2bua.Result, error) {
 	if c.Decided() {
 		return b2bua.Result{Status: 487, Reason: "the call is already decided"}, b2bua.ErrDecided
@@ -102,38 +86,26 @@ func (qs *Queues) Wait(ctx context.Context, c *b2bua.Call, q *Queue, opts QueueO
 	if len(q.Members) == 0 {
 		return refused(c, 480, fmt.Sprintf("queue %s has no members", q.Name)), nil
 	}
-	if opts.Timeout == 0 {
-		opts.Timeout = q.MaxWait
+	if !anyLoggedIn(q.Members) {
+		return refused(c, 480, fmt.Sprintf("no agent of queue %s is logged in", q.Name)), nil
 	}
-	if opts.Announce == 0 {
-		opts.Announce = q.Announce
-	}
-	if opts.RingTimeout <= 0 {
-		opts.RingTimeout = 15 * time.Second
-	}
-	if opts.Retry <= 0 {
-		opts.Retry = time.Second
-	}
+	opts = opts.withDefaults(q)
 	w, pos, ok := qs.join(q.Name, q.MaxLen)
 	if !ok {
 		return refused(c, 486, fmt.Sprintf("queue %s is full", q.Name)), nil
 	}
-	defer qs.leave(q.Name, w)
+	r, err := qs.wait(ctx, c, q, w, pos, opts)
+	qs.leave(q.Name, w, r.Answered, r.Status)
+	return r, err
+}
+
+func (qs *Queues) wait(ctx context.Context, c *b2bua.Call, q *Queue, w *waiter, pos int, opts QueueOptions) (b2bua.Result, error) {
 	if err := c.Provisional(182, queuedPhrase(pos)); err != nil {
 		return b2bua.Result{Status: 487, Reason: "the caller is gone"}, err
 	}
-	if music := cmp.Or(opts.Music, q.Music); music != "" {
-		// Hold audio until a member answers (which stops it) or the wait is over.
-		mctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = c.PlayToCaller(mctx, music) // without a relay there is nothing to play with
-		}()
-		defer func() {
-			stop()
-			<-done
-		}()
+	if opts.Music != "" || opts.Announcement != "" && opts.Announce > 0 {
+		stop := playWhileWaiting(ctx, c, b2bua.Audio{Music: opts.Music, Announcement: opts.Announcement, Every: opts.Announce})
+		defer stop()
 	}
 	if opts.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -151,14 +123,20 @@ func (qs *Queues) Wait(ctx context.Context, c *b2bua.Call, q *Queue, opts QueueO
 	for {
 		select {
 		case <-retry.C:
-			if qs.position(q.Name, w) == 1 {
-				if r, done, err := qs.offer(ctx, c, q, opts); done {
-					return r, err
-				}
+			if qs.position(q.Name, w) != 1 {
+				continue // moving up to the front starts the next attempt
 			}
-			retry.Reset(opts.Retry)
+			r, done, next, err := qs.offer(ctx, c, q, w, opts)
+			if done {
+				return r, err
+			}
+			retry.Reset(next)
 		case <-w.moved:
-			if qs.position(q.Name, w) == 1 {
+			pos := qs.position(q.Name, w)
+			if err := c.Provisional(182, queuedPhrase(pos)); err != nil {
+				return b2bua.Result{Status: 487, Reason: "the caller is gone"}, err
+			}
+			if pos == 1 {
 				retry.Reset(0)
 			}
 		case <-announce:
@@ -171,26 +149,58 @@ func (qs *Queues) Wait(ctx context.Context, c *b2bua.Call, q *Queue, opts QueueO
 	}
 }
 
-// offer rings the free members once; done says whether waiting is over.
-func (qs *Queues) offer(ctx context.Context, c *b2bua.Call, q *Queue, opts QueueOptions) (b2bua.Result, bool, error) {
-	free := make([]string, 0, len(q.Members))
-	for _, m := range q.Members {
-		if !c.Engine().InCall(m) {
-			free = append(free, m)
-		}
+// playWhileWaiting plays hold audio to the caller until the returned function is called (an
+// agent answering stops it too).
+func playWhileWaiting(ctx context.Context, c *b2bua.Call, what b2bua.Audio) (stop func()) {
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.PlayAudioToCaller(mctx, what) // without a relay there is nothing to play with
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
-	if len(free) == 0 {
-		return b2bua.Result{}, false, nil
+}
+
+// offer makes one attempt: it rings the agents pick chooses. done says whether waiting is over;
+// otherwise next is when to try again.
+func (qs *Queues) offer(ctx context.Context, c *b2bua.Call, q *Queue, w *waiter, opts QueueOptions) (r b2bua.Result, done bool, next time.Duration, err error) {
+	cur := qs.refresh(ctx, q)
+	ring, more := qs.pick(q.Name, cur, w, c.Engine().InCall)
+	if len(ring) == 0 {
+		return b2bua.Result{}, false, opts.Retry, nil
 	}
-	r, err := c.Connect(ctx, free, b2bua.ConnectOptions{Timeout: opts.RingTimeout})
+	r, err = c.Connect(ctx, ring, b2bua.ConnectOptions{Timeout: cmp.Or(cur.RingTimeout, opts.RingTimeout)})
+	qs.release(ring)
 	switch {
-	case err != nil || r.Answered || c.Decided():
-		return r, true, err
+	case r.Answered:
+		agent := c.Record().Callee
+		qs.answeredBy(q.Name, agent)
+		c.OnEnd(func(b2bua.Record) { qs.callEnded(q.Name, agent) })
+		return r, true, 0, err
+	case err != nil || c.Decided():
+		return r, true, 0, err
 	case ctx.Err() != nil:
 		r, err = qs.gaveUp(ctx, c, q)
-		return r, true, err
+		return r, true, 0, err
+	case more:
+		return r, false, 0, nil
 	}
-	return r, false, nil
+	return r, false, opts.Retry, nil
+}
+
+// refresh looks q up again for its current members and settings; q stands when that fails.
+func (qs *Queues) refresh(ctx context.Context, q *Queue) *Queue {
+	if qs.dir == nil {
+		return q
+	}
+	cur, err := qs.dir.Queue(ctx, q.Name)
+	if err != nil || cur == nil {
+		return q
+	}
+	return cur
 }
 
 func (qs *Queues) gaveUp(ctx context.Context, c *b2bua.Call, q *Queue) (b2bua.Result, error) {
@@ -200,6 +210,15 @@ func (qs *Queues) gaveUp(ctx context.Context, c *b2bua.Call, q *Queue) (b2bua.Re
 		return b2bua.Result{Status: 408, Reason: why}, nil
 	}
 	return b2bua.Result{Status: 487, Reason: "the caller stopped waiting"}, nil
+}
+
+func anyLoggedIn(agents []Agent) bool {
+	for _, a := range agents {
+		if !a.LoggedOut {
+			return true
+		}
+	}
+	return false
 }
 
 func queuedPhrase(pos int) string { return fmt.Sprintf("Queued (position %d)", pos) }

@@ -170,7 +170,9 @@ func TestNewPortsRefusesBadRanges(t *testing.T) {
 // freeRange finds n consecutive free UDP ports on 127.0.0.1 starting at an even port.
 func freeRange(t *testing.T, n int) int {
 	t.Helper()
-	for base := 40000; base < 60000; base += 64 {
+	// Below the kernel's ephemeral range (32768-60999 by default): a socket bound to port 0
+	// anywhere on the machine cannot take a port between this probe and the relay's bind.
+	for base := 21000; base < 32000; base += 64 {
 		ok := true
 		for p := base; p < base+n; p++ {
 			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})

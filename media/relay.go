@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -20,6 +21,10 @@ import (
 type Config struct {
 	// Ports hands out the RTP/RTCP port pairs, two per call (one facing each side).
 	Ports *Ports
+	// AdvertiseIP is the address named in the session descriptions the relay writes (c= and o=),
+	// where the ports' own address cannot be reached by the phones: a relay behind NAT binds a
+	// private address and names the public one. Default: the address of Ports.
+	AdvertiseIP net.IP
 	// Codecs are the codec names allowed in offers and answers. Default DefaultCodecs.
 	Codecs []string
 	// Timeout ends a call (Session.Idle) when one side sent no RTP for this long while it was
@@ -74,6 +79,14 @@ func NewRelay(cfg Config) (*Relay, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Relay{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// advertised is the address the relay names in SDP.
+func (r *Relay) advertised() net.IP {
+	if r.cfg.AdvertiseIP != nil {
+		return r.cfg.AdvertiseIP
+	}
+	return r.cfg.Ports.IP()
 }
 
 // Ports returns the relay's port range.
@@ -229,7 +242,7 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 	if !ok {
 		return nil, ErrNoCodec
 	}
-	out, err := Rewrite(sd, s.r.cfg.Ports.IP(), to.pair.Port, s.r.cfg.Codecs)
+	out, err := Rewrite(sd, s.r.advertised(), to.pair.Port, s.r.cfg.Codecs)
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +416,7 @@ func (s *Session) EarlyAnswer() ([]byte, Codec, error) {
 	if codec.Name == "" {
 		return nil, Codec{}, fmt.Errorf("%w: the PBX plays G.711 and the caller offered none", ErrNoCodec)
 	}
-	ip := s.r.cfg.Ports.IP()
+	ip := s.r.advertised()
 	addrType := "IP4"
 	if ip.To4() == nil {
 		addrType = "IP6"

@@ -62,6 +62,36 @@ type Config struct {
 	// has waited this long for the peer to read. Default 20 s; negative: never.
 	MessageTimeout time.Duration
 
+	// TLS is the address the PBX serves SIP over TLS on (RFC 3261 §26, RFC 5630), as host:port,
+	// usually port 5061; empty: no TLS. Its connections are held to the same limits and timeouts
+	// as TCP (MaxConnections and MaxConnectionsPerSource count TCP and TLS connections together,
+	// ConnIdleTimeout, MessageTimeout), and a handshake must end within TLSHandshakeTimeout. Port
+	// 0 picks a free port (read it back with TLSAddr). A phone registered over TLS is called over
+	// its TLS connection, and the PBX's Contact toward it says ";transport=tls" (sips: toward a
+	// phone that used a sips: URI).
+	TLS string
+	// TLSCert and TLSKey are the PEM files of the certificate chain and of its private key, both
+	// needed with TLS; New fails when they do not load. They are read again when either file
+	// changes (looked at every TLSReloadInterval) and on ReloadTLS (officepbx: SIGHUP): new
+	// connections get the new certificate, open ones keep theirs. A pair that does not load (a
+	// renewal caught half written) is logged and the certificate in use stays.
+	TLSCert, TLSKey string
+	// TLSReloadInterval is how often the certificate files are looked at for changes (their
+	// modification time and size). Default 10 s; negative: only ReloadTLS reads them again.
+	TLSReloadInterval time.Duration
+	// TLSHandshakeTimeout closes a TLS connection whose handshake has not ended this long after
+	// its first byte was awaited: a client that connects and says nothing, or too little, holds a
+	// connection no longer. Default 10 s.
+	TLSHandshakeTimeout time.Duration
+
+	// ExternalIP is the address the PBX names as its own in SIP (the Via, Contact and From/To host
+	// of the requests it sends, the Contact of its answers) and in the SDP the media relay writes
+	// (c= and o=), for a PBX behind NAT: it binds a private address or 0.0.0.0 (SIP, RTPAddress)
+	// and phones outside reach it at this public one, which the NAT forwards (the SIP ports and the
+	// RTP range). A specific IP address. With it the relay may bind 0.0.0.0. Default: the bound
+	// addresses are named.
+	ExternalIP string
+
 	// NodeID names this PBX among several sharing one database; it marks the registrations it
 	// holds and the branch of requests it sends (loop detection). Default: the host name.
 	NodeID string
@@ -95,6 +125,24 @@ type Config struct {
 	// they support (RFC 8760 §2.4), so {"SHA-256", "MD5"} has SHA-256 used where the phone knows it
 	// and MD5 otherwise, and {"SHA-256"} alone shuts MD5 out where every phone speaks SHA-256.
 	DigestAlgorithms []string
+	// SubscriptionMinExpires is the shortest busy-lamp subscription (SUBSCRIBE to the dialog event
+	// package, RFC 4235) accepted; a SUBSCRIBE asking for less, but not 0, gets 423 Interval Too
+	// Brief with Min-Expires. Default 60 s; at least 1 s.
+	SubscriptionMinExpires time.Duration
+	// SubscriptionMaxExpires is the longest subscription granted; longer ones are shortened. A
+	// SUBSCRIBE without Expires gets RFC 4235's default of 3600 s, or this when it is shorter.
+	// Default 3600 s; at least SubscriptionMinExpires.
+	SubscriptionMaxExpires time.Duration
+	// MaxSubscriptions is how many subscriptions the PBX keeps at once; one more gets 503 with
+	// Retry-After. Each costs a goroutine and a few hundred bytes. Default 10000; negative: no
+	// limit.
+	MaxSubscriptions int
+	// MaxSubscriptionsPerSource is how many subscriptions one source keeps at once (an IPv4
+	// address, or an IPv6 /64); one more gets 403. A desk phone with 40 busy-lamp keys holds 40, an
+	// office of them behind one NAT many times that. Trusted networks are exempt. Default 500;
+	// negative: no limit.
+	MaxSubscriptionsPerSource int
+
 	// NonceTTL is how long a digest nonce stays fresh; an older one is answered with stale=true.
 	// Default 5 minutes.
 	NonceTTL time.Duration
@@ -132,6 +180,17 @@ type Config struct {
 	// PurgeInterval is how often expired registrations are deleted. Default 30 s.
 	PurgeInterval time.Duration
 
+	// TrunkRefresh is how often the outbound trunks are read from the store again (a trunk added
+	// with the CLI is used from then on). Default 5 s.
+	TrunkRefresh time.Duration
+	// TrunkExpires is the registration time asked of a trunk's provider; it is refreshed after
+	// three quarters of what the provider grants. Default 600 s.
+	TrunkExpires time.Duration
+	// TrunkRetryMin and TrunkRetryMax bound the wait after a failed trunk registration: the first
+	// retry after TrunkRetryMin, doubling per failure up to TrunkRetryMax, each 50-100% of that
+	// (RFC 5626 §4.5). Defaults 10 s and 5 min.
+	TrunkRetryMin, TrunkRetryMax time.Duration
+
 	// RingTimeout is how long a call rings before the caller gets 480, unless the extension sets
 	// its own. Default 30 s; at most MaxRingTimeout (1 h).
 	RingTimeout time.Duration
@@ -162,6 +221,10 @@ type Config struct {
 	DialplanTimeout time.Duration
 	// DialplanLocation is the time zone of the script's pbx.time. Default time.Local.
 	DialplanLocation *time.Location
+	// PauseCode is the feature code a queue agent dials to pause itself in all its queues, or to
+	// unpause when paused in all of them (default routing answers 603 "Agent Paused" or "Agent
+	// Unpaused"). Default DefaultPauseCode; "off" turns it off.
+	PauseCode string
 
 	// RTPPortMin and RTPPortMax turn the media relay on: every call's RTP and RTCP flow through a
 	// pair of ports from this range for each side (two pairs a call), and each side's SDP names
@@ -179,12 +242,17 @@ type Config struct {
 	// when one side has sent no RTP for this long although it should be sending: not on hold, and
 	// the other side receiving. Default 60 s; negative turns it off.
 	MediaTimeout time.Duration
+
+	// Features are the feature codes default routing answers (directed and group pickup) and call
+	// park; see Features.
+	Features Features
 }
 
 // Defaults: what New uses for a field left at its zero value.
 const (
 	DefaultSIP                 = "0.0.0.0:5060"
 	DefaultDomain              = "pbxkit"
+	DefaultPauseCode           = "*45"
 	DefaultUserAgent           = "pbxkit"
 	DefaultMaxContacts         = 5
 	DefaultUDPReadBuffer       = 4 << 20
@@ -203,10 +271,25 @@ const (
 	DefaultMaxBodyBytes        = 16384
 	DefaultMaxURILength        = 1024
 	DefaultPurgeInterval       = 30 * time.Second
+	DefaultTrunkRefresh        = 5 * time.Second
+	DefaultTrunkExpires        = 600 * time.Second
+	DefaultTrunkRetryMin       = 10 * time.Second
+	DefaultTrunkRetryMax       = 5 * time.Minute
 	DefaultRingTimeout         = b2bua.DefaultRingTimeout
 	DefaultAckTimeout          = b2bua.DefaultAckTimeout
 	DefaultDialplanTimeout     = time.Second
 	DefaultMediaTimeout        = 60 * time.Second
+)
+
+// Defaults of the busy-lamp subscriptions (docs/architecture.md, "Busy lamps").
+const (
+	DefaultSubscriptionMinExpires    = 60 * time.Second
+	DefaultSubscriptionMaxExpires    = 3600 * time.Second
+	DefaultMaxSubscriptions          = 10000
+	DefaultMaxSubscriptionsPerSource = 500
+	// DialogEventExpires is what a SUBSCRIBE without Expires gets (RFC 4235 §3.2), at most
+	// SubscriptionMaxExpires.
+	DialogEventExpires = 3600 * time.Second
 )
 
 // Defaults of the connection limits and timeouts (docs/architecture.md, "Connections").
@@ -217,6 +300,10 @@ const (
 	// DefaultMessageTimeout is Kamailio's tcp_msg_read_timeout: long enough for a large message
 	// over a poor mobile link.
 	DefaultMessageTimeout = 20 * time.Second
+	// DefaultTLSHandshakeTimeout is what Kamailio and Go's net/http use, give or take: a phone
+	// on a poor link completes a handshake in well under it.
+	DefaultTLSHandshakeTimeout = 10 * time.Second
+	DefaultTLSReloadInterval   = 10 * time.Second
 )
 
 // Limits that Validate enforces beyond "not negative".
@@ -250,6 +337,8 @@ func (c Config) withDefaults() Config {
 	c.MaxConnectionsPerSource = cmp.Or(c.MaxConnectionsPerSource, DefaultMaxConnectionsPerSource)
 	c.ConnIdleTimeout = cmp.Or(c.ConnIdleTimeout, DefaultConnIdleTimeout)
 	c.MessageTimeout = cmp.Or(c.MessageTimeout, DefaultMessageTimeout)
+	c.TLSHandshakeTimeout = cmp.Or(c.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
+	c.TLSReloadInterval = cmp.Or(c.TLSReloadInterval, DefaultTLSReloadInterval)
 	c.Domain = cmp.Or(c.Domain, DefaultDomain)
 	c.UserAgent = cmp.Or(c.UserAgent, DefaultUserAgent)
 	if c.NodeID == "" {
@@ -264,6 +353,10 @@ func (c Config) withDefaults() Config {
 	c.MinExpires = cmp.Or(c.MinExpires, DefaultMinExpires)
 	c.MaxExpires = cmp.Or(c.MaxExpires, DefaultMaxExpires)
 	c.DefaultExpires = cmp.Or(c.DefaultExpires, min(DefaultRegistrationExpires, c.MaxExpires))
+	c.SubscriptionMinExpires = cmp.Or(c.SubscriptionMinExpires, DefaultSubscriptionMinExpires)
+	c.SubscriptionMaxExpires = cmp.Or(c.SubscriptionMaxExpires, DefaultSubscriptionMaxExpires)
+	c.MaxSubscriptions = cmp.Or(c.MaxSubscriptions, DefaultMaxSubscriptions)
+	c.MaxSubscriptionsPerSource = cmp.Or(c.MaxSubscriptionsPerSource, DefaultMaxSubscriptionsPerSource)
 	if len(c.DigestAlgorithms) == 0 {
 		c.DigestAlgorithms = []string{DefaultDigestAlgorithm}
 	}
@@ -274,9 +367,14 @@ func (c Config) withDefaults() Config {
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.MaxURILength = cmp.Or(c.MaxURILength, DefaultMaxURILength)
 	c.PurgeInterval = cmp.Or(c.PurgeInterval, DefaultPurgeInterval)
+	c.TrunkRefresh = cmp.Or(c.TrunkRefresh, DefaultTrunkRefresh)
+	c.TrunkExpires = cmp.Or(c.TrunkExpires, DefaultTrunkExpires)
+	c.TrunkRetryMin = cmp.Or(c.TrunkRetryMin, DefaultTrunkRetryMin)
+	c.TrunkRetryMax = cmp.Or(c.TrunkRetryMax, max(DefaultTrunkRetryMax, c.TrunkRetryMin))
 	c.RingTimeout = cmp.Or(c.RingTimeout, DefaultRingTimeout)
 	c.AckTimeout = cmp.Or(c.AckTimeout, DefaultAckTimeout)
 	c.DialplanTimeout = cmp.Or(c.DialplanTimeout, DefaultDialplanTimeout)
+	c.PauseCode = cmp.Or(c.PauseCode, DefaultPauseCode)
 	if c.DialplanLocation == nil {
 		c.DialplanLocation = time.Local
 	}
@@ -284,6 +382,7 @@ func (c Config) withDefaults() Config {
 		c.Codecs = DefaultCodecs()
 	}
 	c.MediaTimeout = cmp.Or(c.MediaTimeout, DefaultMediaTimeout)
+	c.Features = c.Features.withDefaults()
 	return c
 }
 

@@ -2,6 +2,7 @@ package pbx
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -28,6 +29,7 @@ const (
 	reasonIdle      = "idle"            // closed: no message for ConnIdleTimeout and no registration
 	reasonSlowRead  = "slow_message"    // closed: a message not complete MessageTimeout after it began
 	reasonSlowWrite = "slow_write"      // closed: the peer took longer than MessageTimeout to take one
+	reasonHandshake = "tls_handshake"   // closed: the TLS handshake failed or took longer than TLSHandshakeTimeout
 )
 
 // maxAORsPerConn bounds the extensions remembered per connection for the registration check: a
@@ -46,6 +48,7 @@ type connTable struct {
 	maxPerSource int // <= 0: no limit
 	idle         time.Duration
 	message      time.Duration
+	handshake    time.Duration // TLS connections: the longest handshake
 	trusted      func(netip.Addr) bool
 	// registeredUntil says until when a registration of one of aors lives on the connection
 	// from source (the zero time: none).
@@ -55,7 +58,7 @@ type connTable struct {
 	metrics         connMetrics
 
 	mu        sync.Mutex
-	conns     map[string]*trackedConn // by remote address, as sipgo names a message's source
+	conns     map[string]*trackedConn // by transport and remote address (connKey)
 	perSource map[netip.Addr]int      // open connections by source bucket (sourceBucket)
 	refusals  sometimes
 }
@@ -70,7 +73,7 @@ type connMetrics struct {
 func newConnTable(cfg Config, trusted func(netip.Addr) bool, reg *prometheus.Registry, log *slog.Logger) *connTable {
 	t := &connTable{
 		maxTotal: cfg.MaxConnections, maxPerSource: cfg.MaxConnectionsPerSource,
-		idle: cfg.ConnIdleTimeout, message: cfg.MessageTimeout, trusted: trusted, log: log,
+		idle: cfg.ConnIdleTimeout, message: cfg.MessageTimeout, handshake: cfg.TLSHandshakeTimeout, trusted: trusted, log: log,
 		conns: make(map[string]*trackedConn), perSource: make(map[netip.Addr]int),
 		refusals: sometimes{every: logEvery},
 	}
@@ -78,11 +81,11 @@ func newConnTable(cfg Config, trusted func(netip.Addr) bool, reg *prometheus.Reg
 	t.metrics = connMetrics{
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbxkit_sip_connections_refused_total", ConstLabels: tcp,
-			Help: "Connections closed as soon as accepted, by reason: max_connections (MaxConnections reached), max_per_source (MaxConnectionsPerSource reached for the source).",
+			Help: "Connections (TCP and TLS) closed as soon as accepted, by reason: max_connections (MaxConnections reached), max_per_source (MaxConnectionsPerSource reached for the source).",
 		}, []string{"reason"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbxkit_sip_connections_closed_total", ConstLabels: tcp,
-			Help: "Connections the PBX closed, by reason: idle (ConnIdleTimeout, no registration), slow_message and slow_write (MessageTimeout).",
+			Help: "Connections (TCP and TLS) the PBX closed, by reason: idle (ConnIdleTimeout, no registration), slow_message and slow_write (MessageTimeout), tls_handshake (failed or over TLSHandshakeTimeout).",
 		}, []string{"reason"}),
 		accept: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pbxkit_sip_accept_errors_total", ConstLabels: tcp,
@@ -90,7 +93,7 @@ func newConnTable(cfg Config, trusted func(netip.Addr) bool, reg *prometheus.Reg
 		}),
 	}
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "pbxkit_sip_connections", ConstLabels: tcp, Help: "Open connections accepted by the SIP listener.",
+		Name: "pbxkit_sip_connections", ConstLabels: tcp, Help: "Open connections accepted by the SIP listeners (TCP and TLS).",
 	}, func() float64 { return float64(t.open()) })
 	reg.MustRegister(t.metrics.refused, t.metrics.closed, t.metrics.accept, open)
 	return t
@@ -114,7 +117,12 @@ func sourceBucket(ip netip.Addr) netip.Addr {
 	return ip
 }
 
-// admit counts c in, or closes it when a limit is reached (nil then).
+// connKey names a connection in the table as sipgo names a message's transport and source: the
+// same address may connect to the TCP and the TLS listener at once.
+func connKey(transport, addr string) string { return transport + " " + addr }
+
+// admit counts c in, or closes it when a limit is reached (nil then). A *tls.Conn is a connection
+// of the TLS listener, still to shake hands.
 func (t *connTable) admit(c net.Conn) net.Conn {
 	key := c.RemoteAddr().String()
 	var ip netip.Addr
@@ -124,7 +132,10 @@ func (t *connTable) admit(c net.Conn) net.Conn {
 	exempt := !ip.IsValid() || t.trusted(ip)
 	bucket := sourceBucket(ip)
 	now := time.Now()
-	tc := &trackedConn{Conn: c, t: t, key: key, lastActive: now}
+	tc := &trackedConn{Conn: c, t: t, key: key, mapKey: connKey("TCP", key), lastActive: now}
+	if tlsConn, ok := c.(*tls.Conn); ok {
+		tc.tls, tc.mapKey = tlsConn, connKey("TLS", key)
+	}
 
 	t.mu.Lock()
 	reason := ""
@@ -138,14 +149,18 @@ func (t *connTable) admit(c net.Conn) net.Conn {
 			tc.bucket = bucket
 			t.perSource[bucket]++
 		}
-		t.conns[key] = tc
+		t.conns[tc.mapKey] = tc
 	}
 	t.mu.Unlock()
 	if reason == "" {
 		return tc
 	}
 	// Reset rather than close: no TIME_WAIT left on the PBX's side for a flood of these.
-	if tcp, ok := c.(*net.TCPConn); ok {
+	raw := c
+	if tc.tls != nil {
+		raw = tc.tls.NetConn()
+	}
+	if tcp, ok := raw.(*net.TCPConn); ok {
 		_ = tcp.SetLinger(0)
 	}
 	c.Close()
@@ -161,8 +176,8 @@ func (t *connTable) admit(c net.Conn) net.Conn {
 func (t *connTable) release(c *trackedConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.conns[c.key] == c {
-		delete(t.conns, c.key)
+	if t.conns[c.mapKey] == c {
+		delete(t.conns, c.mapKey)
 	}
 	if c.bucket.IsValid() {
 		if t.perSource[c.bucket]--; t.perSource[c.bucket] <= 0 {
@@ -175,11 +190,12 @@ func (t *connTable) release(c *trackedConn) {
 // connection a message came from, right after sipgo framed the message. It tells the connection
 // that its message is complete, which is how the deadlines know a message from a drip.
 func (t *connTable) messageRead(msg sip.Message) {
-	if msg.Transport() != "TCP" {
+	tr := msg.Transport()
+	if tr != "TCP" && tr != "TLS" {
 		return
 	}
 	t.mu.Lock()
-	c := t.conns[msg.Source()]
+	c := t.conns[connKey(tr, msg.Source())]
 	t.mu.Unlock()
 	if c == nil {
 		return
@@ -222,9 +238,15 @@ func (t *connTable) lookupRegistration(aors []string, source string) (time.Time,
 type trackedConn struct {
 	net.Conn
 	t      *connTable
-	key    string     // remote address: sipgo's Message.Source of what arrives here
-	bucket netip.Addr // its per-source bucket; invalid when it does not count (trusted)
-	once   sync.Once
+	key    string // remote address: sipgo's Message.Source of what arrives here
+	mapKey string // its key in the table (connKey)
+	// tls is the connection's TLS layer (Conn itself) on the TLS listener, nil on TCP. Its
+	// handshake runs on the first Read, under the handshake timeout, before any deadline of the
+	// PBX's: the deadlines then count plaintext SIP, so a keep-alive inside TLS is known as one.
+	tls       *tls.Conn
+	handshook bool       // the handshake is done; only the reading goroutine touches it
+	bucket    netip.Addr // its per-source bucket; invalid when it does not count (trusted)
+	once      sync.Once
 
 	mu         sync.Mutex
 	inMessage  bool
@@ -279,6 +301,11 @@ func latest(a, b time.Time) time.Time {
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {
+	if c.tls != nil && !c.handshook {
+		if err := c.handshake(); err != nil {
+			return 0, err
+		}
+	}
 	for {
 		c.mu.Lock()
 		d := c.readDeadlineLocked()
@@ -454,7 +481,7 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// registeredUntil is when the last registration of aors made over the TCP connection from source
+// registeredUntil is when the last registration of aors made over a connection from source
 // expires, in the local clock (the zero time: none lives on it).
 func (p *PBX) registeredUntil(ctx context.Context, aors []string, source string) (time.Time, error) {
 	var until time.Time
@@ -464,7 +491,8 @@ func (p *PBX) registeredUntil(ctx context.Context, aors []string, source string)
 			return time.Time{}, err
 		}
 		for _, b := range bs {
-			if b.Source == source && strings.EqualFold(b.Transport, "tcp") {
+			// Made over a connection (TCP or TLS) from that address.
+			if b.Source == source && !strings.EqualFold(b.Transport, "udp") {
 				// Bindings expire by p.now (WithClock); deadlines run on the wall clock.
 				until = latest(until, time.Now().Add(b.ExpiresAt.Sub(p.now())))
 			}
@@ -475,3 +503,23 @@ func (p *PBX) registeredUntil(ctx context.Context, aors []string, source string)
 
 // logEvery is how often a repeated warning (accept errors, refused connections) is logged.
 const logEvery = 10 * time.Second
+
+// handshake runs the TLS handshake of a connection of the TLS listener, within
+// TLSHandshakeTimeout. A failure (a timeout, a client that speaks no TLS, or one that rejects the
+// certificate) closes the connection: io.EOF lets sipgo end its reader quietly.
+func (c *trackedConn) handshake() error {
+	if c.t.handshake > 0 {
+		if err := c.Conn.SetDeadline(time.Now().Add(c.t.handshake)); err != nil {
+			return err
+		}
+	}
+	err := c.tls.Handshake()
+	if err == nil {
+		c.handshook = true
+		// Write deadlines are set per write; the read deadline by the next Read.
+		return c.Conn.SetDeadline(time.Time{})
+	}
+	c.t.metrics.closed.WithLabelValues(reasonHandshake).Inc()
+	c.t.log.Debug("tls handshake failed", "src", c.key, "error", err)
+	return io.EOF
+}

@@ -38,7 +38,19 @@
 // by default, SHA-256 per RFC 8760 when Config.DigestAlgorithms names it). INVITE needs proxy authentication (407) unless it comes from a
 // trusted network (Config.Trusted); then default routing rings every registered contact of the
 // dialled extension (or answers 404, 410, 486 or 480). Requests inside a call's dialogs go to the
-// call core, others get 481. OPTIONS is answered 200 with Allow, Accept and Supported.
+// call core, others get 481. OPTIONS is answered 200 with Allow, Accept, Supported and
+// Allow-Events.
+//
+// # Busy lamps
+//
+// SUBSCRIBE with Event: dialog (RFC 4235, RFC 6665) to an extension's URI subscribes to its calls:
+// the PBX answers 200, sends a NOTIFY with application/dialog-info+xml at once and another on
+// every change (early while it rings, confirmed in a call, terminated when the call ends), fed by
+// the call core's events. Subscriptions are authenticated like REGISTER (401, unless Trusted),
+// last between SubscriptionMinExpires (423 below it) and SubscriptionMaxExpires, are refreshed or
+// removed (Expires: 0) by a SUBSCRIBE in their dialog, end with a final NOTIFY when they expire or
+// the PBX shuts down, and end silently when the watcher answers a NOTIFY 481. MaxSubscriptions and
+// MaxSubscriptionsPerSource bound them (503, 403). Other event packages get 489 Bad Event.
 // docs/status-codes.md lists every status code with the test that shows it.
 //
 // # Security

@@ -125,7 +125,7 @@ func (p *PBX) validate(req *sip.Request) *rejection {
 				headers: []sip.Header{sip.NewHeader("Accept", sipx.ContentTypeSDP)}}
 		}
 	}
-	if req.Method == sip.INVITE && !acceptsSDP(req) {
+	if req.Method == sip.INVITE && !accepts(req, sipx.ContentTypeSDP) {
 		return &rejection{code: 406, warning: "responses carry application/sdp, which Accept excludes",
 			headers: []sip.Header{sip.NewHeader("Accept", sipx.ContentTypeSDP)}}
 	}
@@ -144,8 +144,10 @@ func isKnown(m sip.RequestMethod) bool {
 	return false
 }
 
-// acceptsSDP: no Accept header means application/sdp (RFC 3261 §20.1).
-func acceptsSDP(req *sip.Request) bool {
+// accepts reports whether req's Accept headers admit mediaType; no Accept header means the
+// method's or event package's default type, which callers pass (RFC 3261 §20.1: application/sdp
+// for INVITE; RFC 6665 §4.1.2 and RFC 4235 §3.4: application/dialog-info+xml for dialog).
+func accepts(req *sip.Request, mediaType string) bool {
 	hs := req.GetHeaders("Accept")
 	if len(hs) == 0 {
 		return true
@@ -154,7 +156,7 @@ func acceptsSDP(req *sip.Request) bool {
 		for _, v := range strings.Split(h.Value(), ",") {
 			mt, _, _ := strings.Cut(v, ";")
 			switch strings.ToLower(strings.TrimSpace(mt)) {
-			case sipx.ContentTypeSDP, "application/*", "*/*", "":
+			case mediaType, "application/*", "*/*", "":
 				return true
 			}
 		}
@@ -257,13 +259,22 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 		p.reply(req, tx, 200, "",
 			sip.NewHeader("Allow", sipx.Allow),
 			sip.NewHeader("Accept", sipx.ContentTypeSDP),
-			sip.NewHeader("Supported", supportedValue()))
+			sip.NewHeader("Supported", supportedValue()),
+			sip.NewHeader("Allow-Events", EventPackageDialog)) // RFC 6665 §4.4.4
 	case sip.REGISTER:
 		p.reg.handle(ctx, req, tx)
+	case sip.SUBSCRIBE:
+		p.handleSubscribe(ctx, req, tx, inDialog)
 	case sip.INVITE:
 		if inDialog {
 			p.reply(req, tx, 481, "no such dialog")
 			return
+		}
+		if ip, ok := sourceIP(req); ok {
+			if t := p.trunks.bySource(ip); t != nil {
+				p.trunkCall(req, tx, t) // a provider's call: its address is its credential
+				return
+			}
 		}
 		ext, ok := p.authorize(ctx, req, tx, true)
 		if !ok {
@@ -292,6 +303,11 @@ func methodLabel(m sip.RequestMethod) string {
 // reply answers req with code and IANA reason phrase; warning, when set, goes into a Warning
 // header (RFC 3261 §20.43) so the caller sees why.
 func (p *PBX) reply(req *sip.Request, tx sip.ServerTransaction, code int, warning string, hdrs ...sip.Header) {
+	p.send(req, tx, p.response(req, code, warning, hdrs...))
+}
+
+// response builds reply's answer, for a caller that adds to it before sending it.
+func (p *PBX) response(req *sip.Request, code int, warning string, hdrs ...sip.Header) *sip.Response {
 	res := sip.NewResponseFromRequest(req, code, sipx.Reason(code), nil)
 	res.SipVersion = "SIP/2.0" // never echo another version, even in a 505
 	res.AppendHeader(sip.NewHeader("Server", p.cfg.UserAgent))
@@ -301,6 +317,11 @@ func (p *PBX) reply(req *sip.Request, tx sip.ServerTransaction, code int, warnin
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
+	return res
+}
+
+// send sends a response to req in its transaction (statelessly without one) and counts it.
+func (p *PBX) send(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
 	var err error
 	if tx != nil {
 		err = tx.Respond(res)
@@ -308,10 +329,10 @@ func (p *PBX) reply(req *sip.Request, tx sip.ServerTransaction, code int, warnin
 		err = p.srv.WriteResponse(res)
 	}
 	if err != nil {
-		p.log.Warn("sending response", "status", code, "method", string(req.Method), "src", req.Source(), "error", err)
+		p.log.Warn("sending response", "status", res.StatusCode, "method", string(req.Method), "src", req.Source(), "error", err)
 		return
 	}
-	p.metrics.response(code)
+	p.metrics.response(res.StatusCode)
 }
 
 // replyStoreError answers a request whose handling failed in the store: 404 for a missing

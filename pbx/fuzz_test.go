@@ -26,6 +26,10 @@ func FuzzFrontDoor(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	f.Add([]byte("SUBSCRIBE sip:200@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-s1\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:201@pbx.test>;tag=a\r\nTo: <sip:200@pbx.test>\r\nCall-ID: s1\r\n" +
+		"CSeq: 1 SUBSCRIBE\r\nContact: <sip:201@127.0.0.1:5062>\r\nEvent: dialog;id=7\r\n" +
+		"Accept: application/dialog-info+xml\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"))
 	f.Cleanup(func() { p.Shutdown(context.Background()) })
 	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -62,6 +66,12 @@ func FuzzFrontDoor(f *testing.F) {
 		if req.Method == sip.REGISTER {
 			if _, _, rej := p.reg.parseContacts(req); rej != nil && (rej.code < 400 || rej.code > 699) {
 				t.Fatalf("contact rejection with status %d", rej.code)
+			}
+		}
+		if req.Method == sip.SUBSCRIBE {
+			_, inDialog := req.To().Params.Get("tag")
+			if _, rej := p.parseSubscribe(req, inDialog); rej != nil && (rej.code < 400 || rej.code > 699) {
+				t.Fatalf("subscribe rejection with status %d", rej.code)
 			}
 		}
 	})

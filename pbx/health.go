@@ -70,5 +70,10 @@ func (p *PBX) Health() error {
 	if err := p.tcp.health(); err != nil && !errors.Is(err, ErrListenerStopped) {
 		errs = append(errs, fmt.Errorf("tcp %w", err))
 	}
+	if p.tls != nil {
+		if err := p.tls.health(); err != nil && !errors.Is(err, ErrListenerStopped) {
+			errs = append(errs, fmt.Errorf("tls %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }

@@ -48,20 +48,41 @@ func (a sessionAdapter) Idle() <-chan struct{}       { return a.s.Idle() }
 func (a sessionAdapter) IdleSide() string            { return a.s.IdleSide() }
 func (a sessionAdapter) OnDTMF(f func(bool, string)) { a.s.OnDTMF(f) }
 
-func (a sessionAdapter) EarlyMedia(what string) ([]byte, func(context.Context) error, error) {
+func (a sessionAdapter) EarlyMedia(what b2bua.Audio) ([]byte, func(context.Context) error, error) {
 	sdp, codec, err := a.s.EarlyAnswer()
 	if err != nil {
 		return nil, nil, mediaError(err)
 	}
 	var src media.Source
-	if what == "" || what == "tone" {
+	if what.Music == "" || what.Music == "tone" {
 		src = media.Ringback(codec)
-	} else if src, err = media.LoadWAV(what, codec, true); err != nil {
+	} else if src, err = media.LoadWAV(what.Music, codec, true); err != nil {
 		return nil, nil, err
+	}
+	if what.Announcement != "" && what.Every > 0 {
+		ann, err := media.LoadWAV(what.Announcement, codec, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		src = media.WithAnnouncement(src, ann, what.Every)
 	}
 	return sdp, func(ctx context.Context) error { return a.s.Play(ctx, true, codec, src) }, nil
 }
 func (a sessionAdapter) Close() { a.s.Close() }
+
+func (a sessionAdapter) PlayTo(ctx context.Context, toCaller bool, desc []byte, what string) error {
+	codec, err := media.G711Of(desc)
+	if err != nil {
+		return mediaError(err)
+	}
+	var src media.Source
+	if what == "" || what == "tone" {
+		src = media.HoldTone(codec)
+	} else if src, err = media.LoadWAV(what, codec, true); err != nil {
+		return err
+	}
+	return a.s.Play(ctx, toCaller, codec, src)
+}
 
 func (a sessionAdapter) Stats() (caller, callee b2bua.MediaStats) {
 	ca, cb := a.s.Stats()

@@ -1,9 +1,13 @@
 package pbx_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +17,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/zaf/g711"
 
 	"github.com/pbxkit/pbxkit/b2bua"
 	"github.com/pbxkit/pbxkit/dialplan"
@@ -120,7 +125,9 @@ func mediaPBX(t *testing.T, cfg pbx.Config) (*testPBX, *uaClient, *uaClient) {
 
 func freeEvenRange(t *testing.T, n int) int {
 	t.Helper()
-	for base := 42000; base < 60000; base += 64 {
+	// Below the kernel's ephemeral range (32768-60999 by default), and apart from the media
+	// package's tests (21000 up), which may run at the same time.
+	for base := 26000; base < 32000; base += 64 {
 		ok := true
 		for p := base; p < base+n && ok; p++ {
 			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
@@ -845,4 +852,80 @@ func gauge(t *testing.T, p *pbx.PBX, name string) float64 {
 	}
 	t.Fatalf("no gauge %s", name)
 	return 0
+}
+
+// TestMediaQueueAnnouncement: a queued caller hears the hold music and, every announce seconds,
+// the announcement WAV in its place, from its start, in the same RTP stream.
+func TestMediaQueueAnnouncement(t *testing.T) {
+	wavPath := filepath.Join(t.TempDir(), "busy.wav")
+	writeConstantWAV(t, wavPath, 4000, 1600) // 0.2 s of one loud sample: a payload the tone never has
+	tp, caller, callees, _ := luaPBXWithMedia(t, `
+function route(call)
+  local r = call:queue("support", {music = "tone", announce = 1, announcement = "`+wavPath+`", timeout = 10, ring_timeout = 8})
+  if not r.answered then call:reject(r.status) end
+end`)
+	callee := callees[0]
+	if err := tp.store.CreateQueue(context.Background(), &store.Queue{Name: "support", Members: []store.QueueMember{{Extension: "200"}}}); err != nil {
+		t.Fatal(err)
+	}
+	a := newRTPPhone(t)
+	msg, inv := inviteWith(caller, a.sdp(""))
+	caller.Send(msg)
+	caller.WaitResponse(183)
+	bInv := callee.WaitRequest(sip.INVITE) // the agent is rung and does not answer meanwhile
+
+	// Frames of the announcement are runs of 10 frames (0.2 s) of one µ-law byte; count the runs
+	// in 2.6 s.
+	announced := g711.EncodeUlawFrame(4000)
+	var ssrcs = map[uint32]bool{}
+	runs, inRun := 0, false
+	buf := make([]byte, 1500)
+	for deadline := time.Now().Add(2600 * time.Millisecond); time.Now().Before(deadline); {
+		a.conn.SetReadDeadline(deadline)
+		n, _, err := a.conn.ReadFromUDP(buf)
+		if err != nil {
+			break
+		}
+		var pkt rtp.Packet
+		if pkt.Unmarshal(buf[:n]) != nil || len(pkt.Payload) != 160 {
+			continue
+		}
+		ssrcs[pkt.SSRC] = true
+		loud := pkt.PayloadType == 0 && bytes.Count(pkt.Payload, []byte{announced}) == 160
+		if loud && !inRun {
+			runs++
+		}
+		inRun = loud
+	}
+	if runs < 2 || len(ssrcs) != 1 {
+		t.Fatalf("announcement heard %d times in 2.6 s (want 2, every 1 s of music) in %d RTP streams (want 1)", runs, len(ssrcs))
+	}
+	callee.Respond(bInv, 486, "Busy Here", "")
+	caller.Send(cancelOf(inv))
+	awaitFinal(t, caller, inv, 5*time.Second)
+	waitIdle(t, tp)
+}
+
+// writeConstantWAV writes an 8 kHz mono 16-bit PCM WAV of n samples of value v.
+func writeConstantWAV(t *testing.T, path string, v int16, n int) {
+	t.Helper()
+	data := make([]byte, 44+2*n)
+	copy(data, "RIFF")
+	binary.LittleEndian.PutUint32(data[4:], uint32(36+2*n))
+	copy(data[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(data[16:], 16)
+	binary.LittleEndian.PutUint16(data[20:], 1) // PCM
+	binary.LittleEndian.PutUint16(data[22:], 1) // mono
+	binary.LittleEndian.PutUint32(data[24:], 8000)
+	binary.LittleEndian.PutUint32(data[28:], 16000)
+	binary.LittleEndian.PutUint16(data[32:], 2)
+	binary.LittleEndian.PutUint16(data[34:], 16)
+	copy(data[36:], "data")
+	binary.LittleEndian.PutUint32(data[40:], uint32(2*n))
+	for i := range n {
+		binary.LittleEndian.PutUint16(data[44+2*i:], uint16(v))
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -59,19 +59,27 @@ type PBX struct {
 	srv      *sipgo.Server
 	parser   *sip.Parser
 	udp      net.PacketConn
-	tcp      *listener  // the bound TCP listener, guarded (tcplisten.go)
+	tcp      *listener // the bound TCP listener, guarded (tcplisten.go)
+	tls      *listener // the TLS listener (tls.go); nil without Config.TLS
+	cert     *certificate
 	conns    *connTable // accepted connections: limits and deadlines (conns.go)
 	auth     *authenticator
 	reg      *registrar
 	calls    *b2bua.Engine
+	presence *presence // busy lamps: dialog event subscriptions (presence.go)
 	route    dialplan.Handler
 	fallback dialplan.Default // default routing, last in route
 	lua      *dialplan.Lua    // the Lua dialplan, if any
-	queues   *dialplan.Queues
-	relay    *media.Relay // nil without RTPPortMin/Max
-	records  *recordQueue // nil when the store keeps no records
-	events   *hub
-	metrics  *metrics
+	trunks   *trunkTable      // outbound trunks (trunks.go)
+	// trunkClient sends trunk registrations from the UDP listener's socket.
+	trunkClient *sipgo.Client
+	trunksDone  chan struct{} // closed when the trunk loop has unregistered everything
+	trunksRun   atomic.Bool   // the trunk loop was started
+	queues      *dialplan.Queues
+	relay       *media.Relay // nil without RTPPortMin/Max
+	records     *recordQueue // nil when the store keeps no records
+	events      *hub
+	metrics     *metrics
 	// badInput writes the log lines about malformed input, at most a few a second each.
 	badInput *logLimiter
 	limiter  *sourceLimiter // nil: no per-source limit
@@ -130,12 +138,13 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.events = newHub()
 	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics)
 	p.reg = &registrar{p: p, locks: newKeyedMutex()}
+	p.trunks, p.trunksDone = newTrunkTable(p), make(chan struct{})
 	p.parser = newParser()
 	p.conns = newConnTable(cfg, p.trusted, p.metrics.reg, p.log.With("component", "conns"))
 	p.conns.registeredUntil, p.conns.stop = p.registeredUntil, p.stop
 	// Each step opens something; a failing step leaves abandon to close what the earlier ones
 	// opened.
-	for _, step := range []func() error{p.listen, p.newSIPStack, p.newRelay, p.newCallCore, p.setupDialplan} {
+	for _, step := range []func() error{p.listen, p.listenTLS, p.newSIPStack, p.newPresence, p.newRelay, p.newCallCore, p.setupDialplan} {
 		if err := step(); err != nil {
 			p.abandon()
 			return nil, err
@@ -205,6 +214,12 @@ func (p *PBX) newSIPStack() error {
 	return nil
 }
 
+// newPresence makes the busy-lamp service over the SIP stack.
+func (p *PBX) newPresence() (err error) {
+	p.presence, err = newPresence(p)
+	return err
+}
+
 // newRelay makes the media relay when Config gives it a port range.
 func (p *PBX) newRelay() error {
 	if p.cfg.RTPPortMin == 0 {
@@ -213,7 +228,7 @@ func (p *PBX) newRelay() error {
 	ports, err := media.NewPorts(p.cfg.mediaIP(), p.cfg.RTPPortMin, p.cfg.RTPPortMax)
 	if err == nil {
 		p.relay, err = media.NewRelay(media.Config{Ports: ports, Codecs: p.cfg.Codecs, Timeout: p.cfg.MediaTimeout,
-			Logger: p.log.With("component", "media")})
+			AdvertiseIP: net.ParseIP(p.cfg.ExternalIP), Logger: p.log.With("component", "media")})
 	}
 	if err != nil {
 		return fmt.Errorf("pbx: %w", err)
@@ -234,16 +249,28 @@ func (p *PBX) newCallCore() error {
 	var err error
 	p.calls, err = b2bua.New(p.ua, b2bua.Config{
 		UDPListener: p.udp.LocalAddr().String(),
-		Host:        p.UDPAddr().IP.String(), Port: p.UDPAddr().Port, BranchPrefix: p.branchPrefix,
+		Host:        p.advertisedHost(), Port: p.UDPAddr().Port, TLSPort: p.tlsPort(), BranchPrefix: p.branchPrefix,
 		RingTimeout: p.cfg.RingTimeout, UserAgent: p.cfg.UserAgent, AckTimeout: p.cfg.AckTimeout, CopyHeaders: p.cfg.CopyHeaders,
-		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, Media: p.mediaRelay(),
-		OnEvent:       func(e b2bua.Event) { p.events.publish(callEvent(e)) },
+		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, ResolveTrunk: p.resolveTrunk, Media: p.mediaRelay(),
+		OnEvent: func(e b2bua.Event) {
+			p.presence.callEvent(e)
+			p.events.publish(callEvent(e))
+		},
 		OnUnreachable: p.dropUnreachable,
+		Park:          p.cfg.Features.park(),
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
 		return fmt.Errorf("pbx: %w", err)
 	}
 	p.metrics.watch(p.calls, p.relay, p.records)
+	p.trunkClient, err = sipgo.NewClient(p.ua, sipgo.WithClientLogger(p.log.With("component", "trunks")),
+		sipgo.WithClientConnectionAddr(p.udp.LocalAddr().String()))
+	if err != nil {
+		return fmt.Errorf("pbx: trunk client: %w", err)
+	}
+	p.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pbxkit_subscriptions", Help: "Busy-lamp subscriptions (dialog event package) in force.",
+	}, func() float64 { return float64(p.presence.count()) }))
 	return nil
 }
 
@@ -308,6 +335,10 @@ func (p *PBX) Config() Config { return p.cfg }
 // ActiveCalls is the number of calls in progress.
 func (p *PBX) ActiveCalls() int { return p.calls.Active() }
 
+// Subscriptions is the number of busy-lamp subscriptions (SUBSCRIBE to the dialog event
+// package) in force.
+func (p *PBX) Subscriptions() int { return p.presence.count() }
+
 // ActiveDialogs is the number of SIP dialogs the call core tracks (two per answered call).
 func (p *PBX) ActiveDialogs() int { return p.calls.Dialogs() }
 
@@ -327,6 +358,7 @@ func (p *PBX) Run(ctx context.Context) error {
 	err := errors.New("pbx: Run called twice")
 	p.runOnce.Do(func() {
 		err = nil
+		p.trunks.load(ctx)
 		p.wg.Add(3)
 		p.serving.start()
 		go func() {
@@ -351,7 +383,11 @@ func (p *PBX) Run(ctx context.Context) error {
 				p.load.run(p.stop)
 			}()
 		}
-		p.log.Info("pbx listening", "udp", p.UDPAddr().String(), "tcp", p.TCPAddr().String(), "domain", p.cfg.Domain)
+		p.serveTLS()
+		p.trunksRun.Store(true)
+		go p.trunkLoop(p.trunksDone)
+		p.log.Info("pbx listening", "udp", p.UDPAddr().String(), "tcp", p.TCPAddr().String(), "tls", p.tlsAddrString(),
+			"external_ip", p.cfg.ExternalIP, "domain", p.cfg.Domain)
 		select {
 		case <-ctx.Done():
 		case <-p.stop:
@@ -374,10 +410,19 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 		// socket that nothing ever closes. So: stop taking new requests, give the ones already
 		// read a moment to get their transactions on the still-open listener, then close.
 		p.draining.Store(true)
+		// Subscriptions end first, while the watchers' TCP connections are still open for the
+		// final NOTIFYs.
+		if err := p.presence.close(ctx); err != nil {
+			p.log.Warn("subscriptions still ending at shutdown", "error", err)
+		}
 		p.tcp.Close()
+		if p.tls != nil {
+			p.tls.Close() // open TLS connections stay, as TCP ones do, for the BYEs
+		}
 		if err := p.calls.Shutdown(ctx); err != nil {
 			p.log.Warn("calls still up at shutdown", "error", err)
 		}
+		p.waitTrunks(ctx) // their REGISTERs with Expires: 0 go out before the SIP stack closes
 		select {
 		case <-time.After(shutdownGrace):
 		case <-ctx.Done():
@@ -416,6 +461,9 @@ func (p *PBX) closeListeners() {
 	if p.tcp != nil {
 		p.tcp.Close()
 	}
+	if p.tls != nil {
+		p.tls.Close()
+	}
 }
 
 func (p *PBX) closeOwned() {
@@ -426,8 +474,23 @@ func (p *PBX) closeOwned() {
 	}
 }
 
-func (p *PBX) purgeLoop() {
-	t := time.NewTicker(p.cfg.PurgeInterval)
+func (p *PBX) purgeLoop() { p.every(p.cfg.PurgeInterval, p.purgeExpired) }
+
+func (p *PBX) purgeExpired() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	n, err := p.store.PurgeExpired(ctx)
+	cancel()
+	switch {
+	case err != nil:
+		p.log.Warn("purging expired registrations", "error", err)
+	case n > 0:
+		p.log.Info("expired registrations purged", "count", n)
+	}
+}
+
+// every runs fn every d until Shutdown.
+func (p *PBX) every(d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -435,15 +498,7 @@ func (p *PBX) purgeLoop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		n, err := p.store.PurgeExpired(ctx)
-		cancel()
-		switch {
-		case err != nil:
-			p.log.Warn("purging expired registrations", "error", err)
-		case n > 0:
-			p.log.Info("expired registrations purged", "count", n)
-		}
+		fn()
 	}
 }
 

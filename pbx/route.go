@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -19,8 +17,11 @@ import (
 // setupDialplan builds the call router from the configuration: the Go handler, then the Lua
 // script, then default routing, which takes the calls they left alone (dialplan.Default).
 func (p *PBX) setupDialplan() error {
-	p.queues = dialplan.NewQueues()
-	p.fallback = dialplan.Default{Directory: directory{p}, Warning: p.warning}
+	p.queues = dialplan.NewQueues(directory{p})
+	p.fallback = dialplan.Default{Directory: directory{p}, Warning: p.warning, Features: p.cfg.Features.dialplanFeatures()}
+	if p.cfg.PauseCode != "off" {
+		p.fallback.PauseCode = p.cfg.PauseCode
+	}
 	var handlers []dialplan.Handler
 	if p.cfg.Dialplan != nil {
 		handlers = append(handlers, p.cfg.Dialplan)
@@ -148,11 +149,8 @@ func (p *PBX) resolve(ctx context.Context, target sip.Uri) ([]b2bua.Target, erro
 	if p.local(target) {
 		return p.targetsFor(ctx, target.User)
 	}
-	transport := "udp"
-	if t, ok := target.UriParams.Get("transport"); ok && t != "" {
-		transport = strings.ToLower(t)
-	}
-	if transport != "udp" && transport != "tcp" {
+	transport := b2bua.URITransport(target)
+	if transport != "udp" && transport != "tcp" && (transport != "tls" || p.tls == nil) {
 		return nil, &b2bua.StatusError{Code: 416, Reason: "transport " + transport + " is not served"}
 	}
 	return []b2bua.Target{{URI: target, Transport: transport}}, nil
@@ -217,41 +215,6 @@ func (d directory) Extension(ctx context.Context, number string) (*dialplan.Exte
 	return &dialplan.Extension{
 		Number: ext.Number, Name: ext.Name, Enabled: ext.Enabled, DND: ext.DND,
 		ForwardAlways: ext.ForwardAlways, ForwardBusy: ext.ForwardBusy, ForwardNoAnswer: ext.ForwardNoAnswer,
-		RingTimeout: ext.RingTimeout, Registered: len(bindings) > 0,
+		RingTimeout: ext.RingTimeout, Registered: len(bindings) > 0, PickupGroup: ext.PickupGroup,
 	}, nil
-}
-
-func (d directory) Queue(ctx context.Context, name string) (*dialplan.Queue, error) {
-	qd, ok := d.p.store.(store.QueueDirectory)
-	if !ok || store.ValidateNumber(name) != nil {
-		return nil, nil
-	}
-	q, err := qd.Queue(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	members := make([]store.QueueMember, 0, len(q.Members))
-	for _, m := range q.Members {
-		if !m.Paused {
-			members = append(members, m)
-		}
-	}
-	sortMembers(members)
-	out := &dialplan.Queue{Name: q.Name, Strategy: q.Strategy, MaxLen: q.MaxLen, Music: q.Music,
-		MaxWait: seconds(q.MaxWait), Announce: seconds(q.Announce)}
-	for _, m := range members {
-		out.Members = append(out.Members, m.Extension)
-	}
-	return out, nil
-}
-
-// seconds turns a number of seconds from the store into a duration.
-func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
-
-// sortMembers orders queue members by penalty (lower first), keeping the stored order otherwise.
-func sortMembers(m []store.QueueMember) {
-	slices.SortStableFunc(m, func(a, b store.QueueMember) int { return a.Penalty - b.Penalty })
 }

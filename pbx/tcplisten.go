@@ -1,6 +1,7 @@
 package pbx
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +16,7 @@ const (
 	acceptBackoffMax = time.Second
 )
 
-// listener is what the PBX hands to sipgo's ServeTCP instead of the bound listener. sipgo's accept
+// listener is what the PBX hands to sipgo's ServeTCP (and ServeTLS) instead of the bound listener. sipgo's accept
 // loop (sip/transport_tcp.go, TransportTCP.Serve) returns on the first Accept error and nothing
 // restarts it: one EMFILE (out of file descriptors) ended SIP over TCP for the life of the
 // process. listener.Accept returns only once the listener is closed. Any other error is retried
@@ -29,6 +30,9 @@ type listener struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	now       func() time.Time // time.Now; tests may move it
+	// tlsConfig, when set, makes this the TLS listener: each admitted connection is a TLS server
+	// connection, whose handshake trackedConn runs under Config.TLSHandshakeTimeout.
+	tlsConfig *tls.Config
 
 	// An episode of accept errors lasts until none has come for failingFor. Out of descriptors,
 	// accepts fail and succeed in turns as connections come and go: the episode spans them.
@@ -84,6 +88,11 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		delay = 0
 		l.accepted()
+		if l.tlsConfig != nil {
+			// No I/O here: the handshake runs on the connection's reading goroutine, so a slow
+			// client holds up only itself, never the accept loop.
+			c = tls.Server(c, l.tlsConfig)
+		}
 		if tc := l.conns.admit(c); tc != nil {
 			return tc, nil
 		}

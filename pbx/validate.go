@@ -35,7 +35,8 @@ func (c Config) Validate() error { return c.withDefaults().validate() }
 func (c Config) validate() error {
 	var errs []error
 	for _, check := range []func() []error{
-		c.validateListener, c.validateAuth, c.validateRegistrar, c.validateCalls, c.validateMedia,
+		c.validateListener, c.validateAuth, c.validateRegistrar, c.validateSubscriptions, c.validateCalls, c.validateMedia,
+		c.validateFeatures, c.validateTrunks, c.validateTLS,
 	} {
 		errs = append(errs, check()...)
 	}
@@ -120,6 +121,32 @@ func (c Config) validateRegistrar() []error {
 	return appendNegative(errs, "PurgeInterval", c.PurgeInterval)
 }
 
+func (c Config) validateTrunks() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"TrunkRefresh", c.TrunkRefresh}, {"TrunkExpires", c.TrunkExpires}, {"TrunkRetryMin", c.TrunkRetryMin}} {
+		errs = appendNegative(errs, f.name, f.d)
+	}
+	if c.TrunkRetryMax < c.TrunkRetryMin {
+		errs = append(errs, invalid("TrunkRetryMax", c.TrunkRetryMax.String(), "must not be less than TrunkRetryMin ("+c.TrunkRetryMin.String()+")"))
+	}
+	return errs
+}
+
+func (c Config) validateSubscriptions() []error {
+	var errs []error
+	if c.SubscriptionMinExpires < time.Second {
+		errs = append(errs, invalid("SubscriptionMinExpires", c.SubscriptionMinExpires.String(), "must be at least 1s"))
+	}
+	if c.SubscriptionMaxExpires < c.SubscriptionMinExpires {
+		errs = append(errs, invalid("SubscriptionMaxExpires", c.SubscriptionMaxExpires.String(),
+			"must not be less than SubscriptionMinExpires ("+c.SubscriptionMinExpires.String()+")"))
+	}
+	return errs
+}
+
 func (c Config) validateCalls() []error {
 	var errs []error
 	// A negative ring timeout would fire at once: every call would fail with 480 before ringing.
@@ -141,13 +168,14 @@ func (c Config) validateCalls() []error {
 
 func (c Config) validateMedia() []error {
 	var errs []error
-	if c.RTPAddress != "" && !isSpecificIP(c.RTPAddress) {
-		errs = append(errs, invalid("RTPAddress", fmt.Sprintf("%q", c.RTPAddress), "want a specific IP address, not a name or 0.0.0.0"))
+	// The relay names its address in SDP: a specific one, unless ExternalIP is named instead.
+	if c.RTPAddress != "" && !isSpecificIP(c.RTPAddress) && (c.ExternalIP == "" || net.ParseIP(c.RTPAddress) == nil) {
+		errs = append(errs, invalid("RTPAddress", fmt.Sprintf("%q", c.RTPAddress), "want a specific IP address, not a name or 0.0.0.0 (0.0.0.0 only with ExternalIP)"))
 	}
 	if c.RTPPortMin == 0 && c.RTPPortMax == 0 {
 		return errs // no relay
 	}
-	if c.RTPAddress == "" {
+	if c.RTPAddress == "" && c.ExternalIP == "" {
 		if host, _, _ := net.SplitHostPort(c.SIP); !isSpecificIP(host) {
 			errs = append(errs, invalid("RTPAddress", `""`,
 				fmt.Sprintf("the media relay needs a specific IP to name in SDP, and the SIP address %q names none", c.SIP)))
@@ -167,8 +195,8 @@ func rtpRangeOK(lo, hi int) bool {
 	return lo >= MinRTPPort && hi <= MaxRTPPort && hi >= first+3
 }
 
-// mediaIP is the address of the media relay: RTPAddress, or else the host of SIP. validate has
-// checked that it is a specific IP.
+// mediaIP is the address the media relay binds: RTPAddress, or else the host of SIP. validate has
+// checked that it is a specific IP, or that ExternalIP is named in SDP in its place.
 func (c Config) mediaIP() net.IP {
 	host := c.RTPAddress
 	if host == "" {
@@ -208,4 +236,28 @@ func shortDuration(d time.Duration) string {
 		s = t + "h"
 	}
 	return s
+}
+
+func (c Config) validateTLS() []error {
+	var errs []error
+	if c.ExternalIP != "" && !isSpecificIP(c.ExternalIP) {
+		errs = append(errs, invalid("ExternalIP", fmt.Sprintf("%q", c.ExternalIP), "want a specific IP address, e.g. 203.0.113.7"))
+	}
+	errs = appendNegative(errs, "TLSHandshakeTimeout", c.TLSHandshakeTimeout)
+	if c.TLS == "" {
+		if c.TLSCert != "" || c.TLSKey != "" {
+			errs = append(errs, invalid("TLS", `""`, "TLSCert and TLSKey are set but no TLS address to serve them on, e.g. 0.0.0.0:5061"))
+		}
+		return errs
+	}
+	if _, _, err := net.SplitHostPort(c.TLS); err != nil {
+		errs = append(errs, invalid("TLS", fmt.Sprintf("%q", c.TLS), "want host:port, e.g. 0.0.0.0:5061"))
+	}
+	if c.TLSCert == "" {
+		errs = append(errs, invalid("TLSCert", `""`, "TLS needs a certificate file (PEM)"))
+	}
+	if c.TLSKey == "" {
+		errs = append(errs, invalid("TLSKey", `""`, "TLS needs the certificate's private key file (PEM)"))
+	}
+	return errs
 }

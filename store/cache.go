@@ -15,8 +15,8 @@ import (
 // saw still fails.
 //
 // Writes through this Store invalidate the key at once. Changes to extensions made by another
-// process (the officepbx CLI, a second PBX node) are seen by a look-up at most settingsCheck
-// after them (settings.go); other processes' changes to bindings after at most the TTL. A fill
+// process (the officepbx CLI, a second PBX node) are seen at most settingsCheck after them
+// (settings.go); other processes' changes to bindings after at most the TTL. A fill
 // that raced with an invalidation is discarded: a reader notes the generation before it queries
 // the database and stores its result only if no invalidation happened since, so a stale row never
 // outlives a write of this process.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -65,20 +66,23 @@ func ValidateTarget(field, t string) error {
 // (RFC 2617) and SHA-256 (RFC 8760). Changing the realm therefore needs a new password; SetPassword
 // computes both hashes.
 type Extension struct {
-	ID              int64     `gorm:"column:id;primaryKey"`
-	Number          string    `gorm:"column:number"`
-	Name            string    `gorm:"column:name"`
-	Realm           string    `gorm:"column:realm"`
-	HA1MD5          string    `gorm:"column:ha1_md5"`
-	HA1SHA256       string    `gorm:"column:ha1_sha256"`
-	Enabled         bool      `gorm:"column:enabled"`
-	DND             bool      `gorm:"column:dnd"`
-	ForwardAlways   string    `gorm:"column:forward_always"`
-	ForwardBusy     string    `gorm:"column:forward_busy"`
-	ForwardNoAnswer string    `gorm:"column:forward_noanswer"`
-	RingTimeout     int       `gorm:"column:ring_timeout"` // seconds; 0 means the PBX default
-	CreatedAt       time.Time `gorm:"column:created_at"`
-	UpdatedAt       time.Time `gorm:"column:updated_at"`
+	ID              int64  `gorm:"column:id;primaryKey"`
+	Number          string `gorm:"column:number"`
+	Name            string `gorm:"column:name"`
+	Realm           string `gorm:"column:realm"`
+	HA1MD5          string `gorm:"column:ha1_md5"`
+	HA1SHA256       string `gorm:"column:ha1_sha256"`
+	Enabled         bool   `gorm:"column:enabled"`
+	DND             bool   `gorm:"column:dnd"`
+	ForwardAlways   string `gorm:"column:forward_always"`
+	ForwardBusy     string `gorm:"column:forward_busy"`
+	ForwardNoAnswer string `gorm:"column:forward_noanswer"`
+	RingTimeout     int    `gorm:"column:ring_timeout"` // seconds; 0 means the PBX default
+	// PickupGroup names the extension's pickup group ("" none): its members answer each other's
+	// ringing calls with the group pickup code.
+	PickupGroup string    `gorm:"column:pickup_group"`
+	CreatedAt   time.Time `gorm:"column:created_at"`
+	UpdatedAt   time.Time `gorm:"column:updated_at"`
 }
 
 // TableName tells gorm the table; the schema itself comes from migrations/.
@@ -138,6 +142,9 @@ func (e *Extension) validate() error {
 			return err
 		}
 	}
+	if len(e.PickupGroup) > 64 || strings.ContainsAny(e.PickupGroup, "\r\n\"' ") {
+		return invalid("pickup_group", "must be at most 64 characters without spaces, quotes or line breaks")
+	}
 	if e.RingTimeout < 0 || e.RingTimeout > 600 {
 		return invalid("ring_timeout", "must be between 0 and 600 seconds")
 	}
@@ -155,6 +162,7 @@ type ExtensionPatch struct {
 	ForwardBusy     *string
 	ForwardNoAnswer *string
 	RingTimeout     *int
+	PickupGroup     *string
 }
 
 func (p ExtensionPatch) apply(e *Extension) error {
@@ -181,6 +189,7 @@ func (p ExtensionPatch) apply(e *Extension) error {
 	set(&e.ForwardAlways, p.ForwardAlways)
 	set(&e.ForwardBusy, p.ForwardBusy)
 	set(&e.ForwardNoAnswer, p.ForwardNoAnswer)
+	set(&e.PickupGroup, p.PickupGroup)
 	if p.Enabled != nil {
 		e.Enabled = *p.Enabled
 	}
@@ -245,14 +254,16 @@ var Strategies = []string{StrategyRingAll, StrategyRoundRobin, StrategyLeastRece
 
 // Queue is a call queue: callers wait with hold audio until a member answers.
 type Queue struct {
-	ID       int64         `gorm:"column:id;primaryKey"`
-	Name     string        `gorm:"column:name"`
-	Strategy string        `gorm:"column:strategy"`
-	MaxWait  int           `gorm:"column:max_wait"` // seconds a caller waits at most; 0 = no limit
-	MaxLen   int           `gorm:"column:max_len"`  // callers waiting at most; 0 = no limit
-	Announce int           `gorm:"column:announce"` // seconds between position announcements (182); 0 = once
-	Music    string        `gorm:"column:music"`    // WAV file for hold audio, "" or "tone"
-	Members  []QueueMember `gorm:"foreignKey:QueueID"`
+	ID          int64         `gorm:"column:id;primaryKey"`
+	Name        string        `gorm:"column:name"`
+	Strategy    string        `gorm:"column:strategy"`
+	MaxWait     int           `gorm:"column:max_wait"`     // seconds a caller waits at most; 0 = no limit
+	MaxLen      int           `gorm:"column:max_len"`      // callers waiting at most; 0 = no limit
+	Announce    int           `gorm:"column:announce"`     // seconds between position announcements (182); 0 = once
+	Music       string        `gorm:"column:music"`        // WAV file for hold audio, "" or "tone"
+	WrapUp      int           `gorm:"column:wrapup"`       // seconds an agent is left alone after a queue call
+	RingTimeout int           `gorm:"column:ring_timeout"` // seconds members ring per attempt; 0 = the PBX's default
+	Members     []QueueMember `gorm:"foreignKey:QueueID"`
 	CreatedAt,
 	UpdatedAt time.Time
 }
@@ -267,29 +278,55 @@ func (q *Queue) validate() error {
 	if q.Strategy == "" {
 		q.Strategy = StrategyRingAll
 	}
-	ok := false
-	for _, s := range Strategies {
-		ok = ok || s == q.Strategy
-	}
-	if !ok {
+	if !slices.Contains(Strategies, q.Strategy) {
 		return invalid("strategy", fmt.Sprintf("%q is not one of %s", q.Strategy, strings.Join(Strategies, ", ")))
 	}
-	if q.MaxWait < 0 || q.MaxLen < 0 || q.Announce < 0 {
-		return invalid("queue", "max wait, max length and announce interval must not be negative")
+	if q.MaxWait < 0 || q.MaxLen < 0 || q.Announce < 0 || q.WrapUp < 0 || q.RingTimeout < 0 {
+		return invalid("queue", "max wait, max length, announce interval, wrap-up and ring timeout must not be negative")
+	}
+	for _, m := range q.Members {
+		if err := m.validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// QueueMember is an extension that answers a queue's calls.
+// QueueMember is an extension that answers a queue's calls: an agent. A new member is logged in
+// and not paused.
 type QueueMember struct {
-	ID        int64  `gorm:"column:id;primaryKey"`
-	QueueID   int64  `gorm:"column:queue_id"`
-	Extension string `gorm:"column:extension"`
-	Penalty   int    `gorm:"column:penalty"` // lower is offered first
-	Paused    bool   `gorm:"column:paused"`
+	ID          int64  `gorm:"column:id;primaryKey"`
+	QueueID     int64  `gorm:"column:queue_id"`
+	Extension   string `gorm:"column:extension"`
+	Position    int    `gorm:"column:position"` // place in the queue's order (linear, roundrobin)
+	Penalty     int    `gorm:"column:penalty"`  // tier: lower tiers are offered first
+	Paused      bool   `gorm:"column:paused"`
+	PauseReason string `gorm:"column:pause_reason"`
+	LoggedOut   bool   `gorm:"column:logged_out"`
 	CreatedAt,
 	UpdatedAt time.Time
 }
 
 // TableName tells gorm the table.
 func (QueueMember) TableName() string { return "queue_members" }
+
+// MaxPauseReason is the longest pause reason kept.
+const MaxPauseReason = 64
+
+func (m QueueMember) validate() error {
+	if err := ValidateNumber(m.Extension); err != nil {
+		return err
+	}
+	if m.Penalty < 0 || m.Position < 0 {
+		return invalid("member", "penalty and position must not be negative")
+	}
+	return validateReason(m.PauseReason)
+}
+
+// validateReason keeps a pause reason printable and short: it is shown in lists and logs.
+func validateReason(r string) error {
+	if len(r) > MaxPauseReason || strings.ContainsFunc(r, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+		return invalid("reason", fmt.Sprintf("must be at most %d printable characters", MaxPauseReason))
+	}
+	return nil
+}

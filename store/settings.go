@@ -4,26 +4,27 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 )
 
 // Extension settings are cached (cache.go); a change made through this Store invalidates its
 // entry at once. A change made by another process (the officepbx CLI, another node sharing the
-// database) raises settings_version (migration 00005) in the database, and a look-up asks for that
-// version at most every settingsCheck: when it moved, the extension cache is emptied, so the
-// change applies to the next call rather than when the cached entry expires.
+// database) raises settings_version (migration 00005) in the database. A watcher goroutine of the
+// Store reads that version every settingsCheck and empties the extension cache when it moved, so
+// the change applies to the next call rather than when the cached entry expires. It runs beside
+// the look-ups, never in their way: a database that is slow or away delays only the watcher.
 const (
 	settingsCheck = 100 * time.Millisecond
-	// settingsRetry is the pause after a check the database did not answer: while it is away the
-	// cache serves (stale if need be) without every look-up waiting for a failing query.
-	settingsRetry = time.Second
-	// settingsWait bounds one check, so that a look-up is never held long by it.
-	settingsWait = 250 * time.Millisecond
+	// settingsWait bounds one check; a check that fails is simply tried again at the next tick.
+	settingsWait = 2 * time.Second
 )
 
-// settingsWatch remembers the settings version this Store last saw.
+// settingsWatch is the watcher's state.
 type settingsWatch struct {
-	mu      sync.Mutex
-	next    time.Time // no check before this
+	stop    chan struct{}
+	done    sync.WaitGroup
 	version int64
 	known   bool
 }
@@ -37,27 +38,47 @@ func (s *Store) bumpSettings(ctx context.Context) {
 	}
 }
 
-// freshSettings empties the extension cache when another process changed settings since the last
-// check. Only one look-up checks at a time; the others go on with the cache.
-func (s *Store) freshSettings(ctx context.Context) {
+// watchSettings starts the watcher; stopSettings (from Close) ends it.
+func (s *Store) watchSettings() {
+	if s.opt.cacheTTL <= 0 {
+		return
+	}
 	w := &s.settings
-	if s.opt.cacheTTL <= 0 || !w.mu.TryLock() {
-		return
+	w.stop = make(chan struct{})
+	w.done.Add(1)
+	go func() {
+		defer w.done.Done()
+		tick := time.NewTicker(settingsCheck)
+		defer tick.Stop()
+		for {
+			s.checkSettings()
+			select {
+			case <-tick.C:
+			case <-w.stop:
+				return
+			}
+		}
+	}()
+}
+
+func (s *Store) stopSettings() {
+	if s.settings.stop != nil {
+		close(s.settings.stop)
+		s.settings.done.Wait()
 	}
-	defer w.mu.Unlock()
-	now := time.Now()
-	if now.Before(w.next) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, settingsWait)
+}
+
+// checkSettings reads the settings version and empties the extension cache when it moved since
+// the last check. Failures are not logged: the database being away is reported by the look-ups.
+func (s *Store) checkSettings() {
+	ctx, cancel := context.WithTimeout(context.Background(), settingsWait)
 	defer cancel()
+	quiet := s.db.Session(&gorm.Session{Logger: s.db.Logger.LogMode(logger.Silent)})
 	var version int64
-	err := s.db.WithContext(ctx).Raw("SELECT version FROM settings_version WHERE id = 1").Scan(&version).Error
-	if err != nil {
-		w.next = now.Add(settingsRetry)
+	if err := quiet.WithContext(ctx).Raw("SELECT version FROM settings_version WHERE id = 1").Scan(&version).Error; err != nil {
 		return
 	}
-	w.next = now.Add(settingsCheck)
+	w := &s.settings
 	if w.known && version != w.version {
 		s.exts.invalidateAll()
 	}

@@ -49,12 +49,25 @@ type QueueDirectory interface {
 	Queue(ctx context.Context, name string) (*Queue, error)
 }
 
+// GroupDirectory looks up ring groups with their members.
+type GroupDirectory interface {
+	Group(ctx context.Context, number string) (*RingGroup, error)
+}
+
+// TrunkDirectory lists the outbound trunks and keeps what the PBX saw of their registrations.
+type TrunkDirectory interface {
+	Trunks(ctx context.Context) ([]Trunk, error)
+	SetTrunkState(ctx context.Context, name, state, detail string) error
+}
+
 // Interface guards.
 var (
 	_ Directory      = (*Store)(nil)
 	_ Locations      = (*Store)(nil)
 	_ CDRWriter      = (*Store)(nil)
 	_ QueueDirectory = (*Store)(nil)
+	_ GroupDirectory = (*Store)(nil)
+	_ TrunkDirectory = (*Store)(nil)
 )
 
 // Defaults for Options.
@@ -175,6 +188,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.watchSettings()
 	return s, nil
 }
 
@@ -217,6 +231,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.stopSettings()
 	return s.sqlDB.Close()
 }
 
@@ -355,7 +370,6 @@ func (s *Store) Extension(ctx context.Context, number string) (*Extension, error
 	if ValidateNumber(number) != nil {
 		return nil, fmt.Errorf("store: extension %q: %w", number, ErrNotFound)
 	}
-	s.freshSettings(ctx)
 	v, found, ok, gen := s.exts.get(number)
 	if ok {
 		if !found {
@@ -389,6 +403,20 @@ func (s *Store) Extensions(ctx context.Context) ([]Extension, error) {
 	var out []Extension
 	err := s.db.WithContext(ctx).Order("number").Find(&out).Error
 	return out, mapErr("store: list extensions", err)
+}
+
+// PickupGroup returns the numbers of the enabled extensions in pickup group group, in order; none
+// for "".
+func (s *Store) PickupGroup(ctx context.Context, group string) ([]string, error) {
+	if group == "" {
+		return nil, nil
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	var out []string
+	err := s.db.WithContext(ctx).Model(&Extension{}).Where("pickup_group = ? AND enabled = ?", group, true).
+		Order("number").Pluck("number", &out).Error
+	return out, mapErr("store: pickup group "+group, err)
 }
 
 // UpdateExtension applies p to the extension with that number and returns the result.

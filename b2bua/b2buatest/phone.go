@@ -1,6 +1,7 @@
 package b2buatest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,7 +17,7 @@ import (
 const Wait = 5 * time.Second
 
 // Phone is a SIP endpoint driven by a test: over UDP it sends to one address (the PBX) from a
-// socket of its own; over TCP it keeps one connection to the PBX, as registered phones do.
+// socket of its own; over TCP or TLS it keeps one connection to the PBX, as registered phones do.
 type Phone struct {
 	t         testing.TB
 	transport string
@@ -56,7 +57,25 @@ func NewTCPPhone(t testing.TB, addr string) *Phone {
 	return p
 }
 
-// readStream frames the TCP stream into messages.
+// NewTLSPhone returns a phone with one TLS connection to the PBX at addr, the handshake done
+// with cfg (its RootCAs and ServerName check the PBX's certificate); it closes when the test
+// ends. Its Via and Contact say TLS.
+func NewTLSPhone(t testing.TB, addr string, cfg *tls.Config) *Phone {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: Wait}, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Phone{t: t, transport: "tls", tcp: conn, msgs: make(chan sip.Message, 64), closed: make(chan struct{})}
+	go p.readStream()
+	t.Cleanup(func() {
+		conn.Close()
+		<-p.closed
+	})
+	return p
+}
+
+// readStream frames the TCP (or TLS) stream into messages.
 func (p *Phone) readStream() {
 	defer close(p.closed)
 	parser := sip.NewParser().NewSIPStream()
@@ -78,7 +97,7 @@ func (p *Phone) readStream() {
 	}
 }
 
-// Transport is "udp" or "tcp".
+// Transport is "udp", "tcp" or "tls".
 func (p *Phone) Transport() string { return p.transport }
 
 // Addr is the phone's own address ("ip:port").
@@ -92,8 +111,8 @@ func (p *Phone) Addr() string {
 // Contact is the phone's contact URI for user.
 func (p *Phone) Contact(user string) string {
 	uri := "sip:" + user + "@" + p.Addr()
-	if p.transport == "tcp" {
-		uri += ";transport=tcp"
+	if p.transport != "udp" {
+		uri += ";transport=" + p.transport
 	}
 	return uri
 }

@@ -58,14 +58,14 @@ func isFlagError(err error) bool {
 func newRoot(stdout, stderr io.Writer) *ffcli.Command {
 	root := &ffcli.Command{
 		Name:       "officepbx",
-		ShortUsage: "officepbx [serve|ext|queue|cdr|migrate] [flags]",
+		ShortUsage: "officepbx [serve|ext|queue|group|trunk|cdr|migrate] [flags]",
 		ShortHelp:  "A small office PBX on pbxkit.",
 		Subcommands: []*ffcli.Command{
-			serveCmd(stderr), extCmd(stdout), queueCmd(stdout), cdrCmd(stdout), migrateCmd(stdout),
+			serveCmd(stderr), extCmd(stdout), queueCmd(stdout), groupCmd(stdout), trunkCmd(stdout), cdrCmd(stdout), migrateCmd(stdout),
 		},
 		Exec: func(_ context.Context, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q: want serve, ext, queue, cdr or migrate", args[0])
+				return usagef("unknown command %q: want serve, ext, queue, group, trunk, cdr or migrate", args[0])
 			}
 			return flag.ErrHelp
 		},

@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pbxkit/pbxkit/internal/testenv"
+	"github.com/pbxkit/pbxkit/migrations"
 	"github.com/pbxkit/pbxkit/pbx"
 	"github.com/pbxkit/pbxkit/store"
 )
@@ -31,6 +36,7 @@ func officepbx(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestCLIExtensions(t *testing.T) {
+	latest := latestMigration(t)
 	for name, dsn := range map[string]func(testing.TB) string{"sqlite": testenv.SQLiteDSN, "postgres": testenv.PostgresDSN} {
 		t.Run(name, func(t *testing.T) {
 			db := dsn(t)
@@ -55,14 +61,14 @@ func TestCLIExtensions(t *testing.T) {
 				{[]string{"ext", "rm", "101", "--db", db}, 0, "extension 101 removed", ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 1, "", "no extension 101"},
 				{[]string{"queue", "add", "sales", "--member", "100,nobody", "--db", db}, 1, "", "member nobody is not an extension"},
-				{[]string{"queue", "add", "sales", "--member", "100", "--strategy", "loudest", "--db", db}, 1, "", `invalid strategy: "loudest"`},
+				{[]string{"queue", "add", "sales", "--member", "100", "--strategy", "loudest", "--db", db}, 2, "", `--strategy "loudest": want one of ringall, roundrobin`},
 				{[]string{"queue", "add", "sales", "--member", "100", "--strategy", "roundrobin", "--max-wait", "90", "--db", db}, 0, "queue sales added with 1 members", ""},
-				{[]string{"queue", "list", "--db", db}, 0, `(?m)^sales\s+roundrobin\s+90\s+0\s+0\s+-\s+100$`, ""},
+				{[]string{"queue", "list", "--db", db}, 0, `(?m)^sales\s+roundrobin\s+90\s+0\s+0\s+0\s+0\s+-\s+100$`, ""},
 				{[]string{"queue", "rm", "sales", "--db", db}, 0, "queue sales removed", ""},
 				{[]string{"queue", "rm", "sales", "--db", db}, 1, "", "no queue sales"},
-				{[]string{"migrate", "--db", db}, 0, "schema at version 4", ""},
-				{[]string{"migrate", "--down", "--db", db}, 0, "schema at version 3", ""},
-				{[]string{"migrate", "--db", db}, 0, "schema at version 4", ""},
+				{[]string{"migrate", "--db", db}, 0, fmt.Sprintf("schema at version %d", latest), ""},
+				{[]string{"migrate", "--down", "--db", db}, 0, fmt.Sprintf("schema at version %d", latest-1), ""},
+				{[]string{"migrate", "--db", db}, 0, fmt.Sprintf("schema at version %d", latest), ""},
 				{[]string{"frobnicate"}, 2, "", ""},
 				{[]string{"ext", "list", "--db", "mysql://x"}, 1, "", `unsupported database "mysql://x"`},
 			}
@@ -251,4 +257,19 @@ func TestSourceRateFlags(t *testing.T) {
 	if code, _, errs := officepbx(t, "serve", "--pprof"); code != 2 || !strings.Contains(errs, "--pprof needs --http") {
 		t.Fatalf("--pprof without --http: exit %d, %s", code, errs)
 	}
+}
+
+// latestMigration is the number of the newest migration shipped (the SQLite ones; Postgres has
+// the same).
+func latestMigration(t *testing.T) int {
+	t.Helper()
+	files, err := fs.Glob(migrations.FS, migrations.SQLite+"/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations: %v", err)
+	}
+	n, err := strconv.Atoi(strings.SplitN(path.Base(files[len(files)-1]), "_", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

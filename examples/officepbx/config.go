@@ -38,6 +38,14 @@ func flagFor(field string) (string, bool) {
 	switch field {
 	case "SIP":
 		return "--sip", true
+	case "TLS":
+		return "--tls", true
+	case "TLSCert":
+		return "--tls-cert", true
+	case "TLSKey":
+		return "--tls-key", true
+	case "ExternalIP":
+		return "--external-ip", true
 	case "Domain":
 		return "--domain", true
 	case "Trusted":

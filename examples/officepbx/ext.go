@@ -98,7 +98,7 @@ func extSetCmd(stdout io.Writer) *ffcli.Command {
 	var p store.ExtensionPatch
 	return dbCommand{
 		name:  "ext set",
-		usage: "officepbx ext set NUMBER [--dnd on|off] [--forward-always T] [--forward-busy T] [--forward-noanswer T] [--password PW] [--enabled on|off]",
+		usage: "officepbx ext set NUMBER [--dnd on|off] [--forward-always T] [--forward-busy T] [--forward-noanswer T] [--password PW] [--enabled on|off] [--pickup-group G]",
 		help:  "Change an extension.",
 		args:  []string{"extension number"},
 		flags: func(fs *flag.FlagSet) {
@@ -109,6 +109,7 @@ func extSetCmd(stdout io.Writer) *ffcli.Command {
 			fs.Func("forward-noanswer", "forward when not answered to T", stringFlag(&p.ForwardNoAnswer))
 			fs.Func("password", "new SIP password (hashed for --domain)", stringFlag(&p.Password))
 			fs.Func("name", "display name", stringFlag(&p.Name))
+			fs.Func("pickup-group", "pickup group: its members answer each other's ringing calls with *8 (\"\" clears)", stringFlag(&p.PickupGroup))
 			fs.Func("ring-timeout", "seconds of ringing before no-answer (0: PBX default)", func(s string) error {
 				n, err := strconv.Atoi(s)
 				if err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -15,15 +16,16 @@ import (
 )
 
 func queueCmd(stdout io.Writer) *ffcli.Command {
-	return group("queue", "officepbx queue add|list|rm ...", "Manage call queues.",
-		queueAddCmd(stdout), queueListCmd(stdout), queueRmCmd(stdout))
+	return group("queue", "officepbx queue add|list|rm|pause|unpause|login|logout ...", "Manage call queues and their agents.",
+		queueAddCmd(stdout), queueListCmd(stdout), queueRmCmd(stdout),
+		agentCmd(stdout, "pause"), agentCmd(stdout, "unpause"), agentCmd(stdout, "login"), agentCmd(stdout, "logout"))
 }
 
 func queueAddCmd(stdout io.Writer) *ffcli.Command {
 	var q store.Queue
 	var members string
 	return dbCommand{
-		name: "queue add", usage: "officepbx queue add NAME [--strategy S] [--member EXT,...] [--max-wait SEC]",
+		name: "queue add", usage: "officepbx queue add NAME [--strategy S] [--member EXT,...] [--max-wait SEC] [--max-len N] [--wrapup SEC] [--ring-timeout SEC]",
 		help: "Add a call queue.", args: []string{"queue name"},
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&q.Strategy, "strategy", store.StrategyRingAll, "how callers are offered to members: "+strings.Join(store.Strategies, ", "))
@@ -32,17 +34,26 @@ func queueAddCmd(stdout io.Writer) *ffcli.Command {
 			fs.IntVar(&q.MaxLen, "max-len", 0, "callers waiting at most (0: no limit)")
 			fs.IntVar(&q.Announce, "announce", 0, "seconds between position announcements (0: once)")
 			fs.StringVar(&q.Music, "music", "", "hold audio: a WAV file or \"tone\"")
+			fs.IntVar(&q.WrapUp, "wrapup", 0, "seconds an agent is left alone after each queue call")
+			fs.IntVar(&q.RingTimeout, "ring-timeout", 0, "seconds agents ring per attempt (0: 15)")
+		},
+		check: func(_ *dbFlags, args []string) error {
+			if !slices.Contains(store.Strategies, q.Strategy) {
+				return usagef("queue add: --strategy %q: want one of %s", q.Strategy, strings.Join(store.Strategies, ", "))
+			}
+			if q.MaxWait < 0 || q.MaxLen < 0 || q.Announce < 0 || q.WrapUp < 0 || q.RingTimeout < 0 {
+				return usagef("queue add: --max-wait, --max-len, --announce, --wrapup and --ring-timeout must not be negative")
+			}
+			return nil
 		},
 		run: func(ctx context.Context, _ *dbFlags, s *store.Store, args []string) error {
 			q.Name = args[0]
-			for i, m := range strings.Split(members, ",") {
-				if m = strings.TrimSpace(m); m == "" {
-					continue
-				}
-				if _, err := s.Extension(ctx, m); errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("queue add: member %s is not an extension", m)
-				}
-				q.Members = append(q.Members, store.QueueMember{Extension: m, Penalty: i})
+			list, err := memberList(ctx, s, "queue add", members)
+			if err != nil {
+				return err
+			}
+			for i, m := range list {
+				q.Members = append(q.Members, store.QueueMember{Extension: m, Position: i})
 			}
 			if err := s.CreateQueue(ctx, &q); err != nil {
 				if errors.Is(err, store.ErrConflict) {
@@ -65,17 +76,14 @@ func queueListCmd(stdout io.Writer) *ffcli.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSTRATEGY\tMAX-WAIT\tMAX-LEN\tANNOUNCE\tMUSIC\tMEMBERS")
+			fmt.Fprintln(tw, "NAME\tSTRATEGY\tMAX-WAIT\tMAX-LEN\tANNOUNCE\tWRAPUP\tRING\tMUSIC\tMEMBERS")
 			for _, q := range qs {
 				var ms []string
 				for _, m := range q.Members {
-					if m.Paused {
-						ms = append(ms, m.Extension+"(paused)")
-					} else {
-						ms = append(ms, m.Extension)
-					}
+					ms = append(ms, memberState(m))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", q.Name, q.Strategy, q.MaxWait, q.MaxLen, q.Announce, dash(q.Music), dash(strings.Join(ms, ",")))
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", q.Name, q.Strategy, q.MaxWait, q.MaxLen, q.Announce,
+					q.WrapUp, q.RingTimeout, dash(q.Music), dash(strings.Join(ms, ",")))
 			}
 			return tw.Flush()
 		},

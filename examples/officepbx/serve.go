@@ -53,6 +53,10 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		msgTime  = fs.Duration("message-timeout", pbx.DefaultMessageTimeout, "close TCP connections that take longer to send one SIP message (or to read one); negative: never (env PBX_MESSAGE_TIMEOUT)")
 		srcRate  = fs.Int("source-rate", pbx.DefaultSourceRate, "new requests a second one source IP outside --trust may send (burst 4x); more are dropped; negative: no limit (env PBX_SOURCE_RATE)")
 		overload = fs.Duration("overload-latency", pbx.DefaultOverloadLatency, "answer new requests 503 while the Go scheduler's p99 delay exceeds this; negative: never (env PBX_OVERLOAD_LATENCY)")
+		tlsAddr  = fs.String("tls", "", "address for SIP over TLS, e.g. 0.0.0.0:5061; needs --tls-cert and --tls-key (env PBX_TLS)")
+		tlsCert  = fs.String("tls-cert", "", "TLS certificate chain, PEM; read again when it changes and on SIGHUP (env PBX_TLS_CERT)")
+		tlsKey   = fs.String("tls-key", "", "TLS private key, PEM (env PBX_TLS_KEY)")
+		extIP    = fs.String("external-ip", "", "public IP to name in SIP and SDP behind NAT, while binding a private one or 0.0.0.0 (env PBX_EXTERNAL_IP)")
 		pprofOn  = fs.Bool("pprof", false, "also serve net/http/pprof under /debug/pprof/ on the --http address (for profiling; env PBX_PPROF)")
 		_        = fs.String("config", "", "config file of 'flag value' lines")
 	)
@@ -97,6 +101,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				MaxConnections: *maxConns, MaxConnectionsPerSource: *perSrc, ConnIdleTimeout: *connIdle, MessageTimeout: *msgTime,
 				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db),
 				SourceRate: *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
+				TLS: *tlsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, ExternalIP: *extIP,
 			}
 			if err := cfg.Validate(); err != nil {
 				return flagErrors(err)
@@ -202,7 +207,8 @@ func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr strin
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { errc <- p.Run(runCtx) }()
-	// SIGHUP reloads the dialplan (a broken script is logged and the running one stays).
+	// SIGHUP reloads the dialplan and the TLS certificate (what does not load is logged and what
+	// runs stays).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -210,13 +216,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr strin
 		for {
 			select {
 			case <-hup:
-				if cfg.DialplanScript == "" {
-					log.Info("SIGHUP: no dialplan to reload")
-					continue
-				}
-				if err := p.ReloadDialplan(); err == nil {
-					log.Info("SIGHUP: dialplan reloaded", "version", p.DialplanVersion())
-				}
+				reload(log, p, cfg)
 			case <-runCtx.Done():
 				return
 			}
@@ -238,6 +238,20 @@ func serve(ctx context.Context, log *slog.Logger, cfg pbx.Config, httpAddr strin
 		log.Info("pbx stopped")
 	}
 	return runErr
+}
+
+// reload is what SIGHUP does: the dialplan and the TLS certificate are read again.
+func reload(log *slog.Logger, p *pbx.PBX, cfg pbx.Config) {
+	if cfg.DialplanScript == "" {
+		log.Info("SIGHUP: no dialplan to reload")
+	} else if err := p.ReloadDialplan(); err == nil {
+		log.Info("SIGHUP: dialplan reloaded", "version", p.DialplanVersion())
+	}
+	if cfg.TLS != "" {
+		if err := p.ReloadTLS(); err != nil {
+			log.Error("SIGHUP: tls certificate not reloaded; the one in use stays", "error", err)
+		}
+	}
 }
 
 // warnRealmMismatch tells about extensions whose passwords were hashed for another domain: they

@@ -13,7 +13,7 @@ func TestAllowed(t *testing.T) {
 	}{
 		{"INVITE", true}, {"ACK", true}, {"CANCEL", true}, {"BYE", true}, {"OPTIONS", true},
 		{"REGISTER", true}, {"INFO", true}, {"UPDATE", true}, {"REFER", true}, {"NOTIFY", true},
-		{"PRACK", false}, {"SUBSCRIBE", false}, {"MESSAGE", false}, {"PUBLISH", false},
+		{"SUBSCRIBE", true}, {"PRACK", false}, {"MESSAGE", false}, {"PUBLISH", false},
 		{"invite", false}, // methods are case-sensitive (RFC 3261 §7.1)
 		{"", false}, {"INVITE, ACK", false}, {" INVITE", false}, {"INV", false},
 	} {

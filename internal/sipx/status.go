@@ -1,6 +1,6 @@
 // Package sipx holds small SIP helpers shared by pbxkit's packages, so that each rule is written
 // once: IANA reason phrases (Reason), the methods served (Allow, Allowed), SDP content types
-// (IsSDP) and RFC 3261 tokens (IsToken).
+// (IsSDP), RFC 3261 tokens (IsToken) and the client side of digest authentication (Authorize).
 package sipx
 
 // reasons are the IANA "SIP Response Codes" reason phrases

@@ -1,0 +1,260 @@
+package pbx
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/emiago/sipgo"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+)
+
+// presence serves busy lamps: it keeps each extension's dialogs as the call core's events
+// describe them, and the subscriptions to them (RFC 4235 over RFC 6665; SUBSCRIBE handling in
+// subscribe.go, one subscription's NOTIFYs in subscription.go).
+//
+// Call events arrive on the calls' goroutines: they only update the state under mu and wake the
+// subscriptions concerned; no I/O happens under mu and nothing here waits for the network.
+type presence struct {
+	cfg     Config
+	log     *slog.Logger
+	trusted func(netip.Addr) bool
+	udp     *sipgo.Client // NOTIFYs over UDP: from the PBX's listening socket, through NATs
+	tcp     *sipgo.Client // NOTIFYs over TCP: over the watcher's connection
+	branch  string        // the PBX's Via branch prefix
+	quit    chan struct{} // closed by close: waits for answers give up
+	wg      sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	calls    map[string]*callMark                  // call ID -> the parties marked busy
+	byExt    map[string]map[string]dialogState     // extension -> dialog ID -> state
+	watchers map[string]map[*subscription]struct{} // watched extension -> its subscriptions
+	subs     map[string]*subscription              // dialog key -> subscription
+	perIP    map[netip.Addr]int                    // source bucket -> subscriptions counted
+}
+
+// callMark remembers which extensions a call marks, so that a later event naming another party
+// (a forward, a transfer) ends the dialog of the one before.
+type callMark struct {
+	id             string // the dialog ID shown in dialog-info
+	caller, callee string
+}
+
+func newPresence(p *PBX) (*presence, error) {
+	udp, err := sipgo.NewClient(p.ua, sipgo.WithClientConnectionAddr(p.udp.LocalAddr().String()))
+	if err != nil {
+		return nil, fmt.Errorf("pbx: presence: %w", err)
+	}
+	tcp, err := sipgo.NewClient(p.ua)
+	if err != nil {
+		return nil, fmt.Errorf("pbx: presence: %w", err)
+	}
+	return &presence{
+		cfg: p.cfg, log: p.log.With("component", "presence"), trusted: p.trusted, udp: udp, tcp: tcp,
+		branch: p.branchPrefix, quit: make(chan struct{}),
+		calls: map[string]*callMark{}, byExt: map[string]map[string]dialogState{},
+		watchers: map[string]map[*subscription]struct{}{}, subs: map[string]*subscription{},
+		perIP: map[netip.Addr]int{},
+	}, nil
+}
+
+// callEvent updates the dialogs of a call's parties. It must not block: the call core calls it.
+func (pr *presence) callEvent(ev b2bua.Event) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	m := pr.calls[ev.CallID]
+	if m == nil {
+		if ev.Kind == b2bua.CallEnded || ev.Kind == b2bua.CallDTMF {
+			return
+		}
+		m = &callMark{id: randomToken(8)}
+		pr.calls[ev.CallID] = m
+	}
+	switch ev.Kind {
+	case b2bua.CallNew:
+		pr.mark(m, true, ev.Caller, dialogTrying, ev.Callee)
+	case b2bua.CallRinging:
+		pr.mark(m, true, ev.Caller, dialogEarly, ev.Callee)
+		pr.mark(m, false, ev.Callee, dialogEarly, ev.Caller)
+	case b2bua.CallAnswered, b2bua.CallTransferred:
+		pr.mark(m, true, ev.Caller, dialogConfirmed, ev.Callee)
+		pr.mark(m, false, ev.Callee, dialogConfirmed, ev.Caller)
+	case b2bua.CallEnded:
+		pr.mark(m, true, "", "", "")
+		pr.mark(m, false, "", "", "")
+		delete(pr.calls, ev.CallID)
+	}
+}
+
+// mark puts the caller's side (initiator) or the callee's of call m at ext in state; ext ""
+// ends that side's dialog. A side that moves to another extension ends the dialog at the old one.
+func (pr *presence) mark(m *callMark, initiator bool, ext, state, peer string) {
+	side, direction := &m.callee, "recipient"
+	if initiator {
+		side, direction = &m.caller, "initiator"
+	}
+	if *side != "" && *side != ext {
+		pr.endDialog(*side, m.id)
+	}
+	*side = ext
+	if ext == "" {
+		return
+	}
+	d := dialogState{ID: m.id, Direction: direction, State: state, Peer: peer}
+	dialogs := pr.byExt[ext]
+	if dialogs == nil {
+		dialogs = map[string]dialogState{}
+		pr.byExt[ext] = dialogs
+	}
+	if dialogs[m.id] == d {
+		return
+	}
+	dialogs[m.id] = d
+	pr.changed(ext, nil)
+}
+
+// endDialog removes a dialog of ext and tells its watchers it terminated.
+func (pr *presence) endDialog(ext, id string) {
+	d, ok := pr.byExt[ext][id]
+	if !ok {
+		return
+	}
+	delete(pr.byExt[ext], id)
+	if len(pr.byExt[ext]) == 0 {
+		delete(pr.byExt, ext)
+	}
+	d.State = dialogTerminated
+	pr.changed(ext, &d)
+}
+
+// changed wakes the subscriptions watching ext; ended, when set, is a dialog they must report as
+// terminated once.
+func (pr *presence) changed(ext string, ended *dialogState) {
+	for s := range pr.watchers[ext] {
+		s.poke(ended)
+	}
+}
+
+// document renders the next NOTIFY body of s: the extension's live dialogs and those that
+// terminated since s's last NOTIFY, with s's next version (RFC 4235 §4.1: one more each time).
+func (pr *presence) document(s *subscription) []byte {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	live := pr.byExt[s.ext]
+	dialogs := make([]dialogState, 0, len(live)+1)
+	s.mu.Lock()
+	version := s.version
+	s.version++
+	for _, d := range s.ended {
+		if _, again := live[d.ID]; !again {
+			dialogs = append(dialogs, d)
+		}
+	}
+	s.ended = nil
+	s.mu.Unlock()
+	for _, d := range live {
+		dialogs = append(dialogs, d)
+	}
+	return dialogInfoBody(version, s.ext, pr.cfg.Domain, dialogs)
+}
+
+// errSubscriptionLimit and errSourceLimit refuse a new subscription (503 and 403).
+var (
+	errSubscriptionLimit = fmt.Errorf("subscription limit reached")
+	errSourceLimit       = fmt.Errorf("subscription limit per source reached")
+	errPresenceClosed    = fmt.Errorf("shutting down")
+)
+
+// add files a new subscription within the limits.
+func (pr *presence) add(s *subscription) error {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	switch {
+	case pr.closed:
+		return errPresenceClosed
+	case pr.cfg.MaxSubscriptions > 0 && len(pr.subs) >= pr.cfg.MaxSubscriptions:
+		return errSubscriptionLimit
+	}
+	if !pr.trusted(s.src) {
+		bucket := sourceBucket(s.src)
+		if pr.cfg.MaxSubscriptionsPerSource > 0 && pr.perIP[bucket] >= pr.cfg.MaxSubscriptionsPerSource {
+			return errSourceLimit
+		}
+		pr.perIP[bucket]++
+		s.counted = true
+	}
+	pr.subs[s.key] = s
+	w := pr.watchers[s.ext]
+	if w == nil {
+		w = map[*subscription]struct{}{}
+		pr.watchers[s.ext] = w
+	}
+	w[s] = struct{}{}
+	pr.wg.Add(1) // for s.run, which the caller starts once it has answered the SUBSCRIBE
+	return nil
+}
+
+// remove forgets s; its goroutine calls it on the way out.
+func (pr *presence) remove(s *subscription) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.subs[s.key] == s {
+		delete(pr.subs, s.key)
+	}
+	delete(pr.watchers[s.ext], s)
+	if len(pr.watchers[s.ext]) == 0 {
+		delete(pr.watchers, s.ext)
+	}
+	if s.counted {
+		bucket := sourceBucket(s.src)
+		if pr.perIP[bucket]--; pr.perIP[bucket] <= 0 {
+			delete(pr.perIP, bucket)
+		}
+	}
+}
+
+// lookup finds the subscription of an in-dialog SUBSCRIBE.
+func (pr *presence) lookup(key string) *subscription {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.subs[key]
+}
+
+// count is the number of subscriptions.
+func (pr *presence) count() int {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return len(pr.subs)
+}
+
+// close terminates every subscription, each with a final NOTIFY (RFC 6665 §4.2.2: reason
+// probation, so phones subscribe again a little later, when the PBX is back), and waits for their
+// goroutines, at most until ctx ends. New SUBSCRIBEs get 503 from then on.
+func (pr *presence) close(ctx context.Context) error {
+	pr.mu.Lock()
+	if pr.closed {
+		pr.mu.Unlock()
+		return nil
+	}
+	pr.closed = true
+	for _, s := range pr.subs {
+		s.terminate(reasonShutdown)
+	}
+	pr.mu.Unlock()
+	close(pr.quit)
+	done := make(chan struct{})
+	go func() {
+		pr.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("pbx: subscriptions still ending: %w", ctx.Err())
+	}
+}
