@@ -177,7 +177,7 @@ func (p *PBX) openStore() error {
 
 // newSIPStack makes the sipgo user agent and server over the PBX's parser and read filter.
 func (p *PBX) newSIPStack() error {
-	sipLog := p.log.With("component", "sipgo")
+	sipLog := slog.New(newLimitHandler(p.log.Handler(), p.now)).With("component", "sipgo")
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(p.cfg.UserAgent),
 		sipgo.WithUserAgentParser(p.parser),
