@@ -15,6 +15,12 @@ const (
 	CallDTMF        EventKind = "call.dtmf"        // a side pressed a key (RFC 4733, through the media relay): Digit, Side
 	CallParked      EventKind = "call.parked"      // a side was parked (blind transfer to the park number): Slot
 	CallRetrieved   EventKind = "call.retrieved"   // a parked call was retrieved from its Slot, or rung back to its parker
+	// Per B-leg toward an extension, for busy lamps of every phone rung (a ring group, a queue,
+	// forking): the extension (Leg) is being rung; it stopped being rung without answering
+	// (declined, cancelled because another answered or the caller gave up, timed out). The leg
+	// that answers gets no CallLegEnded: CallAnswered names it.
+	CallLegRinging EventKind = "call.leg_ringing"
+	CallLegEnded   EventKind = "call.leg_ended"
 )
 
 // Event is something that happened to a call.
@@ -30,6 +36,7 @@ type Event struct {
 	Digit    string // CallDTMF: 0-9, *, #, A-D
 	Side     string // CallDTMF: "caller" or "callee"
 	Slot     string // CallParked, CallRetrieved: the park slot
+	Leg      string // CallLegRinging, CallLegEnded: the extension of the leg
 }
 
 // emit publishes an event of kind with the call's identity.

@@ -17,19 +17,20 @@ import (
 // leg is one dialog the PBX opened toward a callee's contact with an INVITE: while it rings, and
 // once answered as the callee's side of the call.
 type leg struct {
-	c       *Call
-	target  Target
-	inv     *sip.Request
-	tx      sip.ClientTransaction
-	branch  string
-	in      *inbox
-	d       dialogSide
-	decided <-chan struct{} // closed once the ring this leg belongs to is decided
-	ext     string          // the extension called, if any
-	won     atomic.Bool     // this leg's 2xx was taken: later 2xx are retransmissions
-	ackHeld atomic.Bool     // late offer: the ACK waits for the caller's answer
-	ackBody []byte          // the answer the ACK carries (late offer), under c.mu
-	failed  atomic.Bool     // the leg's ringing ended with a failure
+	c            *Call
+	target       Target
+	inv          *sip.Request
+	tx           sip.ClientTransaction
+	branch       string
+	in           *inbox
+	d            dialogSide
+	decided      <-chan struct{} // closed once the ring this leg belongs to is decided
+	ext          string          // the extension called, if any
+	won          atomic.Bool     // this leg's 2xx was taken: later 2xx are retransmissions
+	endedEmitted atomic.Bool     // CallLegEnded was published for it
+	ackHeld      atomic.Bool     // late offer: the ACK waits for the caller's answer
+	ackBody      []byte          // the answer the ACK carries (late offer), under c.mu
+	failed       atomic.Bool     // the leg's ringing ended with a failure
 
 	authTried bool // a challenge was answered (authRetry); read and written by the reader only
 

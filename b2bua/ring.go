@@ -92,7 +92,17 @@ func (r *ringer) start(t Target) bool {
 	}
 	r.legs = append(r.legs, l)
 	r.pending++
+	if l.ext != "" {
+		c.emitWith(Event{Kind: CallLegRinging, Leg: l.ext})
+	}
 	return true
+}
+
+// legEnded reports, once, that l stopped being rung without answering.
+func (r *ringer) legEnded(l *leg) {
+	if l.ext != "" && !l.endedEmitted.Swap(true) {
+		r.c.emitWith(Event{Kind: CallLegEnded, Leg: l.ext})
+	}
 }
 
 // stop cancels every leg but keep.
@@ -100,6 +110,7 @@ func (r *ringer) stop(keep *leg) {
 	for _, l := range r.legs {
 		if l != keep {
 			l.cancel()
+			r.legEnded(l)
 		}
 	}
 }
@@ -170,6 +181,7 @@ func (r *ringer) stopped() ringResult {
 func (r *ringer) onEvent(ev legEvent) (ringResult, bool) {
 	if ev.err != nil || ev.res != nil && !ev.res.IsProvisional() && !ev.res.IsSuccess() {
 		ev.l.failed.Store(true) // no longer ringing: not to be picked up
+		r.legEnded(ev.l)
 	}
 	switch res := ev.res; {
 	case ev.err != nil:

@@ -37,6 +37,7 @@ type Event struct {
 	Digit    string // call.dtmf: the key pressed (0-9, *, #, A-D)
 	Side     string // call.dtmf: "caller" or "callee"
 	Slot     string // call.parked, call.retrieved: the park slot
+	Leg      string // call.leg_ringing, call.leg_ended: the extension a B-leg rings
 
 	// Registrations.
 	Extension string
@@ -122,5 +123,5 @@ func (h *hub) close() {
 
 func callEvent(e b2bua.Event) Event {
 	return Event{Kind: string(e.Kind), Time: e.Time, CallID: e.CallID, Caller: e.Caller, Callee: e.Callee,
-		Status: e.Status, HangupBy: e.HangupBy, Reason: e.Reason, Digit: e.Digit, Side: e.Side, Slot: e.Slot}
+		Status: e.Status, HangupBy: e.HangupBy, Reason: e.Reason, Digit: e.Digit, Side: e.Side, Slot: e.Slot, Leg: e.Leg}
 }

@@ -42,6 +42,8 @@ type presence struct {
 type callMark struct {
 	id             string // the dialog ID shown in dialog-info
 	caller, callee string
+	rung           map[string]bool // extensions rung by B-legs that have not stopped ringing
+	answered       bool
 }
 
 func newPresence(p *PBX) (*presence, error) {
@@ -80,13 +82,51 @@ func (pr *presence) callEvent(ev b2bua.Event) {
 	case b2bua.CallRinging:
 		pr.mark(m, true, ev.Caller, dialogEarly, ev.Callee)
 		pr.mark(m, false, ev.Callee, dialogEarly, ev.Caller)
+	case b2bua.CallLegRinging:
+		pr.ringLeg(m, ev.Leg, ev.Caller)
+	case b2bua.CallLegEnded:
+		pr.endLeg(m, ev.Leg)
 	case b2bua.CallAnswered, b2bua.CallTransferred:
+		m.answered = true
 		pr.mark(m, true, ev.Caller, dialogConfirmed, ev.Callee)
 		pr.mark(m, false, ev.Callee, dialogConfirmed, ev.Caller)
+		for ext := range m.rung {
+			pr.endLeg(m, ext)
+		}
 	case b2bua.CallEnded:
+		for ext := range m.rung {
+			pr.endLeg(m, ext)
+		}
 		pr.mark(m, true, "", "", "")
 		pr.mark(m, false, "", "", "")
 		delete(pr.calls, ev.CallID)
+	}
+}
+
+// ringLeg shows the call ringing at an extension one of its B-legs rings (every member of a ring
+// group or queue, every extension of a fork), beside the callee the call's events name.
+func (pr *presence) ringLeg(m *callMark, ext, caller string) {
+	if ext == "" || ext == m.callee {
+		return
+	}
+	if m.rung == nil {
+		m.rung = map[string]bool{}
+	}
+	m.rung[ext] = true
+	pr.setDialog(ext, dialogState{ID: m.id, Direction: "recipient", State: dialogEarly, Peer: caller})
+}
+
+// endLeg ends the ringing an extension's B-leg showed, unless that extension answered.
+func (pr *presence) endLeg(m *callMark, ext string) {
+	if !m.rung[ext] {
+		return
+	}
+	delete(m.rung, ext)
+	switch {
+	case ext != m.callee:
+		pr.endDialog(ext, m.id)
+	case !m.answered: // the callee the ringing named stopped ringing: it is no one's side now
+		pr.mark(m, false, "", "", "")
 	}
 }
 
@@ -104,16 +144,20 @@ func (pr *presence) mark(m *callMark, initiator bool, ext, state, peer string) {
 	if ext == "" {
 		return
 	}
-	d := dialogState{ID: m.id, Direction: direction, State: state, Peer: peer}
+	pr.setDialog(ext, dialogState{ID: m.id, Direction: direction, State: state, Peer: peer})
+}
+
+// setDialog records d as one of ext's dialogs and wakes its watchers when it changed.
+func (pr *presence) setDialog(ext string, d dialogState) {
 	dialogs := pr.byExt[ext]
 	if dialogs == nil {
 		dialogs = map[string]dialogState{}
 		pr.byExt[ext] = dialogs
 	}
-	if dialogs[m.id] == d {
+	if dialogs[d.ID] == d {
 		return
 	}
-	dialogs[m.id] = d
+	dialogs[d.ID] = d
 	pr.changed(ext, nil)
 }
 

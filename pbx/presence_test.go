@@ -11,6 +11,7 @@ import (
 
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/pbx"
+	"github.com/pbxkit/pbxkit/store"
 )
 
 // TestBLFCallStates: a watcher of the callee sees idle, early (recipient), confirmed, terminated;
@@ -307,4 +308,30 @@ func TestBLFDialogDetails(t *testing.T) {
 	if req.Recipient.String() != moved.Contact("201") || req.CallID().Value() != w.sub.CallID().Value() {
 		t.Fatalf("NOTIFY after target refresh to %s in %s", req.Recipient.String(), req.CallID().Value())
 	}
+}
+
+// TestBLFRingGroupMembers: every member a parallel ring group rings shows the call ringing; when
+// one answers, the others' lamps go out and the one that answered shows the call confirmed.
+func TestBLFRingGroupMembers(t *testing.T) {
+	o := newOffice(t, "sqlite::memory:", pbx.Config{}, []string{"101", "102"})
+	if err := o.tp.store.CreateGroup(t.Context(), groupOf("501", store.GroupParallel, 5, "101", "102")); err != nil {
+		t.Fatal(err)
+	}
+	w101, w102 := subscribe(t, newClient(t, o.tp.addr), "101", ""), subscribe(t, newClient(t, o.tp.addr), "102", "")
+	w101.expect("active", "")
+	w102.expect("active", "")
+
+	inv := o.call("501")
+	rung := map[string]*sip.Request{}
+	for len(rung) < 2 {
+		ext, b := o.nextRing(t, 2*time.Second)
+		rung[ext] = b
+	}
+	w101.expect("active", "recipient:early")
+	w102.expect("active", "recipient:early")
+	o.phones["101"].RespondWith(rung["101"], 180, "Ringing", "")
+	o.answer(t, "102", rung["102"], inv)
+	o.phones["101"].AcceptCancel(rung["101"])
+	w101.expect("active", "recipient:terminated")
+	w102.expect("active", "recipient:confirmed")
 }

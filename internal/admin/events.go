@@ -26,6 +26,7 @@ type eventView struct {
 	Digit      string    `json:"digit,omitempty"`
 	Side       string    `json:"side,omitempty"`
 	Slot       string    `json:"slot,omitempty"`
+	Leg        string    `json:"leg,omitempty"`
 	Extension  string    `json:"extension,omitempty"`
 	Contact    string    `json:"contact,omitempty"`
 	Source     string    `json:"source,omitempty"`
@@ -38,7 +39,7 @@ type eventView struct {
 
 func viewEvent(e pbx.Event) eventView {
 	v := eventView{Kind: e.Kind, Time: e.Time, CallID: e.CallID, Caller: e.Caller, Callee: e.Callee, Status: e.Status,
-		HangupBy: e.HangupBy, Reason: e.Reason, Digit: e.Digit, Side: e.Side, Slot: e.Slot, Extension: e.Extension,
+		HangupBy: e.HangupBy, Reason: e.Reason, Digit: e.Digit, Side: e.Side, Slot: e.Slot, Leg: e.Leg, Extension: e.Extension,
 		Contact: e.Contact, Source: e.Source, ExpiresSec: int(e.Expires / time.Second), Queue: e.Queue, Position: e.Position}
 	if e.Kind == pbx.QueueJoined || e.Kind == pbx.QueueLeft {
 		n := e.Waiting

@@ -83,7 +83,7 @@ func TestEventStreamCall(t *testing.T) {
 	for _, want := range []struct {
 		kind   string
 		status float64
-	}{{"call.new", 0}, {"call.ringing", 180}, {"call.answered", 200}, {"call.ended", 200}} {
+	}{{"call.new", 0}, {"call.leg_ringing", 0}, {"call.ringing", 180}, {"call.answered", 200}, {"call.ended", 200}} {
 		ev, err := s.next()
 		if err != nil {
 			t.Fatal(err)
@@ -92,6 +92,9 @@ func TestEventStreamCall(t *testing.T) {
 		if ev.name != want.kind || ev.data["kind"] != want.kind || ev.data["call_id"] != inv.CallID().Value() ||
 			ev.data["caller"] != "100" || ev.data["callee"] != "200" || status != want.status {
 			t.Fatalf("got %s %v, want %s", ev.name, ev.data, want.kind)
+		}
+		if want.kind == "call.leg_ringing" && ev.data["leg"] != "200" {
+			t.Fatalf("leg ringing: %v", ev.data)
 		}
 		if want.kind == "call.ended" && ev.data["hangup_by"] != "caller" {
 			t.Fatalf("ended: %v", ev.data)
