@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/pbxkit/pbxkit/migrations"
+)
+
+// CreateExtension adds e. The number must be new (else ErrConflict) and the credentials set with
+// SetPassword. e.ID and the time stamps are filled in.
+func (s *Store) CreateExtension(ctx context.Context, e *Extension) error {
+	if err := e.validate(); err != nil {
+		return err
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	e.ID = 0
+	err := s.db.WithContext(ctx).Create(e).Error
+	s.exts.invalidate(e.Number)
+	if err != nil {
+		return mapErr(fmt.Sprintf("store: create extension %s", e.Number), err)
+	}
+	s.bumpSettings(ctx)
+	return nil
+}
+
+// Extension returns the extension with that number from the cache or the database.
+func (s *Store) Extension(ctx context.Context, number string) (*Extension, error) {
+	if ValidateNumber(number) != nil {
+		return nil, fmt.Errorf("store: extension %q: %w", number, ErrNotFound)
+	}
+	v, found, ok, gen := s.exts.get(number)
+	if ok {
+		if !found {
+			return nil, fmt.Errorf("store: extension %s: %w", number, ErrNotFound)
+		}
+		return &v, nil
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	var e Extension
+	err := s.db.WithContext(ctx).Where("number = ?", number).Take(&e).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		s.exts.put(number, gen, Extension{}, false)
+		return nil, fmt.Errorf("store: extension %s: %w", number, ErrNotFound)
+	case err != nil:
+		err = mapErr("store: extension "+number, err)
+		if v, ok := s.exts.stale(number); ok && errors.Is(err, ErrUnavailable) {
+			return &v, nil
+		}
+		return nil, err
+	}
+	s.exts.put(number, gen, e, true)
+	return &e, nil
+}
+
+// Extensions lists every extension by number.
+func (s *Store) Extensions(ctx context.Context) ([]Extension, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	var out []Extension
+	err := s.db.WithContext(ctx).Order("number").Find(&out).Error
+	return out, mapErr("store: list extensions", err)
+}
+
+// PickupGroup returns the numbers of the enabled extensions in pickup group group, in order; none
+// for "".
+func (s *Store) PickupGroup(ctx context.Context, group string) ([]string, error) {
+	if group == "" {
+		return nil, nil
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	var out []string
+	err := s.db.WithContext(ctx).Model(&Extension{}).Where("pickup_group = ? AND enabled = ?", group, true).
+		Order("number").Pluck("number", &out).Error
+	return out, mapErr("store: pickup group "+group, err)
+}
+
+// UpdateExtension applies p to the extension with that number and returns the result.
+func (s *Store) UpdateExtension(ctx context.Context, number string, p ExtensionPatch) (*Extension, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	var e Extension
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(s.forUpdate()...).Where("number = ?", number).Take(&e).Error; err != nil {
+			return err
+		}
+		if err := p.apply(&e); err != nil {
+			return err
+		}
+		return tx.Save(&e).Error
+	})
+	s.exts.invalidate(number)
+	if errors.Is(err, ErrInvalid) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, mapErr("store: update extension "+number, err)
+	}
+	s.bumpSettings(ctx)
+	return &e, nil
+}
+
+func (s *Store) forUpdate() []clause.Expression {
+	if s.dialect == migrations.Postgres {
+		return []clause.Expression{clause.Locking{Strength: "UPDATE"}}
+	}
+	return nil
+}
+
+// DeleteExtension removes the extension with its bindings and queue memberships.
+func (s *Store) DeleteExtension(ctx context.Context, number string) error {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	res := s.db.WithContext(ctx).Where("number = ?", number).Delete(&Extension{})
+	s.exts.invalidate(number)
+	s.bindings.invalidate(number)
+	if res.Error != nil {
+		return mapErr("store: delete extension "+number, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("store: delete extension %s: %w", number, ErrNotFound)
+	}
+	s.bumpSettings(ctx)
+	return nil
+}
