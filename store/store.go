@@ -215,7 +215,7 @@ func dialectorFor(dsn string) (gorm.Dialector, string, error) {
 		}
 		return sqlite.Open("file:" + path + sep + params), migrations.SQLite, nil
 	}
-	return nil, "", fmt.Errorf("store: unsupported database %q: want postgres://... or sqlite:PATH", redactDSN(dsn))
+	return nil, "", fmt.Errorf("store: unsupported database %q: want postgres://... or sqlite:PATH", RedactDSN(dsn))
 }
 
 // sqliteFolder reports a database file whose folder does not exist: SQLite itself says only
@@ -245,8 +245,8 @@ func sqliteCantOpen(err error) error {
 	return err
 }
 
-// redactDSN hides a password in an error message.
-func redactDSN(dsn string) string {
+// RedactDSN hides the password of a database URL, for messages and logs.
+func RedactDSN(dsn string) string {
 	if i := strings.Index(dsn, "://"); i >= 0 {
 		if at := strings.LastIndex(dsn, "@"); at > i {
 			if c := strings.Index(dsn[i+3:at], ":"); c >= 0 {

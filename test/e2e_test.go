@@ -78,6 +78,7 @@ func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	s := &server{done: make(chan error, 1)}
 	s.cmd = exec.Command(officepbx, append([]string{"serve", "--sip", "127.0.0.1:0"}, args...)...)
+	s.cmd.Dir = t.TempDir() // what serve makes by default (officepbx.records) stays out of the tree
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

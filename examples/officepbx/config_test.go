@@ -72,7 +72,7 @@ func TestConfigSharedBySubcommands(t *testing.T) {
 	t.Chdir(t.TempDir())
 	logs, stop := startServe(t, "--config", cfg)
 	out := logs.String()
-	for _, want := range []string{"office.db, 1 extensions", "domain office.example"} {
+	for _, want := range []string{"office.db, 1 extension", "domain office.example"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve with the config file: summary lacks %q:\n%s", want, out)
 		}

@@ -4,7 +4,8 @@
 --
 --   100-103   the demo extensions (any extension in the database rings)
 --   600       ring group: the front desk, 100 and 101 ring together
---   700       support queue: agents 102 and 103, hold tone while callers wait
+--   650       support queue: agents 102 and 103, hold tone while callers wait (not 700:
+--             that is the park number, and a transfer to it parks the call)
 --   blocked   callers in BLOCKED are declined with 603
 --   hours     the group and the queue answer Monday to Friday, 08:00 to 18:00
 --
@@ -17,7 +18,7 @@
 
 local BLOCKED = { ["0900123456"] = true, ["spam"] = true }
 local GROUPS = { ["600"] = { "100", "101" } }
-local QUEUES = { ["700"] = "support" }
+local QUEUES = { ["650"] = "support" }
 local OPEN_HOUR, CLOSE_HOUR = 8, 18
 local ZONE = nil -- e.g. "Europe/Berlin"; nil: the PBX's local time
 

@@ -111,7 +111,7 @@ type startInfo struct {
 // (and, that once, the demo extensions' passwords) to out.
 func welcome(ctx context.Context, out io.Writer, p *pbx.PBX, httpAddr string) error {
 	cfg := p.Config()
-	info := startInfo{sip: p.UDPAddr().String(), http: httpAddr, db: cfg.Database, dialplan: cfg.DialplanScript,
+	info := startInfo{sip: p.UDPAddr().String(), http: httpAddr, db: store.RedactDSN(cfg.Database), dialplan: cfg.DialplanScript,
 		domain: cfg.Domain, phoneHost: phoneHost(p.UDPAddr(), cfg.ExternalIP), extensions: -1}
 	if a := p.TLSAddr(); a != nil {
 		info.tls = a.String()
@@ -167,7 +167,7 @@ func (i startInfo) print(w io.Writer) {
 	if i.extensions < 0 {
 		fmt.Fprintf(w, "  database    %s (in memory: gone when the PBX stops)\n", i.db)
 	} else {
-		fmt.Fprintf(w, "  database    %s, %d extensions\n", i.db, i.extensions)
+		fmt.Fprintf(w, "  database    %s, %s\n", i.db, plural(i.extensions, "extension"))
 	}
 	fmt.Fprintf(w, "  dialplan    %s\n", orText(i.dialplan, "none: calls go to the extension dialled (--dialplan FILE)"))
 	fmt.Fprintf(w, "  media relay %s\n", orText(i.relay, "off: phones send RTP to each other (--rtp-ports LO-HI)"))
@@ -187,4 +187,12 @@ func orText(s, none string) string {
 		return none
 	}
 	return s
+}
+
+// plural is "1 extension", "4 extensions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -100,3 +100,13 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("versionText:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestSummaryHidesDatabasePassword: the database as welcome hands it to the summary (which ends up
+// in the journal) carries no password, and extensions are counted in good English.
+func TestSummaryHidesDatabasePassword(t *testing.T) {
+	var out strings.Builder
+	startInfo{sip: "127.0.0.1:5060", db: store.RedactDSN("postgres://pbx:TopSecret@db:5432/pbx"), extensions: 1}.print(&out)
+	if strings.Contains(out.String(), "TopSecret") || !strings.Contains(out.String(), "postgres://pbx:***@db:5432/pbx, 1 extension\n") {
+		t.Fatalf("summary:\n%s", out.String())
+	}
+}
