@@ -32,18 +32,21 @@ func TestCallEvents(t *testing.T) {
 	want := []struct {
 		kind   string
 		status int
-	}{{"call.new", 0}, {"call.ringing", 180}, {"call.answered", 200}, {"call.ended", 200}}
+	}{{"call.new", 0}, {"call.leg_ringing", 0}, {"call.ringing", 180}, {"call.answered", 200}, {"call.ended", 200}}
 	for _, w := range want {
 		ev := next(t, sub)
 		if ev.Kind != w.kind || ev.Status != w.status || ev.CallID != inv.CallID().Value() || ev.Caller != "100" || ev.Callee != "200" {
 			t.Fatalf("got %+v, want %s with status %d", ev, w.kind, w.status)
 		}
+		if ev.Kind == "call.leg_ringing" && ev.Leg != "200" {
+			t.Fatalf("leg event %+v", ev)
+		}
 		if ev.Kind == "call.ended" && (ev.HangupBy != "caller" || ev.Reason == "") {
 			t.Fatalf("ended event %+v", ev)
 		}
 	}
-	if full.Dropped() != 3 {
-		t.Fatalf("full subscriber: %d dropped, want 3 (buffer 1 of 4 events)", full.Dropped())
+	if full.Dropped() != 4 {
+		t.Fatalf("full subscriber: %d dropped, want 4 (buffer 1 of 5 events)", full.Dropped())
 	}
 	sub.Close()
 	sub.Close()
