@@ -27,6 +27,7 @@ func (c *Call) answer(l *leg, res *sip.Response) bool {
 		c.dropAnswer(l) // Hangup gave up on the call while this answer was on its way
 		return false
 	}
+	l.answered()
 	// Before the caller gets its 200: after it, the caller's BYE can end the call at any moment.
 	c.emit(CallAnswered, 200)
 	c.e.table.add(l.d.key(), c, false)
@@ -81,6 +82,7 @@ func (c *Call) connect(l *leg, calleeSDP []byte) bool {
 	}
 	now := time.Now()
 	c.winner = l
+	c.setup.legs = nil // the others were cancelled; Hangup no longer needs them
 	c.rec.Answer, c.rec.Callee = now, l.party()
 	c.seg = segment{caller: c.rec.Caller, callee: l.party(), start: now}
 	c.media.sdpA, c.media.sdpB = c.media.offer, calleeSDP

@@ -19,8 +19,8 @@ import (
 type leg struct {
 	c            *Call
 	target       Target
-	inv          *sip.Request
-	tx           sip.ClientTransaction
+	inv          *sip.Request // the INVITE sent, while the leg may need it (CANCEL, a challenge); nil once answered
+	cseq         uint32       // the INVITE's CSeq: the ACK's
 	branch       string
 	in           *inbox
 	d            dialogSide
@@ -135,7 +135,7 @@ func (l *leg) send(o legOrigin, events chan<- legEvent) error {
 		return err
 	}
 	l.mu.Lock()
-	l.inv, l.tx = inv, tx
+	l.inv, l.cseq = inv, inv.CSeq().SeqNo
 	l.mu.Unlock()
 	e.bg.Add(1)
 	go l.read(events, tx)
@@ -238,7 +238,7 @@ func (l *leg) mayCancel(set func()) {
 	l.cancelSent = l.cancelSent || send
 	inv := l.inv
 	l.mu.Unlock()
-	if send {
+	if send && inv != nil {
 		l.c.e.sendAsync(cancelFor(inv), l.c.log, "cancel")
 	}
 }
@@ -290,7 +290,7 @@ func (l *leg) releaseAck(answer []byte) {
 // ack acknowledges the leg's 2xx (its INVITE's CSeq), with the late offer's answer if any.
 func (l *leg) ack() {
 	l.mu.Lock()
-	cseq := l.inv.CSeq().SeqNo
+	cseq := l.cseq
 	l.mu.Unlock()
 	l.c.mu.Lock()
 	ack := l.d.requestCSeq(sip.ACK, cseq, l.c.e.cfg.BranchPrefix)
@@ -319,4 +319,12 @@ func (c *Call) byeIn(d *dialogSide, what string) {
 func isConnError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op)
+}
+
+// answered lets the INVITE go once the leg is the callee's side of the call: a held call keeps
+// only its dialog (the message with all its parsed headers was the largest part of it).
+func (l *leg) answered() {
+	l.mu.Lock()
+	l.inv = nil
+	l.mu.Unlock()
 }

@@ -37,11 +37,12 @@ func (l *leg) authRetry(res *sip.Response, old sip.ClientTransaction, taken bool
 		awaitPassUp(old)
 	}
 	l.mu.Lock()
-	inv, gaveUp := l.inv.Clone(), l.cancelWanted
+	inv, gaveUp := l.inv, l.cancelWanted
 	l.mu.Unlock()
-	if gaveUp {
+	if gaveUp || inv == nil {
 		return nil
 	}
+	inv = inv.Clone()
 	log := l.c.log.With("target", l.target.URI.String())
 	if err := sipx.Authorize(inv, res, l.target.Auth.Username, l.target.Auth.Password); err != nil {
 		log.Warn("challenge not answered", "status", code, "error", err)
@@ -63,7 +64,7 @@ func (l *leg) authRetry(res *sip.Response, old sip.ClientTransaction, taken bool
 		return nil
 	}
 	l.mu.Lock()
-	l.inv, l.tx, l.ringing, l.cancelSent = inv, tx, false, false
+	l.inv, l.cseq, l.ringing, l.cancelSent = inv, inv.CSeq().SeqNo, false, false
 	l.mu.Unlock()
 	log.Debug("challenge answered", "status", code)
 	return tx
