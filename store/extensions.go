@@ -29,18 +29,38 @@ func (s *Store) CreateExtension(ctx context.Context, e *Extension) error {
 	return nil
 }
 
-// Extension returns the extension with that number from the cache or the database.
+// Extension returns the extension with that number from the cache or the database. Look-ups
+// that miss at the same time share one query (under load, every call arriving while an entry
+// was expired queued its own query behind the others).
 func (s *Store) Extension(ctx context.Context, number string) (*Extension, error) {
 	if ValidateNumber(number) != nil {
 		return nil, fmt.Errorf("store: extension %q: %w", number, ErrNotFound)
 	}
 	v, found, ok, gen := s.exts.get(number)
-	if ok {
-		if !found {
-			return nil, fmt.Errorf("store: extension %s: %w", number, ErrNotFound)
+	if !ok {
+		r, err, _ := s.extFill.Do(number, func() (any, error) {
+			return s.loadExtension(context.WithoutCancel(ctx), number, gen)
+		})
+		if err != nil {
+			return nil, err
 		}
-		return &v, nil
+		f := r.(extensionFill)
+		v, found = f.e, f.found
 	}
+	if !found {
+		return nil, fmt.Errorf("store: extension %s: %w", number, ErrNotFound)
+	}
+	return &v, nil
+}
+
+type extensionFill struct {
+	e     Extension
+	found bool
+}
+
+// loadExtension reads an extension from the database into the cache (a stale entry stands in
+// while the database is away).
+func (s *Store) loadExtension(ctx context.Context, number string, gen uint64) (extensionFill, error) {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	var e Extension
@@ -48,16 +68,16 @@ func (s *Store) Extension(ctx context.Context, number string) (*Extension, error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		s.exts.put(number, gen, Extension{}, false)
-		return nil, fmt.Errorf("store: extension %s: %w", number, ErrNotFound)
+		return extensionFill{}, nil
 	case err != nil:
 		err = mapErr("store: extension "+number, err)
 		if v, ok := s.exts.stale(number); ok && errors.Is(err, ErrUnavailable) {
-			return &v, nil
+			return extensionFill{e: v, found: true}, nil
 		}
-		return nil, err
+		return extensionFill{}, err
 	}
 	s.exts.put(number, gen, e, true)
-	return &e, nil
+	return extensionFill{e: e, found: true}, nil
 }
 
 // Extensions lists every extension by number.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/pressly/goose/v3"
+	"golang.org/x/sync/singleflight"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
@@ -122,6 +123,7 @@ type Store struct {
 	loaded   atomic.Int64
 	closed   atomic.Bool
 	settings settingsWatch
+	extFill  singleflight.Group // one database query per extension missing from the cache
 }
 
 // Open connects to dsn, applies pending migrations and loads live registrations into the cache.
