@@ -32,6 +32,8 @@ type Server struct {
 	udp   net.PacketConn
 	tcp   net.Listener
 
+	ua *sipgo.UserAgent
+
 	mu       sync.Mutex
 	contacts map[string][]b2bua.Target
 	records  []b2bua.Record
@@ -68,6 +70,7 @@ func NewServer(t testing.TB, cfg b2bua.Config, route b2bua.RouteFunc) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.ua = ua
 	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(log))
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +196,9 @@ func (s *Server) Register(ext string, p *Phone) {
 	var uri sip.Uri
 	if err := sip.ParseUri(p.Contact(ext), &uri); err != nil {
 		s.t.Fatal(err)
+	}
+	if p.Transport() != "udp" {
+		s.waitAccepted(p)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -345,4 +351,21 @@ func (s *Server) RegisterTarget(t b2bua.Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.contacts[t.Ext] = append(s.contacts[t.Ext], t)
+}
+
+// waitAccepted waits until the server has taken a TCP or TLS phone's connection into its pool,
+// as the phone's first REGISTER would have made sure: a call to a phone whose connection the
+// server has not accepted yet would be sent on a new connection, which the phone does not take.
+func (s *Server) waitAccepted(p *Phone) {
+	pool := s.ua.TransportLayer().Pool(p.Transport())
+	if pool == nil {
+		return
+	}
+	for deadline := time.Now().Add(Wait); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if c := pool.Get(p.Addr()); c != nil {
+			c.Ref(-1) // Get took a reference
+			return
+		}
+	}
+	s.t.Fatalf("the server never accepted the %s connection from %s", p.Transport(), p.Addr())
 }
