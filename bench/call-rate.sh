@@ -204,20 +204,7 @@ shed_count() {
 	curl -sf "http://127.0.0.1:${http_port[$1]}/metrics" | awk '/^pbxkit_requests_shed_total/ { n += $2 } END { print n + 0 }'
 }
 
-read -ra sys_list <<<"$systems"
-round=0
-for rate in $rates; do
-	[ -z "${active// /}" ] && break
-	echo "-- $rate calls/s ($(load_line))"
-	for i in "${!sys_list[@]}"; do
-		s=${sys_list[$(((i + round) % ${#sys_list[@]}))]}
-		[[ "$active" == *" $s "* ]] || continue
-		sleep "$gap_s"
-		run_step "$s" "$rate"
-	done
-	round=$((round + 1))
-done
-echo "at end: $(load_line)"
+step_all calls/s
 
 # --- summary -----------------------------------------------------------------------------------
 echo

@@ -88,3 +88,24 @@ ticks_to_s() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 load_line() { uptime | sed 's/.*load average/load average/'; }
+
+# step_all UNIT: steps every system in $systems through $rates, interleaved (each round starts at
+# the next system, so outside load hits them alike), calling run_step SYSTEM RATE; a system
+# leaves $active at its first dirty step (run_step's business).
+# shellcheck disable=SC2154 # systems, rates, active and gap_s are the calling script's settings
+step_all() {
+	local unit=$1 rate i s round=0 sys_list
+	read -ra sys_list <<<"$systems"
+	for rate in $rates; do
+		[ -z "${active// /}" ] && break
+		echo "-- $rate $unit ($(load_line))"
+		for i in "${!sys_list[@]}"; do
+			s=${sys_list[$(((i + round) % ${#sys_list[@]}))]}
+			[[ "$active" == *" $s "* ]] || continue
+			sleep "$gap_s"
+			run_step "$s" "$rate"
+		done
+		round=$((round + 1))
+	done
+	echo "at end: $(load_line)"
+}

@@ -124,20 +124,7 @@ run_step() { # SYSTEM RATE
 	fi
 }
 
-read -ra sys_list <<<"$systems"
-round=0
-for rate in $rates; do
-	[ -z "${active// /}" ] && break
-	echo "-- $rate registrations/s ($(load_line))"
-	for i in "${!sys_list[@]}"; do
-		s=${sys_list[$(((i + round) % ${#sys_list[@]}))]}
-		[[ "$active" == *" $s "* ]] || continue
-		sleep "$gap_s"
-		run_step "$s" "$rate"
-	done
-	round=$((round + 1))
-done
-echo "at end: $(load_line)"
+step_all registrations/s
 
 echo
 echo "system         clean up to  first dirty (why)                      ratio            CPU/registration (steps both were clean)"

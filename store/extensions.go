@@ -112,7 +112,7 @@ func (s *Store) UpdateExtension(ctx context.Context, number string, p ExtensionP
 		if err := tx.Clauses(s.forUpdate()...).Where("number = ?", number).Take(&e).Error; err != nil {
 			return err
 		}
-		if err := p.apply(&e); err != nil {
+		if err := p.Apply(&e); err != nil {
 			return err
 		}
 		return tx.Save(&e).Error

@@ -165,7 +165,10 @@ type ExtensionPatch struct {
 	PickupGroup     *string
 }
 
-func (p ExtensionPatch) apply(e *Extension) error {
+// Apply sets the fields p carries on e (hashing a new password for e's realm, or p's) and
+// checks the result; UpdateExtension applies a patch this way, and a new extension can be
+// filled from one before CreateExtension.
+func (p ExtensionPatch) Apply(e *Extension) error {
 	if p.Name != nil {
 		e.Name = *p.Name
 	}

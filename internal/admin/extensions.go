@@ -95,12 +95,11 @@ func (s *Server) createExtension(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, msg)
 		return
 	}
-	e := &store.Extension{Number: *in.Number, Enabled: true}
-	if err := e.SetPassword(s.pbx.Config().Domain, *in.Password); err != nil {
+	e := &store.Extension{Number: *in.Number, Enabled: true, Realm: s.pbx.Config().Domain}
+	if err := in.patch().Apply(e); err != nil { // the password is hashed for the PBX's domain
 		s.storeError(w, r, err)
 		return
 	}
-	applyInput(e, in)
 	if err := s.store.CreateExtension(r.Context(), e); err != nil {
 		s.storeError(w, r, err)
 		return
@@ -108,30 +107,6 @@ func (s *Server) createExtension(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("admin API: extension created", "ext", e.Number)
 	w.Header().Set("Location", "/api/extensions/"+e.Number)
 	writeJSON(w, http.StatusCreated, viewExtension(*e))
-}
-
-// applyInput sets the optional fields of a new extension the way a PATCH would.
-func applyInput(e *store.Extension, in extensionInput) {
-	p := in.patch()
-	set := func(dst *string, src *string) {
-		if src != nil {
-			*dst = *src
-		}
-	}
-	set(&e.Name, p.Name)
-	set(&e.ForwardAlways, p.ForwardAlways)
-	set(&e.ForwardBusy, p.ForwardBusy)
-	set(&e.ForwardNoAnswer, p.ForwardNoAnswer)
-	set(&e.PickupGroup, p.PickupGroup)
-	if p.Enabled != nil {
-		e.Enabled = *p.Enabled
-	}
-	if p.DND != nil {
-		e.DND = *p.DND
-	}
-	if p.RingTimeout != nil {
-		e.RingTimeout = *p.RingTimeout
-	}
 }
 
 func (s *Server) patchExtension(w http.ResponseWriter, r *http.Request) {
