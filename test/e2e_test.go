@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -132,14 +133,28 @@ func (s *server) stop(t *testing.T) {
 	}
 }
 
+// freeUDPPort is a port free for UDP and TCP on 127.0.0.1 (sipp over TCP listens on it too),
+// below the kernel's ephemeral range (32768 up): a connection made elsewhere on the machine
+// meanwhile (Postgres clients, phones) cannot take it before sipp binds it. Ports 20000-30000
+// are the phones' (freePortRange).
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
+	for tries := 0; tries < 200; tries++ {
+		port := 30000 + rand.IntN(2700)
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		u.Close()
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	t.Fatal("no free port for sipp")
+	return 0
 }
 
 // sipp runs a scenario from test/sipp against addr and fails the test if sipp reports failure.
