@@ -1,0 +1,124 @@
+package media
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// ParticipantConfig describes a participant joining a Room.
+type ParticipantConfig struct {
+	// Codec is the G.711 law (PCMU or PCMA) the participant hears the room in. What it sends is
+	// decoded by each packet's payload type.
+	Codec Codec
+	// Send gets the participant's audio: one 20 ms frame (160 bytes in Codec) every 20 ms, on the
+	// room's goroutine. It must not block (the whole room waits), must not keep frame after it
+	// returns, and must not call Leave or Close (they wait for the frame in progress). An
+	// RTPStream's Send makes each frame an RTP packet of the participant's own stream.
+	Send func(frame []byte)
+	// Name labels the participant in listings: a caller's number, a call's ID.
+	Name string
+	// Muted joins muted: heard by nobody until SetMuted(false).
+	Muted bool
+}
+
+// Participant is one party of a Room. Feed it what the party sends (ReceiveRTP or Receive).
+type Participant struct {
+	room   *Room
+	id     int
+	name   string
+	codec  Codec
+	out    *law
+	send   func([]byte)
+	joined time.Time
+	muted  atomic.Bool
+	left   chan struct{}
+
+	mu  sync.Mutex
+	jit jitter
+
+	// The room's clock goroutine's own.
+	in    [frameSamples]int16
+	adds  bool // in is part of this frame's sum
+	frame [frameSamples]byte
+}
+
+// ParticipantInfo describes a participant.
+type ParticipantInfo struct {
+	ID     int       `json:"id"`
+	Name   string    `json:"name"`
+	Codec  string    `json:"codec"`
+	Muted  bool      `json:"muted"`
+	Joined time.Time `json:"joined"`
+}
+
+// ID returns the participant's number in its room (1, 2, ... in the order they joined; never
+// reused within a room).
+func (p *Participant) ID() int { return p.id }
+
+// Info describes the participant.
+func (p *Participant) Info() ParticipantInfo {
+	return ParticipantInfo{ID: p.id, Name: p.name, Codec: p.codec.Name, Muted: p.muted.Load(), Joined: p.joined}
+}
+
+// SetMuted mutes the participant (the others stop hearing it; it still hears them) or unmutes it.
+func (p *Participant) SetMuted(muted bool) { p.muted.Store(muted) }
+
+// Muted reports whether the participant is muted.
+func (p *Participant) Muted() bool { return p.muted.Load() }
+
+// Done is closed when the participant has left the room: Leave, kicked (Room.Participant(id).Leave
+// from elsewhere), or the room closed.
+func (p *Participant) Done() <-chan struct{} { return p.left }
+
+// Leave takes the participant out of the room and waits until the room no longer uses it: Send is
+// not called after Leave returns. The last participant to leave closes the room. It is safe to
+// call more than once.
+func (p *Participant) Leave() {
+	p.room.remove(p)
+	p.room.settle()
+}
+
+// ReceiveRTP takes an RTP packet the participant sent (RFC 3550 §5.1): PCMU or PCMA audio is
+// decoded into the participant's jitter buffer by its timestamp; other payload types
+// (telephone-event, comfort noise) and anything that is not RTP are ignored. pkt is not kept.
+func (p *Participant) ReceiveRTP(pkt []byte) {
+	var h rtp.Header
+	n, err := h.Unmarshal(pkt)
+	if err != nil || h.Version != 2 {
+		return
+	}
+	l := lawOf(h.PayloadType)
+	if l == nil {
+		return
+	}
+	payload := pkt[n:]
+	if h.Padding && len(payload) > 0 { // RFC 3550 §5.1: the last octet counts the padding
+		payload = payload[:max(0, len(payload)-int(payload[len(payload)-1]))]
+	}
+	p.mu.Lock()
+	p.jit.put(l, h.Timestamp, h.SSRC, payload)
+	p.mu.Unlock()
+}
+
+// Receive takes the payload of a packet the participant sent, of payload type pt, for a source
+// that has no RTP timestamps: payloads are played in the order they come, one after the other.
+// Other payload types than PCMU and PCMA are ignored. payload is not kept.
+func (p *Participant) Receive(payload []byte, pt uint8) {
+	l := lawOf(pt)
+	if l == nil {
+		return
+	}
+	p.mu.Lock()
+	p.jit.putNext(l, payload)
+	p.mu.Unlock()
+}
+
+// takeFrame moves the participant's next frame into p.in, reporting whether any of it was received.
+func (p *Participant) takeFrame() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.jit.take(&p.in)
+}
