@@ -61,13 +61,17 @@ func (j *jitter) put(l *law, ts, ssrc uint32, payload []byte) {
 	if d < 0 { // the head of it already played
 		skip = int(-d)
 	}
-	pos := (j.rd + uint32(d) + uint32(skip)) % jitterSamples
-	for _, b := range payload[skip:n] {
-		j.ring[pos] = l.dec[b]
-		j.filled[pos/frameSamples] = true
-		if pos++; pos == jitterSamples {
-			pos = 0
+	pos := int((j.rd + uint32(d) + uint32(skip)) % jitterSamples)
+	dec := l.dec
+	for rest := payload[skip:n]; len(rest) > 0; pos = 0 { // at most twice: up to the ring's end, then from its start
+		dst := j.ring[pos:min(pos+len(rest), jitterSamples)]
+		for i, b := range rest[:len(dst)] {
+			dst[i] = dec[b]
 		}
+		for s := pos / frameSamples; s <= (pos+len(dst)-1)/frameSamples; s++ {
+			j.filled[s] = true
+		}
+		rest = rest[len(dst):]
 	}
 }
 
