@@ -37,7 +37,7 @@ func buildLaw(dec func(uint8) int16, enc func(int16) uint8, shift uint) *law {
 }
 
 // lawOf returns the tables of G.711 payload type pt (0 PCMU, 8 PCMA), or nil.
-func lawOf(pt uint8) *law {
+func g711Law(pt uint8) *law {
 	switch pt {
 	case PCMU.PayloadType:
 		return ulaw

@@ -25,7 +25,7 @@ func TestG711Tables(t *testing.T) {
 			t.Fatalf("A-law %#x decodes to %d, want %d", b, got, want)
 		}
 	}
-	if lawOf(PCMU.PayloadType) != ulaw || lawOf(PCMA.PayloadType) != alaw || lawOf(9) != nil || lawOf(101) != nil {
+	if g711Law(PCMU.PayloadType) != ulaw || g711Law(PCMA.PayloadType) != alaw || g711Law(9) != nil || g711Law(101) != nil {
 		t.Fatal("lawOf picks the wrong table")
 	}
 }

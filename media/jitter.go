@@ -36,9 +36,34 @@ type jitter struct {
 
 // put decodes payload (G.711 of law l) with RTP timestamp ts and SSRC ssrc into the ring.
 func (j *jitter) put(l *law, ts, ssrc uint32, payload []byte) {
-	n := min(len(payload), jitterSamples-jitterDelay)
+	pos, skip, n := j.place(ts, ssrc, len(payload))
+	src := payload[skip:n]
+	a, b := j.spans(pos, len(src))
+	dec := l.dec
+	for i, x := range src[:len(a)] {
+		a[i] = dec[x]
+	}
+	for i, x := range src[len(a):] {
+		b[i] = dec[x]
+	}
+}
+
+// putPCM puts decoded samples with RTP timestamp ts and SSRC ssrc into the ring.
+func (j *jitter) putPCM(ts, ssrc uint32, pcm []int16) {
+	pos, skip, n := j.place(ts, ssrc, len(pcm))
+	src := pcm[skip:n]
+	a, b := j.spans(pos, len(src))
+	copy(a, src)
+	copy(b, src[len(a):])
+}
+
+// place decides where length samples stamped ts go: the ring position of the first one kept, and
+// which of them are kept ([skip:n]: the head may have played already, the tail may not fit).
+// Nothing is kept (skip == n) from a packet that is all late.
+func (j *jitter) place(ts, ssrc uint32, length int) (pos, skip, n int) {
+	n = min(length, jitterSamples-jitterDelay)
 	if n == 0 {
-		return
+		return 0, 0, 0
 	}
 	if !j.synced || ssrc != j.ssrc {
 		j.sync(ts, ssrc)
@@ -47,7 +72,7 @@ func (j *jitter) put(l *law, ts, ssrc uint32, payload []byte) {
 	switch {
 	case d+int32(n) <= 0: // all of it already played
 		if j.late++; j.late <= maxLate {
-			return
+			return 0, 0, 0
 		}
 		j.sync(ts, ssrc)
 		d = jitterDelay
@@ -56,23 +81,29 @@ func (j *jitter) put(l *law, ts, ssrc uint32, payload []byte) {
 		d = jitterDelay
 	}
 	j.late = 0
-	j.next = ts + uint32(len(payload))
-	skip := 0
+	j.next = ts + uint32(length)
 	if d < 0 { // the head of it already played
 		skip = int(-d)
 	}
-	pos := int((j.rd + uint32(d) + uint32(skip)) % jitterSamples)
-	dec := l.dec
-	for rest := payload[skip:n]; len(rest) > 0; pos = 0 { // at most twice: up to the ring's end, then from its start
-		dst := j.ring[pos:min(pos+len(rest), jitterSamples)]
-		for i, b := range rest[:len(dst)] {
-			dst[i] = dec[b]
-		}
-		for s := pos / frameSamples; s <= (pos+len(dst)-1)/frameSamples; s++ {
-			j.filled[s] = true
-		}
-		rest = rest[len(dst):]
+	return int((j.rd + uint32(d) + uint32(skip)) % jitterSamples), skip, n
+}
+
+// spans returns the ring's room for n samples from pos: a run up to the ring's end and the rest
+// from its start (often empty), and marks their frames received.
+func (j *jitter) spans(pos, n int) (a, b []int16) {
+	if n == 0 {
+		return nil, nil
 	}
+	end := pos + n
+	a = j.ring[pos:min(end, jitterSamples)]
+	b = j.ring[:max(0, end-jitterSamples)]
+	for s := pos / frameSamples; s <= (min(end, jitterSamples)-1)/frameSamples; s++ {
+		j.filled[s] = true
+	}
+	for s := 0; s*frameSamples < len(b); s++ {
+		j.filled[s] = true
+	}
+	return a, b
 }
 
 // sync starts the stream again: timestamp ts lands jitterDelay ahead of the reader.
@@ -102,8 +133,19 @@ func (j *jitter) take(dst *[frameSamples]int16) bool {
 // timestamps: in order, one packet after the other. A stream that paused (the reader passed its
 // end) starts again at jitterDelay.
 func (j *jitter) putNext(l *law, payload []byte) {
+	j.resume()
+	j.put(l, j.next, j.ssrc, payload)
+}
+
+// putNextPCM is putNext for decoded samples.
+func (j *jitter) putNextPCM(pcm []int16) {
+	j.resume()
+	j.putPCM(j.next, j.ssrc, pcm)
+}
+
+// resume starts a stream without timestamps again when the reader passed its end.
+func (j *jitter) resume() {
 	if j.synced && int32(j.next+j.off-j.rd) < 0 {
 		j.synced = false
 	}
-	j.put(l, j.next, j.ssrc, payload)
 }

@@ -63,7 +63,11 @@ func (r *Room) mixFrame() {
 	}
 	r.plain[0].ok, r.plain[1].ok = false, false
 	for _, p := range r.active {
-		p.send(r.frameFor(p))
+		if p.send == nil {
+			p.queue(&r.sum)
+		} else {
+			p.send(r.frameFor(p))
+		}
 	}
 	clear(r.active) // no pointers kept to participants that leave
 }
@@ -83,6 +87,22 @@ func (r *Room) frameFor(p *Participant) []byte {
 	}
 	encodeSum(p.frame[:], &r.sum, &p.in, p.out)
 	return p.frame[:]
+}
+
+// queue puts what p hears, the sum without p's own frame, in p's queue, to be pulled.
+func (p *Participant) queue(sum *[frameSamples]int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dst := p.pending.push()
+	if !p.adds {
+		for i, s := range sum {
+			dst[i] = saturate(s)
+		}
+		return
+	}
+	for i, s := range sum {
+		dst[i] = saturate(s - int32(p.in[i]))
+	}
 }
 
 // encodeSum writes sum minus own (nil: nothing), saturated to 16 bits, into dst in law l.

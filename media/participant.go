@@ -17,6 +17,10 @@ type ParticipantConfig struct {
 	// room's goroutine. It must not block (the whole room waits), must not keep frame after it
 	// returns, and must not call Leave or Close (they wait for the frame in progress). An
 	// RTPStream's Send makes each frame an RTP packet of the participant's own stream.
+	//
+	// Nil: the participant's audio is pulled instead, as 16-bit PCM, with Participant.Send (by a
+	// sender with a 20 ms clock of its own, such as a call's media attachment); the room keeps up
+	// to outFrames of it (80 ms) waiting, dropping the oldest. Codec may then be left empty.
 	Send func(frame []byte)
 	// Name labels the participant in listings: a caller's number, a call's ID.
 	Name string
@@ -38,6 +42,8 @@ type Participant struct {
 
 	mu  sync.Mutex
 	jit jitter
+
+	pending pcmQueue // the mix waiting to be pulled (Send); with ParticipantConfig.Send nil
 
 	// The room's clock goroutine's own.
 	in    [frameSamples]int16
@@ -90,7 +96,7 @@ func (p *Participant) ReceiveRTP(pkt []byte) {
 	if err != nil || h.Version != 2 {
 		return
 	}
-	l := lawOf(h.PayloadType)
+	l := g711Law(h.PayloadType)
 	if l == nil {
 		return
 	}
@@ -103,11 +109,11 @@ func (p *Participant) ReceiveRTP(pkt []byte) {
 	p.mu.Unlock()
 }
 
-// Receive takes the payload of a packet the participant sent, of payload type pt, for a source
-// that has no RTP timestamps: payloads are played in the order they come, one after the other.
-// Other payload types than PCMU and PCMA are ignored. payload is not kept.
-func (p *Participant) Receive(payload []byte, pt uint8) {
-	l := lawOf(pt)
+// ReceivePayload takes the payload of a packet the participant sent, of payload type pt, for a
+// source that has no RTP timestamps: payloads are played in the order they come, one after the
+// other. Other payload types than PCMU and PCMA are ignored. payload is not kept.
+func (p *Participant) ReceivePayload(payload []byte, pt uint8) {
+	l := g711Law(pt)
 	if l == nil {
 		return
 	}
@@ -116,9 +122,58 @@ func (p *Participant) Receive(payload []byte, pt uint8) {
 	p.mu.Unlock()
 }
 
+// Receive takes the audio of a packet the participant sent, decoded (16-bit PCM at 8 kHz), in the
+// order they come, as ReceivePayload does. pcm is not kept.
+func (p *Participant) Receive(pcm []int16) {
+	p.mu.Lock()
+	p.jit.putNextPCM(pcm)
+	p.mu.Unlock()
+}
+
+// Send fills dst (160 samples) with the next 20 ms the participant hears, as 16-bit PCM, for a
+// participant whose audio is pulled (ParticipantConfig.Send nil): silence when the room has none
+// waiting (it just joined, or the room's clock is late).
+func (p *Participant) Send(dst []int16) {
+	p.mu.Lock()
+	p.pending.pop(dst)
+	p.mu.Unlock()
+}
+
 // takeFrame moves the participant's next frame into p.in, reporting whether any of it was received.
 func (p *Participant) takeFrame() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.jit.take(&p.in)
+}
+
+// outFrames is how many frames of a pulled participant's mix wait at most: two clocks of 20 ms
+// (the room's and the puller's) in any phase, with room for either to be late.
+const outFrames = 4
+
+// pcmQueue is a pulled participant's mix waiting to be taken.
+type pcmQueue struct {
+	frames  [outFrames][frameSamples]int16
+	head, n int
+}
+
+// push returns the frame to fill next, dropping the oldest when all are waiting.
+func (q *pcmQueue) push() *[frameSamples]int16 {
+	if q.n == outFrames {
+		q.head = (q.head + 1) % outFrames
+		q.n--
+	}
+	f := &q.frames[(q.head+q.n)%outFrames]
+	q.n++
+	return f
+}
+
+// pop moves the oldest frame into dst (160 samples), or silence when none waits.
+func (q *pcmQueue) pop(dst []int16) {
+	if q.n == 0 {
+		clear(dst[:frameSamples])
+		return
+	}
+	copy(dst[:frameSamples], q.frames[q.head][:])
+	q.head = (q.head + 1) % outFrames
+	q.n--
 }

@@ -104,12 +104,9 @@ func (r *Room) Done() <-chan struct{} { return r.done }
 // Join adds a participant, who hears the room from the next frame on. ErrRoomFull when the room
 // has MaxParticipants, ErrRoomClosed when it closed, ErrNoCodec for a codec other than G.711.
 func (r *Room) Join(cfg ParticipantConfig) (*Participant, error) {
-	out := lawOf(cfg.Codec.PayloadType)
-	if out == nil || cfg.Codec.Name == "" {
-		return nil, ErrNoCodec
-	}
-	if cfg.Send == nil {
-		return nil, errors.New("media: a participant needs a Send function")
+	out := g711Law(cfg.Codec.PayloadType)
+	if (out == nil || cfg.Codec.Name == "") && (cfg.Send != nil || cfg.Codec.Name != "") {
+		return nil, ErrNoCodec // pushed frames are G.711; a pulled participant may name no codec
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

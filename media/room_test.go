@@ -53,7 +53,7 @@ func (l *listener) pcm(from int) []int16 {
 	var out []int16
 	for _, f := range l.frames[from:] {
 		for _, b := range f {
-			out = append(out, lawOf(l.codec.PayloadType).dec[b])
+			out = append(out, g711Law(l.codec.PayloadType).dec[b])
 		}
 	}
 	return out
@@ -84,14 +84,14 @@ type speaker struct {
 func (s speaker) payload() []byte {
 	b := make([]byte, frameSamples)
 	for k := range b {
-		b[k] = lawOf(s.codec.PayloadType).encode(s.base + int16(7*k))
+		b[k] = g711Law(s.codec.PayloadType).encode(s.base + int16(7*k))
 	}
 	return b
 }
 
 // heard is sample k as the room decodes it.
 func (s speaker) heard(k int) int32 {
-	l := lawOf(s.codec.PayloadType)
+	l := g711Law(s.codec.PayloadType)
 	return int32(l.dec[l.encode(s.base+int16(7*k))])
 }
 
@@ -121,7 +121,7 @@ func checkHears(t *testing.T, who string, frame []byte, c Codec, sp []speaker, f
 		for _, i := range from {
 			sum += sp[i].heard(k)
 		}
-		if want := lawOf(c.PayloadType).encode(saturate(sum)); frame[k] != want {
+		if want := g711Law(c.PayloadType).encode(saturate(sum)); frame[k] != want {
 			t.Fatalf("%s, sample %d: %#x, want %#x (the sum of speakers %v)", who, k, frame[k], want, from)
 		}
 	}
@@ -251,8 +251,11 @@ func TestRoomJoinRefused(t *testing.T) {
 	if _, err := other.Join(ParticipantConfig{Codec: g722, Send: func([]byte) {}}); !errors.Is(err, ErrNoCodec) {
 		t.Fatalf("G.722: %v", err)
 	}
-	if _, err := other.Join(ParticipantConfig{Codec: PCMU}); err == nil {
-		t.Fatal("a participant without Send joined")
+	if _, err := other.Join(ParticipantConfig{Codec: g722}); !errors.Is(err, ErrNoCodec) {
+		t.Fatalf("G.722, pulled: %v", err)
+	}
+	if _, err := other.Join(ParticipantConfig{Name: "pulled, no codec"}); err != nil {
+		t.Fatalf("a pulled participant naming no codec: %v", err)
 	}
 	if _, err := NewRoom(RoomConfig{MaxParticipants: -1}); err == nil {
 		t.Fatal("a negative MaxParticipants was taken")
@@ -362,6 +365,29 @@ func TestRoomMixAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations a frame", allocs)
 	}
+
+	pulled := manualRoom(t, RoomConfig{})
+	var qs []*Participant
+	for range 20 {
+		p, err := pulled.Join(ParticipantConfig{Codec: PCMA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, p)
+	}
+	pcm, out := make([]int16, frameSamples), make([]int16, frameSamples)
+	allocs = testing.AllocsPerRun(200, func() {
+		for _, p := range qs {
+			p.Receive(pcm)
+		}
+		pulled.mixFrame()
+		for _, p := range qs {
+			p.Send(out)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("pulled: %v allocations a frame", allocs)
+	}
 }
 
 // benchRoom is a room of n participants, half PCMU and half PCMA, each sent as RTP to nowhere.
@@ -392,7 +418,7 @@ func benchPackets(n int) [][]byte {
 		}
 		payload := make([]byte, frameSamples)
 		for k := range payload {
-			payload[k] = lawOf(c.PayloadType).encode(int16(2000 * math.Sin(2*math.Pi*float64(300+150*i)*float64(k)/sampleRate)))
+			payload[k] = g711Law(c.PayloadType).encode(int16(2000 * math.Sin(2*math.Pi*float64(300+150*i)*float64(k)/sampleRate)))
 		}
 		pkts = append(pkts, rtpOf(c.PayloadType, uint32(i+1), 0, payload))
 	}
@@ -429,5 +455,73 @@ func TestRTPStream(t *testing.T) {
 	quiet, f := NewRTPStream(PCMU.PayloadType, func([]byte) {}), frameOf(0)
 	if allocs := testing.AllocsPerRun(100, func() { quiet.Send(f) }); allocs != 0 {
 		t.Fatalf("%v allocations a packet", allocs)
+	}
+}
+
+// A participant whose audio is pulled (no Send) gets the same mix-minus, as PCM, and takes
+// decoded PCM; the room keeps the last outFrames frames for it.
+func TestRoomPulled(t *testing.T) {
+	r := manualRoom(t, RoomConfig{NoTones: true})
+	a, la := join(t, r, PCMU, false) // pushed, RTP in
+	b, err := r.Join(ParticipantConfig{Codec: PCMA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Join(ParticipantConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := speaker{PCMU, 1200}
+	a.ReceiveRTP(rtpOf(PCMU.PayloadType, 1, 0, sp.payload()))
+	pcmB, pcmC := make([]int16, frameSamples), make([]int16, frameSamples)
+	for k := range frameSamples {
+		pcmB[k], pcmC[k] = int16(-3000+5*k), int16(9000-11*k)
+	}
+	b.Receive(pcmB)
+	c.Receive(pcmC)
+	for range 3 {
+		r.mixFrame()
+	}
+	got := make([]int16, frameSamples)
+	for i := range 2 { // the jitter buffer's delay
+		if b.Send(got); slices.ContainsFunc(got, func(v int16) bool { return v != 0 }) {
+			t.Fatalf("frame %d: not silence", i)
+		}
+	}
+	b.Send(got)
+	for k, v := range got {
+		if want := int16(sp.heard(k) + int32(pcmC[k])); v != want {
+			t.Fatalf("B, sample %d: %d, want %d (A + C)", k, v, want)
+		}
+	}
+	for range 3 {
+		c.Send(got)
+	}
+	for k, v := range got {
+		if want := int16(sp.heard(k) + int32(pcmB[k])); v != want {
+			t.Fatalf("C, sample %d: %d, want %d (A + B)", k, v, want)
+		}
+	}
+	// A (pushed) hears B and C, encoded.
+	if f := la.frames[2]; f[0] != ulaw.encode(pcmB[0]+pcmC[0]) || f[100] != ulaw.encode(pcmB[100]+pcmC[100]) {
+		t.Fatal("A does not hear B and C")
+	}
+
+	// Nobody pulls for 6 frames: the room keeps the last 4 (the 2 before are dropped).
+	for range 6 {
+		b.Receive(pcmB)
+		c.Receive(pcmC) // B's frames carry C (after C's stream starts again)
+		r.mixFrame()
+	}
+	n := 0
+	for {
+		b.Send(got)
+		if !slices.ContainsFunc(got, func(v int16) bool { return v != 0 }) {
+			break
+		}
+		n++
+	}
+	if n != outFrames {
+		t.Fatalf("%d frames waited, want %d", n, outFrames)
 	}
 }

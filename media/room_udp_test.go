@@ -50,15 +50,26 @@ type udpPhone struct {
 	bad   error
 }
 
-// dialIn puts a phone sending freq at amp in codec c into room r.
+// dialIn puts a phone sending freq at amp in codec c into room r, the room's frames pushed to
+// it (ParticipantConfig.Send with an RTPStream).
 func dialIn(t *testing.T, r *Room, c Codec, freq, amp float64) *udpPhone {
+	return dialInAs(t, r, c, freq, amp, false)
+}
+
+// dialInAs is dialIn; pulled, the participant's audio is pulled the way a call's media
+// attachment does it: decoded PCM in (Receive), and a sender of its own pacing 20 ms frames
+// (Play) that takes each from the room (Participant.Send) and encodes it.
+func dialInAs(t *testing.T, r *Room, c Codec, freq, amp float64, pulled bool) *udpPhone {
 	t.Helper()
 	ph := &udpPhone{t: t, freq: freq, codec: c}
 	ph.phone, ph.pbx = newEndpoint(t).conn, newEndpoint(t).conn
 	phoneAt := ph.phone.LocalAddr().(*net.UDPAddr).AddrPort()
 	pbxAt := ph.pbx.LocalAddr().(*net.UDPAddr).AddrPort()
-	out := NewRTPStream(c.PayloadType, func(pkt []byte) { ph.pbx.WriteToUDPAddrPort(pkt, phoneAt) })
-	p, err := r.Join(ParticipantConfig{Codec: c, Send: out.Send, Name: fmt.Sprintf("%v Hz", freq)})
+	cfg := ParticipantConfig{Codec: c, Name: fmt.Sprintf("%v Hz", freq)}
+	if !pulled {
+		cfg.Send = NewRTPStream(c.PayloadType, func(pkt []byte) { ph.pbx.WriteToUDPAddrPort(pkt, phoneAt) }).Send
+	}
+	p, err := r.Join(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +80,23 @@ func dialIn(t *testing.T, r *Room, c Codec, freq, amp float64) *udpPhone {
 	go func() { // the PBX's side: what the phone sends goes into the room
 		defer ph.wg.Done()
 		buf := make([]byte, 1500)
+		pcm := make([]int16, 1500)
 		for {
 			n, err := ph.pbx.Read(buf)
 			if err != nil {
 				return
 			}
-			p.ReceiveRTP(buf[:n])
+			if !pulled {
+				p.ReceiveRTP(buf[:n])
+				continue
+			}
+			var h rtp.Header
+			if m, err := h.Unmarshal(buf[:n]); err == nil {
+				for i, b := range buf[m:n] {
+					pcm[i] = g711Law(h.PayloadType).dec[b]
+				}
+				p.Receive(pcm[:n-m])
+			}
 		}
 	}()
 	go func() { // the phone hears
@@ -83,10 +105,32 @@ func dialIn(t *testing.T, r *Room, c Codec, freq, amp float64) *udpPhone {
 	}()
 	go func() { // the phone speaks
 		defer ph.wg.Done()
-		Play(ctx, ph.phone, pbxAt, c.PayloadType, &sine{law: lawOf(c.PayloadType), freq: freq, amp: amp})
+		Play(ctx, ph.phone, pbxAt, c.PayloadType, &sine{law: g711Law(c.PayloadType), freq: freq, amp: amp})
 	}()
+	if pulled {
+		ph.wg.Add(1)
+		go func() { // the PBX's sender, pulling from the room
+			defer ph.wg.Done()
+			Play(ctx, ph.pbx, phoneAt, c.PayloadType, &pulling{p: p, law: g711Law(c.PayloadType)})
+		}()
+	}
 	t.Cleanup(ph.hangUp)
 	return ph
+}
+
+// pulling is a Source that takes each frame from a pulled participant.
+type pulling struct {
+	p   *Participant
+	law *law
+	pcm [frameSamples]int16
+}
+
+func (s *pulling) Frame(dst []byte) bool {
+	s.p.Send(s.pcm[:])
+	for i, v := range s.pcm {
+		dst[i] = s.law.encode(v)
+	}
+	return true
 }
 
 // listen decodes what the phone receives until its socket closes.
@@ -107,7 +151,7 @@ func (ph *udpPhone) listen() {
 			ph.bad = fmt.Errorf("payload type %d, %d bytes", pkt.PayloadType, len(pkt.Payload))
 		default:
 			for _, b := range pkt.Payload {
-				ph.heard = append(ph.heard, lawOf(ph.codec.PayloadType).dec[b])
+				ph.heard = append(ph.heard, g711Law(ph.codec.PayloadType).dec[b])
 			}
 		}
 		ph.mu.Unlock()
@@ -217,6 +261,25 @@ func TestRoomOverUDP(t *testing.T) {
 			checkTones(t, phones[:2], phones, amp, func(i, j int) bool { return i != j && j != 2 })
 		})
 	}
+}
+
+// Participants whose audio is pulled by a sender of their own (as a call's media attachment
+// does), beside one whose frames the room pushes, hear each other the same.
+func TestRoomPulledOverUDP(t *testing.T) {
+	r, err := NewRoom(RoomConfig{Name: "pulled"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const amp = 6000
+	phones := []*udpPhone{
+		dialInAs(t, r, PCMU, 400, amp, true),
+		dialInAs(t, r, PCMA, 900, amp, true),
+		dialInAs(t, r, PCMU, 1700, amp, false),
+	}
+	checkTones(t, phones, phones, amp, func(i, j int) bool { return i != j })
+	phones[0].p.SetMuted(true)
+	checkTones(t, phones, phones, amp, func(i, j int) bool { return i != j && j != 0 })
 }
 
 func TestRoomOverUDP20(t *testing.T) {
