@@ -77,7 +77,7 @@ type PBX struct {
 	trunksRun   atomic.Bool   // the trunk loop was started
 	queues      *dialplan.Queues
 	relay       *media.Relay // nil without RTPPortMin/Max
-	conferences *Conferences
+	conferences *media.Conferences
 	records     *recordQueue // nil when the store keeps no records
 	events      *hub
 	metrics     *metrics
@@ -137,7 +137,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		p.load = &loadGauge{limit: cfg.OverloadLatency}
 	}
 	p.events = newHub()
-	p.conferences = newConferences(p.log.With("component", "conference"))
+	p.conferences = media.NewConferences(p.log.With("component", "conference"))
 	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics)
 	p.reg = &registrar{p: p, locks: newKeyedMutex()}
 	p.trunks, p.trunksDone = newTrunkTable(p), make(chan struct{})
@@ -287,7 +287,7 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 		if err := p.calls.Shutdown(ctx); err != nil {
 			p.log.Warn("calls still up at shutdown", "error", err)
 		}
-		p.conferences.close()
+		p.conferences.Close()
 		p.waitTrunks(ctx) // their REGISTERs with Expires: 0 go out before the SIP stack closes
 		select {
 		case <-time.After(shutdownGrace):

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/pbxkit/pbxkit/pbx"
+	"github.com/pbxkit/pbxkit/media"
 )
 
 // Conference rooms (issue 14 point 4): who is in which room, mute and kick.
@@ -64,9 +64,9 @@ func participantOf(w http.ResponseWriter, r *http.Request) (string, int, bool) {
 
 func conferenceError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, pbx.ErrNoConference):
+	case errors.Is(err, media.ErrNoConference):
 		writeError(w, http.StatusNotFound, "no conference room of that name")
-	case errors.Is(err, pbx.ErrNoParticipant):
+	case errors.Is(err, media.ErrNoParticipant):
 		writeError(w, http.StatusNotFound, "no participant with that id in the room")
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())

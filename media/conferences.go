@@ -1,4 +1,4 @@
-package pbx
+package media
 
 import (
 	"cmp"
@@ -6,64 +6,62 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-
-	"github.com/pbxkit/pbxkit/media"
 )
 
-// Conferences is the PBX's conference rooms, by name (issue 14 point 4). A room is made when its
-// first participant joins and forgotten once it closed (its last participant left); the audio is
-// mixed by media.Room. The dialplan's call:conference joins callers; the admin API lists rooms,
-// mutes and kicks participants through it; Go code may join media of its own.
+// Conferences is a PBX's conference rooms, by name (issue 14 point 4). A room is made when its
+// first participant joins and forgotten once it closed (its last participant left). The
+// dialplan's call:conference joins callers; the admin API lists rooms, mutes and kicks
+// participants through it; Go code may join media of its own.
 type Conferences struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	rooms  map[string]*media.Room
+	rooms  map[string]*Room
 	closed bool
 }
 
-// Errors of the conference registry.
+// Errors of Conferences.
 var (
-	ErrNoConference  = errors.New("pbx: no such conference room")
-	ErrNoParticipant = errors.New("pbx: no such participant in the room")
-	ErrShutdown      = errors.New("pbx: shutting down")
+	ErrNoConference  = errors.New("media: no such conference room")
+	ErrNoParticipant = errors.New("media: no such participant in the room")
+	ErrClosed        = errors.New("media: the conference rooms are closed")
 )
 
 // ConferenceInfo describes a room and who is in it.
 type ConferenceInfo struct {
-	Name         string                  `json:"name"`
-	Participants []media.ParticipantInfo `json:"participants"`
+	Name         string            `json:"name"`
+	Participants []ParticipantInfo `json:"participants"`
 }
 
-func newConferences(log *slog.Logger) *Conferences {
-	return &Conferences{log: log, rooms: make(map[string]*media.Room)}
+// NewConferences returns an empty set of rooms that log to log (nil: discarded).
+func NewConferences(log *slog.Logger) *Conferences {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Conferences{log: log, rooms: make(map[string]*Room)}
 }
-
-// Conferences returns the PBX's conference rooms.
-func (p *PBX) Conferences() *Conferences { return p.conferences }
 
 // Join puts a participant into the room named room, making the room when it has none (or the one
-// it had closed). Errors: media.ErrRoomFull, media.ErrNoCodec (a codec other than G.711),
-// ErrShutdown.
-func (c *Conferences) Join(room string, cfg media.ParticipantConfig) (*media.Participant, error) {
+// it had closed). Errors: ErrRoomFull, ErrNoCodec (a codec other than G.711), ErrClosed.
+func (c *Conferences) Join(room string, cfg ParticipantConfig) (*Participant, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, ErrShutdown
+		return nil, ErrClosed
 	}
 	c.sweep()
 	for {
 		r, made := c.rooms[room], false
 		if r == nil {
 			var err error
-			if r, err = media.NewRoom(media.RoomConfig{Name: room, Logger: c.log}); err != nil {
+			if r, err = NewRoom(RoomConfig{Name: room, Logger: c.log}); err != nil {
 				return nil, err
 			}
 			made = true
 		}
 		p, err := r.Join(cfg)
 		switch {
-		case errors.Is(err, media.ErrRoomClosed) && !made: // its last participant just left
+		case errors.Is(err, ErrRoomClosed) && !made: // its last participant just left
 			delete(c.rooms, room)
 			continue
 		case err != nil:
@@ -102,7 +100,7 @@ func (c *Conferences) List() []ConferenceInfo {
 }
 
 // Participant returns participant id of room: ErrNoConference, ErrNoParticipant when there is none.
-func (c *Conferences) Participant(room string, id int) (*media.Participant, error) {
+func (c *Conferences) Participant(room string, id int) (*Participant, error) {
 	c.mu.Lock()
 	c.sweep()
 	r := c.rooms[room]
@@ -139,13 +137,13 @@ func (c *Conferences) Kick(room string, id int) error {
 	return nil
 }
 
-// close closes every room (their participants' Done channels close) and takes no more. Safe to
-// call more than once.
-func (c *Conferences) close() {
+// Close closes every room (their participants' Done channels close) and takes no more. It is
+// safe to call more than once.
+func (c *Conferences) Close() {
 	c.mu.Lock()
 	c.closed = true
 	rooms := c.rooms
-	c.rooms = map[string]*media.Room{}
+	c.rooms = map[string]*Room{}
 	c.mu.Unlock()
 	for _, r := range rooms {
 		r.Close()
