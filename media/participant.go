@@ -26,6 +26,10 @@ type ParticipantConfig struct {
 	Name string
 	// Muted joins muted: heard by nobody until SetMuted(false).
 	Muted bool
+	// Moderator marks a participant whose leaving ends the conference: when the last moderator
+	// leaves, everyone else is taken out and the room closes (a room that never had one runs
+	// until its last participant leaves).
+	Moderator bool
 }
 
 // Participant is one party of a Room. Feed it what the party sends (ReceiveRTP or Receive).
@@ -33,6 +37,7 @@ type Participant struct {
 	room   *Room
 	id     int
 	name   string
+	mod    bool
 	codec  Codec
 	out    *law
 	send   func([]byte)
@@ -53,11 +58,12 @@ type Participant struct {
 
 // ParticipantInfo describes a participant.
 type ParticipantInfo struct {
-	ID     int       `json:"id"`
-	Name   string    `json:"name"`
-	Codec  string    `json:"codec"`
-	Muted  bool      `json:"muted"`
-	Joined time.Time `json:"joined"`
+	ID        int       `json:"id"`
+	Name      string    `json:"name"`
+	Codec     string    `json:"codec"`
+	Muted     bool      `json:"muted"`
+	Moderator bool      `json:"moderator"`
+	Joined    time.Time `json:"joined"`
 }
 
 // ID returns the participant's number in its room (1, 2, ... in the order they joined; never
@@ -66,11 +72,15 @@ func (p *Participant) ID() int { return p.id }
 
 // Info describes the participant.
 func (p *Participant) Info() ParticipantInfo {
-	return ParticipantInfo{ID: p.id, Name: p.name, Codec: p.codec.Name, Muted: p.muted.Load(), Joined: p.joined}
+	return ParticipantInfo{ID: p.id, Name: p.name, Codec: p.codec.Name, Muted: p.muted.Load(), Moderator: p.mod,
+		Joined: p.joined}
 }
 
 // SetMuted mutes the participant (the others stop hearing it; it still hears them) or unmutes it.
 func (p *Participant) SetMuted(muted bool) { p.muted.Store(muted) }
+
+// moderator reports whether the participant is a moderator (ParticipantConfig.Moderator).
+func (p *Participant) moderator() bool { return p.mod }
 
 // Muted reports whether the participant is muted.
 func (p *Participant) Muted() bool { return p.muted.Load() }

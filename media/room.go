@@ -117,8 +117,8 @@ func (r *Room) Join(cfg ParticipantConfig) (*Participant, error) {
 		return nil, ErrRoomFull
 	}
 	r.nextID++
-	p := &Participant{room: r, id: r.nextID, name: cfg.Name, codec: cfg.Codec, out: out, send: cfg.Send,
-		joined: time.Now(), left: make(chan struct{})}
+	p := &Participant{room: r, id: r.nextID, name: cfg.Name, mod: cfg.Moderator, codec: cfg.Codec, out: out,
+		send: cfg.Send, joined: time.Now(), left: make(chan struct{})}
 	p.muted.Store(cfg.Muted)
 	r.members = append(r.members, p)
 	if !r.cfg.NoTones {
@@ -145,6 +145,14 @@ func (r *Room) remove(p *Participant) bool {
 	r.members = slices.Delete(r.members, i, i+1)
 	close(p.left)
 	r.log.Debug("conference: left", "participant", p.id, "name", p.name, "participants", len(r.members))
+	if p.mod && len(r.members) > 0 && !slices.ContainsFunc(r.members, (*Participant).moderator) {
+		r.log.Info("conference: the last moderator left: the conference ends", "participants", len(r.members))
+		for _, q := range r.members {
+			close(q.left)
+		}
+		clear(r.members)
+		r.members = r.members[:0]
+	}
 	if len(r.members) == 0 {
 		r.shut()
 	} else if !r.cfg.NoTones {

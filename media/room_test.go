@@ -525,3 +525,37 @@ func TestRoomPulled(t *testing.T) {
 		t.Fatalf("%d frames waited, want %d", n, outFrames)
 	}
 }
+
+// When the last moderator leaves, everyone else is taken out and the room closes; a room without
+// moderators runs until its last participant leaves (TestRoomLifecycle).
+func TestRoomModerator(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	r, _ := NewRoom(RoomConfig{})
+	join := func(mod bool) *Participant {
+		p, err := r.Join(ParticipantConfig{Codec: PCMU, Send: func([]byte) {}, Moderator: mod})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	m1, m2, a, b := join(true), join(true), join(false), join(false)
+	if !m1.Info().Moderator || a.Info().Moderator {
+		t.Fatal("Info does not tell moderators")
+	}
+	m1.Leave()
+	if r.Len() != 3 {
+		t.Fatalf("one moderator of two left: %d in the room, want 3", r.Len())
+	}
+	a.Leave()
+	m2.Leave()
+	select {
+	case <-b.Done():
+	default:
+		t.Fatal("the last moderator left, and a participant is still in the room")
+	}
+	select {
+	case <-r.Done():
+	default:
+		t.Fatal("the last moderator left, and the room is open")
+	}
+}
