@@ -29,7 +29,7 @@ type RTP struct {
 	done chan struct{}
 
 	mu      sync.Mutex
-	got     []int16   // the PCMU audio received, decoded, in arrival order
+	got     []int16     // the PCMU audio received, decoded, in arrival order
 	arrived []time.Time // arrival of each packet of audio
 	from    netip.AddrPort
 	changed chan struct{}
