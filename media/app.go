@@ -54,6 +54,9 @@ func (s *Session) Attach(toCaller bool, codec Codec, app App) (detach func(), er
 	if codec.encode == nil {
 		return nil, ErrNoCodec
 	}
+	if s.closed.Load() {
+		return nil, errors.New("media: session closed")
+	}
 	if sd.playing.Swap(true) {
 		return nil, ErrAttached
 	}
