@@ -161,3 +161,14 @@ end`, dialplan.LuaConfig{DataDir: data})
 	caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
 	s.WaitIdle()
 }
+
+func TestLuaHangupBeforeAnswerDeclines(t *testing.T) {
+	l := newLua(t, `function route(call) call:hangup() end`, dialplan.LuaConfig{})
+	s := b2buatest.NewServer(t, b2bua.Config{}, l.Handle)
+	caller := s.Phone(t)
+	msg, inv := caller.Invite("100", "500", nil)
+	caller.Send(msg)
+	res := caller.WaitResponse(603) // as Asterisk's Hangup() on an unanswered call
+	caller.AckFinal(inv, res)
+	s.WaitIdle()
+}
