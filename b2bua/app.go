@@ -148,11 +148,16 @@ func (c *Call) appInDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool
 }
 
 // appReoffer answers a caller's re-INVITE or UPDATE while the PBX is its other end: a new offer
-// is answered by the PBX again (the relay learns the caller's new address), none (a session
-// refresh) with the PBX's current answer.
+// is answered by the PBX again (the relay learns the caller's new address); a re-INVITE without
+// one gets the PBX's description as an offer (its ACK's answer is not needed: the PBX's media
+// stays as it is), an UPDATE without one (a session refresh) a plain 200.
 func (c *Call) appReoffer(req *sip.Request, tx sip.ServerTransaction, tag string) {
 	answer := c.appSDP()
-	if isSDP(req.ContentType()) && len(req.Body()) > 0 {
+	offered := isSDP(req.ContentType()) && len(req.Body()) > 0
+	if req.Method == sip.UPDATE && !offered {
+		answer = nil // a refresh without offer: no answer either
+	}
+	if offered {
 		if _, err := c.sdpFrom(true, req.Body()); err != nil {
 			c.e.respond(req, tx, statusOf(err), tag, nil)
 			return

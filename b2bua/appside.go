@@ -156,7 +156,7 @@ type recorder struct {
 const silenceLevel = 256
 
 func newRecorder(limit, silence int) *recorder {
-	return &recorder{limit: limit, silence: silence, pcm: make([]int16, 0, min(limit, 60*8000)),
+	return &recorder{limit: limit, silence: silence, pcm: make([]int16, 0, min(limit, 10*8000)),
 		full: make(chan struct{}), hushed: make(chan struct{})}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -57,7 +58,7 @@ func (s *Session) Attach(toCaller bool, codec Codec, app App) (detach func(), er
 	if s.closed.Load() {
 		return nil, errors.New("media: session closed")
 	}
-	if sd.playing.Swap(true) {
+	if !s.takeOver(sd) {
 		return nil, ErrAttached
 	}
 	at := &attachment{app: app, codec: codec}
@@ -94,6 +95,19 @@ func (s *Session) Attach(toCaller bool, codec Codec, app App) (detach func(), er
 			sd.playing.Store(false)
 		})
 	}, nil
+}
+
+// takeOver marks sd as played to by the PBX. A Play being stopped (early media ending as the
+// PBX answers) is given a moment to return: its context was cancelled, and it returns within a
+// frame.
+func (s *Session) takeOver(sd *side) bool {
+	for range 25 {
+		if sd.playing.CompareAndSwap(false, true) {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
 }
 
 // appSource turns an App's PCM frames into a Source in its codec.

@@ -30,7 +30,7 @@ func MediaRelay(t testing.TB, pairs int) b2bua.Media {
 // the relay's bind.
 func freeRange(t testing.TB, n int) int {
 	t.Helper()
-	for base := 22000; base < 32000; base += 2 * ((n + 1) / 2) {
+	for base := 23000; base < 26000; base += 2 * ((n + 1) / 2) {
 		ok := true
 		for p := base; p < base+n; p++ {
 			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
