@@ -46,7 +46,8 @@ const maxAppSamples = 960
 // Attach makes app the caller's (toCaller) or the callee's other end until the returned detach
 // is called or the session closes: the side's audio goes to app.Receive, and app.Send's frames go
 // to the side in codec, paced at 20 ms, from the PBX's port facing it. detach waits for the
-// sending goroutine and may be called more than once.
+// sending goroutine and may be called more than once; a packet the relay was handling as detach
+// ran may still reach Receive once afterwards.
 func (s *Session) Attach(toCaller bool, codec Codec, app App) (detach func(), err error) {
 	sd := s.b
 	if toCaller {
