@@ -461,3 +461,43 @@ func TestOnDTMFWhileBridged(t *testing.T) {
 	}
 	hangUp(t, s, caller, callee, inv, ok, 3)
 }
+
+// TestApplicationAnswersTheCallersRequests: while the PBX is the caller's other end it answers
+// the caller's in-dialog requests itself: a re-INVITE with a new offer (the PBX's audio then goes
+// to the new address), an UPDATE without one (200 without SDP), an unknown INFO (415), a REFER
+// (501).
+func TestApplicationAnswersTheCallersRequests(t *testing.T) {
+	release := make(chan struct{})
+	s := appServer(t, func(ctx context.Context, c *b2bua.Call) error {
+		if err := c.Answer(ctx); err != nil {
+			return err
+		}
+		_, err := c.Play(ctx, []string{"tone:beep"}, b2bua.PlayOptions{Loop: 400})
+		<-release
+		return err
+	})
+	defer close(release)
+	caller, rtp := s.Phone(t), b2buatest.NewRTP(t)
+	inv, ok, _ := answeredByPBX(t, caller, rtp, "500")
+	moved := b2buatest.NewRTP(t)
+	caller.Send(caller.InDialogWith("INVITE", inv, ok, 2, "Contact: <"+caller.Contact("100")+">\r\n", moved.SDP()))
+	re := caller.WaitResponse(200)
+	if !strings.Contains(string(re.Body()), "RTP/AVP 0 101") {
+		t.Errorf("re-INVITE answered with:\n%s", re.Body())
+	}
+	caller.Send(caller.InDialog("ACK", inv, re, 2))
+	moved.WaitTone(1000, 5, b2buatest.Wait) // the beeps follow the caller to its new port
+
+	caller.Send(caller.InDialog("UPDATE", inv, ok, 3))
+	if up := caller.WaitResponse(200); len(up.Body()) != 0 {
+		t.Errorf("UPDATE without offer answered with a body:\n%s", up.Body())
+	}
+	caller.Send(caller.InDialogWith("INFO", inv, ok, 4, "Content-Type: application/x-unknown\r\n", "hello"))
+	caller.WaitResponse(415)
+	caller.Send(caller.InDialogWith("REFER", inv, ok, 5, "Refer-To: <sip:300@pbx.test>\r\n"))
+	caller.WaitResponse(501)
+	caller.Send(caller.InDialog("BYE", inv, ok, 6))
+	caller.WaitResponse(200)
+	release <- struct{}{}
+	s.WaitIdle()
+}
