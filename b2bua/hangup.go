@@ -35,7 +35,7 @@ func (c *Call) hangup(toCaller, toCallee bool, by, reason string) {
 		return
 	}
 	c.hangOnce.Do(func() {
-		if toCallee {
+		if toCallee && w != nil {
 			w.bye()
 		}
 		if toCaller {
@@ -66,7 +66,7 @@ func (c *Call) refuse(code int, phrase, by, reason string, hdrs ...sip.Header) b
 	if !c.moveLocked(stateRefused) {
 		return false
 	}
-	if _, err := c.e.respondPhrase(c.aReq, c.aTx, code, phrase, c.a.localTag, nil, hdrs...); err != nil {
+	if _, err := c.e.respondPhrase(c.aReq, c.serverTx(), code, phrase, c.a.localTag, nil, hdrs...); err != nil {
 		c.log.Debug("final response not sent", "status", code, "error", err)
 	}
 	c.finish(code, by, reason)
@@ -92,6 +92,7 @@ func (c *Call) finish(status int, by, reason string) {
 	m := c.media.session
 	c.mu.Unlock()
 	c.stopAudio()
+	c.leaveApplication()
 	c.leavePark()
 	if m != nil {
 		// Closed before the record is taken, so the statistics are final.

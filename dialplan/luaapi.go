@@ -32,6 +32,11 @@ var callMethods = map[string]lua.LGFunction{
 	"pickup":        luaPickup,
 	"group_pickup":  luaGroupPickup,
 	"unpark":        luaUnpark,
+	"answer":        luaAnswer,
+	"hangup":        luaHangup,
+	"play":          luaPlay,
+	"gather":        luaGather,
+	"record":        luaRecord,
 }
 
 // callIndex serves call.field and call:method.

@@ -27,8 +27,14 @@
 // sends a Source (Ringback, a tone, a WAV file via LoadWAV; G.711) paced at 20 ms from the port
 // the caller already knows, so a callee answering later takes over that port with no new offer.
 //
+// Applications: Attach makes an App the PBX's own end of one side (an IVR, a recorder, a
+// conference mixer): the side's audio reaches App.Receive decoded to 16-bit PCM instead of the
+// other side, and App.Send's frames go to the side every 20 ms from the port facing it; detaching
+// lets relaying go on through the same port. Sound gives the tones and WAV files an IVR plays as
+// PCM (Samples), WriteWAV writes a recording.
+//
 // Conference rooms: a Room (NewRoom) mixes the audio of its participants on the PBX. Each
-// Participant is fed what its phone sends (ReceiveRTP, or Receive for a source without RTP
+// Participant is fed what its phone sends (ReceiveRTP, or ReceivePayload for a source without RTP
 // timestamps) into a small jitter buffer; one clock per room takes a frame from every participant
 // every 20 ms and sends each one the sum of everyone else's (mix-minus, saturated to 16 bits) in
 // its own G.711 law through ParticipantConfig.Send, for which an RTPStream makes the RTP packets.

@@ -1,4 +1,3 @@
-// Package audiotest holds helpers for tests that check decoded audio.
 package audiotest
 
 import "math"
