@@ -187,3 +187,6 @@ func (q *pcmQueue) pop(dst []int16) {
 	q.head = (q.head + 1) % outFrames
 	q.n--
 }
+
+// A participant whose audio is pulled is a call's application end as it is (Session.Attach).
+var _ App = (*Participant)(nil)

@@ -1,0 +1,134 @@
+package b2bua_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
+	"github.com/pbxkit/pbxkit/internal/audiotest"
+	"github.com/pbxkit/pbxkit/internal/callmedia"
+	"github.com/pbxkit/pbxkit/media"
+)
+
+// confServer is a server with the media relay and conference rooms, whose calls are routed by
+// route.
+func confServer(t *testing.T, pairs int, route b2bua.RouteFunc) (*b2buatest.Server, *media.Conferences) {
+	t.Helper()
+	rooms := media.NewConferences(nil)
+	t.Cleanup(rooms.Close)
+	s := b2buatest.NewServer(t, b2bua.Config{Media: b2buatest.MediaRelay(t, pairs),
+		Conferences: callmedia.Conferences(rooms)}, route)
+	return s, rooms
+}
+
+// member is a caller in a conference: its phone, its audio, the tone it sends.
+type member struct {
+	phone *b2buatest.Phone
+	rtp   *b2buatest.RTP
+	inv   *sip.Request
+	ok    *sip.Response
+	pbx   netip.AddrPort
+	freq  float64
+	stop  func()
+}
+
+// dialConference has a new phone call number (the PBX answers and joins it to a room) and send
+// a tone at freq.
+func dialConference(t *testing.T, s *b2buatest.Server, number string, freq float64) *member {
+	t.Helper()
+	m := &member{phone: s.Phone(t), rtp: b2buatest.NewRTP(t), freq: freq}
+	m.inv, m.ok, m.pbx = answeredByPBX(t, m.phone, m.rtp, number)
+	m.stop = m.rtp.SendTone(m.pbx, freq)
+	t.Cleanup(m.stop)
+	return m
+}
+
+// hangUp sends the member's BYE.
+func (m *member) hangUp(t *testing.T) {
+	t.Helper()
+	m.stop()
+	m.phone.Send(m.phone.InDialog("BYE", m.inv, m.ok, 2))
+	m.phone.WaitResponse(200)
+}
+
+// checkHearing checks that each member i hears member j's tone when hears(i, j) (at least a
+// third of the tone's level: packets may be lost on a loaded machine), and at most a tenth of it
+// otherwise, its own tone among them; over 500 ms of audio received after the join tones.
+func checkHearing(t *testing.T, ms []*member, hears func(i, j int) bool) {
+	t.Helper()
+	const amp, settle, window = 8000, 3200, 4000 // b2buatest's tone; 400 ms; 500 ms
+	for _, m := range ms {
+		m.rtp.Reset()
+	}
+	for i, m := range ms {
+		got := m.rtp.WaitAudio(settle+window, 10*b2buatest.Wait)[settle : settle+window]
+		for j, o := range ms {
+			a := audiotest.Goertzel(got, 8000, o.freq)
+			if want := hears(i, j); want && a < amp/3 || !want && a > amp/10 {
+				t.Errorf("member %d (%v Hz) hears %v Hz at %.0f (tone %d), want heard: %v", i, m.freq, o.freq, a, amp, want)
+			}
+		}
+	}
+}
+
+// Three callers in a room over real SIP and RTP: each hears the other two and not itself; one
+// muted is heard by nobody; one hanging up leaves the other two hearing each other.
+func TestConferenceThreeCallers(t *testing.T) {
+	s, rooms := confServer(t, 8, func(ctx context.Context, c *b2bua.Call) error {
+		_, err := c.Conference(ctx, "sales", b2bua.ConferenceOptions{})
+		return err
+	})
+	var ms []*member
+	for _, f := range []float64{400, 900, 1700} {
+		ms = append(ms, dialConference(t, s, "800", f))
+	}
+	waitMembers(t, rooms, "sales", 3)
+	checkHearing(t, ms, func(i, j int) bool { return i != j })
+
+	info := rooms.List()[0].Participants
+	if info[0].Codec != "PCMU" || info[0].Name != "100" {
+		t.Errorf("participant listed as %+v", info[0])
+	}
+	if err := rooms.SetMuted("sales", info[1].ID, true); err != nil {
+		t.Fatal(err)
+	}
+	checkHearing(t, ms, func(i, j int) bool { return i != j && j != 1 })
+	if err := rooms.SetMuted("sales", info[1].ID, false); err != nil {
+		t.Fatal(err)
+	}
+
+	ms[2].hangUp(t)
+	waitMembers(t, rooms, "sales", 2)
+	checkHearing(t, ms[:2], func(i, j int) bool { return i != j })
+	for _, m := range ms[:2] {
+		m.hangUp(t)
+	}
+	waitMembers(t, rooms, "sales", 0)
+	s.WaitIdle()
+}
+
+// waitMembers waits until room has n participants (0: the room is gone).
+func waitMembers(t *testing.T, rooms *media.Conferences, room string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * b2buatest.Wait)
+	for {
+		got := 0
+		for _, r := range rooms.List() {
+			if r.Name == room {
+				got = len(r.Participants)
+			}
+		}
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("room %s has %d participants, want %d", room, got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
