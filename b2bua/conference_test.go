@@ -2,6 +2,8 @@ package b2bua_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -130,5 +132,124 @@ func waitMembers(t *testing.T, rooms *media.Conferences, room string, n int) {
 			t.Fatalf("room %s has %d participants, want %d", room, got, n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// confResults routes every call into room (as moderator when the dialled number is mod) with
+// opts, and hands each Conference's outcome to the test.
+func confResults(t *testing.T, pairs int, room, mod string, opts b2bua.ConferenceOptions) (*b2buatest.Server, *media.Conferences, <-chan result[b2bua.ConferenceResult]) {
+	t.Helper()
+	out := make(chan result[b2bua.ConferenceResult], 8)
+	s, rooms := confServer(t, pairs, func(ctx context.Context, c *b2bua.Call) error {
+		o := opts
+		o.Moderator = c.Request().To().Address.User == mod
+		r, err := c.Conference(ctx, room, o)
+		out <- result[b2bua.ConferenceResult]{r, err}
+		return nil // the end of routing hangs the caller up
+	})
+	return s, rooms, out
+}
+
+// The PIN is asked for: keyed right the caller joins; keyed wrong three times, Conference says
+// so (and the end of routing hangs the caller up).
+func TestConferencePIN(t *testing.T) {
+	s, rooms, out := confResults(t, 8, "board", "", b2bua.ConferenceOptions{PIN: "4321"})
+
+	right := s.Phone(t)
+	rtp := b2buatest.NewRTP(t)
+	inv, ok, pbx := answeredByPBX(t, right, rtp, "800")
+	rtp.SendDigits(pbx, "4321#")
+	waitMembers(t, rooms, "board", 1)
+
+	wrong := s.Phone(t)
+	wrtp := b2buatest.NewRTP(t)
+	_, _, wpbx := answeredByPBX(t, wrong, wrtp, "800")
+	wrtp.SendDigits(wpbx, "1111#2222#3333#") // three tries, each ended by '#'
+	select {
+	case r := <-out:
+		if !errors.Is(r.err, b2bua.ErrWrongPIN) {
+			t.Fatalf("three wrong PINs: %+v, %v", r.v, r.err)
+		}
+	case <-time.After(12 * b2buatest.Wait):
+		t.Fatal("Conference did not give up after three wrong PINs")
+	}
+	wrong.Respond(wrong.WaitRequest(sip.BYE), 200, "OK", "")
+	if got := rooms.List(); len(got) != 1 || len(got[0].Participants) != 1 {
+		t.Fatalf("rooms after a wrong PIN: %+v", got)
+	}
+
+	right.Send(right.InDialog("BYE", inv, ok, 2))
+	right.WaitResponse(200)
+	if r := waitResult(t, out); r.Ended != b2bua.ConferenceHangup || r.Room != "board" {
+		t.Fatalf("the caller hung up: %+v", r)
+	}
+	waitMembers(t, rooms, "board", 0)
+	s.WaitIdle()
+}
+
+// A participant taken out of the room (the admin API's kick) is hung up; when the last
+// moderator leaves, everyone else is too.
+func TestConferenceKickAndModerator(t *testing.T) {
+	s, rooms, out := confResults(t, 8, "sales", "801", b2bua.ConferenceOptions{})
+	a := dialConference(t, s, "800", 400)
+	waitMembers(t, rooms, "sales", 1)
+	b := dialConference(t, s, "800", 900)
+	waitMembers(t, rooms, "sales", 2)
+
+	if err := rooms.Kick("sales", rooms.List()[0].Participants[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	a.phone.Respond(a.phone.WaitRequest(sip.BYE), 200, "OK", "")
+	if r := waitResult(t, out); r.Ended != b2bua.ConferenceKicked {
+		t.Fatalf("kicked: %+v", r)
+	}
+
+	mod := dialConference(t, s, "801", 1700)
+	waitMembers(t, rooms, "sales", 2)
+	if info := rooms.List()[0].Participants; !info[1].Moderator || info[0].Moderator {
+		t.Fatalf("participants: %+v", info)
+	}
+	mod.hangUp(t)
+	b.phone.Respond(b.phone.WaitRequest(sip.BYE), 200, "OK", "")
+	ended := map[string]bool{}
+	for range 2 {
+		ended[waitResult(t, out).Ended] = true
+	}
+	if !ended[b2bua.ConferenceKicked] || !ended[b2bua.ConferenceHangup] {
+		t.Fatalf("the moderator hung up, the other was taken out: %v", ended)
+	}
+	waitMembers(t, rooms, "sales", 0)
+	s.WaitIdle()
+}
+
+// A caller offering no G.711 codec is refused with 488; a PBX without rooms says so.
+func TestConferenceRefusals(t *testing.T) {
+	s, rooms, out := confResults(t, 8, "sales", "", b2bua.ConferenceOptions{})
+	caller := s.Phone(t)
+	rtp := b2buatest.NewRTP(t)
+	g722 := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		fmt.Sprintf("m=audio %d RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\n", rtp.Port())
+	msg, _ := caller.Invite("100", "800", nil, g722)
+	caller.Send(msg)
+	caller.WaitResponse(488)
+	if r := <-out; r.err == nil {
+		t.Fatalf("a G.722 caller joined: %+v", r.v)
+	}
+	if got := rooms.List(); len(got) != 0 {
+		t.Fatalf("rooms: %+v", got)
+	}
+
+	noRooms := make(chan error, 1)
+	bare := appServer(t, func(ctx context.Context, c *b2bua.Call) error {
+		_, err := c.Conference(ctx, "sales", b2bua.ConferenceOptions{})
+		noRooms <- err
+		return c.Reject(503, "")
+	})
+	p := bare.Phone(t)
+	msg, _ = p.Invite("100", "800", nil, b2buatest.NewRTP(t).SDP())
+	p.Send(msg)
+	p.WaitResponse(503)
+	if err := <-noRooms; !errors.Is(err, b2bua.ErrNoConferences) {
+		t.Fatalf("without rooms: %v", err)
 	}
 }

@@ -37,6 +37,7 @@ var callMethods = map[string]lua.LGFunction{
 	"play":          luaPlay,
 	"gather":        luaGather,
 	"record":        luaRecord,
+	"conference":    luaConference,
 }
 
 // callIndex serves call.field and call:method.
