@@ -1,0 +1,85 @@
+package pbx_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
+	"github.com/pbxkit/pbxkit/internal/audiotest"
+	"github.com/pbxkit/pbxkit/pbx"
+)
+
+// The PBX wires its rooms to the call core: three callers whose Lua dialplan sends them to
+// call:conference each hear the other two and not themselves; the rooms are empty once they hung
+// up, and the PBX holds nothing.
+func TestConferenceThroughPBX(t *testing.T) {
+	lo := freeEvenRange(t, 12)
+	script := filepath.Join(t.TempDir(), "conference.lua")
+	if err := os.WriteFile(script, []byte(`function route(call) call:conference("sales") end`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tp, _, _ := callPBX(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 11, DialplanScript: script}, 0)
+	type caller struct {
+		phone *uaClient
+		rtp   *b2buatest.RTP
+		inv   *sip.Request
+		ok    *sip.Response
+		freq  float64
+	}
+	var cs []*caller
+	for _, f := range []float64{400, 900, 1700} {
+		c := &caller{phone: newClient(t, tp.addr), rtp: b2buatest.NewRTP(t), freq: f}
+		var msg string
+		msg, c.inv = c.phone.Invite("100", "800", nil, c.rtp.SDP())
+		c.phone.Send(msg)
+		c.ok = c.phone.WaitResponse(200)
+		c.phone.Send(c.phone.InDialog("ACK", c.inv, c.ok, 1))
+		t.Cleanup(c.rtp.SendTone(b2buatest.MediaAddr(t, c.ok.Body()), f))
+		cs = append(cs, c)
+	}
+	waitRoom(t, tp, "sales", 3)
+	for _, c := range cs {
+		c.rtp.Reset()
+	}
+	for i, c := range cs {
+		got := c.rtp.WaitAudio(7200, 4*b2buatest.Wait)[3200:7200] // after the join tones
+		for j, o := range cs {
+			a := audiotest.Goertzel(got, 8000, o.freq)
+			if i != j && a < 8000/3 || i == j && a > 8000/10 {
+				t.Errorf("caller %d (%v Hz) hears %v Hz at %.0f", i, c.freq, o.freq, a)
+			}
+		}
+	}
+	for _, c := range cs {
+		c.phone.Send(c.phone.InDialog("BYE", c.inv, c.ok, 2))
+		c.phone.WaitResponse(200)
+	}
+	waitIdle(t, tp)
+	waitRoom(t, tp, "sales", 0)
+}
+
+// waitRoom waits until room has n participants (0: no such room).
+func waitRoom(t *testing.T, tp *testPBX, room string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := 0
+		for _, r := range tp.Conferences().List() {
+			if r.Name == room {
+				got = len(r.Participants)
+			}
+		}
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("room %s: %d participants, want %d", room, got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
