@@ -82,4 +82,3 @@ func waitRoom(t *testing.T, tp *testPBX, room string, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
