@@ -253,3 +253,47 @@ func TestConferenceRefusals(t *testing.T) {
 		t.Fatalf("without rooms: %v", err)
 	}
 }
+
+// Twenty callers in one room: three talk (distinct tones), seventeen listen. Each talker hears
+// the other two and not itself; every listener hears all three.
+func TestConferenceTwentyCallers(t *testing.T) {
+	s, rooms := confServer(t, 40, func(ctx context.Context, c *b2bua.Call) error {
+		_, err := c.Conference(ctx, "all-hands", b2bua.ConferenceOptions{})
+		return err
+	})
+	var ms []*member
+	for i := range 20 {
+		m := &member{phone: s.Phone(t), rtp: b2buatest.NewRTP(t)}
+		m.inv, m.ok, m.pbx = answeredByPBX(t, m.phone, m.rtp, "800")
+		if i < 3 {
+			m.freq = []float64{400, 900, 1700}[i]
+			m.stop = m.rtp.SendTone(m.pbx, m.freq)
+			t.Cleanup(m.stop)
+		}
+		ms = append(ms, m)
+	}
+	waitMembers(t, rooms, "all-hands", 20)
+	talkers := ms[:3]
+	const amp, settle, window = 8000, 3200, 4000
+	for _, m := range ms {
+		m.rtp.Reset()
+	}
+	for i, m := range ms {
+		got := m.rtp.WaitAudio(settle+window, 10*b2buatest.Wait)[settle : settle+window]
+		for j, o := range talkers {
+			a := audiotest.Goertzel(got, 8000, o.freq)
+			if want := i != j; want && a < amp/3 || !want && a > amp/10 {
+				t.Errorf("caller %d hears %v Hz at %.0f, want heard: %v", i, o.freq, a, want)
+			}
+		}
+	}
+	for _, m := range ms {
+		if m.stop != nil {
+			m.stop()
+		}
+		m.phone.Send(m.phone.InDialog("BYE", m.inv, m.ok, 2))
+		m.phone.WaitResponse(200)
+	}
+	waitMembers(t, rooms, "all-hands", 0)
+	s.WaitIdle()
+}
