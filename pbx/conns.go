@@ -156,8 +156,8 @@ func (t *connTable) admit(c net.Conn) net.Conn {
 	if tcp, ok := raw.(*net.TCPConn); ok {
 		_ = tcp.SetLinger(0)
 	}
+	t.metrics.refused.WithLabelValues(reason).Inc() // before the reset: whoever sees it sees the count
 	c.Close()
-	t.metrics.refused.WithLabelValues(reason).Inc()
 	if ok, held := t.refusals.allow(now); ok {
 		t.log.Warn("tcp connection refused", "reason", reason, "src", key,
 			"max_per_source", t.maxPerSource, "max_connections", t.maxTotal, "more_refused", held)
