@@ -99,6 +99,17 @@ func (c *Conferences) List() []ConferenceInfo {
 	return out
 }
 
+// Counts returns how many rooms are open and how many participants are in them.
+func (c *Conferences) Counts() (rooms, participants int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweep()
+	for _, r := range c.rooms {
+		participants += r.Len()
+	}
+	return len(c.rooms), participants
+}
+
 // Participant returns participant id of room: ErrNoConference, ErrNoParticipant when there is none.
 func (c *Conferences) Participant(room string, id int) (*Participant, error) {
 	c.mu.Lock()

@@ -21,6 +21,9 @@ func TestConferences(t *testing.T) {
 	a1 := join("sales", "101", PCMU)
 	a2 := join("sales", "102", PCMA)
 	b1 := join("board", "201", PCMU)
+	if r, n := c.Counts(); r != 2 || n != 3 {
+		t.Fatalf("counts: %d rooms, %d participants", r, n)
+	}
 	rooms := c.List()
 	if len(rooms) != 2 || rooms[0].Name != "board" || rooms[1].Name != "sales" || len(rooms[1].Participants) != 2 ||
 		rooms[1].Participants[1].Name != "102" || rooms[1].Participants[1].Codec != "PCMA" {

@@ -42,6 +42,9 @@ func TestConferenceThroughPBX(t *testing.T) {
 		cs = append(cs, c)
 	}
 	waitRoom(t, tp, "sales", 3)
+	if got := metricValues(t, tp); got["pbxkit_conference_rooms"] != 1 || got["pbxkit_conference_participants"] != 3 {
+		t.Errorf("metrics: %v rooms, %v participants; want 1 and 3", got["pbxkit_conference_rooms"], got["pbxkit_conference_participants"])
+	}
 	for _, c := range cs {
 		c.rtp.Reset()
 	}
@@ -60,6 +63,9 @@ func TestConferenceThroughPBX(t *testing.T) {
 	}
 	waitIdle(t, tp)
 	waitRoom(t, tp, "sales", 0)
+	if got := metricValues(t, tp); got["pbxkit_conference_rooms"] != 0 || got["pbxkit_conference_participants"] != 0 {
+		t.Errorf("metrics after: %v rooms, %v participants", got["pbxkit_conference_rooms"], got["pbxkit_conference_participants"])
+	}
 }
 
 // waitRoom waits until room has n participants (0: no such room).

@@ -1,6 +1,8 @@
 package pbx
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pbxkit/pbxkit/b2bua"
 	"github.com/pbxkit/pbxkit/internal/callmedia"
 	"github.com/pbxkit/pbxkit/media"
@@ -17,4 +19,17 @@ func (p *PBX) conferenceRooms() b2bua.Conferences {
 		return nil
 	}
 	return callmedia.Conferences(p.conferences)
+}
+
+// watchConferences publishes the rooms' figures: pbxkit_conference_rooms and
+// pbxkit_conference_participants.
+func (p *PBX) watchConferences() {
+	p.metrics.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pbxkit_conference_rooms", Help: "Conference rooms open (with at least one participant).",
+		}, func() float64 { r, _ := p.conferences.Counts(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pbxkit_conference_participants", Help: "Participants in conference rooms.",
+		}, func() float64 { _, n := p.conferences.Counts(); return float64(n) }),
+	)
 }

@@ -138,6 +138,7 @@ func (p *PBX) newCallCore() error {
 	p.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pbxkit_subscriptions", Help: "Busy-lamp subscriptions (dialog event package) in force.",
 	}, func() float64 { return float64(p.presence.count()) }))
+	p.watchConferences()
 	return nil
 }
 
