@@ -1,7 +1,6 @@
 package pbx_test
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,16 +12,13 @@ import (
 	"github.com/pbxkit/pbxkit/pbx"
 )
 
-// The PBX wires its rooms to the call core: three callers whose Lua dialplan sends them to
-// call:conference each hear the other two and not themselves; the rooms are empty once they hung
-// up, and the PBX holds nothing.
+// The PBX wires its rooms to the call core, with examples/dialplans/conference.lua: three
+// callers on 800 each hear the other two and not themselves; a caller on 810 keys the board's
+// PIN and joins room 10; the rooms are empty once they hung up, and the PBX holds nothing.
 func TestConferenceThroughPBX(t *testing.T) {
-	lo := freeEvenRange(t, 12)
-	script := filepath.Join(t.TempDir(), "conference.lua")
-	if err := os.WriteFile(script, []byte(`function route(call) call:conference("sales") end`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tp, _, _ := callPBX(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 11, DialplanScript: script}, 0)
+	lo := freeEvenRange(t, 16)
+	tp, _, _ := callPBX(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 15,
+		DialplanScript: filepath.Join("..", "examples", "dialplans", "conference.lua")}, 0)
 	type caller struct {
 		phone *uaClient
 		rtp   *b2buatest.RTP
@@ -41,7 +37,7 @@ func TestConferenceThroughPBX(t *testing.T) {
 		t.Cleanup(c.rtp.SendTone(b2buatest.MediaAddr(t, c.ok.Body()), f))
 		cs = append(cs, c)
 	}
-	waitRoom(t, tp, "sales", 3)
+	waitRoom(t, tp, "00", 3)
 	if got := metricValues(t, tp); got["pbxkit_conference_rooms"] != 1 || got["pbxkit_conference_participants"] != 3 {
 		t.Errorf("metrics: %v rooms, %v participants; want 1 and 3", got["pbxkit_conference_rooms"], got["pbxkit_conference_participants"])
 	}
@@ -57,12 +53,28 @@ func TestConferenceThroughPBX(t *testing.T) {
 			}
 		}
 	}
+
+	board := newClient(t, tp.addr)
+	boardRTP := b2buatest.NewRTP(t)
+	msg, inv := board.Invite("101", "810", nil, boardRTP.SDP())
+	board.Send(msg)
+	ok := board.WaitResponse(200)
+	board.Send(board.InDialog("ACK", inv, ok, 1))
+	boardRTP.SendDigits(b2buatest.MediaAddr(t, ok.Body()), "2468#")
+	waitRoom(t, tp, "10", 1)
+	if rooms := tp.Conferences().List(); len(rooms) != 2 || rooms[1].Name != "10" ||
+		rooms[1].Participants[0].Name != "101" || !rooms[1].Participants[0].Moderator {
+		t.Errorf("rooms: %+v", rooms)
+	}
+	cs = append(cs, &caller{phone: board, inv: inv, ok: ok})
+
 	for _, c := range cs {
 		c.phone.Send(c.phone.InDialog("BYE", c.inv, c.ok, 2))
 		c.phone.WaitResponse(200)
 	}
 	waitIdle(t, tp)
-	waitRoom(t, tp, "sales", 0)
+	waitRoom(t, tp, "00", 0)
+	waitRoom(t, tp, "10", 0)
 	if got := metricValues(t, tp); got["pbxkit_conference_rooms"] != 0 || got["pbxkit_conference_participants"] != 0 {
 		t.Errorf("metrics after: %v rooms, %v participants", got["pbxkit_conference_rooms"], got["pbxkit_conference_participants"])
 	}
