@@ -44,3 +44,37 @@ func benchMix(b *testing.B, n int, muted bool) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/participant")
 }
+
+// BenchmarkMixPulled is BenchmarkMix for participants whose audio is pulled, as calls' are:
+// decoded PCM in (Receive), the mix-minus queued as PCM and taken (Send). Decoding and encoding
+// are the call's media attachment's (BenchmarkAppPath), not in this figure.
+func BenchmarkMixPulled(b *testing.B) {
+	for _, n := range []int{3, 10, 20} {
+		b.Run(fmt.Sprintf("participants=%d", n), func(b *testing.B) {
+			r := manualRoom(b, RoomConfig{NoTones: true})
+			var ps []*Participant
+			for range n {
+				p, err := r.Join(ParticipantConfig{Codec: PCMU})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ps = append(ps, p)
+			}
+			pcm, out := make([]int16, frameSamples), make([]int16, frameSamples)
+			for k := range pcm {
+				pcm[k] = int16(k * 40)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, p := range ps {
+					p.Receive(pcm)
+				}
+				r.mixFrame()
+				for _, p := range ps {
+					p.Send(out)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/participant")
+		})
+	}
+}
