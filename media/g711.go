@@ -36,7 +36,7 @@ func buildLaw(dec func(uint8) int16, enc func(int16) uint8, shift uint) *law {
 	return l
 }
 
-// lawOf returns the tables of G.711 payload type pt (0 PCMU, 8 PCMA), or nil.
+// g711Law returns the tables of G.711 payload type pt (0 PCMU, 8 PCMA), or nil.
 func g711Law(pt uint8) *law {
 	switch pt {
 	case PCMU.PayloadType:

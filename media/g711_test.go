@@ -26,6 +26,6 @@ func TestG711Tables(t *testing.T) {
 		}
 	}
 	if g711Law(PCMU.PayloadType) != ulaw || g711Law(PCMA.PayloadType) != alaw || g711Law(9) != nil || g711Law(101) != nil {
-		t.Fatal("lawOf picks the wrong table")
+		t.Fatal("g711Law picks the wrong table")
 	}
 }
