@@ -112,6 +112,11 @@ type Session struct {
 	// Read for every packet, so without a lock: Rewrite replaces the table, OnDTMF the function.
 	pts    atomic.Pointer[ptTable] // payload types of either side's descriptions
 	onDTMF atomic.Pointer[func(fromCaller bool, digit string)]
+
+	codec atomic.Value // string: the first speech codec of the latest description (record.go)
+
+	recMu sync.Mutex               // serialises starting and stopping a recording
+	rec   atomic.Pointer[recorder] // the recording, nil when none; read for every packet (tap)
 }
 
 // ptTable says, per RTP payload type, what both sides' descriptions named it: telephone-event or
@@ -119,6 +124,7 @@ type Session struct {
 type ptTable struct {
 	event [128]bool
 	clock [128]uint32
+	law   [128]uint8 // how the recorder decodes it (record.go)
 }
 
 // OnDTMF sets f to be told of every RFC 4733 key press either side sends (once per key, at the
@@ -249,7 +255,8 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 	if fromCaller {
 		s.offer.Store(sd)
 	}
-	if pts := payloadTypes(sd); len(pts) > 0 {
+	pts := payloadTypes(sd)
+	if len(pts) > 0 {
 		// Copy on write; both sides' descriptions may arrive at once (an UPDATE crossing a
 		// re-INVITE), so retry when the table changed meanwhile.
 		for {
@@ -260,6 +267,7 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 			}
 			for _, pt := range pts {
 				t.clock[pt.pt] = pt.clock
+				t.law[pt.pt] = lawOf(pt.name)
 				if strings.EqualFold(pt.name, "telephone-event") {
 					t.event[pt.pt] = true
 				}
@@ -269,6 +277,9 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 			}
 		}
 	}
+	// The latest description is, as a rule, an answer: its first speech codec is the one the
+	// call's audio goes in from now on (RFC 3264 §6.1), what recording must decode.
+	s.codec.Store(speechCodec(pts))
 	now := time.Now()
 	from.describe(addrPort(st.RTP), addrPort(st.RTCP), st.Mux, st.Direction, now, s.r.cfg.LatchWindow)
 	to.mu.Lock()
@@ -335,6 +346,7 @@ func (s *Session) fromRTPPort(sd *side, pkt []byte, src netip.AddrPort, h *rtp.H
 	sd.stats.add(h, len(pkt), now, clock)
 	sd.mu.Unlock()
 	keys = s.dtmf(sd, h, pkt, pts, keys)
+	s.tap(sd, h, pkt, pts, now)
 	if dst := sd.other.rtpDest(); dst.IsValid() && !sd.other.playing.Load() {
 		sd.other.pair.rtp.send(pkt, dst)
 	}
@@ -385,6 +397,7 @@ func (s *Session) Close() {
 	close(s.stop)
 	s.stopEngine()
 	s.wg.Wait()
+	s.closeRecording() // after the engine: no packet is tapped any more
 }
 
 // EarlyAnswer answers the caller's offer with the PBX itself as the other end, for early media
