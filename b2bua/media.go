@@ -41,6 +41,13 @@ type MediaSession interface {
 	PlayTo(ctx context.Context, toCaller bool, desc []byte, what string) error
 	// OnDTMF sets the function told of each key either side presses (RFC 4733 events).
 	OnDTMF(f func(fromCaller bool, digit string))
+	// StartRecording records both sides into a new stereo WAV file at path (caller left, callee
+	// right) until StopRecording or Close. An error wrapping ErrRecording when it records
+	// already, ErrUndecodable when the call's codec cannot be decoded.
+	StartRecording(path string) error
+	// StopRecording ends the recording and completes the file; it returns the file's path, or an
+	// error wrapping ErrNotRecording.
+	StopRecording() (path string, err error)
 	// Close releases the relay; called once the call has ended.
 	Close()
 }

@@ -242,6 +242,11 @@ type Config struct {
 	// when one side has sent no RTP for this long although it should be sending: not on hold, and
 	// the other side receiving. Default 60 s; negative turns it off.
 	MediaTimeout time.Duration
+	// RecordingsDir is the folder call recordings are written into (Call.RecordCall, the
+	// dialplan's call:record_call(), extensions with recording on, the admin API): one stereo WAV
+	// file per recording, named after the call's ID and the time. It is created with the first
+	// recording. Default DefaultRecordingsDir, relative to the working directory.
+	RecordingsDir string
 
 	// Features are the feature codes default routing answers (directed and group pickup) and call
 	// park; see Features.
@@ -279,6 +284,7 @@ const (
 	DefaultAckTimeout          = b2bua.DefaultAckTimeout
 	DefaultDialplanTimeout     = time.Second
 	DefaultMediaTimeout        = 60 * time.Second
+	DefaultRecordingsDir       = "recordings"
 )
 
 // Defaults of the busy-lamp subscriptions (docs/architecture.md, "Busy lamps").
@@ -382,6 +388,7 @@ func (c Config) withDefaults() Config {
 		c.Codecs = DefaultCodecs()
 	}
 	c.MediaTimeout = cmp.Or(c.MediaTimeout, DefaultMediaTimeout)
+	c.RecordingsDir = cmp.Or(c.RecordingsDir, DefaultRecordingsDir)
 	c.Features = c.Features.withDefaults()
 	return c
 }

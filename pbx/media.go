@@ -3,6 +3,9 @@ package pbx
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/pbxkit/pbxkit/b2bua"
@@ -70,6 +73,19 @@ func (a sessionAdapter) EarlyMedia(what b2bua.Audio) ([]byte, func(context.Conte
 }
 func (a sessionAdapter) Close() { a.s.Close() }
 
+// StartRecording creates the recordings folder when it is missing and starts recording.
+func (a sessionAdapter) StartRecording(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("pbx: recordings folder: %w", err)
+	}
+	return mediaError(a.s.StartRecording(path))
+}
+
+func (a sessionAdapter) StopRecording() (string, error) {
+	path, err := a.s.StopRecording()
+	return path, mediaError(err)
+}
+
 func (a sessionAdapter) PlayTo(ctx context.Context, toCaller bool, desc []byte, what string) error {
 	codec, err := media.G711Of(desc)
 	if err != nil {
@@ -105,6 +121,12 @@ func mediaError(err error) error {
 		return &b2bua.StatusError{Code: 400, Reason: err.Error()}
 	case errors.Is(err, media.ErrNoCodec):
 		return &b2bua.StatusError{Code: 488, Reason: err.Error()}
+	case errors.Is(err, media.ErrRecording):
+		return fmt.Errorf("%w: %w", b2bua.ErrRecording, err)
+	case errors.Is(err, media.ErrNotRecording):
+		return fmt.Errorf("%w: %w", b2bua.ErrNotRecording, err)
+	case errors.Is(err, media.ErrUndecodable):
+		return fmt.Errorf("%w: %w", b2bua.ErrUndecodable, err)
 	}
 	return err
 }
