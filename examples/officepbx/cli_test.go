@@ -57,7 +57,9 @@ func TestCLIExtensions(t *testing.T) {
 				{[]string{"ext", "set", "100", "--forward-always", "no good!", "--db", db}, 1, "", "neither an extension number nor a sip: URI"},
 				{[]string{"ext", "set", "100", "--db", db}, 2, "", "nothing to change"},
 				{[]string{"ext", "set", "999", "--dnd", "on", "--db", db}, 1, "", "no extension 999"},
-				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+-$`, ""},
+				{[]string{"ext", "set", "101", "--record", "on", "--db", db}, 0, "extension 101 updated", ""},
+				{[]string{"ext", "set", "101", "--record", "always", "--db", db}, 2, "", `invalid value "always" for flag -record: want on or off`},
+				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+off\s+-\n101\s+on\s+off\s+-\s+-\s+-\s+on\s+-$`, ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 0, "extension 101 removed", ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 1, "", "no extension 101"},
 				{[]string{"queue", "add", "sales", "--member", "100,nobody", "--db", db}, 1, "", "member nobody is not an extension"},
@@ -242,6 +244,20 @@ func TestRecordSpoolPath(t *testing.T) {
 	} {
 		if got := recordSpool(tc.flag, tc.db); got != tc.want {
 			t.Errorf("recordSpool(%q, %q) = %q, want %q", tc.flag, tc.db, got, tc.want)
+		}
+	}
+}
+
+func TestRecordingsDir(t *testing.T) {
+	for _, tc := range []struct{ flag, db, want string }{
+		{"", "sqlite:/var/lib/pbx/office.db", "/var/lib/pbx/recordings"},
+		{"", "sqlite:office.db", "recordings"},
+		{"", "sqlite::memory:", "recordings"},
+		{"", "postgres://pbx@db/pbx", "recordings"},
+		{"/srv/rec", "sqlite:office.db", "/srv/rec"},
+	} {
+		if got := recordingsDir(tc.flag, tc.db); got != tc.want {
+			t.Errorf("recordingsDir(%q, %q) = %q, want %q", tc.flag, tc.db, got, tc.want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,6 +47,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		maxCalls = fs.Int("max-calls", 0, "concurrent calls at most; more get 503 (0: no limit; env PBX_MAX_CALLS)")
 		planTime = fs.Duration("dialplan-timeout", pbx.DefaultDialplanTimeout, "run time a dialplan script may use per call, not counting ringing (env PBX_DIALPLAN_TIMEOUT)")
 		spool    = fs.String("record-spool", "", "file where call records wait until the database takes them; \"off\": memory only (default: beside a SQLite database, else officepbx.records; env PBX_RECORD_SPOOL)")
+		recDir   = fs.String("recordings", "", "folder for call recordings, stereo WAV files (default: recordings/ beside a SQLite database, else ./recordings; env PBX_RECORDINGS)")
 		maxConns = fs.Int("max-connections", pbx.DefaultMaxConnections, "TCP connections open at once, all sources; negative: no limit (env PBX_MAX_CONNECTIONS)")
 		perSrc   = fs.Int("max-connections-per-source", pbx.DefaultMaxConnectionsPerSource, "TCP connections open at once from one IP (IPv6: one /64), --trust networks exempt; negative: no limit (env PBX_MAX_CONNECTIONS_PER_SOURCE)")
 		connIdle = fs.Duration("conn-idle-timeout", pbx.DefaultConnIdleTimeout, "close TCP connections without a SIP message for this long, unless a phone registered over them; negative: never (env PBX_CONN_IDLE_TIMEOUT)")
@@ -99,7 +101,8 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				RTPPortMin: rtpLo, RTPPortMax: rtpHi, RTPAddress: *rtpIP, MediaTimeout: *mediaTO,
 				MaxConnections: *maxConns, MaxConnectionsPerSource: *perSrc, ConnIdleTimeout: *connIdle, MessageTimeout: *msgTime,
 				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db),
-				SourceRate: *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
+				RecordingsDir: recordingsDir(*recDir, d.db),
+				SourceRate:    *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
 				TLS: *tlsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, ExternalIP: *extIP,
 			}
 			if err := cfg.Validate(); err != nil {
@@ -290,6 +293,18 @@ func warnRealmMismatch(ctx context.Context, log *slog.Logger, cfg pbx.Config) {
 // recordSpool is where call records wait for the database: the flag's file, none for "off", and
 // by default a file beside a SQLite database (so records follow the data), or officepbx.records
 // in the working directory for other databases.
+// recordingsDir is where call recordings go: the flag's folder, else recordings/ beside a SQLite
+// database file (the PBX's data lives together), else pbx's default (./recordings).
+func recordingsDir(flagValue, db string) string {
+	switch {
+	case flagValue != "":
+		return flagValue
+	case strings.HasPrefix(db, "sqlite:") && !strings.Contains(db, ":memory:"):
+		return filepath.Join(filepath.Dir(strings.TrimPrefix(db, "sqlite:")), pbx.DefaultRecordingsDir)
+	}
+	return pbx.DefaultRecordingsDir
+}
+
 func recordSpool(flagValue, db string) string {
 	switch {
 	case flagValue == "off":
