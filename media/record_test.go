@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-audio/wav"
+	"github.com/zaf/g711"
 
 	"github.com/pbxkit/pbxkit/internal/audiotest"
 )
@@ -151,5 +153,68 @@ func TestRecordingRefusesUndecodableCodec(t *testing.T) {
 	}
 	if err := s.StartRecording(filepath.Join(t.TempDir(), "y.wav")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecorderPlacesByTimestamp: packets take the place their RTP timestamps give, whatever
+// their arrival jitter or order; a lost packet leaves silence; a new SSRC (another stream, as
+// after a transfer) is placed by the wall clock again.
+func TestRecorderPlacesByTimestamp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.wav")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	r := newRecorder(f, path, t0, slog.New(slog.DiscardHandler))
+	frame := func(i int) []byte { // PCMU frames of a constant level, different for each packet
+		b := make([]byte, frameSamples)
+		for k := range b {
+			b[k] = byte(0x10 + i)
+		}
+		return b
+	}
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	// Packet i is stamped i*160 and arrives about when it ended, (i+1)*20 ms, with jitter; 5 is
+	// lost, 8 arrives before 7.
+	jitter := []int{0, 13, 2, 31, 7, 0, 25, 38, 1, 17}
+	for _, i := range []int{0, 1, 2, 3, 4, 6, 8, 7, 9} {
+		r.tap(true, lawMu, 0, 0xAA, 1000+uint32(i)*frameSamples, frame(i), ms((i+1)*20+jitter[i]))
+	}
+	// The callee's stream, then another one (a new SSRC with another timestamp base).
+	r.tap(false, lawMu, 0, 0xBB, 7, frame(20), ms(100))
+	r.tap(false, lawMu, 0, 0xCC, 99999, frame(21), ms(400))
+	r.drain()
+	if err := r.flush(r.position(ms(500))); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.close(nil); err != nil {
+		t.Fatal(err)
+	}
+	left, right := readStereo(t, path)
+	if len(left) != 4000 {
+		t.Fatalf("%d samples, want 4000 (500 ms)", len(left))
+	}
+	level := func(i int) int16 { return g711.DecodeUlawFrame(byte(0x10 + i)) }
+	for i := range 10 {
+		want := level(i)
+		if i == 5 {
+			want = 0 // lost: silence
+		}
+		for k := i * frameSamples; k < (i+1)*frameSamples; k++ {
+			if left[k] != want {
+				t.Fatalf("left sample %d (packet %d) = %d, want %d", k, i, left[k], want)
+			}
+		}
+	}
+	if left[10*frameSamples] != 0 {
+		t.Fatal("audio after the last packet")
+	}
+	// The callee's first stream ended at 100 ms, the second at 400 ms: placed by the clock.
+	if right[80*8-1] != 0 || right[80*8] != level(20) || right[100*8-1] != level(20) || right[100*8] != 0 {
+		t.Fatalf("callee's first packet not at 80-100 ms: %v", right[80*8-2:100*8+2])
+	}
+	if right[380*8-1] != 0 || right[380*8] != level(21) || right[400*8-1] != level(21) || right[400*8] != 0 {
+		t.Fatalf("callee's new stream not at 380-400 ms")
 	}
 }
