@@ -154,6 +154,9 @@ func TestLuaRecordCall(t *testing.T) {
   if not path then return call:reject(500, err) end
   call:set("recording", path)
   call:connect("200")
+end
+function on_hangup(call, cdr)
+  pbx.log("info", "recorded", "same", tostring(cdr.recordings[1] == call:get("recording")), "files", #cdr.recordings)
 end`
 	tp, caller, callees, _ := luaPBX(t, script, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 7, RecordingsDir: dir}, 1)
 	a, b := newRTPPhone(t), newRTPPhone(t)
@@ -164,6 +167,13 @@ end`
 	stop()
 	cdr := lastCDR(t, tp, inv.CallID().Value())
 	checkRecording(t, cdr.Recording, dir, time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(tp.logs.String(), "same=true files=1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("on_hangup's record does not name the file record_call returned:\n%s", tp.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // TestLuaRecordCallRefused: without a media relay there is nothing to record: record_call
