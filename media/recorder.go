@@ -33,7 +33,7 @@ type tapPacket struct {
 	pt     uint8
 	ssrc   uint32
 	ts     uint32
-	at     int64 // unix nanoseconds it was received
+	at     time.Duration // when it was received, since the recording started (monotonic clock)
 	n      int
 	data   [maxTapPayload]byte
 }
@@ -90,7 +90,7 @@ func (r *recorder) tap(caller bool, law, pt uint8, ssrc, ts uint32, payload []by
 		return
 	}
 	p := &r.ring[r.head%tapQueue]
-	p.caller, p.law, p.pt, p.ssrc, p.ts, p.at = caller, law, pt, ssrc, ts, now.UnixNano()
+	p.caller, p.law, p.pt, p.ssrc, p.ts, p.at = caller, law, pt, ssrc, ts, now.Sub(r.start)
 	p.n = copy(p.data[:], payload)
 	r.head++
 	r.mu.Unlock()
@@ -140,10 +140,11 @@ func (r *recorder) close(werr error) error {
 	return nil
 }
 
-// position is the timeline position of wall-clock time t.
-func (r *recorder) position(t time.Time) int64 {
-	return int64(t.Sub(r.start)) * sampleRate / int64(time.Second)
-}
+// position is the timeline position of time t.
+func (r *recorder) position(t time.Time) int64 { return r.offset(t.Sub(r.start)) }
+
+// offset is the timeline position of a time since the recording started.
+func (r *recorder) offset(d time.Duration) int64 { return int64(d) * sampleRate / int64(time.Second) }
 
 // drain places every packet in the ring.
 func (r *recorder) drain() {
@@ -172,7 +173,7 @@ func (r *recorder) place(p *tapPacket) {
 		return
 	}
 	n := int64(p.n)
-	wall := r.position(time.Unix(0, p.at)) - n // where the packet's audio began, by the clock
+	wall := r.offset(p.at) - n // where the packet's audio began, by the clock
 	a := &r.anchors[ch]
 	pos := wall
 	if a.valid && a.ssrc == p.ssrc {
