@@ -17,16 +17,24 @@ import (
 //
 // BenchmarkRelayPathRecording is BenchmarkRelayPath with the call recorded: the relay's work per
 // packet plus the tap (a copy into the recording's ring). The ring is emptied every 64 packets,
-// as the writer does every 100 ms, so no packet is dropped for a full ring. BenchmarkRecordWriter
+// as the writer does every 100 ms (the writer itself does not run), so no packet is dropped for
+// a full ring. BenchmarkRecordWriter
 // is the writer's work per packet, on its own goroutine: decoding a 20 ms G.711 frame, placing it
 // and writing it to the WAV file (one write per 64 packets).
 
 func BenchmarkRelayPathRecording(b *testing.B) {
 	s := scratchSession(b, 41000, "m=audio 9 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n")
-	if err := s.StartRecording(filepath.Join(b.TempDir(), "bench.wav")); err != nil {
+	f, err := os.Create(filepath.Join(b.TempDir(), "bench.wav"))
+	if err != nil {
 		b.Fatal(err)
 	}
-	rec := s.rec.Load()
+	// The recorder without its writer goroutine: the benchmark empties the ring itself.
+	rec := newRecorder(f, f.Name(), time.Now(), slog.New(slog.DiscardHandler))
+	s.rec.Store(rec)
+	defer func() {
+		s.rec.Store(nil)
+		_ = rec.close(nil)
+	}()
 	src := netip.MustParseAddrPort("127.0.0.1:9")
 	pkt, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: make([]byte, 160)}).Marshal()
 	var h rtp.Header
