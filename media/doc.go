@@ -27,6 +27,12 @@
 // sends a Source (Ringback, a tone, a WAV file via LoadWAV; G.711) paced at 20 ms from the port
 // the caller already knows, so a callee answering later takes over that port with no new offer.
 //
+// Recording: Session.StartRecording writes both sides of the call into one stereo WAV file (the
+// caller on the left channel, the callee on the right, 16-bit PCM at 8 kHz), each side's audio
+// placed by its RTP timestamps so the two stay aligned; the relay only copies each packet into a
+// ring that a writer goroutine of the recording empties (record.go, recorder.go). G.711 only:
+// other codecs are refused with ErrUndecodable. StopRecording, or Close, completes the file.
+//
 // On Linux the relay's sockets are plain non-blocking descriptors served by a few event loops
 // (epoll, one per CPU by default, Config.Loops) rather than a goroutine each; elsewhere a goroutine
 // reads each socket. A session's sockets and goroutines end with Close.
