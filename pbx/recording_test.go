@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/go-audio/wav"
 
 	"github.com/pbxkit/pbxkit/internal/audiotest"
@@ -189,4 +190,54 @@ end`
 	if res := final(rs); res.StatusCode != 480 || res.Reason != "Not Recorded" {
 		t.Fatalf("final %d %s", res.StatusCode, res.Reason)
 	}
+}
+
+// TestRecordingByCallerExtension: a call from an extension with recording on (the caller
+// authenticated as it) is recorded, whoever it calls.
+func TestRecordingByCallerExtension(t *testing.T) {
+	dir := t.TempDir()
+	lo := freeEvenRange(t, 8)
+	tp := startPBX(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 7, RecordingsDir: dir})
+	ctx := context.Background()
+	tp.addExt(t, "100", "pw100-secret")
+	tp.addExt(t, "200", "pw200-secret")
+	on := true
+	if _, err := tp.store.UpdateExtension(ctx, "100", store.ExtensionPatch{Record: &on}); err != nil {
+		t.Fatal(err)
+	}
+	caller, callee := newClient(t, tp.addr), newClient(t, tp.addr)
+	if err := tp.store.PutBinding(ctx, store.Binding{Extension: "200", Contact: "sip:200@" + callee.Addr(),
+		Source: callee.Addr(), Transport: "udp", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newRTPPhone(t), newRTPPhone(t)
+	r := reqSpec{Method: "INVITE", From: "100", To: "200", CallID: "rec-auth-1@test", CSeq: 1,
+		Headers: []string{"Contact: <sip:100@" + caller.Addr() + ">", "Content-Type: application/sdp"}, Body: a.sdp("")}
+	msg := caller.Build(r)
+	first, _ := sip.ParseMessage([]byte(msg))
+	chal := caller.Do(msg)
+	if chal.StatusCode != 407 {
+		t.Fatalf("unauthenticated INVITE: %d, want 407", chal.StatusCode)
+	}
+	caller.AckFinal(first.(*sip.Request), chal)
+	r.CSeq = 2
+	r.Headers = append(r.Headers, authorize(t, chal, r, "100", "pw100-secret", "MD5"))
+	msg = caller.Build(r)
+	m, err := sip.ParseMessage([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := m.(*sip.Request)
+	caller.Send(msg)
+	bInv := callee.WaitRequest(sip.INVITE)
+	pb := sdpPort(t, bInv.Body())
+	callee.Respond(bInv, 200, "OK", b.sdp(""))
+	ok := caller.WaitResponse(200)
+	pa := sdpPort(t, ok.Body())
+	caller.Send(caller.InDialog("ACK", inv, ok, 2))
+	stop := talk(a, b, pa, pb)
+	time.Sleep(1500 * time.Millisecond)
+	hangUp(t, tp, caller, callee, inv, ok, 3)
+	stop()
+	checkRecording(t, lastCDR(t, tp, inv.CallID().Value()).Recording, dir, time.Second)
 }
