@@ -61,7 +61,10 @@ func (c *Call) RecordCall() (string, error) {
 	}
 	c.recording.path = path
 	c.mu.Unlock()
-	return path, c.startRecording(m, path)
+	if err := c.startRecording(m, path); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // startRecording starts recording into path, which the call's recording state already holds;
