@@ -79,17 +79,19 @@ func TestRecordingStereoAligned(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	playTone(ctx, &wg, b, pb, 1000)
 	time.Sleep(1500 * time.Millisecond)
+	before := time.Since(start)
 	got, err := s.StopRecording()
-	elapsed := time.Since(start)
+	after := time.Since(start) // StopRecording also completes and syncs the file
 	cancel()
 	wg.Wait()
 	if err != nil || got != path {
 		t.Fatalf("StopRecording = %q, %v", got, err)
 	}
 	left, right := readStereo(t, path)
-	// The file is as long as the recording ran (start and stop each measured a little apart).
-	if d := time.Duration(len(left)) * time.Second / 8000; d > elapsed || d < elapsed-100*time.Millisecond {
-		t.Errorf("recording lasts %v, the test recorded for %v", d, elapsed)
+	// The file is as long as the recording ran: from StartRecording to StopRecording, each of
+	// which the test timed from outside.
+	if d := time.Duration(len(left)) * time.Second / 8000; d > after || d < before-250*time.Millisecond {
+		t.Errorf("recording lasts %v, the test recorded for %v to %v", d, before, after)
 	}
 	dominant(t, "left (caller)", left[2400:], 440, 1000)
 	dominant(t, "right (callee)", right[len(right)-8000:], 1000, 440)
