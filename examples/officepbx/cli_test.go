@@ -150,6 +150,7 @@ func TestCLICDRList(t *testing.T) {
 	answer := start.Add(5 * time.Second)
 	if err := st.WriteCDR(context.Background(), &store.CDR{CallID: "c1", Caller: "100", Dialled: "200", Callee: "200", StartAt: start,
 		AnswerAt: &answer, EndAt: answer.Add(30 * time.Second), Disposition: store.Answered, Status: 200, HangupBy: "caller", Reason: "BYE from the caller",
+		Recording: "/rec/a.wav\n/rec/b.wav",
 		Segments: []store.CDRSegment{{Seq: 0, Caller: "100", Callee: "200", StartAt: answer, EndAt: answer.Add(30 * time.Second), EndReason: "hangup"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -176,10 +177,10 @@ func TestCLICDRList(t *testing.T) {
 		t.Fatalf("cdr list: exit %d\n%s%s", code, out, errs)
 	}
 	for i, want := range []string{
-		`^START\s+CALL-ID\s+CALLER\s+DIALLED\s+CALLEE\s+DISPOSITION\s+STATUS\s+DURATION\s+BILLABLE\s+HANGUP-BY\s+SEGMENTS\s+REASON$`,
-		`^\S+ \S+\s+c1\s+100\s+200\s+200\s+answered\s+200\s+35s\s+30s\s+caller\s+-\s+BYE from the caller\s*$`,
-		`^\S+ \S+\s+c2\s+100\s+600\s+202\s+answered\s+200\s+63s\s+60s\s+callee\s+100>201:21s,100>202:40s\s+BYE from the callee\s*$`,
-		`^\S+ \S+\s+c3\s+101\s+200\s+200\s+declined\s+603\s+2s\s+0s\s+callee\s+-\s+Decline\s*$`,
+		`^START\s+CALL-ID\s+CALLER\s+DIALLED\s+CALLEE\s+DISPOSITION\s+STATUS\s+DURATION\s+BILLABLE\s+HANGUP-BY\s+SEGMENTS\s+RECORDING\s+REASON$`,
+		`^\S+ \S+\s+c1\s+100\s+200\s+200\s+answered\s+200\s+35s\s+30s\s+caller\s+-\s+/rec/a.wav,/rec/b.wav\s+BYE from the caller\s*$`,
+		`^\S+ \S+\s+c2\s+100\s+600\s+202\s+answered\s+200\s+63s\s+60s\s+callee\s+100>201:21s,100>202:40s\s+-\s+BYE from the callee\s*$`,
+		`^\S+ \S+\s+c3\s+101\s+200\s+200\s+declined\s+603\s+2s\s+0s\s+callee\s+-\s+-\s+Decline\s*$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(lines[i]) {
 			t.Fatalf("cdr list line %d %q does not match %q\n%s", i, lines[i], want, out)
