@@ -151,7 +151,7 @@ func TestCLICDRList(t *testing.T) {
 	if err := st.WriteCDR(context.Background(), &store.CDR{CallID: "c1", Caller: "100", Dialled: "200", Callee: "200", StartAt: start,
 		AnswerAt: &answer, EndAt: answer.Add(30 * time.Second), Disposition: store.Answered, Status: 200, HangupBy: "caller", Reason: "BYE from the caller",
 		Recording: "/rec/a.wav\n/rec/b.wav",
-		Segments: []store.CDRSegment{{Seq: 0, Caller: "100", Callee: "200", StartAt: answer, EndAt: answer.Add(30 * time.Second), EndReason: "hangup"}}}); err != nil {
+		Segments:  []store.CDRSegment{{Seq: 0, Caller: "100", Callee: "200", StartAt: answer, EndAt: answer.Add(30 * time.Second), EndReason: "hangup"}}}); err != nil {
 		t.Fatal(err)
 	}
 	// A queue call: dialled 600, answered by agent 201, who transferred it to 202 after 20.5 s.
