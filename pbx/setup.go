@@ -123,6 +123,7 @@ func (p *PBX) newCallCore() error {
 		},
 		OnUnreachable: p.dropUnreachable,
 		Park:          p.cfg.Features.park(),
+		RecordingsDir: p.cfg.RecordingsDir,
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
 		return fmt.Errorf("pbx: %w", err)
