@@ -33,6 +33,7 @@ func (c *Call) answer(l *leg, res *sip.Response) bool {
 	c.e.table.add(l.d.key(), c, false)
 	c.e.table.add(c.a.key(), c, true)
 	c.log.Info("call answered", "callee", c.callee, "b_call_id", l.d.callID)
+	c.recordOnAnswer()
 	if acked, sent := c.answerCaller(body, res); sent {
 		c.passLateAnswer(l, acked)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -70,7 +71,7 @@ func checkHearing(t *testing.T, ms []*member, hears func(i, j int) bool) {
 	for i, m := range ms {
 		got := m.rtp.WaitAudio(settle+window, 10*b2buatest.Wait)[settle : settle+window]
 		for j, o := range ms {
-			a := audiotest.Goertzel(got, 8000, o.freq)
+			a := toneLevel(got, o.freq)
 			if want := hears(i, j); want && a < amp/3 || !want && a > amp/10 {
 				t.Errorf("member %d (%v Hz) hears %v Hz at %.0f (tone %d), want heard: %v", i, m.freq, o.freq, a, amp, want)
 			}
@@ -281,7 +282,7 @@ func TestConferenceTwentyCallers(t *testing.T) {
 	for i, m := range ms {
 		got := m.rtp.WaitAudio(settle+window, 10*b2buatest.Wait)[settle : settle+window]
 		for j, o := range talkers {
-			a := audiotest.Goertzel(got, 8000, o.freq)
+			a := toneLevel(got, o.freq)
 			if want := i != j; want && a < amp/3 || !want && a > amp/10 {
 				t.Errorf("caller %d hears %v Hz at %.0f, want heard: %v", i, o.freq, a, want)
 			}
@@ -296,4 +297,10 @@ func TestConferenceTwentyCallers(t *testing.T) {
 	}
 	waitMembers(t, rooms, "all-hands", 0)
 	s.WaitIdle()
+}
+
+// toneLevel is the amplitude of freq in samples at 8 kHz: about A for a sine of amplitude A
+// (audiotest.Goertzel gives the power, A²/4).
+func toneLevel(samples []int16, freq float64) float64 {
+	return 2 * math.Sqrt(audiotest.Goertzel(samples, 8000, freq))
 }

@@ -78,6 +78,9 @@ type Config struct {
 	OnUnreachable func(Target, error)
 	// Park turns call park on (park.go): a blind transfer to Park.Number parks the transferee.
 	Park ParkConfig
+	// RecordingsDir is the folder RecordCall writes recordings into (it must exist). Default: the
+	// working directory.
+	RecordingsDir string
 }
 
 func (c Config) withDefaults() Config {

@@ -1,6 +1,7 @@
 package dialplan_test
 
 import (
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -75,7 +76,7 @@ func TestLuaConference(t *testing.T) {
 	for i, c := range cs {
 		got := c.rtp.WaitAudio(7200, 2*b2buatest.Wait)[3200:7200] // after the join tones
 		for j, o := range cs {
-			a := audiotest.Goertzel(got, 8000, o.freq)
+			a := toneLevel(got, o.freq)
 			if heard := a > 8000/3; heard != (i != j) || !heard && a > 8000/10 {
 				t.Errorf("caller %d (%v Hz) hears %v Hz at %.0f", i, c.freq, o.freq, a)
 			}
@@ -109,4 +110,10 @@ func TestLuaConferenceBadPIN(t *testing.T) {
 	caller.Send(msg)
 	caller.AckFinal(inv, caller.WaitResponse(500))
 	s.WaitIdle()
+}
+
+// toneLevel is the amplitude of freq in samples at 8 kHz: about A for a sine of amplitude A
+// (audiotest.Goertzel gives the power, A²/4).
+func toneLevel(samples []int16, freq float64) float64 {
+	return 2 * math.Sqrt(audiotest.Goertzel(samples, 8000, freq))
 }

@@ -278,6 +278,11 @@ func (r *run) onHangup(rec b2bua.Record) error {
 	}
 	cdr.RawSetString("billsec", lua.LNumber(billsec))
 	cdr.RawSetString("segments", segmentsTable(L, rec.Segments))
+	recs := L.CreateTable(len(rec.Recordings), 0)
+	for _, p := range rec.Recordings {
+		recs.Append(lua.LString(p))
+	}
+	cdr.RawSetString("recordings", recs)
 	err := r.check(L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud, cdr))
 	if err != nil {
 		r.log.Error("on_hangup failed", "error", err)

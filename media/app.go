@@ -3,7 +3,6 @@ package media
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -152,28 +151,17 @@ func (s *Session) toApp(at *attachment, h *rtp.Header, pkt []byte, pts *ptTable)
 
 // decoderFor returns the G.711 decoder of payload type pt, nil when it is not G.711.
 func decoderFor(pt uint8, pts *ptTable) func(uint8) int16 {
-	law := byte(0)
-	if pts != nil {
+	law := staticLaw(pt)
+	if pts != nil && pts.law[pt] != lawNone {
 		law = pts.law[pt]
 	}
-	switch {
-	case law == 'u' || law == 0 && pt == PCMU.PayloadType:
+	switch law {
+	case lawMu:
 		return PCMU.decode
-	case law == 'a' || law == 0 && pt == PCMA.PayloadType:
+	case lawA:
 		return PCMA.decode
 	}
 	return nil
-}
-
-// lawOf says which G.711 law a codec name is: 'u', 'a', or 'x' for another codec.
-func lawOf(name string) byte {
-	switch strings.ToUpper(name) {
-	case "PCMU":
-		return 'u'
-	case "PCMA":
-		return 'a'
-	}
-	return 'x'
 }
 
 // Encode encodes 16-bit linear samples into dst in the codec (len(dst) >= len(pcm)).

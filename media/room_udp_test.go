@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pbxkit/pbxkit/internal/audiotest"
 	"github.com/pion/rtp"
 )
 
@@ -219,7 +218,7 @@ func checkTones(t *testing.T, listeners, phones []*udpPhone, amp float64, hears 
 	for i, ph := range listeners {
 		w := ph.window(marks[i], settleSamples)
 		for j, other := range phones {
-			a := audiotest.Goertzel(w, sampleRate, other.freq)
+			a := toneLevel(w, other.freq)
 			if want := hears(i, j); want && a < amp/2 || !want && a > amp/10 {
 				t.Errorf("phone %d (%v Hz, %s) hears %v Hz at %.0f (tone amplitude %.0f), want heard: %v",
 					i, ph.freq, ph.codec.Name, other.freq, a, amp, want)

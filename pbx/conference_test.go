@@ -1,6 +1,7 @@
 package pbx_test
 
 import (
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func TestConferenceThroughPBX(t *testing.T) {
 	for i, c := range cs {
 		got := c.rtp.WaitAudio(7200, 4*b2buatest.Wait)[3200:7200] // after the join tones
 		for j, o := range cs {
-			a := audiotest.Goertzel(got, 8000, o.freq)
+			a := toneLevel(got, o.freq)
 			if i != j && a < 8000/3 || i == j && a > 8000/10 {
 				t.Errorf("caller %d (%v Hz) hears %v Hz at %.0f", i, c.freq, o.freq, a)
 			}
@@ -99,4 +100,10 @@ func waitRoom(t *testing.T, tp *testPBX, room string, n int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// toneLevel is the amplitude of freq in samples at 8 kHz: about A for a sine of amplitude A
+// (audiotest.Goertzel gives the power, A²/4).
+func toneLevel(samples []int16, freq float64) float64 {
+	return 2 * math.Sqrt(audiotest.Goertzel(samples, 8000, freq))
 }

@@ -80,9 +80,12 @@ type Extension struct {
 	RingTimeout     int    `gorm:"column:ring_timeout"` // seconds; 0 means the PBX default
 	// PickupGroup names the extension's pickup group ("" none): its members answer each other's
 	// ringing calls with the group pickup code.
-	PickupGroup string    `gorm:"column:pickup_group"`
-	CreatedAt   time.Time `gorm:"column:created_at"`
-	UpdatedAt   time.Time `gorm:"column:updated_at"`
+	PickupGroup string `gorm:"column:pickup_group"`
+	// Record records every call to or from the extension under default routing (a stereo WAV
+	// file per call, named in the call's record).
+	Record    bool      `gorm:"column:record"`
+	CreatedAt time.Time `gorm:"column:created_at"`
+	UpdatedAt time.Time `gorm:"column:updated_at"`
 }
 
 // TableName tells gorm the table; the schema itself comes from migrations/.
@@ -163,6 +166,7 @@ type ExtensionPatch struct {
 	ForwardNoAnswer *string
 	RingTimeout     *int
 	PickupGroup     *string
+	Record          *bool
 }
 
 // Apply sets the fields p carries on e (hashing a new password for e's realm, or p's) and
@@ -201,6 +205,9 @@ func (p ExtensionPatch) Apply(e *Extension) error {
 	}
 	if p.RingTimeout != nil {
 		e.RingTimeout = *p.RingTimeout
+	}
+	if p.Record != nil {
+		e.Record = *p.Record
 	}
 	return e.validate()
 }

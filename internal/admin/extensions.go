@@ -18,6 +18,7 @@ type extensionView struct {
 	ForwardNoAnswer string    `json:"forward_noanswer"`
 	RingTimeout     int       `json:"ring_timeout"`
 	PickupGroup     string    `json:"pickup_group"`
+	Record          bool      `json:"record"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
 }
@@ -25,7 +26,7 @@ type extensionView struct {
 func viewExtension(e store.Extension) extensionView {
 	return extensionView{Number: e.Number, Name: e.Name, Enabled: e.Enabled, DND: e.DND,
 		ForwardAlways: e.ForwardAlways, ForwardBusy: e.ForwardBusy, ForwardNoAnswer: e.ForwardNoAnswer,
-		RingTimeout: e.RingTimeout, PickupGroup: e.PickupGroup, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+		RingTimeout: e.RingTimeout, PickupGroup: e.PickupGroup, Record: e.Record, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
 }
 
 // extensionInput is the body of POST and PATCH: every field optional in a PATCH; number and
@@ -41,12 +42,13 @@ type extensionInput struct {
 	ForwardNoAnswer *string `json:"forward_noanswer"`
 	RingTimeout     *int    `json:"ring_timeout"`
 	PickupGroup     *string `json:"pickup_group"`
+	Record          *bool   `json:"record"`
 }
 
 func (in extensionInput) patch() store.ExtensionPatch {
 	return store.ExtensionPatch{Name: in.Name, Password: in.Password, Enabled: in.Enabled, DND: in.DND,
 		ForwardAlways: in.ForwardAlways, ForwardBusy: in.ForwardBusy, ForwardNoAnswer: in.ForwardNoAnswer,
-		RingTimeout: in.RingTimeout, PickupGroup: in.PickupGroup}
+		RingTimeout: in.RingTimeout, PickupGroup: in.PickupGroup, Record: in.Record}
 }
 
 // checkPassword refuses passwords that a scanner guesses first.

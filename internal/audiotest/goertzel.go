@@ -2,21 +2,22 @@ package audiotest
 
 import "math"
 
-// Goertzel returns the amplitude of the freq component of samples taken at sampleRate: about A
-// for a sine of amplitude A at freq (exactly when freq falls on a bin, a multiple of
-// sampleRate/len(samples)), about 0 for other frequencies far enough away (the bins are
-// sampleRate/len(samples) wide: 5 Hz for 1600 samples at 8 kHz). The Goertzel algorithm
-// computes one term of the discrete Fourier transform; the amplitude is 2|X(freq)|/N.
+// Goertzel returns the power of frequency freq (Hz) in samples taken at sampleRate, normalised
+// by the number of samples squared so that figures of blocks of different length compare: a
+// full-scale sine at freq gives about 0.25 * 32768², a signal without it close to 0. It is the
+// Goertzel algorithm: one bin of a DFT, computed in one pass.
 func Goertzel(samples []int16, sampleRate, freq float64) float64 {
 	if len(samples) == 0 {
 		return 0
 	}
-	coeff := 2 * math.Cos(2*math.Pi*freq/sampleRate)
+	w := 2 * math.Pi * freq / sampleRate
+	coeff := 2 * math.Cos(w)
 	var s1, s2 float64
-	for _, v := range samples {
-		s0 := float64(v) + coeff*s1 - s2
+	for _, x := range samples {
+		s0 := float64(x) + coeff*s1 - s2
 		s2, s1 = s1, s0
 	}
-	power := s1*s1 + s2*s2 - coeff*s1*s2 // |X(freq)|^2
-	return 2 * math.Sqrt(max(power, 0)) / float64(len(samples))
+	power := s1*s1 + s2*s2 - coeff*s1*s2
+	n := float64(len(samples))
+	return power / (n * n)
 }

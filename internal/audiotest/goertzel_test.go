@@ -13,14 +13,14 @@ func TestGoertzel(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		freq     float64
-		lo, high float64
+		lo, high float64 // the amplitude, 2√power
 	}{
 		{1000, 4950, 5050},
 		{300, 1950, 2050},
 		{1500, 0, 20},
 		{700, 0, 20},
 	} {
-		if got := Goertzel(samples, rate, tc.freq); got < tc.lo || got > tc.high {
+		if got := 2 * math.Sqrt(Goertzel(samples, rate, tc.freq)); got < tc.lo || got > tc.high {
 			t.Errorf("%v Hz: amplitude %.1f, want %v-%v", tc.freq, got, tc.lo, tc.high)
 		}
 	}

@@ -67,6 +67,19 @@ func (a sessionAdapter) EarlyMedia(what b2bua.Audio) ([]byte, func(context.Conte
 
 func (a sessionAdapter) Close() { a.s.Close() }
 
+// StartRecording creates the recordings folder when it is missing and starts recording.
+func (a sessionAdapter) StartRecording(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("pbx: recordings folder: %w", err)
+	}
+	return Error(a.s.StartRecording(path))
+}
+
+func (a sessionAdapter) StopRecording() (string, error) {
+	path, err := a.s.StopRecording()
+	return path, Error(err)
+}
+
 func (a sessionAdapter) PlayTo(ctx context.Context, toCaller bool, desc []byte, what string) error {
 	codec, err := media.G711Of(desc)
 	if err != nil {
@@ -129,7 +142,8 @@ func stats(s media.Stats) b2bua.MediaStats {
 		ReportedLost: s.Report.Lost, ReportedJitterMS: s.Report.Jitter, RTTMS: float64(s.Report.RTT) / float64(time.Millisecond)}
 }
 
-// Error maps media's errors to the status that refuses the call or request.
+// Error maps media's errors to the status that refuses the call or request, and the recorder's to
+// the call core's.
 func Error(err error) error {
 	switch {
 	case err == nil:
@@ -140,6 +154,12 @@ func Error(err error) error {
 		return &b2bua.StatusError{Code: 400, Reason: err.Error()}
 	case errors.Is(err, media.ErrNoCodec):
 		return &b2bua.StatusError{Code: 488, Reason: err.Error()}
+	case errors.Is(err, media.ErrRecording):
+		return fmt.Errorf("%w: %w", b2bua.ErrRecording, err)
+	case errors.Is(err, media.ErrNotRecording):
+		return fmt.Errorf("%w: %w", b2bua.ErrNotRecording, err)
+	case errors.Is(err, media.ErrUndecodable):
+		return fmt.Errorf("%w: %w", b2bua.ErrUndecodable, err)
 	}
 	return err
 }
