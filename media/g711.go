@@ -2,9 +2,10 @@ package media
 
 import "github.com/zaf/g711"
 
-// G.711 by table (ITU-T G.711; RFC 3551 §4.5.14): the conference mixer decodes and encodes every
-// sample of every participant 50 times a second, so both directions are array lookups built once
-// from zaf/g711's reference functions (tests check every input against them).
+// G.711 by table (ITU-T G.711; RFC 3551 §4.5.14): the conference mixer, the applications' audio
+// (Attach, Play) and the recorder decode or encode every sample 50 times a second, so both
+// directions are array look-ups (PCMU and PCMA use them), built once from zaf/g711's reference
+// functions (tests check every input against them).
 //
 // Decoding is a 256-entry table per law. Encoding needs only the bits the law keeps: µ-law reads
 // a sample's top 14 bits (the encoder shifts right by 2 first), A-law its top 12 (it shifts by
@@ -19,6 +20,9 @@ type law struct {
 
 // encode returns the G.711 byte of sample s.
 func (l *law) encode(s int16) uint8 { return l.enc[uint16(s)>>l.shift] }
+
+// decode returns the sample of G.711 byte b.
+func (l *law) decode(b uint8) int16 { return l.dec[b] }
 
 var (
 	ulaw = buildLaw(g711.DecodeUlawFrame, g711.EncodeUlawFrame, 2)
