@@ -2,7 +2,10 @@ package b2bua
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -15,6 +18,11 @@ type RecordOptions struct {
 	Silence time.Duration
 	// Beep plays "tone:beep" before recording starts.
 	Beep bool
+	// Root, when set, confines the file: RecordCaller's path is then a local name inside Root
+	// (filepath.IsLocal: no "..", not absolute), and the file is created through Root, so no
+	// symbolic link leads it out; an existing file is not replaced. The MediaSession must be a
+	// MediaRootWriter. Without Root, path is taken as it is.
+	Root *os.Root
 }
 
 // Limits of RecordOptions.
@@ -41,11 +49,15 @@ const (
 // path until Max, Silence seconds of silence, the caller's '#' key, or the end of the call; the
 // file is written in every case (the caller hanging up is how most messages end). Key presses
 // waiting when it starts are dropped, so a '#' that ended a Gather does not end the recording.
-// path is taken as it is: a dialplan that lets users name files must confine them itself.
+// path is taken as it is, unless opts.Root confines it: a dialplan that lets users name files must
+// confine them (Root does).
 func (c *Call) RecordCaller(ctx context.Context, path string, opts RecordOptions) (Recording, error) {
 	app, m, err := c.appEnd()
 	if err != nil {
 		return Recording{}, err
+	}
+	if opts.Root != nil && !filepath.IsLocal(path) {
+		return Recording{}, fmt.Errorf("b2bua: record: %q is not a local name inside %s", path, opts.Root.Name())
 	}
 	if opts.Max <= 0 {
 		opts.Max = DefaultRecordMax
@@ -63,10 +75,31 @@ func (c *Call) RecordCaller(ctx context.Context, path string, opts RecordOptions
 	pcm := app.stopRecording()
 	rec := Recording{Path: path, Seconds: float64(len(pcm)) / 8000}
 	c.log.Info("recorded the caller", "path", path, "seconds", rec.Seconds, "ended_by", why)
-	if err := m.WriteWAV(path, pcm); err != nil {
+	if err := writeRecording(m, opts.Root, path, pcm); err != nil {
 		return Recording{}, fmt.Errorf("b2bua: record: %w", err)
 	}
 	return rec, nil
+}
+
+// MediaRootWriter is a MediaSession that writes recordings confined to a folder
+// (RecordOptions.Root); the media relay's sessions are.
+type MediaRootWriter interface {
+	// WriteWAVIn writes pcm (8 kHz mono) to a new 16-bit PCM WAV file name inside root, created
+	// through root (no path leads out of it), complete or not at all; an existing file is not
+	// replaced (an error wrapping fs.ErrExist).
+	WriteWAVIn(root *os.Root, name string, pcm []int16) error
+}
+
+// writeRecording writes a recording at path, or at the name path inside root.
+func writeRecording(m MediaSession, root *os.Root, path string, pcm []int16) error {
+	if root == nil {
+		return m.WriteWAV(path, pcm)
+	}
+	w, ok := m.(MediaRootWriter)
+	if !ok {
+		return errors.New("the media cannot write inside a folder (no MediaRootWriter)")
+	}
+	return w.WriteWAVIn(root, path, pcm)
 }
 
 // recordUntil waits for the end of a recording and says what ended it.

@@ -109,29 +109,37 @@ func luaGather(L *lua.LState) int {
 }
 
 // call:record(path, {max=s, silence=s, beep=bool}) -> {path=, seconds=}, or nil and an error
-// message. path is relative to the data directory (LuaConfig.DataDir).
+// message. path is relative to the data directory (LuaConfig.DataDir), and the file is written
+// through an os.Root of it: no "..", symbolic link or absolute path leads out, and an existing
+// file is not replaced.
 func luaRecord(L *lua.LState) int {
 	r := checkCall(L)
-	path, err := r.l.dataPath(L.CheckString(2))
-	if err != nil {
-		r.log.Warn("call:record refused", "error", err)
-		L.Push(lua.LNil)
-		L.Push(lua.LString(err.Error()))
-		return 2
-	}
-	t := options(L, 3)
-	o := b2bua.RecordOptions{Max: optSeconds(L, t, "max"), Silence: optSeconds(L, t, "silence"), Beep: optBool(L, t, "beep")}
-	var rec b2bua.Recording
-	r.wait(func() { rec, err = r.c.RecordCaller(r.ctx, path, o) })
-	appError(L, "record", err)
-	if err != nil {
+	fail := func(err error) int {
 		r.log.Warn("call:record failed", "error", err)
 		L.Push(lua.LNil)
 		L.Push(lua.LString(err.Error()))
 		return 2
 	}
+	dir, name, err := r.l.dataPath(L.CheckString(2))
+	if err != nil {
+		return fail(err)
+	}
+	t := options(L, 3)
+	o := b2bua.RecordOptions{Max: optSeconds(L, t, "max"), Silence: optSeconds(L, t, "silence"), Beep: optBool(L, t, "beep")}
+	root, err := openData(dir, name)
+	if err != nil {
+		return fail(err)
+	}
+	defer root.Close()
+	o.Root = root
+	var rec b2bua.Recording
+	r.wait(func() { rec, err = r.c.RecordCaller(r.ctx, name, o) })
+	appError(L, "record", err)
+	if err != nil {
+		return fail(err)
+	}
 	res := L.CreateTable(0, 2)
-	res.RawSetString("path", lua.LString(rec.Path))
+	res.RawSetString("path", lua.LString(filepath.Join(dir, rec.Path)))
 	res.RawSetString("seconds", lua.LNumber(rec.Seconds))
 	L.Push(res)
 	return 1
@@ -167,32 +175,54 @@ func (r *run) soundPath(name string) string {
 	return filepath.Join(filepath.Dir(r.l.cfg.Script), filepath.Clean(name))
 }
 
-// dataPath confines a path a script records to: relative to the data directory and inside it.
-// Its folders are made as needed.
-func (l *Lua) dataPath(name string) (string, error) {
+// dataPath checks a path a script records to: relative to the data directory (or absolute
+// inside it), no ".." component, ending in .wav. It returns the data directory (absolute) and the
+// path's name inside it.
+func (l *Lua) dataPath(name string) (dir, local string, err error) {
 	if l.cfg.DataDir == "" {
-		return "", errors.New("call:record: the dialplan has no data directory to record into")
+		return "", "", errors.New("call:record: the dialplan has no data directory to record into")
 	}
-	root, err := filepath.Abs(l.cfg.DataDir)
+	dir, err = filepath.Abs(l.cfg.DataDir)
 	if err != nil {
-		return "", fmt.Errorf("call:record: %w", err)
+		return "", "", fmt.Errorf("call:record: %w", err)
 	}
-	p := name
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(root, p)
+	outside := fmt.Errorf("call:record: %q is outside the data directory", name)
+	for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '/' || os.IsPathSeparator(uint8(r)) }) {
+		if part == ".." {
+			return "", "", outside
+		}
 	}
-	p = filepath.Clean(p)
-	rel, err := filepath.Rel(root, p)
-	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return "", fmt.Errorf("call:record: %q is outside the data directory", name)
+	local = name
+	if filepath.IsAbs(name) {
+		if local, err = filepath.Rel(dir, filepath.Clean(name)); err != nil {
+			return "", "", outside
+		}
 	}
-	if !strings.EqualFold(filepath.Ext(p), ".wav") {
-		return "", fmt.Errorf("call:record: %q must end in .wav", name)
+	local = filepath.Clean(local)
+	if !filepath.IsLocal(local) || local == "." {
+		return "", "", outside
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-		return "", fmt.Errorf("call:record: %w", err)
+	if !strings.EqualFold(filepath.Ext(local), ".wav") {
+		return "", "", fmt.Errorf("call:record: %q must end in .wav", name)
 	}
-	return p, nil
+	return dir, local, nil
+}
+
+// openData opens the data directory dir as an os.Root, made if needed, with the folders of the
+// file name inside it made through the root: a symbolic link leading out of dir is refused.
+func openData(dir, name string) (*os.Root, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("call:record: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("call:record: %w", err)
+	}
+	if err := root.MkdirAll(filepath.Dir(name), 0o750); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("call:record: %w", err)
+	}
+	return root, nil
 }
 
 func optBool(L *lua.LState, t *lua.LTable, key string) bool {

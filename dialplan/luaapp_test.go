@@ -1,6 +1,7 @@
 package dialplan_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -171,4 +172,56 @@ func TestLuaHangupBeforeAnswerDeclines(t *testing.T) {
 	res := caller.WaitResponse(603) // as Asterisk's Hangup() on an unanswered call
 	caller.AckFinal(inv, res)
 	s.WaitIdle()
+}
+
+// call:record refuses every way out of the data directory and never replaces a file: a ".."
+// that Clean would fold away, a symbolic link to another folder, a name that exists (a Call-ID a
+// caller chose can name any file). The file that exists keeps its content.
+func TestLuaRecordRefusesEscapesAndExistingFiles(t *testing.T) {
+	data, elsewhere := t.TempDir(), t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(data, "out")); err != nil {
+		t.Fatal(err)
+	}
+	existing := filepath.Join(data, "messages", "101", "taken.wav")
+	if err := os.MkdirAll(filepath.Dir(existing), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(existing, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, logs := ivrServer(t, `
+function route(call)
+  call:answer()
+  local r, err = call:record("messages/../../escape.wav", {max = 1})
+  print("dotdot", tostring(r), err)
+  r, err = call:record("messages/101/../x.wav", {max = 1})
+  print("folded", tostring(r), err)
+  r, err = call:record("out/x.wav", {max = 1})
+  print("symlink", tostring(r), err ~= nil)
+  r, err = call:record("messages/101/taken.wav", {max = 1})
+  print("taken", tostring(r), err ~= nil)
+  call:hangup()
+end`, dialplan.LuaConfig{DataDir: data})
+	caller, rtp := s.Phone(t), b2buatest.NewRTP(t)
+	msg, inv := caller.Invite("100", "500", nil, rtp.SDP())
+	caller.Send(msg)
+	ok := caller.WaitResponse(200)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
+	stop := rtp.SendTone(b2buatest.MediaAddr(t, ok.Body()), 700)
+	defer stop()
+	logs.wait(t, "dotdot\tnil\tcall:record: \"messages/../../escape.wav\" is outside the data directory")
+	logs.wait(t, "folded\tnil\tcall:record: \"messages/101/../x.wav\" is outside the data directory")
+	logs.wait(t, "symlink\tnil\ttrue")
+	logs.wait(t, "taken\tnil\ttrue")
+	caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
+	s.WaitIdle()
+	if got, err := os.ReadFile(existing); err != nil || string(got) != "keep me" {
+		t.Errorf("the existing file now holds %q (%v)", got, err)
+	}
+	if files, _ := os.ReadDir(elsewhere); len(files) != 0 {
+		t.Errorf("the folder the link points to got %d files", len(files))
+	}
+	if files, _ := os.ReadDir(filepath.Dir(existing)); len(files) != 1 {
+		t.Errorf("%d files beside the existing one, want no leftovers", len(files)-1)
+	}
 }
