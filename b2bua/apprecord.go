@@ -11,10 +11,12 @@ import (
 
 // RecordOptions say how RecordCaller records (call:record in Lua; Call.Record is the call's record).
 type RecordOptions struct {
-	// Max is the longest recording; 0 means DefaultRecordMax, and at most MaxRecord.
+	// Max is the longest recording; 0 means DefaultRecordMax, and at most MaxRecord. It ends when
+	// Max of audio arrived, or by the clock a second after Max (a phone that sent less).
 	Max time.Duration
-	// Silence ends the recording after this much silence in a row (an energy threshold: about
-	// -42 dBFS); 0 never.
+	// Silence ends the recording this long, by the clock, after the caller was last loud (an
+	// energy threshold: about -42 dBFS), whether quiet audio arrives or none (voice activity
+	// detection); 0 never.
 	Silence time.Duration
 	// Beep plays "tone:beep" before recording starts.
 	Beep bool
@@ -69,9 +71,9 @@ func (c *Call) RecordCaller(ctx context.Context, path string, opts RecordOptions
 		}
 	}
 	app.flush()
-	r := newRecorder(int(opts.Max.Seconds()*8000), int(opts.Silence.Seconds()*8000))
+	r := newRecorder(int(opts.Max.Seconds() * 8000))
 	app.record(r)
-	why := c.recordUntil(ctx, app, r, opts.Max)
+	why := c.recordUntil(ctx, app, r, opts)
 	pcm := app.stopRecording()
 	rec := Recording{Path: path, Seconds: float64(len(pcm)) / 8000}
 	c.log.Info("recorded the caller", "path", path, "seconds", rec.Seconds, "ended_by", why)
@@ -102,11 +104,20 @@ func writeRecording(m MediaSession, root *os.Root, path string, pcm []int16) err
 	return w.WriteWAVIn(root, path, pcm)
 }
 
-// recordUntil waits for the end of a recording and says what ended it.
-func (c *Call) recordUntil(ctx context.Context, app *callApp, r *recorder, limit time.Duration) string {
-	// A backstop for a caller who sends no audio at all: the recorder counts only what arrives.
-	timer := time.NewTimer(limit + time.Second)
-	defer timer.Stop()
+// recordUntil waits for the end of a recording and says what ended it: Max when the recorder is
+// full, or by the clock (a backstop for a caller who sends little or no audio); Silence by the
+// clock since the caller last was loud, whether quiet audio arrives or none (voice activity
+// detection); the caller's '#'; the end of the call or of ctx.
+func (c *Call) recordUntil(ctx context.Context, app *callApp, r *recorder, opts RecordOptions) string {
+	backstop := time.NewTimer(opts.Max + time.Second)
+	defer backstop.Stop()
+	var hush *time.Timer
+	var hushed <-chan time.Time // nil: silence does not end the recording
+	if opts.Silence > 0 {
+		hush = time.NewTimer(opts.Silence)
+		defer hush.Stop()
+		hushed = hush.C
+	}
 	for {
 		_, keys := app.pending()
 		if app.takeKey('#') {
@@ -116,10 +127,16 @@ func (c *Call) recordUntil(ctx context.Context, app *callApp, r *recorder, limit
 		case <-keys:
 		case <-r.full:
 			return RecordMax
-		case <-timer.C:
+		case <-backstop.C:
 			return RecordMax
-		case <-r.hushed:
-			return RecordSilence
+		case <-hushed:
+			app.mu.Lock()
+			quiet := time.Since(r.lastLoud())
+			app.mu.Unlock()
+			if quiet >= opts.Silence {
+				return RecordSilence
+			}
+			hush.Reset(opts.Silence - quiet)
 		case <-ctx.Done():
 			return "context: " + ctx.Err().Error()
 		case <-app.gone:
