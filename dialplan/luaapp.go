@@ -18,7 +18,8 @@ import (
 // {answered=false, status=501} and logs why, so a script can fall back (connect to a person,
 // reject) rather than fail the call with 500. Play, gather and record before a successful answer
 // are the script's mistake and raise an error. A verb on a call whose caller hung up meanwhile
-// returns at once (nothing played, "" gathered, the recording so far written).
+// returns at once (nothing played, "" gathered, the recording so far written); the next one
+// stops the script.
 
 // call:answer() -> {answered, status, reason}
 func luaAnswer(L *lua.LState) int {
@@ -51,11 +52,20 @@ func luaHangup(L *lua.LState) int {
 	return 0
 }
 
-// appError raises a Lua error for an application verb used before call:answer(); a call that
-// ended meanwhile is no error.
+// appError raises a Lua error for an application verb used before call:answer(). A call that
+// ended is no error the first time (the verb returns at once, so the script may store what it
+// recorded); the next application verb stops the script (run.gone: Handle ends the route without
+// an error), so a menu loop cannot spin on a call that is over, its run-time clock stopped.
 func appError(L *lua.LState, verb string, err error) {
 	switch {
-	case err == nil, errors.Is(err, b2bua.ErrDecided):
+	case err == nil:
+	case errors.Is(err, b2bua.ErrDecided):
+		r := checkCall(L)
+		if r.gone {
+			r.stopped = true
+			L.RaiseError("call:%s: the call has ended: the script stops", verb)
+		}
+		r.gone = true
 	case errors.Is(err, b2bua.ErrNotAnswered), errors.Is(err, b2bua.ErrNoRelay):
 		L.RaiseError("call:%s: %s", verb, err.Error())
 	}

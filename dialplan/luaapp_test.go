@@ -225,3 +225,34 @@ end`, dialplan.LuaConfig{DataDir: data})
 		t.Errorf("%d files beside the existing one, want no leftovers", len(files)-1)
 	}
 }
+
+// A menu loop that never checks for the caller's hang-up does not spin once the call is over:
+// the first verb after the end returns at once, the next one stops the script.
+// (The run-time clock is stopped while verbs wait, so the loop used to spin until MaxRunTime of
+// its own Lua time, here a minute.)
+func TestLuaVerbAfterTheEndStopsTheScript(t *testing.T) {
+	s, logs := ivrServer(t, `
+function route(call)
+  call:answer()
+  print("menu")
+  while true do
+    call:gather({max = 1, timeout = 1})
+  end
+end`, dialplan.LuaConfig{MaxRunTime: time.Minute})
+	caller, rtp := s.Phone(t), b2buatest.NewRTP(t)
+	inv, ok := answered(t, caller, rtp)
+	logs.wait(t, "menu")
+	caller.Send(caller.InDialog("BYE", inv, ok, 2))
+	caller.WaitResponse(200)
+	s.WaitIdle() // the route ended
+}
+
+// answered has caller call 500 with audio on rtp; the script answers.
+func answered(t *testing.T, caller *b2buatest.Phone, rtp *b2buatest.RTP) (*sip.Request, *sip.Response) {
+	t.Helper()
+	msg, inv := caller.Invite("100", "500", nil, rtp.SDP())
+	caller.Send(msg)
+	ok := caller.WaitResponse(200)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
+	return inv, ok
+}
