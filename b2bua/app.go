@@ -30,6 +30,8 @@ const PBXParty = "pbx"
 // the caller acknowledged. The call counts as answered from now on (its record's Answer time;
 // the callee is PBXParty until Connect bridges one in). Without a media relay it returns
 // ErrNoRelay and the caller still waits; on a call already answered by the PBX it does nothing.
+// A caller that cancelled meanwhile makes it return ErrDecided. It may be called from any
+// goroutine while the call is being set up (route need not call it itself).
 func (c *Call) Answer(ctx context.Context) error {
 	m := c.mediaSession()
 	if m == nil {
@@ -70,11 +72,11 @@ func (c *Call) Answer(ctx context.Context) error {
 }
 
 // answerItself moves the call to the application state with app as the caller's other end. It
-// fails when Hangup gave up on the call meanwhile.
+// fails when Hangup gave up on the call meanwhile, or the caller cancelled (its INVITE got 487).
 func (c *Call) answerItself(sdp []byte, app *callApp, detach func()) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.abort != "" || !c.move(stateApplication) {
+	if c.abort != "" || c.cancelled.fired() || !c.move(stateApplication) {
 		return false
 	}
 	now := time.Now()

@@ -2,6 +2,7 @@ package b2bua_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"strings"
@@ -205,5 +206,40 @@ func TestApplicationReofferChangesCodec(t *testing.T) {
 	caller.Send(caller.InDialog("BYE", inv, ok, 4))
 	caller.WaitResponse(200)
 	close(release)
+	s.WaitIdle()
+}
+
+// Answer after the caller cancelled (here called once the CANCEL ended routing's context, with a
+// context of its own, as a Go embedder answering from another goroutine might) does not answer:
+// the caller's INVITE got 487, the record says cancelled.
+func TestAnswerAfterCancel(t *testing.T) {
+	answered := make(chan error, 1)
+	s := appServer(t, func(ctx context.Context, c *b2bua.Call) error {
+		<-ctx.Done() // the caller's CANCEL
+		answered <- c.Answer(context.Background())
+		return nil
+	})
+	caller, rtp := s.Phone(t), b2buatest.NewRTP(t)
+	msg, inv := caller.Invite("100", "500", nil, rtp.SDP())
+	caller.Send(msg)
+	caller.WaitResponse(100)
+	caller.Send(b2buatest.Cancel(inv))
+	res := responseTo(t, caller, sip.INVITE, inv.CSeq().SeqNo)
+	if res.StatusCode != 487 {
+		t.Fatalf("INVITE answered %d after its CANCEL, want 487", res.StatusCode)
+	}
+	caller.AckFinal(inv, res)
+	select {
+	case err := <-answered:
+		if !errors.Is(err, b2bua.ErrDecided) {
+			t.Errorf("Answer after the CANCEL: %v, want ErrDecided", err)
+		}
+	case <-time.After(b2buatest.Wait):
+		t.Fatal("Answer did not return")
+	}
+	rec := s.Record(inv.CallID().Value())
+	if !rec.Answer.IsZero() || rec.Status != 487 {
+		t.Errorf("record: answered %v, status %d; want not answered, 487", rec.Answer, rec.Status)
+	}
 	s.WaitIdle()
 }
