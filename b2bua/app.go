@@ -132,7 +132,11 @@ func (c *Call) appInDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool
 		return false
 	case sip.INFO:
 		digit, ok := infoDigit(req)
-		if !ok && len(req.Body()) > 0 {
+		switch {
+		case !ok && isDTMFInfo(req):
+			c.e.respond(req, tx, 400, tag, nil, sip.NewHeader("Warning", `399 pbxkit "no key in the DTMF body"`))
+			return true
+		case !ok && len(req.Body()) > 0:
 			c.e.respond(req, tx, 415, tag, nil, sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
 			return true
 		}

@@ -243,3 +243,28 @@ func TestAnswerAfterCancel(t *testing.T) {
 	}
 	s.WaitIdle()
 }
+
+// An INFO in a key press format that names no key is a bad request (400); one in another format
+// is not understood (415).
+func TestApplicationInfoWithoutKey(t *testing.T) {
+	s := appServer(t, func(ctx context.Context, c *b2bua.Call) error {
+		if err := c.Answer(ctx); err != nil {
+			return err
+		}
+		_, err := c.Play(ctx, []string{"tone:beep"}, b2bua.PlayOptions{Loop: 400}) // until the call ends
+		return err
+	})
+	caller, rtp := s.Phone(t), b2buatest.NewRTP(t)
+	inv, ok, _ := answeredByPBX(t, caller, rtp, "500")
+	caller.Send(caller.InDialogWith("INFO", inv, ok, 2, "Content-Type: application/dtmf-relay\r\n", "Signal=Z\r\nDuration=160\r\n"))
+	if res := responseTo(t, caller, sip.INFO, 2); res.StatusCode != 400 {
+		t.Errorf("INFO dtmf-relay with Signal=Z answered %d, want 400", res.StatusCode)
+	}
+	caller.Send(caller.InDialogWith("INFO", inv, ok, 3, "Content-Type: application/x-unknown\r\n", "hello"))
+	if res := responseTo(t, caller, sip.INFO, 3); res.StatusCode != 415 {
+		t.Errorf("INFO application/x-unknown answered %d, want 415", res.StatusCode)
+	}
+	caller.Send(caller.InDialog("BYE", inv, ok, 4))
+	caller.WaitResponse(200)
+	s.WaitIdle()
+}

@@ -35,6 +35,12 @@ func luaAnswer(L *lua.LState) int {
 	case errors.Is(err, b2bua.ErrDecided):
 		return result(L, b2bua.Result{Answered: r.c.Answered(), Status: 487, Reason: "the call is already decided"})
 	}
+	var se *b2bua.StatusError
+	if errors.As(err, &se) {
+		// The caller's offer cannot be answered (488: no G.711): the caller still waits.
+		r.log.Info("call:answer() refused the caller's offer", "status", se.Code, "error", err)
+		return result(L, b2bua.Result{Status: se.Code, Reason: se.Reason})
+	}
 	r.log.Warn("call:answer() failed", "error", err)
 	return result(L, b2bua.Result{Status: 500, Reason: err.Error()})
 }
@@ -101,8 +107,11 @@ func luaGather(L *lua.LState) int {
 	if o.Terminator == "" && t.RawGetString("terminator") != lua.LNil {
 		o.Terminator = b2bua.NoTerminator
 	}
-	if len(o.Terminator) > 1 && o.Terminator != b2bua.NoTerminator {
-		L.RaiseError("option terminator must be one key (0-9, *, #, A-D) or \"\" for none")
+	if o.Terminator != b2bua.NoTerminator && o.Terminator != "" {
+		if len(o.Terminator) != 1 || !strings.Contains("0123456789*#ABCD", strings.ToUpper(o.Terminator)) {
+			L.RaiseError("option terminator must be one key (0-9, *, #, A-D) or \"\" for none")
+		}
+		o.Terminator = strings.ToUpper(o.Terminator)
 	}
 	if p := optString(L, t, "prompt"); p != "" {
 		o.Prompt = r.soundPath(p)

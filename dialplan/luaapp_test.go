@@ -256,3 +256,41 @@ func answered(t *testing.T, caller *b2buatest.Phone, rtp *b2buatest.RTP) (*sip.R
 	caller.Send(caller.InDialog("ACK", inv, ok, 1))
 	return inv, ok
 }
+
+// call:answer() for a caller whose offer has no G.711 reports 488 (the caller still waits, so the
+// script can refuse it with that status), not 500.
+func TestLuaAnswerReportsAnOfferWithoutG711(t *testing.T) {
+	s, logs := ivrServer(t, `
+function route(call)
+  local a = call:answer()
+  print("answer", a.answered, a.status)
+  call:reject(a.status)
+end`, dialplan.LuaConfig{})
+	caller := s.Phone(t)
+	g722 := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\n"
+	msg, inv := caller.Invite("100", "500", nil, g722)
+	caller.Send(msg)
+	res := caller.WaitResponse(488)
+	caller.AckFinal(inv, res)
+	logs.wait(t, "answer\tfalse\t488")
+	s.WaitIdle()
+}
+
+// gather's terminator is one key, in either case ("a" ends the input at the caller's A); anything
+// else is a script error.
+func TestLuaGatherTerminatorIsAKey(t *testing.T) {
+	s, logs := ivrServer(t, `
+function route(call)
+  call:answer()
+  print("gathered", call:gather({max = 8, timeout = 5, terminator = "a"}))
+  print("bad terminator", pcall(call.gather, call, {terminator = "x"}))
+  call:hangup()
+end`, dialplan.LuaConfig{})
+	caller, rtp := s.Phone(t), b2buatest.NewRTP(t)
+	inv, ok := answered(t, caller, rtp)
+	caller.SendInfoDigits(inv, ok, 2, "12A")
+	logs.wait(t, "gathered\t12")
+	logs.wait(t, "bad terminator\tfalse")
+	caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
+	s.WaitIdle()
+}
