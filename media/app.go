@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -108,7 +109,7 @@ func (s *Session) appSend(sd *side) func([]byte, netip.AddrPort) error {
 	failed := 0
 	return func(pkt []byte, dst netip.AddrPort) error {
 		err := sd.pair.rtp.send(pkt, dst)
-		if err == nil || errors.Is(err, errClosed) {
+		if err == nil || errors.Is(err, errClosed) || errors.Is(err, net.ErrClosed) {
 			return err
 		}
 		failed++
