@@ -206,7 +206,7 @@ func (l *Lua) dataPath(name string) (dir, local string, err error) {
 		return "", "", fmt.Errorf("call:record: %w", err)
 	}
 	outside := fmt.Errorf("call:record: %q is outside the data directory", name)
-	for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '/' || os.IsPathSeparator(uint8(r)) }) {
+	for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '/' || r == filepath.Separator }) {
 		if part == ".." {
 			return "", "", outside
 		}
