@@ -167,6 +167,9 @@ type run struct {
 	since   time.Time
 	expired atomic.Bool
 
+	gone    bool // an application verb found the call ended (appError)
+	stopped bool // a later one stopped the script for it: no error
+
 	env        *lua.LTable
 	loaded     map[string]lua.LValue
 	callerID   string
