@@ -123,6 +123,7 @@ type Store struct {
 	loaded   atomic.Int64
 	closed   atomic.Bool
 	settings settingsWatch
+	notify   listener           // Postgres LISTEN for changes made by other nodes (listen.go)
 	extFill  singleflight.Group // one database query per extension missing from the cache
 }
 
@@ -192,6 +193,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		}
 	}
 	s.watchSettings()
+	s.listen(dsn)
 	return s, nil
 }
 
@@ -265,6 +267,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.stopSettings()
+	s.stopListening()
 	return s.sqlDB.Close()
 }
 

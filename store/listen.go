@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxkit/pbxkit/migrations"
+)
+
+// On Postgres the store keeps one extra connection that LISTENs on the channel
+// "pbxkit_<schema>" (migration 00012: triggers NOTIFY it when a registration, the settings
+// version or the ban list changes). A notification drops the cached entries it names at once, so
+// a phone that registered through another node is called at its new contact on the next call, and
+// a setting changed on another node applies within the notification's delay (milliseconds), not
+// the cache TTL. The settings_version poll (settings.go) keeps running beside it: it covers the
+// time the listening connection is down, and SQLite, which has no NOTIFY. After the connection
+// (re)starts every cache is dropped, since notifications sent meanwhile are lost.
+
+// listenRetry is the wait before the listening connection is opened again after it failed.
+const listenRetry = time.Second
+
+type listener struct {
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
+	listening atomic.Bool
+	bans      chan struct{} // signalled (never blocks) when the ban list changed
+	notes     atomic.Int64  // notifications received
+}
+
+// listen starts the listening goroutine for a Postgres dsn; stopListening (Close) ends it.
+func (s *Store) listen(dsn string) {
+	l := &s.notify
+	l.bans = make(chan struct{}, 1)
+	if s.dialect != migrations.Postgres || s.opt.cacheTTL <= 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.done.Add(1)
+	go func() {
+		defer l.done.Done()
+		for {
+			err := s.listenOnce(ctx, dsn)
+			l.listening.Store(false)
+			if ctx.Err() != nil {
+				return
+			}
+			s.opt.log.Warn("store: change notifications interrupted; polling until they resume", "error", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(listenRetry):
+			}
+		}
+	}()
+}
+
+func (s *Store) stopListening() {
+	if s.notify.cancel != nil {
+		s.notify.cancel()
+		s.notify.done.Wait()
+	}
+}
+
+// listenOnce opens the listening connection and applies notifications until it fails or ctx ends.
+func (s *Store) listenOnce(ctx context.Context, dsn string) error {
+	cctx, cancel := s.opCtx(ctx)
+	conn, err := pgx.Connect(cctx, dsn)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{"pbxkit_" + schema}.Sanitize()); err != nil {
+		return err
+	}
+	s.invalidateAll() // whatever changed before LISTEN took effect
+	s.signalBans()
+	s.notify.listening.Store(true)
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		s.notify.notes.Add(1)
+		s.applyNotification(n.Payload)
+	}
+}
+
+// applyNotification drops what a notification says changed.
+func (s *Store) applyNotification(payload string) {
+	switch {
+	case strings.HasPrefix(payload, "bindings:"):
+		s.bindings.invalidate(strings.TrimPrefix(payload, "bindings:"))
+	case payload == "settings_version":
+		s.exts.invalidateAll()
+	case payload == "bans":
+		s.signalBans()
+	}
+}
+
+func (s *Store) signalBans() {
+	select {
+	case s.notify.bans <- struct{}{}:
+	default:
+	}
+}
+
+// Listening reports whether the store receives change notifications from the database (Postgres
+// LISTEN) at the moment.
+func (s *Store) Listening() bool { return s.notify.listening.Load() }
+
+// BansChanged is signalled when another node (or this one) changed the ban list, as far as
+// notifications tell; on SQLite never. Read the list again with Bans.
+func (s *Store) BansChanged() <-chan struct{} { return s.notify.bans }
