@@ -32,32 +32,53 @@ type listener struct {
 	notes     atomic.Int64  // notifications received
 }
 
-// listen starts the listening goroutine for a Postgres dsn; stopListening (Close) ends it.
-func (s *Store) listen(dsn string) {
+// listen opens the listening connection, before Open fills the caches (so nothing has been missed
+// yet), and starts the goroutine that applies notifications and opens the connection again when
+// it fails; stopListening (Close) ends it.
+func (s *Store) listen(ctx context.Context, dsn string) {
 	l := &s.notify
 	l.bans = make(chan struct{}, 1)
 	if s.dialect != migrations.Postgres || s.opt.cacheTTL <= 0 {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	conn, err := s.listenConn(ctx, dsn)
+	if err != nil {
+		s.opt.log.Warn("store: no change notifications; polling until they start", "error", err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.done.Add(1)
 	go func() {
 		defer l.done.Done()
 		for {
-			err := s.listenOnce(ctx, dsn)
-			l.listening.Store(false)
-			if ctx.Err() != nil {
-				return
+			if conn != nil {
+				l.listening.Store(true)
+				err = s.serveNotifications(lctx, conn)
+				l.listening.Store(false)
+				closeConn(conn)
+				conn = nil
+				if lctx.Err() != nil {
+					return
+				}
+				s.opt.log.Warn("store: change notifications interrupted; polling until they resume", "error", err)
 			}
-			s.opt.log.Warn("store: change notifications interrupted; polling until they resume", "error", err)
 			select {
-			case <-ctx.Done():
+			case <-lctx.Done():
 				return
 			case <-time.After(listenRetry):
 			}
+			if conn, err = s.listenConn(lctx, dsn); err == nil {
+				s.invalidateAll() // notifications sent while the connection was down are lost
+				s.signalBans()
+			}
 		}
 	}()
+}
+
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn.Close(ctx)
 }
 
 func (s *Store) stopListening() {
@@ -67,29 +88,28 @@ func (s *Store) stopListening() {
 	}
 }
 
-// listenOnce opens the listening connection and applies notifications until it fails or ctx ends.
-func (s *Store) listenOnce(ctx context.Context, dsn string) error {
+// listenConn opens a connection and LISTENs on this schema's channel.
+func (s *Store) listenConn(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	cctx, cancel := s.opCtx(ctx)
+	defer cancel()
 	conn, err := pgx.Connect(cctx, dsn)
-	cancel()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		conn.Close(cctx)
-	}()
 	var schema string
-	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
-		return err
+	err = conn.QueryRow(cctx, "SELECT current_schema()").Scan(&schema)
+	if err == nil {
+		_, err = conn.Exec(cctx, "LISTEN "+pgx.Identifier{"pbxkit_" + schema}.Sanitize())
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{"pbxkit_" + schema}.Sanitize()); err != nil {
-		return err
+	if err != nil {
+		closeConn(conn)
+		return nil, err
 	}
-	s.invalidateAll() // whatever changed before LISTEN took effect
-	s.signalBans()
-	s.notify.listening.Store(true)
+	return conn, nil
+}
+
+// serveNotifications applies notifications until the connection fails or ctx ends.
+func (s *Store) serveNotifications(ctx context.Context, conn *pgx.Conn) error {
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

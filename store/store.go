@@ -186,14 +186,15 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.listen(ctx, dsn)
 	if o.migrate {
 		if err := s.loadBindings(ctx); err != nil {
+			s.stopListening()
 			sqlDB.Close()
 			return nil, err
 		}
 	}
 	s.watchSettings()
-	s.listen(dsn)
 	return s, nil
 }
 
