@@ -127,7 +127,7 @@ func TestAgentClaims(t *testing.T) {
 		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
 		claim := func(s *store.Store, call string, want bool) {
 			t.Helper()
-			got, err := s.ClaimAgent(ctx, "201", call, 10*time.Second)
+			got, err := s.ClaimAgent(ctx, s.NodeID(), "201", call, 10*time.Second)
 			if err != nil || got != want {
 				t.Fatalf("%s claims 201 for %s: %v, %v; want %v", s.NodeID(), call, got, err, want)
 			}
@@ -135,24 +135,24 @@ func TestAgentClaims(t *testing.T) {
 		claim(a, "c1", true)
 		claim(b, "c2", false)
 		claim(a, "c3", false)
-		if err := a.ReleaseAgent(ctx, "201", "c3"); err != nil { // not the holder: no effect
+		if err := a.ReleaseAgent(ctx, "a", "201", "c3"); err != nil { // not the holder: no effect
 			t.Fatal(err)
 		}
 		claim(b, "c2", false)
-		if err := a.ReleaseAgent(ctx, "201", "c1"); err != nil {
+		if err := a.ReleaseAgent(ctx, "a", "201", "c1"); err != nil {
 			t.Fatal(err)
 		}
 		claim(b, "c2", true)
 		// b keeps renewing for a while, then dies: its claim runs out.
 		advance(8 * time.Second)
-		if err := b.RenewClaims(ctx, 10*time.Second); err != nil {
+		if err := b.RenewClaims(ctx, "b", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		advance(8 * time.Second)
 		claim(a, "c4", false)
 		advance(3 * time.Second)
 		claim(a, "c4", true)
-		if err := a.ReleaseClaims(ctx); err != nil {
+		if err := a.ReleaseClaims(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
 		claim(b, "c5", true)

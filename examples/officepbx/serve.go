@@ -40,7 +40,8 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		mediaTO  = fs.Duration("media-timeout", pbx.DefaultMediaTimeout, "hang up answered calls without RTP for this long, unless on hold; negative: never (env PBX_MEDIA_TIMEOUT)")
 		codecs   = fs.String("codecs", strings.Join(pbx.DefaultCodecs(), ","), "codecs allowed through the media relay (env PBX_CODECS)")
 		logLevel = fs.String("log-level", "info", "debug, info, warn or error (env PBX_LOG_LEVEL)")
-		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name)")
+		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name; env PBX_NODE_ID)")
+		beat     = fs.Duration("heartbeat", pbx.DefaultHeartbeatInterval, "how often this node refreshes its row in the nodes table (env PBX_HEARTBEAT)")
 		digests  = fs.String("digest-algorithms", pbx.DefaultDigestAlgorithm, "digest algorithms offered, in order of preference: MD5, SHA-256 or both, e.g. SHA-256,MD5 (env PBX_DIGEST_ALGORITHMS)")
 		ringFor  = fs.Duration("ring-timeout", pbx.DefaultRingTimeout, "how long calls ring before the caller gets 480 (env PBX_RING_TIMEOUT)")
 		maxCalls = fs.Int("max-calls", 0, "concurrent calls at most; more get 503 (0: no limit; env PBX_MAX_CALLS)")
@@ -101,6 +102,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db),
 				SourceRate: *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
 				TLS: *tlsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, ExternalIP: *extIP,
+				NodeHTTP: *httpAddr, Version: buildVersion(), HeartbeatInterval: *beat,
 			}
 			if err := cfg.Validate(); err != nil {
 				return flagErrors(err)

@@ -1,0 +1,140 @@
+package pbx_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pbxkit/pbxkit/internal/testenv"
+	"github.com/pbxkit/pbxkit/pbx"
+)
+
+// eachShared runs f over a database that several PBXs share: a SQLite file and Postgres.
+func eachShared(t *testing.T, f func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, testenv.SQLiteDSN(t)) })
+	t.Run("postgres", func(t *testing.T) { f(t, testenv.PostgresDSN(t)) })
+}
+
+// startNode is startPBXOn that waits until the PBX runs (its goroutines started, its node row
+// written), so that the next PBX's goroutine baseline holds this one's.
+func startNode(t *testing.T, dsn string, cfg pbx.Config) *testPBX {
+	t.Helper()
+	tp := startPBXOn(t, dsn, cfg)
+	waitFor(t, "the PBX running", func() bool { return strings.Contains(tp.logs.String(), "pbx listening") })
+	return tp
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNodesHeartbeat: two PBXs on one database each announce themselves in the nodes table (id,
+// SIP address, version) and name their id in pbxkit_node_info; one that shuts down removes its
+// row.
+func TestNodesHeartbeat(t *testing.T) {
+	eachShared(t, func(t *testing.T, dsn string) {
+		a := startNode(t, dsn, pbx.Config{NodeID: "node-a", Version: "v9", NodeHTTP: "127.0.0.1:8081", HeartbeatInterval: 100 * time.Millisecond})
+		b := startNode(t, dsn, pbx.Config{NodeID: "node-b", HeartbeatInterval: 100 * time.Millisecond})
+		ctx := context.Background()
+		nodes, err := a.Nodes(ctx)
+		if err != nil || len(nodes) != 2 {
+			t.Fatalf("nodes: %+v, %v", nodes, err)
+		}
+		if n := nodes[0]; n.ID != "node-a" || n.SIPAddr != a.addr.String() || n.Version != "v9" || n.HTTPAddr != "127.0.0.1:8081" {
+			t.Errorf("node a: %+v, want SIP %s", n, a.addr)
+		}
+		if n := nodes[1]; n.ID != "node-b" || n.SIPAddr != b.addr.String() {
+			t.Errorf("node b: %+v, want SIP %s", n, b.addr)
+		}
+		// The heartbeat goes on: last_seen moves.
+		first := nodes[1].LastSeen
+		waitFor(t, "a second heartbeat of b", func() bool {
+			ns, err := a.Nodes(ctx)
+			return err == nil && len(ns) == 2 && ns[1].LastSeen.After(first) && pbx.NodeLive(ns[1], 100*time.Millisecond, time.Now())
+		})
+		rec := httptest.NewRecorder()
+		promhttp.HandlerFor(b.Metrics(), promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if !strings.Contains(rec.Body.String(), `pbxkit_node_info{node="node-b",version=""} 1`) {
+			t.Errorf("no node info in b's metrics:\n%s", grep(rec.Body.String(), "pbxkit_node"))
+		}
+		if err := b.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		nodes, err = a.Nodes(ctx)
+		if err != nil || len(nodes) != 1 || nodes[0].ID != "node-a" {
+			t.Fatalf("nodes after b stopped: %+v, %v", nodes, err)
+		}
+	})
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestNonceAcrossNodes: a REGISTER challenged by node A and answered to node B is accepted: the
+// nonce key is in the shared database.
+func TestNonceAcrossNodes(t *testing.T) {
+	eachShared(t, func(t *testing.T, dsn string) {
+		a := startNode(t, dsn, pbx.Config{NodeID: "node-a"})
+		b := startNode(t, dsn, pbx.Config{NodeID: "node-b"})
+		a.addExt(t, "301", "pw301")
+		toA, toB := newClient(t, a.addr), newClient(t, b.addr)
+		r := registerSpec("301", "across", 1, "Contact: <sip:301@10.0.0.31>")
+		chal := toA.Do(toA.Build(r))
+		if chal.StatusCode != 401 {
+			t.Fatalf("first REGISTER: %d", chal.StatusCode)
+		}
+		r.CSeq = 2
+		r.Headers = append(r.Headers, authorize(t, chal, r, "301", "pw301", "MD5"))
+		if res := toB.Do(toB.Build(r)); res.StatusCode != 200 {
+			t.Fatalf("answer to node B: %d %s", res.StatusCode, header(res, "WWW-Authenticate"))
+		}
+	})
+}
+
+// TestBanAcrossNodes: a source banned by node A for failed authentications is refused by node B
+// too.
+func TestBanAcrossNodes(t *testing.T) {
+	eachShared(t, func(t *testing.T, dsn string) {
+		cfg := pbx.Config{AuthFailLimit: 2, HeartbeatInterval: 100 * time.Millisecond}
+		cfg.NodeID = "node-a"
+		a := startNode(t, dsn, cfg)
+		cfg.NodeID = "node-b"
+		b := startNode(t, dsn, cfg)
+		a.addExt(t, "302", "pw302")
+		toA, toB := newClient(t, a.addr), newClient(t, b.addr)
+		for i := range 2 {
+			res := register(t, toA, registerSpec("302", "guess", 1+2*i, "Contact: <sip:302@10.0.0.32>"), "302", "wrong", "MD5")
+			if res.StatusCode != 401 {
+				t.Fatalf("guess %d: %d", i, res.StatusCode)
+			}
+		}
+		if res := toA.Do(toA.Build(registerSpec("302", "guess", 9, "Contact: <sip:302@10.0.0.32>"))); res.StatusCode != 403 {
+			t.Fatalf("node A after the ban: %d", res.StatusCode)
+		}
+		cseq := 1
+		waitFor(t, "node B refusing the banned source", func() bool {
+			cseq++
+			res := toB.Do(toB.Build(registerSpec("302", "after-ban", cseq, "Contact: <sip:302@10.0.0.32>")))
+			return res.StatusCode == 403
+		})
+	})
+}
