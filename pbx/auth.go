@@ -134,8 +134,7 @@ func (a *authenticator) challenges(stale bool) []string {
 }
 
 // check verifies the credentials in the named header (Authorization or Proxy-Authorization).
-func (a *authenticator) check(ctx context.Context, req *sip.Request, header string) (*store.Extension, error) {
-	ip, _ := sourceIP(req)
+func (a *authenticator) check(ctx context.Context, req *sip.Request, header string, ip netip.Addr) (*store.Extension, error) {
 	if a.bans.banned(ip, a.now()) {
 		return nil, errBanned
 	}
@@ -365,7 +364,8 @@ func (p *PBX) authorize(ctx context.Context, req *sip.Request, tx sip.ServerTran
 	if proxy {
 		credHeader, chalHeader, code = "Proxy-Authorization", "Proxy-Authenticate", 407
 	}
-	ext, err := p.auth.check(ctx, req, credHeader)
+	client, _ := p.clientIP(req)
+	ext, err := p.auth.check(ctx, req, credHeader, client)
 	switch {
 	case err == nil:
 		return ext, true

@@ -2,11 +2,15 @@ package pbx_test
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pbxkit/pbxkit/internal/testenv"
@@ -137,4 +141,49 @@ func TestBanAcrossNodes(t *testing.T) {
 			return res.StatusCode == 403
 		})
 	})
+}
+
+// TestProxyClientBanned: behind a proxy (Config.Proxies) a phone that guesses passwords gets
+// itself banned, named by the Via the proxy added below its own, and not the proxy: another
+// phone behind the same proxy still registers, and a ban of the proxy's address is not needed.
+func TestProxyClientBanned(t *testing.T) {
+	tp := startPBX(t, pbx.Config{AuthFailLimit: 2, Proxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	tp.addExt(t, "303", "pw303")
+	proxy := newClient(t, tp.addr) // relays for two phones, as Kamailio would
+	cseq := 0
+	spec := func(client string) reqSpec {
+		cseq += 2
+		branch := fmt.Sprintf("z9hG4bK-px%d", rand.Int64())
+		return registerSpec("303", "px-"+client, cseq,
+			"Via: SIP/2.0/UDP "+proxy.Addr()+";branch="+branch,
+			fmt.Sprintf("Via: SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK-ph%d;rport=5060;received=%s", rand.Int64(), client),
+			"Contact: <sip:303@"+client+":5060>")
+	}
+	// register with a new top Via branch for the answer to the challenge (the proxy's
+	// transaction is new too).
+	register := func(client, password string) *sip.Response {
+		r := spec(client)
+		chal := proxy.Do(proxy.Build(r))
+		if chal.StatusCode != 401 {
+			return chal
+		}
+		answer := spec(client)
+		answer.CSeq = r.CSeq + 1
+		answer.Headers = append(answer.Headers, authorize(t, chal, answer, "303", password, "MD5"))
+		return proxy.Do(proxy.Build(answer))
+	}
+	for range 2 {
+		if res := register("192.0.2.5", "guess"); res.StatusCode != 401 {
+			t.Fatalf("guess: %d", res.StatusCode)
+		}
+	}
+	if res := proxy.Do(proxy.Build(spec("192.0.2.5"))); res.StatusCode != 403 {
+		t.Fatalf("the guessing phone after its ban: %d", res.StatusCode)
+	}
+	if res := register("192.0.2.6", "pw303"); res.StatusCode != 200 {
+		t.Fatalf("another phone behind the proxy: %d", res.StatusCode)
+	}
+	if !strings.Contains(tp.logs.String(), `msg="sip source banned" component=auth src_ip=192.0.2.5 `) {
+		t.Errorf("ban not logged for the phone:\n%s", grep(tp.logs.String(), "banned"))
+	}
 }

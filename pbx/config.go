@@ -43,6 +43,13 @@ type Config struct {
 	// MaxConnectionsPerSource either.
 	Trusted []netip.Prefix
 
+	// Proxies lists SIP proxies in front of the PBX (a load balancer such as Kamailio's
+	// dispatcher, in front of several nodes). Their requests are authenticated as any other (list
+	// them in Trusted too only when the proxy authenticates phones itself); but bans, the
+	// per-source rate limit (SourceRate) and log lines take the client's address from the Via the
+	// proxy added below its own, not the proxy's address.
+	Proxies []netip.Prefix
+
 	// MaxConnections is how many TCP connections the PBX keeps open at once, from all sources;
 	// one more is closed as soon as it is accepted. It keeps file descriptors for the rest of the
 	// PBX (media, database) when many hosts connect. Default 4096; negative: no limit.

@@ -34,6 +34,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		sipAddr  = fs.String("sip", pbx.DefaultSIP, "address for SIP over UDP and TCP (env PBX_SIP)")
 		httpAddr = fs.String("http", "", "address for the admin API and web console, /metrics, /healthz and /readyz, e.g. 127.0.0.1:8080 (env PBX_HTTP)")
 		trust    = fs.String("trust", "", "comma-separated networks that need no authentication (env PBX_TRUST)")
+		proxies  = fs.String("proxies", "", "comma-separated addresses of SIP proxies in front (a load balancer): still authenticated, but bans and rate limits apply to the phone behind them (env PBX_PROXIES)")
 		dialplan = fs.String("dialplan", "", "Lua dialplan file (env PBX_DIALPLAN); default: ./dialplan.lua, else examples/officepbx/dialplan.lua, if present; \"\": none")
 		rtpPorts = fs.String("rtp-ports", "", "relay media through the PBX on this RTP port range LO-HI, e.g. 20000-30000 (env PBX_RTP_PORTS)")
 		rtpIP    = fs.String("rtp-ip", "", "IP the media relay binds and names in SDP (default: the --sip address)")
@@ -89,6 +90,10 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 			if err != nil {
 				return usagef("--trust: %v", err)
 			}
+			front, err := pbx.ParseTrusted(*proxies)
+			if err != nil {
+				return usagef("--proxies: %v", err)
+			}
 			var algs []string
 			for _, a := range splitList(*digests) {
 				algs = append(algs, strings.ToUpper(a))
@@ -102,7 +107,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db),
 				SourceRate: *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
 				TLS: *tlsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, ExternalIP: *extIP,
-				NodeHTTP: *httpAddr, Version: buildVersion(), HeartbeatInterval: *beat,
+				Proxies: front, NodeHTTP: *httpAddr, Version: buildVersion(), HeartbeatInterval: *beat,
 			}
 			if err := cfg.Validate(); err != nil {
 				return flagErrors(err)
