@@ -26,6 +26,7 @@ type Queues struct {
 	offered map[string]int       // by extension: attempts ringing it now, in any queue
 
 	onChange func(QueueChange) // queueevents.go
+	claims   AgentClaimer       // nil: this PBX is alone (claims.go)
 }
 
 // NewQueues returns an empty set of queues. With a Directory, Wait looks the queue up again
@@ -173,14 +174,19 @@ func playWhileWaiting(ctx context.Context, c *b2bua.Call, what b2bua.Audio) (sto
 func (qs *Queues) offer(ctx context.Context, c *b2bua.Call, q *Queue, w *waiter, opts QueueOptions) (r b2bua.Result, done bool, next time.Duration, err error) {
 	cur := qs.refresh(ctx, q)
 	ring, more := qs.pick(q.Name, cur, w, c.Engine().InCall)
+	ring = qs.claim(ctx, c.ID(), ring)
 	if len(ring) == 0 {
 		return b2bua.Result{}, false, opts.Retry, nil
 	}
 	r, err = c.Connect(ctx, ring, b2bua.ConnectOptions{Timeout: cmp.Or(cur.RingTimeout, opts.RingTimeout)})
 	qs.release(ring)
+	agent := ""
+	if r.Answered {
+		agent = c.Record().Callee
+	}
+	qs.unclaim(c, ring, agent)
 	switch {
 	case r.Answered:
-		agent := c.Record().Callee
 		qs.answeredBy(q.Name, agent)
 		c.OnEnd(func(b2bua.Record) { qs.callEnded(q.Name, agent) })
 		return r, true, 0, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pbxkit/pbxkit/dialplan"
 	"github.com/pbxkit/pbxkit/store"
 )
 
@@ -159,4 +160,36 @@ func (p *PBX) loadBans(cs clusterStore) {
 		return // the bans last read stay; the database being away is reported elsewhere
 	}
 	p.auth.bans.setShared(bans)
+}
+
+// agentClaims claims queue agents in the shared database for this node's queues
+// (dialplan.AgentClaimer): no agent is rung by two nodes at once, and the claims of a node that
+// dies expire after NodeStaleBeats heartbeats.
+type agentClaims struct {
+	p  *PBX
+	cs clusterStore
+}
+
+var _ dialplan.AgentClaimer = agentClaims{}
+
+func (a agentClaims) ClaimAgent(ctx context.Context, ext, callID string) (bool, error) {
+	ok, err := a.cs.ClaimAgent(ctx, a.p.cfg.NodeID, ext, callID, a.p.claimTTL())
+	if err != nil {
+		a.p.log.Warn("queue agent not claimed; ringing it anyway", "ext", ext, "call_id", callID, "error", err)
+	}
+	return ok, err
+}
+
+// ReleaseAgent runs in the background: the call core must not wait for the database. A release
+// that fails leaves the claim to expire.
+func (a agentClaims) ReleaseAgent(ext, callID string) {
+	a.p.wg.Add(1)
+	go func() {
+		defer a.p.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.cs.ReleaseAgent(ctx, a.p.cfg.NodeID, ext, callID); err != nil {
+			a.p.log.Warn("queue agent claim not released; it expires", "ext", ext, "call_id", callID, "error", err)
+		}
+	}()
 }

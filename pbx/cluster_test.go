@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -13,8 +15,10 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/internal/testenv"
 	"github.com/pbxkit/pbxkit/pbx"
+	"github.com/pbxkit/pbxkit/store"
 )
 
 // eachShared runs f over a database that several PBXs share: a SQLite file and Postgres.
@@ -186,4 +190,60 @@ func TestProxyClientBanned(t *testing.T) {
 	if !strings.Contains(tp.logs.String(), `msg="sip source banned" component=auth src_ip=192.0.2.5 `) {
 		t.Errorf("ban not logged for the phone:\n%s", grep(tp.logs.String(), "banned"))
 	}
+}
+
+// TestQueueAgentAcrossNodes: two nodes serve queue sales, whose one agent is registered once.
+// While node A rings the agent, and while the agent talks to A's caller, node B does not ring it
+// for its own caller; once that call ends, B does.
+func TestQueueAgentAcrossNodes(t *testing.T) {
+	eachShared(t, func(t *testing.T, dsn string) {
+		script := filepath.Join(t.TempDir(), "dialplan.lua")
+		if err := os.WriteFile(script, []byte(callCentreScript), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg := pbx.Config{DialplanScript: script, HeartbeatInterval: 200 * time.Millisecond,
+			Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+		cfg.NodeID = "node-a"
+		a := startNode(t, dsn, cfg)
+		cfg.NodeID = "node-b"
+		b := startNode(t, dsn, cfg)
+		agent := newClient(t, a.addr)
+		bind(t, a, "201", agent)
+		q := store.Queue{Name: "sales", Strategy: store.StrategyRingAll, Members: []store.QueueMember{{Extension: "201"}}}
+		if err := a.store.CreateQueue(context.Background(), &q); err != nil {
+			t.Fatal(err)
+		}
+		callerA, callerB := newClient(t, a.addr), newClient(t, b.addr)
+		msg, invA := callerA.Invite("100", "sales", nil)
+		callerA.Send(msg)
+		ringA := agent.WaitRequest(sip.INVITE)
+		agent.Respond(ringA, 180, "Ringing", "")
+		msg, invB := callerB.Invite("101", "sales", nil)
+		callerB.Send(msg)
+		callerB.WaitResponse(182) // queued on node B, which tries the agent every second
+		quiet(t, agent, 2500*time.Millisecond)
+
+		agent.Respond(ringA, 200, "OK", b2buatest.CalleeSDP)
+		okA := callerA.WaitResponse(200)
+		callerA.Send(callerA.InDialog("ACK", invA, okA, 1))
+		agent.WaitRequest(sip.ACK)
+		quiet(t, agent, 2500*time.Millisecond) // talking: still not rung by node B
+
+		callerA.Send(callerA.InDialog("BYE", invA, okA, 2))
+		agent.Respond(agent.WaitRequest(sip.BYE), 200, "OK", "")
+		callerA.WaitResponse(200)
+		ringB := agent.WaitRequest(sip.INVITE) // the agent is free: node B's caller gets it
+		agent.Redirect(b.addr)                 // and answers node B from now on
+		agent.Respond(ringB, 200, "OK", b2buatest.CalleeSDP)
+		okB := callerB.WaitResponse(200)
+		callerB.Send(callerB.InDialog("ACK", invB, okB, 1))
+		agent.WaitRequest(sip.ACK)
+		callerB.Send(callerB.InDialog("BYE", invB, okB, 2))
+		agent.Respond(agent.WaitRequest(sip.BYE), 200, "OK", "")
+		callerB.WaitResponse(200)
+		// A stops first: B's goroutine check, which comes first, must not see A's.
+		if err := a.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

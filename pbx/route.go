@@ -18,6 +18,9 @@ import (
 // script, then default routing, which takes the calls they left alone (dialplan.Default).
 func (p *PBX) setupDialplan() error {
 	p.queues = dialplan.NewQueues(directory{p})
+	if cs := p.cluster(); cs != nil {
+		p.queues.ClaimWith(agentClaims{p: p, cs: cs})
+	}
 	p.watchQueues()
 	p.fallback = dialplan.Default{Directory: directory{p}, Warning: p.warning, Features: p.cfg.Features.dialplanFeatures()}
 	if p.cfg.PauseCode != "off" {
