@@ -26,7 +26,7 @@ type Queues struct {
 	offered map[string]int       // by extension: attempts ringing it now, in any queue
 
 	onChange func(QueueChange) // queueevents.go
-	claims   AgentClaimer       // nil: this PBX is alone (claims.go)
+	claims   AgentClaimer      // nil: this PBX is alone (claims.go)
 }
 
 // NewQueues returns an empty set of queues. With a Directory, Wait looks the queue up again
