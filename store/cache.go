@@ -14,9 +14,11 @@ import (
 // through an outage instead of getting 503 once the TTL has passed. A look-up the cache never
 // saw still fails.
 //
-// Writes through this Store invalidate the key at once. Changes to extensions made by another
-// process (the officepbx CLI, a second PBX node) are seen at most settingsCheck after them
-// (settings.go); other processes' changes to bindings after at most the TTL. A fill
+// Writes through this Store invalidate the key at once. Changes made by another process (the
+// officepbx CLI, a second PBX node) are announced by Postgres NOTIFY and dropped within
+// milliseconds (listen.go); without notifications (SQLite, or the listening connection down)
+// changes to extensions are seen at most settingsCheck after them (settings.go), and changes to
+// bindings after at most the TTL. A fill
 // that raced with an invalidation is discarded: a reader notes the generation before it queries
 // the database and stores its result only if no invalidation happened since, so a stale row never
 // outlives a write of this process.
