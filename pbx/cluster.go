@@ -31,6 +31,9 @@ type clusterStore interface {
 	ReleaseAgent(ctx context.Context, node, ext, callID string) error
 	RenewClaims(ctx context.Context, node string, ttl time.Duration) error
 	ReleaseClaims(ctx context.Context, node string) error
+	JoinQueue(ctx context.Context, node, queue, callID string, maxLen int, ttl time.Duration) (int, bool, error)
+	QueuePosition(ctx context.Context, queue, callID string) (int, error)
+	LeaveQueue(ctx context.Context, queue, callID string) error
 }
 
 var _ clusterStore = (*store.Store)(nil)
@@ -192,4 +195,36 @@ func (a agentClaims) ReleaseAgent(ext, callID string) {
 			a.p.log.Warn("queue agent claim not released; it expires", "ext", ext, "call_id", callID, "error", err)
 		}
 	}()
+}
+
+// waitingList keeps this node's queue callers in the shared waiting lists
+// (dialplan.WaitingList): one order per queue across the nodes; a dead node's callers expire
+// with its claims.
+type waitingList struct {
+	p  *PBX
+	cs clusterStore
+}
+
+var _ dialplan.WaitingList = waitingList{}
+
+func (w waitingList) Join(ctx context.Context, queue, callID string, maxLen int) (int, bool, error) {
+	pos, ok, err := w.cs.JoinQueue(ctx, w.p.cfg.NodeID, queue, callID, maxLen, w.p.claimTTL())
+	if err != nil {
+		w.p.log.Warn("queue caller not in the shared waiting list; this node's order applies", "queue", queue, "call_id", callID, "error", err)
+	}
+	return pos, ok, err
+}
+
+func (w waitingList) Position(ctx context.Context, queue, callID string) (int, error) {
+	return w.cs.QueuePosition(ctx, queue, callID)
+}
+
+// Leave waits for the database (bounded by the store's operation time-out), so that the callers
+// behind see the new order at once; a row left behind by a failure expires.
+func (w waitingList) Leave(queue, callID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.cs.LeaveQueue(ctx, queue, callID); err != nil {
+		w.p.log.Warn("queue caller not taken out of the shared waiting list; it expires", "queue", queue, "call_id", callID, "error", err)
+	}
 }

@@ -247,3 +247,69 @@ func TestQueueAgentAcrossNodes(t *testing.T) {
 		}
 	})
 }
+
+// TestQueueOrderAcrossNodes: callers queued through two nodes wait in one line. With the agent
+// busy, a caller queued on node B and then one on node A hear positions 1 and 2; when the agent
+// is free, node B's caller (first in line) gets it, not node A's, which then moves up.
+func TestQueueOrderAcrossNodes(t *testing.T) {
+	eachShared(t, func(t *testing.T, dsn string) {
+		script := filepath.Join(t.TempDir(), "dialplan.lua")
+		if err := os.WriteFile(script, []byte(callCentreScript), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg := pbx.Config{DialplanScript: script, HeartbeatInterval: 200 * time.Millisecond,
+			Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+		cfg.NodeID = "node-a"
+		a := startNode(t, dsn, cfg)
+		cfg.NodeID = "node-b"
+		b := startNode(t, dsn, cfg)
+		agent := newClient(t, a.addr)
+		bind(t, a, "201", agent)
+		q := store.Queue{Name: "sales", Strategy: store.StrategyRingAll, Members: []store.QueueMember{{Extension: "201"}}}
+		if err := a.store.CreateQueue(context.Background(), &q); err != nil {
+			t.Fatal(err)
+		}
+		// The agent takes a call of node A and is busy.
+		first := newClient(t, a.addr)
+		msg, inv1 := first.Invite("100", "sales", nil)
+		first.Send(msg)
+		ring := agent.WaitRequest(sip.INVITE)
+		agent.Respond(ring, 200, "OK", b2buatest.CalleeSDP)
+		ok1 := first.WaitResponse(200)
+		first.Send(first.InDialog("ACK", inv1, ok1, 1))
+		agent.WaitRequest(sip.ACK)
+
+		onB, onA := newClient(t, b.addr), newClient(t, a.addr)
+		msg, invB := onB.Invite("101", "sales", nil)
+		onB.Send(msg)
+		waitPhrase(t, onB, invB, 182, "Queued (position 1)")
+		msg, invA := onA.Invite("102", "sales", nil)
+		onA.Send(msg)
+		waitPhrase(t, onA, invA, 182, "Queued (position 2)")
+
+		// The agent hangs up: node B's caller is first in line.
+		first.Send(first.InDialog("BYE", inv1, ok1, 2))
+		agent.Respond(agent.WaitRequest(sip.BYE), 200, "OK", "")
+		first.WaitResponse(200)
+		ring, from := agent.WaitRequestFrom(sip.INVITE)
+		if from.String() != b.addr.String() {
+			t.Fatalf("the free agent was rung by %s, want node B (%s), whose caller is first", from, b.addr)
+		}
+		agent.Redirect(b.addr)
+		agent.Respond(ring, 200, "OK", b2buatest.CalleeSDP)
+		okB := onB.WaitResponse(200)
+		onB.Send(onB.InDialog("ACK", invB, okB, 1))
+		agent.WaitRequest(sip.ACK)
+		waitPhrase(t, onA, invA, 182, "Queued (position 1)")
+
+		onA.Send(cancelOf(invA))
+		res := onA.WaitResponse(487)
+		onA.AckFinal(invA, res)
+		onB.Send(onB.InDialog("BYE", invB, okB, 2))
+		agent.Respond(agent.WaitRequest(sip.BYE), 200, "OK", "")
+		onB.WaitResponse(200)
+		if err := a.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

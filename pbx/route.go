@@ -20,6 +20,7 @@ func (p *PBX) setupDialplan() error {
 	p.queues = dialplan.NewQueues(directory{p})
 	if cs := p.cluster(); cs != nil {
 		p.queues.ClaimWith(agentClaims{p: p, cs: cs})
+		p.queues.ShareWaiting(waitingList{p: p, cs: cs})
 	}
 	p.watchQueues()
 	p.fallback = dialplan.Default{Directory: directory{p}, Warning: p.warning, Features: p.cfg.Features.dialplanFeatures()}

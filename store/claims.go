@@ -38,19 +38,80 @@ func (s *Store) ReleaseAgent(ctx context.Context, node, ext, callID string) erro
 	return mapErr("store: release agent "+ext, err)
 }
 
-// RenewClaims pushes the expiry of every claim of node to ttl from now.
+// RenewClaims pushes the expiry of every agent claim and waiting caller of node to ttl from now.
 func (s *Store) RenewClaims(ctx context.Context, node string, ttl time.Duration) error {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	err := s.db.WithContext(ctx).Exec("UPDATE agent_claims SET expires_at = ? WHERE node_id = ?",
-		dbTime(s.now().Add(ttl)), node).Error
+	until := dbTime(s.now().Add(ttl))
+	err := s.db.WithContext(ctx).Exec("UPDATE agent_claims SET expires_at = ? WHERE node_id = ?", until, node).Error
+	if err == nil {
+		err = s.db.WithContext(ctx).Exec("UPDATE queue_waiters SET expires_at = ? WHERE node_id = ?", until, node).Error
+	}
 	return mapErr("store: renew agent claims", err)
 }
 
-// ReleaseClaims ends every claim of node (a node that stops cleanly).
+// ReleaseClaims ends every agent claim and waiting caller of node (a node that stops cleanly).
 func (s *Store) ReleaseClaims(ctx context.Context, node string) error {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	err := s.db.WithContext(ctx).Exec("DELETE FROM agent_claims WHERE node_id = ?", node).Error
+	if err == nil {
+		err = s.db.WithContext(ctx).Exec("DELETE FROM queue_waiters WHERE node_id = ?", node).Error
+	}
 	return mapErr("store: release agent claims", err)
+}
+
+// Queue waiting lists are shared the same way: each caller waiting in a queue, on any node, is a
+// row of queue_waiters, ordered by the time it joined; its node renews it (RenewClaims) and a row
+// whose node died expires, so that the callers behind move up.
+
+// JoinQueue adds the call callID of node to the waiting list of queue, unless maxLen (> 0)
+// callers wait there already, and returns its position (1: first).
+func (s *Store) JoinQueue(ctx context.Context, node, queue, callID string, maxLen int, ttl time.Duration) (pos int, ok bool, err error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	now := s.now()
+	if maxLen > 0 {
+		var n int64
+		err := s.db.WithContext(ctx).Raw("SELECT count(*) FROM queue_waiters WHERE queue = ? AND expires_at > ?", queue, now).Scan(&n).Error
+		if err != nil {
+			return 0, false, mapErr("store: join queue "+queue, err)
+		}
+		if n >= int64(maxLen) {
+			return 0, false, nil
+		}
+	}
+	err = s.db.WithContext(ctx).Exec(`INSERT INTO queue_waiters (queue, call_id, node_id, joined_at, expires_at)
+VALUES (?, ?, ?, ?, ?)`, queue, callID, node, now, dbTime(now.Add(ttl))).Error
+	if err != nil {
+		return 0, false, mapErr("store: join queue "+queue, err)
+	}
+	pos, err = s.queuePosition(ctx, queue, callID)
+	return pos, true, err
+}
+
+// QueuePosition returns the position of callID in the waiting list of queue among the callers
+// whose rows live (1: first), or 0 when it is not there.
+func (s *Store) QueuePosition(ctx context.Context, queue, callID string) (int, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	return s.queuePosition(ctx, queue, callID)
+}
+
+func (s *Store) queuePosition(ctx context.Context, queue, callID string) (int, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw(`SELECT count(*) FROM queue_waiters w JOIN queue_waiters me
+    ON me.queue = w.queue AND me.call_id = ?
+WHERE w.queue = ? AND (w.expires_at > ? OR w.call_id = me.call_id)
+    AND (w.joined_at < me.joined_at OR (w.joined_at = me.joined_at AND w.call_id <= me.call_id))`,
+		callID, queue, s.now()).Scan(&n).Error
+	return int(n), mapErr("store: position in queue "+queue, err)
+}
+
+// LeaveQueue takes callID out of the waiting list of queue.
+func (s *Store) LeaveQueue(ctx context.Context, queue, callID string) error {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	err := s.db.WithContext(ctx).Exec("DELETE FROM queue_waiters WHERE queue = ? AND call_id = ?", queue, callID).Error
+	return mapErr("store: leave queue "+queue, err)
 }

@@ -197,3 +197,52 @@ func TestNotifyBindings(t *testing.T) {
 		t.Fatal("no ban notification")
 	}
 }
+
+// TestQueueWaitersShared: callers joining a queue through two nodes get one order; one that
+// leaves moves those behind up; a dead node's callers expire; a full queue refuses.
+func TestQueueWaitersShared(t *testing.T) {
+	each(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		var mu sync.Mutex
+		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+		a := open(t, dsn, store.WithNodeID("a"), store.WithClock(now))
+		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
+		join := func(s *store.Store, call string, wantPos int, wantOK bool) {
+			t.Helper()
+			pos, ok, err := s.JoinQueue(ctx, s.NodeID(), "sales", call, 3, 10*time.Second)
+			if err != nil || pos != wantPos || ok != wantOK {
+				t.Fatalf("%s joins with %s: position %d, %v, %v; want %d, %v", s.NodeID(), call, pos, ok, err, wantPos, wantOK)
+			}
+			advance(time.Millisecond)
+		}
+		position := func(s *store.Store, call string, want int) {
+			t.Helper()
+			if pos, err := s.QueuePosition(ctx, "sales", call); err != nil || pos != want {
+				t.Fatalf("position of %s: %d, %v; want %d", call, pos, err, want)
+			}
+		}
+		join(a, "c1", 1, true)
+		join(b, "c2", 2, true)
+		join(a, "c3", 3, true)
+		join(b, "c4", 0, false) // full
+		if err := a.LeaveQueue(ctx, "sales", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		position(a, "c3", 2)
+		position(b, "c2", 1)
+		// b dies: its caller c2 expires after the TTL while a keeps renewing.
+		advance(8 * time.Second)
+		if err := a.RenewClaims(ctx, "a", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		advance(3 * time.Second)
+		position(a, "c3", 1)
+		position(a, "gone", 0)
+		if err := a.ReleaseClaims(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		position(a, "c3", 0)
+	})
+}

@@ -7,6 +7,8 @@
 -- bans: source addresses banned after failed authentications, shared by every node.
 -- agent_claims: a queue agent being rung or talking, claimed by one node so that no other rings
 -- it meanwhile; a claim whose node stopped renewing it expires.
+-- queue_waiters: the callers waiting in each queue, on every node, in order of arrival; a row
+-- whose node stopped renewing it expires (the caller's call ended with its node).
 -- pbxkit_notify: changes of registrations, settings and bans are announced with NOTIFY on the
 -- channel "pbxkit_<schema>", so that the other nodes drop their cached copies at once.
 -- +goose Up
@@ -30,6 +32,15 @@ CREATE TABLE bans (
     until       TIMESTAMPTZ NOT NULL,
     node_id     TEXT        NOT NULL DEFAULT '',
     created_at  TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE queue_waiters (
+    queue       TEXT     NOT NULL,
+    call_id     TEXT     NOT NULL,
+    node_id     TEXT     NOT NULL,
+    joined_at   TIMESTAMPTZ NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (queue, call_id)
 );
 
 CREATE TABLE agent_claims (
@@ -72,6 +83,7 @@ DROP TRIGGER settings_version_notify ON settings_version;
 DROP TRIGGER registrations_notify ON registrations;
 DROP FUNCTION pbxkit_notify();
 DROP TABLE agent_claims;
+DROP TABLE queue_waiters;
 DROP TABLE bans;
 DROP TABLE nonce_keys;
 DROP TABLE nodes;

@@ -25,6 +25,15 @@ CREATE TABLE bans (
     created_at  DATETIME NOT NULL
 );
 
+CREATE TABLE queue_waiters (
+    queue       TEXT     NOT NULL,
+    call_id     TEXT     NOT NULL,
+    node_id     TEXT     NOT NULL,
+    joined_at   DATETIME NOT NULL,
+    expires_at  DATETIME NOT NULL,
+    PRIMARY KEY (queue, call_id)
+);
+
 CREATE TABLE agent_claims (
     extension   TEXT     PRIMARY KEY,
     node_id     TEXT     NOT NULL,
@@ -34,6 +43,7 @@ CREATE TABLE agent_claims (
 
 -- +goose Down
 DROP TABLE agent_claims;
+DROP TABLE queue_waiters;
 DROP TABLE bans;
 DROP TABLE nonce_keys;
 DROP TABLE nodes;
