@@ -54,7 +54,7 @@ func (p *PBX) cluster() clusterStore {
 	return cs
 }
 
-// started is when Run began, for the node row.
+// nodeRow is this node's row in the nodes table.
 func (p *PBX) nodeRow() store.Node {
 	return store.Node{
 		ID: p.cfg.NodeID, SIPAddr: p.NodeSIPAddr(), HTTPAddr: p.cfg.NodeHTTP, Version: p.cfg.Version,
@@ -121,7 +121,8 @@ func (p *PBX) leaveCluster(ctx context.Context) {
 	if cs == nil || !p.beating.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	// Even when Shutdown's time is up, the row is worth one short try: else it lingers as stale.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	if err := cs.ReleaseClaims(ctx, p.cfg.NodeID); err != nil {
 		p.log.Warn("agent claims not released; they expire", "error", err)

@@ -111,6 +111,9 @@ func TestClusterBehindKamailio(t *testing.T) {
 	// Node A dies.
 	a.cmd.Process.Kill()
 	<-a.done
+	if strings.Contains(a.logs(), "DATA RACE") {
+		t.Errorf("race detected in node A:\n%s", a.logs())
+	}
 	if code := onB[1].register(); code != 200 {
 		t.Fatalf("a phone of node B re-registering after A died: %d", code)
 	}
