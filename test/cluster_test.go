@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,6 +23,8 @@ import (
 //   - phones register through the balancer and land on both nodes; officepbx nodes lists both;
 //   - a phone on node A calls a phone registered through node B: the call connects, with RTP both
 //     ways through node A's relay;
+//   - queue sales, with an agent on each node and a caller queued on each: each agent is rung once
+//     at a time, the second caller gets the agent the first did not take;
 //   - do not disturb set with the CLI applies to node B's next call;
 //   - node A is killed (SIGKILL): node B keeps registering and calling, A's phones re-register
 //     through the balancer onto B and call from there, and officepbx nodes shows A stale.
@@ -36,12 +39,19 @@ func TestClusterBehindKamailio(t *testing.T) {
 		exts = append(exts, ext)
 		cli(t, "ext", "add", ext, "--password", "pw"+ext, "--domain", "pbx.test", "--db", dsn)
 	}
+	script := filepath.Join(t.TempDir(), "dialplan.lua")
+	writeScript(t, script, `function route(call)
+  if call.to == "sales" then
+    local r = call:queue("sales", {ring_timeout = 10})
+    if not r.answered then call:reject(r.status) end
+  end
+end`)
 	relays := map[string]int{} // node -> first port of its relay range
 	node := func(id string) *server {
 		lo := freePortRange(t, 100)
 		relays[id] = lo
 		return startServer(t, "--db", dsn, "--domain", "pbx.test", "--node-id", id, "--proxies", "127.0.0.1",
-			"--heartbeat", "500ms", "--rtp-ip", "127.0.0.1", "--rtp-ports", fmt.Sprintf("%d-%d", lo, lo+99), "--dialplan=")
+			"--heartbeat", "500ms", "--rtp-ip", "127.0.0.1", "--rtp-ports", fmt.Sprintf("%d-%d", lo, lo+99), "--dialplan", script)
 	}
 	a, b := node("node-a"), node("node-b")
 	k := startKamailio(t, a.addr, b.addr)
@@ -91,6 +101,11 @@ func TestClusterBehindKamailio(t *testing.T) {
 	if n := relayOf(talk(t, onB[0], onA[0])); n != "node-b" {
 		t.Errorf("call from a phone on node B relayed by %s", n)
 	}
+
+	// A queue whose agents are on both nodes, a caller queued on each node: no agent is rung by
+	// both nodes at once.
+	cli(t, "queue", "add", "sales", "--member", onA[0].ext+","+onB[0].ext, "--db", dsn)
+	queueAcross(t, onA[1], onB[1], onA[0], onB[0])
 
 	// Do not disturb, set with the CLI (another process), applies to node B's next call.
 	cli(t, "ext", "set", onA[0].ext, "--dnd", "on", "--db", dsn)
@@ -227,4 +242,47 @@ func talk(t *testing.T, caller, callee *clusterPhone) int {
 	callee.Respond(callee.WaitRequest(sip.BYE), 200, "OK", "")
 	caller.WaitResponse(200)
 	return pa
+}
+
+// queueAcross queues callerA (on node A) and then callerB (on node B) in queue sales, whose
+// agents are agentA and agentB (ringall): node A rings both agents; while they ring node B rings
+// neither; agentB answers callerA, and node B then rings agentA, once, for callerB.
+func queueAcross(t *testing.T, callerA, callerB, agentA, agentB *clusterPhone) {
+	t.Helper()
+	reqA := dial(t, callerA, "sales")
+	ringA, ringB := agentA.WaitRequest(sip.INVITE), agentB.WaitRequest(sip.INVITE)
+	agentA.Respond(ringA, 180, "Ringing", "")
+	agentB.Respond(ringB, 180, "Ringing", "")
+	reqB := dial(t, callerB, "sales")
+	callerB.WaitResponse(182)
+	for _, ag := range []*clusterPhone{agentA, agentB} { // node B tries every second
+		for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline); {
+			if req, ok := ag.RecvMsg(time.Until(deadline)).(*sip.Request); ok && req.Method == sip.INVITE {
+				t.Fatalf("agent %s rung twice at once:\n%s", ag.ext, req)
+			}
+		}
+	}
+	agentB.Respond(ringB, 200, "OK", agentB.sdp())
+	okA := callerA.WaitResponse(200)
+	callerA.Send(callerA.InDialogWith("ACK", reqA, okA, 2, routeSet(okA)))
+	agentB.WaitRequest(sip.ACK)
+	agentA.AcceptCancel(ringA)
+	// agentA is free: node B's caller gets it.
+	again := agentA.WaitRequest(sip.INVITE)
+	if again.CallID().Value() == ringA.CallID().Value() {
+		t.Fatal("agent A rung again for the call it was offered")
+	}
+	agentA.Respond(again, 200, "OK", agentA.sdp())
+	okB := callerB.WaitResponse(200)
+	callerB.Send(callerB.InDialogWith("ACK", reqB, okB, 2, routeSet(okB)))
+	agentA.WaitRequest(sip.ACK)
+	for _, c := range []struct {
+		caller, agent *clusterPhone
+		req           *sip.Request
+		ok            *sip.Response
+	}{{callerA, agentB, reqA, okA}, {callerB, agentA, reqB, okB}} {
+		c.caller.Send(c.caller.InDialogWith("BYE", c.req, c.ok, 3, routeSet(c.ok)))
+		c.agent.Respond(c.agent.WaitRequest(sip.BYE), 200, "OK", "")
+		c.caller.WaitResponse(200)
+	}
 }
