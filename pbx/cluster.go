@@ -107,6 +107,7 @@ func (p *PBX) beat(cs clusterStore) {
 		p.log.Warn("agent claims not renewed", "error", err)
 	}
 	p.auth.keys.prefetch(ctx, p.now())
+	p.refreshPeers(ctx, cs)
 	p.loadBans(cs)
 }
 

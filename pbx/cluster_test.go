@@ -313,3 +313,47 @@ func TestQueueOrderAcrossNodes(t *testing.T) {
 		}
 	})
 }
+
+// TestCallThroughRegisteringNode: a phone registered over TCP straight to node B (no balancer)
+// is called by a caller of node A: A sends the call to B, which rings the phone over its
+// connection. Node A could not open a connection to the phone itself.
+func TestCallThroughRegisteringNode(t *testing.T) {
+	eachShared(t, func(t *testing.T, dsn string) {
+		cfg := pbx.Config{HeartbeatInterval: 100 * time.Millisecond, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+		cfg.NodeID = "node-a"
+		a := startNode(t, dsn, cfg)
+		cfg.NodeID = "node-b"
+		b := startNode(t, dsn, cfg)
+		b.addExt(t, "202", "pw202")
+		ph := b2buatest.NewTCPPhone(t, b.addr.String())
+		reg := registerSpec("202", "tcp-reg", 1, "Contact: <"+ph.Contact("202")+">")
+		if res := ph.Do(ph.Build(reg)); res.StatusCode != 200 {
+			t.Fatalf("REGISTER over TCP to node B: %d", res.StatusCode)
+		}
+		// Node A knows node B once it has read the node rows after B started.
+		ctx := context.Background()
+		waitFor(t, "node A reading node B's row", func() bool {
+			ns, err := a.Nodes(ctx)
+			return err == nil && len(ns) == 2 && ns[0].LastSeen.After(ns[1].StartedAt.Add(2*cfg.HeartbeatInterval))
+		})
+		caller := newClient(t, a.addr)
+		msg, inv := caller.Invite("100", "202", nil)
+		caller.Send(msg)
+		ring := ph.WaitRequest(sip.INVITE)
+		if got := header(ring, "X-Pbxkit-Contact"); got != "" {
+			t.Errorf("the phone saw the nodes' header: %q", got)
+		}
+		ph.Respond(ring, 200, "OK", b2buatest.CalleeSDP)
+		ok := caller.WaitResponse(200)
+		caller.Send(caller.InDialog("ACK", inv, ok, 1))
+		ph.WaitRequest(sip.ACK)
+		caller.Send(caller.InDialog("BYE", inv, ok, 2))
+		ph.Respond(ph.WaitRequest(sip.BYE), 200, "OK", "")
+		caller.WaitResponse(200)
+		waitIdle(t, a)
+		waitIdle(t, b)
+		if err := a.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -91,6 +91,7 @@ type PBX struct {
 	serving      serveState  // for Health
 	startedAt    time.Time   // when Run began (the node row)
 	beating      atomic.Bool // the heartbeat loop was started (cluster.go)
+	peers        peerTable   // the nodes as the last heartbeat read them (noderoute.go)
 
 	runOnce      sync.Once
 	shutdownOnce sync.Once
