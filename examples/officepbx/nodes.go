@@ -15,9 +15,9 @@ import (
 	"github.com/pbxkit/pbxkit/store"
 )
 
-// nodesCmd lists the PBX nodes serving from the database: each running node refreshes its row
-// every heartbeat (pbx.Config.HeartbeatInterval); one that missed pbx.NodeStaleBeats beats is
-// shown as stale (it died, or lost the database).
+// nodesCmd lists the PBX nodes serving from the database, with the live registrations each took:
+// each running node refreshes its row every heartbeat (pbx.Config.HeartbeatInterval); one that
+// missed pbx.NodeStaleBeats beats is shown as stale (it died, or lost the database).
 func nodesCmd(stdout io.Writer) *ffcli.Command {
 	var interval time.Duration
 	return dbCommand{
@@ -37,16 +37,24 @@ func nodesCmd(stdout io.Writer) *ffcli.Command {
 				fmt.Fprintln(stdout, "no nodes")
 				return nil
 			}
+			bindings, err := s.LiveBindings(ctx)
+			if err != nil {
+				return err
+			}
+			regs := map[string]int{}
+			for _, b := range bindings {
+				regs[b.NodeID]++
+			}
 			now := time.Now()
 			w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "NODE\tSTATE\tSIP\tHTTP\tVERSION\tSTARTED\tLAST SEEN")
+			fmt.Fprintln(w, "NODE\tSTATE\tSIP\tHTTP\tREGISTRATIONS\tVERSION\tSTARTED\tLAST SEEN")
 			for _, n := range nodes {
 				state := "live"
 				if !pbx.NodeLive(n, interval, now) {
 					state = "stale"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s ago\n", n.ID, state, dash(n.SIPAddr), dash(n.HTTPAddr), dash(n.Version),
-					n.StartedAt.Local().Format(time.DateTime), now.Sub(n.LastSeen).Round(100*time.Millisecond))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s ago\n", n.ID, state, dash(n.SIPAddr), dash(n.HTTPAddr), regs[n.ID],
+					dash(n.Version), n.StartedAt.Local().Format(time.DateTime), now.Sub(n.LastSeen).Round(100*time.Millisecond))
 			}
 			return w.Flush()
 		},
