@@ -14,12 +14,12 @@ import (
 
 // On Postgres the store keeps one extra connection that LISTENs on the channel
 // "pbxkit_<schema>" (migration 00012: triggers NOTIFY it when a registration, the settings
-// version or the ban list changes). A notification drops the cached entries it names at once, so
-// a phone that registered through another node is called at its new contact on the next call, and
-// a setting changed on another node applies within the notification's delay (milliseconds), not
-// the cache TTL. The settings_version poll (settings.go) keeps running beside it: it covers the
-// time the listening connection is down, and SQLite, which has no NOTIFY. After the connection
-// (re)starts every cache is dropped, since notifications sent meanwhile are lost.
+// version or the ban list changes). A notification expires the cached entries it names at once,
+// so a phone that registered through another node is called at its new contact on the next call,
+// and a setting changed on another node applies within the notification's delay (milliseconds),
+// not the cache TTL. The settings_version poll (settings.go) keeps running beside it: it covers
+// the time the listening connection is down, and SQLite, which has no NOTIFY. After the
+// connection restarts every cache entry is expired, since notifications sent meanwhile are lost.
 
 // listenRetry is the wait before the listening connection is opened again after it failed.
 const listenRetry = time.Second
@@ -68,7 +68,9 @@ func (s *Store) listen(ctx context.Context, dsn string) {
 			case <-time.After(listenRetry):
 			}
 			if conn, err = s.listenConn(lctx, dsn); err == nil {
-				s.invalidateAll() // notifications sent while the connection was down are lost
+				// Notifications sent while the connection was down are lost.
+				s.exts.expireAll()
+				s.bindings.expireAll()
 				s.signalBans()
 			}
 		}
@@ -120,13 +122,15 @@ func (s *Store) serveNotifications(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-// applyNotification drops what a notification says changed.
+// applyNotification expires what a notification says changed. Expired, not deleted: a store's
+// own writes come back as notifications too, after it may have read the new rows into the
+// cache, and an entry kept can still be served stale while the database is away (cache.go).
 func (s *Store) applyNotification(payload string) {
 	switch {
 	case strings.HasPrefix(payload, "bindings:"):
-		s.bindings.invalidate(strings.TrimPrefix(payload, "bindings:"))
+		s.bindings.expire(strings.TrimPrefix(payload, "bindings:"))
 	case payload == "settings_version":
-		s.exts.invalidateAll()
+		s.exts.expireAll()
 	case payload == "bans":
 		s.signalBans()
 	}
