@@ -123,6 +123,7 @@ type Store struct {
 	loaded   atomic.Int64
 	closed   atomic.Bool
 	settings settingsWatch
+	notify   listener           // Postgres LISTEN for changes made by other nodes (listen.go)
 	extFill  singleflight.Group // one database query per extension missing from the cache
 }
 
@@ -185,8 +186,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.listen(ctx, dsn)
 	if o.migrate {
 		if err := s.loadBindings(ctx); err != nil {
+			s.stopListening()
 			sqlDB.Close()
 			return nil, err
 		}
@@ -265,6 +268,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.stopSettings()
+	s.stopListening()
 	return s.sqlDB.Close()
 }
 

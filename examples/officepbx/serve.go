@@ -35,13 +35,15 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		sipAddr  = fs.String("sip", pbx.DefaultSIP, "address for SIP over UDP and TCP (env PBX_SIP)")
 		httpAddr = fs.String("http", "", "address for the admin API and web console, /metrics, /healthz and /readyz, e.g. 127.0.0.1:8080 (env PBX_HTTP)")
 		trust    = fs.String("trust", "", "comma-separated networks that need no authentication (env PBX_TRUST)")
+		proxies  = fs.String("proxies", "", "comma-separated addresses of SIP proxies in front (a load balancer): still authenticated, but bans and rate limits apply to the phone behind them (env PBX_PROXIES)")
 		dialplan = fs.String("dialplan", "", "Lua dialplan file (env PBX_DIALPLAN); default: ./dialplan.lua, else examples/officepbx/dialplan.lua, if present; \"\": none")
 		rtpPorts = fs.String("rtp-ports", "", "relay media through the PBX on this RTP port range LO-HI, e.g. 20000-30000 (env PBX_RTP_PORTS)")
 		rtpIP    = fs.String("rtp-ip", "", "IP the media relay binds and names in SDP (default: the --sip address)")
 		mediaTO  = fs.Duration("media-timeout", pbx.DefaultMediaTimeout, "hang up answered calls without RTP for this long, unless on hold; negative: never (env PBX_MEDIA_TIMEOUT)")
 		codecs   = fs.String("codecs", strings.Join(pbx.DefaultCodecs(), ","), "codecs allowed through the media relay (env PBX_CODECS)")
 		logLevel = fs.String("log-level", "info", "debug, info, warn or error (env PBX_LOG_LEVEL)")
-		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name)")
+		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name; env PBX_NODE_ID)")
+		beat     = fs.Duration("heartbeat", pbx.DefaultHeartbeatInterval, "how often this node refreshes its row in the nodes table (env PBX_HEARTBEAT)")
 		digests  = fs.String("digest-algorithms", pbx.DefaultDigestAlgorithm, "digest algorithms offered, in order of preference: MD5, SHA-256 or both, e.g. SHA-256,MD5 (env PBX_DIGEST_ALGORITHMS)")
 		ringFor  = fs.Duration("ring-timeout", pbx.DefaultRingTimeout, "how long calls ring before the caller gets 480 (env PBX_RING_TIMEOUT)")
 		maxCalls = fs.Int("max-calls", 0, "concurrent calls at most; more get 503 (0: no limit; env PBX_MAX_CALLS)")
@@ -54,6 +56,9 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		connIdle = fs.Duration("conn-idle-timeout", pbx.DefaultConnIdleTimeout, "close TCP connections without a SIP message for this long, unless a phone registered over them; negative: never (env PBX_CONN_IDLE_TIMEOUT)")
 		msgTime  = fs.Duration("message-timeout", pbx.DefaultMessageTimeout, "close TCP connections that take longer to send one SIP message (or to read one); negative: never (env PBX_MESSAGE_TIMEOUT)")
 		srcRate  = fs.Int("source-rate", pbx.DefaultSourceRate, "new requests a second one source IP outside --trust may send (burst 4x); more are dropped; negative: no limit (env PBX_SOURCE_RATE)")
+		failMax  = fs.Int("auth-fail-limit", pbx.DefaultAuthFailLimit, "failed authentications from one IP within --auth-fail-window that ban it; negative: never ban (env PBX_AUTH_FAIL_LIMIT)")
+		failWin  = fs.Duration("auth-fail-window", pbx.DefaultAuthFailWindow, "the window --auth-fail-limit counts failures in (env PBX_AUTH_FAIL_WINDOW)")
+		banFor   = fs.Duration("auth-ban-time", pbx.DefaultAuthBanTime, "how long a banned IP's requests are answered 403 (env PBX_AUTH_BAN_TIME)")
 		overload = fs.Duration("overload-latency", pbx.DefaultOverloadLatency, "answer new requests 503 while the Go scheduler's p99 delay exceeds this; negative: never (env PBX_OVERLOAD_LATENCY)")
 		apiToken = fs.String("api-token", "", "token of the admin API and web console on --http (env PBX_API_TOKEN; default: the stored one, or a new one printed once)")
 		tlsAddr  = fs.String("tls", "", "address for SIP over TLS, e.g. 0.0.0.0:5061; needs --tls-cert and --tls-key (env PBX_TLS)")
@@ -91,6 +96,10 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 			if err != nil {
 				return usagef("--trust: %v", err)
 			}
+			front, err := pbx.ParseTrusted(*proxies)
+			if err != nil {
+				return usagef("--proxies: %v", err)
+			}
 			var algs []string
 			for _, a := range splitList(*digests) {
 				algs = append(algs, strings.ToUpper(a))
@@ -104,7 +113,9 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db),
 				DataDir: dataDirectory(*dataDir, d.db), RecordingsDir: *recDir,
 				SourceRate: *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
+				AuthFailLimit: *failMax, AuthFailWindow: *failWin, AuthBanTime: *banFor,
 				TLS: *tlsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, ExternalIP: *extIP,
+				Proxies: front, NodeHTTP: *httpAddr, Version: buildVersion(), HeartbeatInterval: *beat,
 			}
 			if err := cfg.Validate(); err != nil {
 				return flagErrors(err)
