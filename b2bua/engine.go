@@ -246,6 +246,7 @@ func (e *Engine) admit(c *Call) bool {
 // release forgets a call that ended, with its dialogs.
 func (e *Engine) release(c *Call) {
 	e.table.removeCall(c, time.Now())
+	c.arrivals.close()
 	e.mu.Lock()
 	delete(e.calls, c)
 	e.mu.Unlock()
