@@ -29,12 +29,18 @@ func responseTo(t *testing.T, p *b2buatest.Phone, method sip.RequestMethod, cseq
 func responsesTo(t *testing.T, p *b2buatest.Phone, want ...sip.CSeqHeader) []*sip.Response {
 	t.Helper()
 	got := map[sip.CSeqHeader]*sip.Response{}
+	for _, w := range want {
+		got[w] = nil
+	}
+	missing := len(want)
 	deadline := time.Now().Add(b2buatest.Wait)
-	for len(got) < len(want) && time.Now().Before(deadline) {
+	for missing > 0 && time.Now().Before(deadline) {
 		switch m := p.RecvMsg(time.Until(deadline)).(type) {
 		case *sip.Response:
-			if m.StatusCode >= 200 {
-				got[sip.CSeqHeader{MethodName: m.CSeq().MethodName, SeqNo: m.CSeq().SeqNo}] = m
+			key := sip.CSeqHeader{MethodName: m.CSeq().MethodName, SeqNo: m.CSeq().SeqNo}
+			if prev, wanted := got[key]; wanted && prev == nil && m.StatusCode >= 200 {
+				got[key] = m
+				missing--
 			}
 		case *sip.Request:
 			if m.Method == sip.BYE {
