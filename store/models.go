@@ -80,9 +80,14 @@ type Extension struct {
 	RingTimeout     int    `gorm:"column:ring_timeout"` // seconds; 0 means the PBX default
 	// PickupGroup names the extension's pickup group ("" none): its members answer each other's
 	// ringing calls with the group pickup code.
-	PickupGroup string    `gorm:"column:pickup_group"`
-	CreatedAt   time.Time `gorm:"column:created_at"`
-	UpdatedAt   time.Time `gorm:"column:updated_at"`
+	PickupGroup string `gorm:"column:pickup_group"`
+	// Voicemail switches the extension's mailbox on: default routing sends calls it does not
+	// answer there, and its owner hears the messages with the voicemail feature codes.
+	Voicemail bool `gorm:"column:voicemail"`
+	// VMPINHash is the mailbox PIN as HashPIN keeps it ("" when none is set); SetPIN sets it.
+	VMPINHash string    `gorm:"column:vm_pin"`
+	CreatedAt time.Time `gorm:"column:created_at"`
+	UpdatedAt time.Time `gorm:"column:updated_at"`
 }
 
 // TableName tells gorm the table; the schema itself comes from migrations/.
@@ -163,6 +168,9 @@ type ExtensionPatch struct {
 	ForwardNoAnswer *string
 	RingTimeout     *int
 	PickupGroup     *string
+	Voicemail       *bool
+	// VMPIN is a new mailbox PIN (digits), stored hashed; "" removes the PIN.
+	VMPIN *string
 }
 
 // Apply sets the fields p carries on e (hashing a new password for e's realm, or p's) and
@@ -201,6 +209,14 @@ func (p ExtensionPatch) Apply(e *Extension) error {
 	}
 	if p.RingTimeout != nil {
 		e.RingTimeout = *p.RingTimeout
+	}
+	if p.Voicemail != nil {
+		e.Voicemail = *p.Voicemail
+	}
+	if p.VMPIN != nil {
+		if err := e.SetPIN(*p.VMPIN); err != nil {
+			return err
+		}
 	}
 	return e.validate()
 }
