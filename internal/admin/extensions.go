@@ -18,6 +18,8 @@ type extensionView struct {
 	ForwardNoAnswer string    `json:"forward_noanswer"`
 	RingTimeout     int       `json:"ring_timeout"`
 	PickupGroup     string    `json:"pickup_group"`
+	Voicemail       bool      `json:"voicemail"`
+	VMPINSet        bool      `json:"vm_pin_set"` // the PIN itself is write-only
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
 }
@@ -25,7 +27,7 @@ type extensionView struct {
 func viewExtension(e store.Extension) extensionView {
 	return extensionView{Number: e.Number, Name: e.Name, Enabled: e.Enabled, DND: e.DND,
 		ForwardAlways: e.ForwardAlways, ForwardBusy: e.ForwardBusy, ForwardNoAnswer: e.ForwardNoAnswer,
-		RingTimeout: e.RingTimeout, PickupGroup: e.PickupGroup, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+		RingTimeout: e.RingTimeout, PickupGroup: e.PickupGroup, Voicemail: e.Voicemail, VMPINSet: e.HasPIN(), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
 }
 
 // extensionInput is the body of POST and PATCH: every field optional in a PATCH; number and
@@ -41,12 +43,14 @@ type extensionInput struct {
 	ForwardNoAnswer *string `json:"forward_noanswer"`
 	RingTimeout     *int    `json:"ring_timeout"`
 	PickupGroup     *string `json:"pickup_group"`
+	Voicemail       *bool   `json:"voicemail"`
+	VMPIN           *string `json:"vm_pin"` // write-only, like the password
 }
 
 func (in extensionInput) patch() store.ExtensionPatch {
 	return store.ExtensionPatch{Name: in.Name, Password: in.Password, Enabled: in.Enabled, DND: in.DND,
 		ForwardAlways: in.ForwardAlways, ForwardBusy: in.ForwardBusy, ForwardNoAnswer: in.ForwardNoAnswer,
-		RingTimeout: in.RingTimeout, PickupGroup: in.PickupGroup}
+		RingTimeout: in.RingTimeout, PickupGroup: in.PickupGroup, Voicemail: in.Voicemail, VMPIN: in.VMPIN}
 }
 
 // checkPassword refuses passwords that a scanner guesses first.
@@ -130,7 +134,7 @@ func (s *Server) patchExtension(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, err)
 		return
 	}
-	s.log.Info("admin API: extension changed", "ext", number, "password", in.Password != nil)
+	s.log.Info("admin API: extension changed", "ext", number, "password", in.Password != nil, "vm_pin", in.VMPIN != nil)
 	writeJSON(w, http.StatusOK, viewExtension(*e))
 }
 

@@ -189,6 +189,9 @@ function startEdit(e) {
   $("#ext-forward").value = e.forward_always;
   $("#ext-dnd").checked = e.dnd;
   $("#ext-enabled").checked = e.enabled;
+  $("#ext-voicemail").checked = e.voicemail;
+  $("#ext-pin").value = "";
+  $("#ext-pin").placeholder = e.vm_pin_set ? "unchanged" : "none";
   $("#ext-save").textContent = "Save";
   $("#ext-cancel").hidden = false;
 }
@@ -199,6 +202,7 @@ function resetForm() {
   $("#ext-form-title").textContent = "Add an extension";
   $("#ext-number").disabled = false;
   $("#ext-password").placeholder = "";
+  $("#ext-pin").placeholder = "";
   $("#ext-save").textContent = "Add";
   $("#ext-cancel").hidden = true;
 }
@@ -208,9 +212,12 @@ async function saveExtension(ev) {
   const body = {
     name: $("#ext-name").value, forward_always: $("#ext-forward").value.trim(),
     dnd: $("#ext-dnd").checked, enabled: $("#ext-enabled").checked,
+    voicemail: $("#ext-voicemail").checked,
   };
   const pw = $("#ext-password").value;
   if (pw) body.password = pw;
+  const pin = $("#ext-pin").value;
+  if (pin) body.vm_pin = pin;
   try {
     if (editing) {
       await api("PATCH", "/api/extensions/" + encodeURIComponent(editing), body);
