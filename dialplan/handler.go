@@ -55,6 +55,9 @@ type Extension struct {
 	RingTimeout     int    // seconds; 0 means the PBX default
 	Registered      bool   // has at least one live registration
 	PickupGroup     string // "" or the pickup group whose ringing calls it may answer (*8)
+	// Voicemail: the extension's mailbox is on; default routing sends the calls it does not
+	// take there.
+	Voicemail bool
 }
 
 // Queue is what a dialplan sees of a call queue.

@@ -217,5 +217,6 @@ func (d directory) Extension(ctx context.Context, number string) (*dialplan.Exte
 		Number: ext.Number, Name: ext.Name, Enabled: ext.Enabled, DND: ext.DND,
 		ForwardAlways: ext.ForwardAlways, ForwardBusy: ext.ForwardBusy, ForwardNoAnswer: ext.ForwardNoAnswer,
 		RingTimeout: ext.RingTimeout, Registered: len(bindings) > 0, PickupGroup: ext.PickupGroup,
+		Voicemail: ext.Voicemail,
 	}, nil
 }

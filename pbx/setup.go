@@ -122,6 +122,7 @@ func (p *PBX) newCallCore() error {
 		},
 		OnUnreachable: p.dropUnreachable,
 		Park:          p.cfg.Features.park(),
+		Voicemail:     p.voicemail,
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
 		return fmt.Errorf("pbx: %w", err)
