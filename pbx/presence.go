@@ -28,9 +28,9 @@ type presence struct {
 	branch  string        // the PBX's Via branch prefix
 	// mailboxes serves message-waiting lamps (mwi.go); nil when the store keeps no voicemail.
 	mailboxes Mailboxes
-	stopWatch func() // ends the store's word of mailbox changes
-	quit    chan struct{} // closed by close: waits for answers give up
-	wg      sync.WaitGroup
+	stopWatch func()        // ends the store's word of mailbox changes
+	quit      chan struct{} // closed by close: waits for answers give up
+	wg        sync.WaitGroup
 
 	mu       sync.Mutex
 	closed   bool
