@@ -26,11 +26,12 @@ type presence struct {
 	udp     *sipgo.Client // NOTIFYs over UDP: from the PBX's listening socket, through NATs
 	tcp     *sipgo.Client // NOTIFYs over TCP: over the watcher's connection
 	branch  string        // the PBX's Via branch prefix
+	quit    chan struct{} // closed by close: waits for answers give up
+	wg      sync.WaitGroup
+
 	// mailboxes serves message-waiting lamps (mwi.go); nil when the store keeps no voicemail.
 	mailboxes Mailboxes
-	stopWatch func()        // ends the store's word of mailbox changes
-	quit      chan struct{} // closed by close: waits for answers give up
-	wg        sync.WaitGroup
+	stopWatch func() // ends the store's word of mailbox changes
 
 	mu       sync.Mutex
 	closed   bool

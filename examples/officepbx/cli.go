@@ -116,12 +116,13 @@ type dbCommand struct {
 	usage string   // the ShortUsage line
 	help  string   // the ShortHelp line
 	args  []string // what each positional argument is, e.g. "extension number"
+	flags func(fs *flag.FlagSet)
+	check func(d *dbFlags, args []string) error // validation before the database is opened
+	open  []store.Option
+	run   func(ctx context.Context, d *dbFlags, s *store.Store, args []string) error
+
 	// optionalArg, when set (and args empty), is what the one optional positional argument is.
 	optionalArg string
-	flags       func(fs *flag.FlagSet)
-	check       func(d *dbFlags, args []string) error // validation before the database is opened
-	open        []store.Option
-	run         func(ctx context.Context, d *dbFlags, s *store.Store, args []string) error
 }
 
 func (c dbCommand) command() *ffcli.Command {
