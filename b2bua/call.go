@@ -118,6 +118,7 @@ type RouteFunc func(ctx context.Context, c *Call) error
 func (e *Engine) Handle(req *sip.Request, tx sip.ServerTransaction, user string, route RouteFunc) *Call {
 	c := e.newCall(req, tx, user)
 	defer c.stop()
+	defer c.releaseTx()
 	if !e.admit(c) {
 		e.respond(req, tx, 503, c.a.localTag, nil, sip.NewHeader("Retry-After", "5"))
 		c.finish(503, "pbx", "shutting down")
@@ -148,7 +149,7 @@ func (e *Engine) newCall(req *sip.Request, tx sip.ServerTransaction, user string
 	c := &Call{
 		e: e, id: req.CallID().Value(), aReq: req, aTx: tx, callee: req.Recipient.User, user: user,
 		arrivals: newArrivals(), acked: newSignal(), cancelled: newSignal(), done: make(chan struct{}),
-		log: e.log.With("call_id", req.CallID().Value()),
+		log: callLogger(e.log, req.CallID().Value()),
 	}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	fromTag, _ := req.From().Params.Get("tag")
@@ -162,7 +163,7 @@ func (e *Engine) newCall(req *sip.Request, tx sip.ServerTransaction, user string
 		remoteURI: *req.From().Address.Clone(), remoteTag: fromTag,
 		routes: routeSet(req.GetHeaders("Record-Route"), false), dest: req.Source(),
 		transport: transport,
-		contact:   pbxContact(host, e.cfg.contactPort(transport), transport, strings.EqualFold(req.Recipient.Scheme, "sips")),
+		contact:   e.contacts.get(host, e.cfg.contactPort(transport), transport, strings.EqualFold(req.Recipient.Scheme, "sips")),
 	}
 	if t, ok := remoteTargetOf(req); ok {
 		c.a.target = t
@@ -173,6 +174,28 @@ func (e *Engine) newCall(req *sip.Request, tx sip.ServerTransaction, user string
 	c.rec = Record{CallID: c.id, Caller: req.From().Address.User, Dialled: c.callee, Callee: c.callee,
 		Source: req.Source(), Start: time.Now()}
 	return c
+}
+
+// releaseTx lets go of the caller's INVITE server transaction (and the responses it keeps for
+// retransmission) once the caller acknowledged our 2xx and Handle is done: an answered call that
+// is held for hours keeps no transaction. A refused call keeps it: its final answer may still be
+// on its way from another goroutine (Hangup).
+//
+// c.aTx is therefore read without c.mu only on Handle's goroutine (routing and the verbs it
+// calls); elsewhere through serverTx.
+func (c *Call) releaseTx() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.acked.fired() {
+		c.aTx = nil
+	}
+}
+
+// serverTx returns the caller's INVITE server transaction, nil once released (releaseTx).
+func (c *Call) serverTx() sip.ServerTransaction {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.aTx
 }
 
 // host is the PBX's host as the caller addressed it: the host of the PBX's Contact.

@@ -123,6 +123,8 @@ type Engine struct {
 	cdr    RecordWriter
 	table  *table
 	lot    *parkLot // the parked calls
+	// contacts are the PBX's Contact headers, one per address and transport, shared by the calls.
+	contacts contactCache
 
 	mu      sync.Mutex
 	closing bool
@@ -364,6 +366,9 @@ func (e *Engine) respond(req *sip.Request, tx sip.ServerTransaction, code int, t
 
 // respondPhrase is respond with the reason phrase given.
 func (e *Engine) respondPhrase(req *sip.Request, tx sip.ServerTransaction, code int, phrase, toTag string, body []byte, hdrs ...sip.Header) (*sip.Response, error) {
+	if tx == nil {
+		return nil, errTxReleased
+	}
 	res := sip.NewResponseFromRequest(req, code, phrase, body)
 	res.SipVersion = "SIP/2.0"
 	if toTag != "" && code != 100 {

@@ -26,6 +26,9 @@ var (
 	errCallEnded = errors.New("b2bua: call ended")
 )
 
+// errTxReleased: a response for the caller's INVITE after its transaction was let go (releaseTx).
+var errTxReleased = errors.New("b2bua: the caller's INVITE transaction is over")
+
 // FailedError says how an unanswered call ended.
 type FailedError struct {
 	Status int    // the final status the caller got

@@ -66,7 +66,7 @@ func (c *Call) refuse(code int, phrase, by, reason string, hdrs ...sip.Header) b
 	if !c.moveLocked(stateRefused) {
 		return false
 	}
-	if _, err := c.e.respondPhrase(c.aReq, c.aTx, code, phrase, c.a.localTag, nil, hdrs...); err != nil {
+	if _, err := c.e.respondPhrase(c.aReq, c.serverTx(), code, phrase, c.a.localTag, nil, hdrs...); err != nil {
 		c.log.Debug("final response not sent", "status", code, "error", err)
 	}
 	c.finish(code, by, reason)

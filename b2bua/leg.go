@@ -87,7 +87,7 @@ func (c *Call) newLeg(t Target, o legOrigin, decided <-chan struct{}) *leg {
 		dest:      t.Dest,
 		transport: transport,
 		cseq:      1,
-		contact:   pbxContact(c.host(), c.e.cfg.contactPort(transport), transport, strings.EqualFold(t.URI.Scheme, "sips")),
+		contact:   c.e.contacts.get(c.host(), c.e.cfg.contactPort(transport), transport, strings.EqualFold(t.URI.Scheme, "sips")),
 	}
 	return l
 }

@@ -237,7 +237,7 @@ func (c *Call) earlyAnswer(sdp []byte) error {
 	if early {
 		return nil
 	}
-	if _, err := c.e.respond(c.aReq, c.aTx, 183, c.a.localTag, c.stampSDP(c.a, sdp), c.a.contact); err != nil {
+	if _, err := c.e.respond(c.aReq, c.serverTx(), 183, c.a.localTag, c.stampSDP(c.a, sdp), c.a.contact); err != nil {
 		return err
 	}
 	c.mu.Lock()

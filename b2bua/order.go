@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -112,21 +113,38 @@ const arrivalWait = 250 * time.Millisecond
 
 // arrivals orders one call's in-dialog requests: stamp (on the reading goroutine) queues them as
 // they arrive; each handler waits its turn and says when it has dispatched its request.
+//
+// It lives as long as its call, so it keeps little: hashes of the recent transactions' keys, and
+// the handlers that went ahead of their stamp only once there has been one.
 type arrivals struct {
 	mu      sync.Mutex
-	queue   []*sip.Request // stamped and not yet dispatched, in arrival order
-	early   [16]*sip.Request
-	recent  [16]string // "branch method" of recent requests: retransmissions are never handled
+	queue   []*sip.Request   // stamped and not yet dispatched, in arrival order
+	early   []*sip.Request   // handlers that reached their turn before their stamp (made on first use)
+	recent  [recentTx]uint64 // txKey of recent requests: retransmissions are never handled
 	nEarly  int
 	nRecent int
 	changed chan struct{} // closed and replaced whenever the queue shrinks
 }
 
+// recentTx is how many of a call's latest transactions arrivals remembers, and earlyTx how many
+// handlers that went ahead of their stamp.
+const recentTx, earlyTx = 16, 16
+
 func newArrivals() *arrivals { return &arrivals{changed: make(chan struct{})} }
 
-func txKey(req *sip.Request, method sip.RequestMethod) string {
+// txSeed keys txKey's hashes for the process.
+var txSeed = maphash.MakeSeed()
+
+// txKey names a request's transaction: its branch and method, hashed (64 bits: two transactions
+// of one call colliding is not a case to plan for).
+func txKey(req *sip.Request, method sip.RequestMethod) uint64 {
+	var h maphash.Hash
+	h.SetSeed(txSeed)
 	branch, _ := req.Via().Params.Get("branch")
-	return branch + " " + string(method)
+	h.WriteString(branch)
+	h.WriteByte(' ')
+	h.WriteString(string(method))
+	return h.Sum64()
 }
 
 // stamp queues req unless no handler will see it: a retransmission (sipgo's server transaction
@@ -144,14 +162,14 @@ func (a *arrivals) stamp(req *sip.Request) {
 		return
 	case req.Method == sip.ACK && slices.Contains(a.recent[:], txKey(req, sip.INVITE)):
 		return
-	case slices.Contains(a.early[:], req):
+	case slices.Contains(a.early, req):
 		return
 	}
 	a.remember(key)
 	a.queue = append(a.queue, req)
 }
 
-func (a *arrivals) remember(key string) {
+func (a *arrivals) remember(key uint64) {
 	a.recent[a.nRecent] = key
 	a.nRecent = (a.nRecent + 1) % len(a.recent)
 }
@@ -169,6 +187,9 @@ func (a *arrivals) wait(req *sip.Request) {
 		// after it: req takes its place at the end now, and stamp must not queue it again.
 		before = slices.Clone(a.queue)
 		a.queue = append(a.queue, req)
+		if a.early == nil {
+			a.early = make([]*sip.Request, earlyTx)
+		}
 		a.early[a.nEarly] = req
 		a.nEarly = (a.nEarly + 1) % len(a.early)
 		if req.Via() != nil {

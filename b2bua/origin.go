@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"bytes"
+	"hash/maphash"
 	"math/rand/v2"
 	"strconv"
 )
@@ -16,30 +17,40 @@ import (
 type origin struct {
 	id      uint64 // session id and first version; 0 until the first description
 	version uint64
-	last    []byte // the last description sent, its o= line left out
+	last    uint64 // hash of the last description sent, its o= line left out
 }
+
+// originSeed keys the hashes of the descriptions (64 bits: two different descriptions of one
+// dialog hashing alike, which would leave the version as it was, is not a case to plan for). A
+// hash, not the description: a held call keeps one per dialog.
+var originSeed = maphash.MakeSeed()
 
 // stamp returns sdp with the dialog's origin; sdp without an o= line is returned as it is.
 func (o *origin) stamp(sdp []byte) []byte {
-	line, rest, ok := cutOrigin(sdp)
+	start, end, ok := findOrigin(sdp)
 	if !ok {
 		return sdp
 	}
+	line := bytes.TrimRight(sdp[start:end], "\r\n")[len("o="):]
 	fields := bytes.Fields(line)
 	if len(fields) != 6 {
 		return sdp
 	}
+	var h maphash.Hash
+	h.SetSeed(originSeed)
+	h.Write(sdp[:start])
+	h.Write(sdp[end:])
+	rest := h.Sum64()
 	switch {
 	case o.id == 0:
 		o.id = rand.Uint64N(1<<62) + 1
 		o.version = o.id
-	case !bytes.Equal(rest, o.last):
+	case rest != o.last:
 		o.version++
 	}
 	o.last = rest
 	var out bytes.Buffer
 	out.Grow(len(sdp) + 32)
-	start := bytes.Index(sdp, line) - len("o=")
 	out.Write(sdp[:start])
 	out.WriteString("o=pbxkit ")
 	out.WriteString(strconv.FormatUint(o.id, 10))
@@ -53,26 +64,25 @@ func (o *origin) stamp(sdp []byte) []byte {
 	return out.Bytes()
 }
 
-// cutOrigin finds the session's o= line (its value, without "o=" and the line break) and returns
-// the description without that line, to compare descriptions by everything but their origin.
-func cutOrigin(sdp []byte) (line, rest []byte, ok bool) {
+// findOrigin finds the session's o= line: sdp[start:end] is the line with its line break, so
+// that the description without it, to compare descriptions by everything but their origin, is
+// sdp[:start] followed by sdp[end:].
+func findOrigin(sdp []byte) (start, end int, ok bool) {
 	for off := 0; off < len(sdp); {
-		end := bytes.IndexByte(sdp[off:], '\n')
 		next := len(sdp)
-		if end >= 0 {
-			next = off + end + 1
+		if i := bytes.IndexByte(sdp[off:], '\n'); i >= 0 {
+			next = off + i + 1
 		}
-		l := bytes.TrimRight(sdp[off:next], "\r\n")
+		l := sdp[off:next]
 		if bytes.HasPrefix(l, []byte("o=")) {
-			rest = append(append([]byte(nil), sdp[:off]...), sdp[next:]...)
-			return l[2:], rest, true
+			return off, next, true
 		}
 		if bytes.HasPrefix(l, []byte("m=")) {
 			break // session-level lines come before the first media description
 		}
 		off = next
 	}
-	return nil, nil, false
+	return 0, 0, false
 }
 
 // stampSDP gives a description the PBX sends in dialog d the dialog's origin; other bodies, and

@@ -320,7 +320,7 @@ func (c *Call) Provisional(code int, phrase string, hdrs ...sip.Header) error {
 	if code == 180 || code == 183 {
 		c.emit(CallRinging, code)
 	}
-	_, err = c.e.respondPhrase(c.aReq, c.aTx, code, phrase, c.a.localTag, nil, append(hdrs, c.a.contact)...)
+	_, err = c.e.respondPhrase(c.aReq, c.serverTx(), code, phrase, c.a.localTag, nil, append(hdrs, c.a.contact)...)
 	return err
 }
 

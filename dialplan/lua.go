@@ -82,6 +82,7 @@ type script struct {
 	broken  map[string]error              // modules that do not compile: require raises the error
 	hangup  bool                          // the script defines on_hangup
 	pool    chan *state
+	stats   poolStats // for trim
 }
 
 // maxModuleDepth bounds how deep below the script's folder require looks.
@@ -117,6 +118,8 @@ func NewLua(cfg LuaConfig) (*Lua, error) {
 			return nil, err
 		}
 	}
+	l.watchWG.Add(1)
+	go l.trimLoop()
 	return l, nil
 }
 
@@ -193,7 +196,8 @@ func (l *Lua) compile() (*script, error) {
 		return nil, fmt.Errorf("dialplan: %w", err)
 	}
 	l.version++
-	s := &script{version: l.version, name: filepath.Base(l.cfg.Script), main: main, modules: modules, broken: broken, pool: make(chan *state, statePool)}
+	s := &script{version: l.version, name: filepath.Base(l.cfg.Script), main: main, modules: modules, broken: broken}
+	s.initPool()
 
 	// Load it once, as each call will, to find route and on_hangup.
 	st := newState()
@@ -233,8 +237,10 @@ func compileFile(path, chunk string) (*lua.FunctionProto, error) {
 func (s *script) get() *state {
 	select {
 	case st := <-s.pool:
+		s.stats.noteIdle(len(s.pool))
 		return st
 	default:
+		s.stats.noteIdle(0)
 		return newState()
 	}
 }

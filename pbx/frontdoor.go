@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"net/netip"
 	"runtime/debug"
@@ -186,14 +187,20 @@ func unsupportedTags(req *sip.Request) []string {
 // happens when a forking proxy upstream sends the same INVITE twice.
 type mergeTracker struct {
 	mu    sync.Mutex
-	items map[string]string // key -> top Via branch
+	items map[uint64]uint64 // hash of Call-ID, From tag and CSeq -> hash of the top Via branch
 	exp   []mergeExpiry
 }
 
+// The tracker keeps hashes, not strings: it remembers every INVITE for 32 s, and a substring of
+// a parsed message would keep the whole message.
 type mergeExpiry struct {
-	key string
+	key uint64
 	at  time.Time
 }
+
+// mergeSeed keys the tracker's hashes for the process (64 bits: a collision, which would answer
+// one INVITE 482, is not a case to plan for).
+var mergeSeed = maphash.MakeSeed()
 
 // mergeWindow is how long an INVITE counts as in progress for merge detection: 64*T1, the
 // lifetime of its server transaction.
@@ -207,8 +214,9 @@ func (m *mergeTracker) seen(req *sip.Request, now time.Time) bool {
 		return false
 	}
 	ftag, _ := req.From().Params.Get("tag")
-	branch, _ := req.Via().Params.Get("branch")
-	key := req.CallID().Value() + "\x00" + ftag + "\x00" + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10)
+	branchValue, _ := req.Via().Params.Get("branch")
+	branch := maphash.String(mergeSeed, branchValue)
+	key := maphash.String(mergeSeed, req.CallID().Value()+"\x00"+ftag+"\x00"+strconv.FormatUint(uint64(req.CSeq().SeqNo), 10))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for len(m.exp) > 0 && now.After(m.exp[0].at) {
@@ -217,6 +225,9 @@ func (m *mergeTracker) seen(req *sip.Request, now time.Time) bool {
 	}
 	if b, ok := m.items[key]; ok {
 		return b != branch
+	}
+	if m.items == nil {
+		m.items = map[uint64]uint64{}
 	}
 	m.items[key] = branch
 	m.exp = append(m.exp, mergeExpiry{key: key, at: now.Add(mergeWindow)})

@@ -133,7 +133,6 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	_, _ = rand.Read(salt[:])
 	sum := sha256.Sum256(append([]byte(cfg.NodeID), salt[:]...))
 	p.branchPrefix = sip.RFC3261BranchMagicCookie + "-pbx" + hex.EncodeToString(sum[:5]) + "-"
-	p.merged.items = make(map[string]string)
 	p.metrics = newMetrics()
 	p.badInput = newLogLimiter(p.log, badInputLines, p.now)
 	if cfg.SourceRate > 0 {

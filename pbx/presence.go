@@ -141,6 +141,9 @@ func (pr *presence) endLeg(m *callMark, ext string) {
 		return
 	}
 	delete(m.rung, ext)
+	if len(m.rung) == 0 {
+		m.rung = nil // a held call keeps no empty map
+	}
 	switch {
 	case ext != m.callee:
 		pr.endDialog(ext, m.id)
