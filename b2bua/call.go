@@ -216,8 +216,16 @@ func (c *Call) route(route RouteFunc) (err error) {
 func (c *Call) conclude(err error) {
 	c.mu.Lock()
 	decided, last, abort := c.state.decided(), c.setup.last, c.abort
+	app := c.state == stateApplication
 	c.mu.Unlock()
 	switch {
+	case app:
+		// The PBX answered and routing is over: like the end of an Asterisk dialplan, that hangs
+		// the caller up.
+		if err != nil {
+			c.log.Error("routing failed after the pbx answered", "error", err)
+		}
+		c.hangup(true, false, "pbx", "the dialplan ended")
 	case decided:
 	case c.cancelled.fired():
 		c.finish(487, "caller", "cancelled by the caller")

@@ -19,7 +19,12 @@
 // those requests. REFER is carried out by the PBX itself: blind transfer (RFC 3515, RFC 5589),
 // attended transfer when the Refer-To carries Replaces (RFC 3891), and an INVITE with Replaces
 // takes over the dialog it names. Every call moves through one state machine: setup, refused,
-// answered, transferring, ended (state.go draws it).
+// application, answered, transferring, parked, unparking, ended (state.go draws it).
+//
+// With a Media relay the PBX can also answer a call itself (Answer) and be the caller's other
+// end: Play sounds, Gather key presses (RFC 4733 and SIP INFO), RecordCaller to a WAV file,
+// then Connect a callee through the same port (app.go). Key presses during a bridged call reach
+// OnDTMF.
 //
 // Messages of one call are handled in the order they arrived, although sipgo hands each message to
 // a goroutine of its own: the engine also listens to the transport layer, which reads one message

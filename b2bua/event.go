@@ -12,7 +12,7 @@ const (
 	CallAnswered    EventKind = "call.answered"    // a callee answered 2xx
 	CallTransferred EventKind = "call.transferred" // a side was replaced by a transfer target (REFER)
 	CallEnded       EventKind = "call.ended"       // the call is over: Status, HangupBy and Reason say how
-	CallDTMF        EventKind = "call.dtmf"        // a side pressed a key (RFC 4733, through the media relay): Digit, Side
+	CallDTMF        EventKind = "call.dtmf"        // a side pressed a key (RFC 4733 through the media relay, or SIP INFO): Digit, Side, Source
 	CallParked      EventKind = "call.parked"      // a side was parked (blind transfer to the park number): Slot
 	CallRetrieved   EventKind = "call.retrieved"   // a parked call was retrieved from its Slot, or rung back to its parker
 	// Per B-leg toward an extension, for busy lamps of every phone rung (a ring group, a queue,
@@ -35,6 +35,7 @@ type Event struct {
 	Reason   string // CallEnded: why, in words
 	Digit    string // CallDTMF: 0-9, *, #, A-D
 	Side     string // CallDTMF: "caller" or "callee"
+	Source   string // CallDTMF: "rfc4733" or "info"
 	Slot     string // CallParked, CallRetrieved: the park slot
 	Leg      string // CallLegRinging, CallLegEnded: the extension of the leg
 }

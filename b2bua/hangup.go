@@ -35,7 +35,7 @@ func (c *Call) hangup(toCaller, toCallee bool, by, reason string) {
 		return
 	}
 	c.hangOnce.Do(func() {
-		if toCallee {
+		if toCallee && w != nil {
 			w.bye()
 		}
 		if toCaller {
@@ -92,6 +92,7 @@ func (c *Call) finish(status int, by, reason string) {
 	m := c.media.session
 	c.mu.Unlock()
 	c.stopAudio()
+	c.leaveApplication()
 	c.leavePark()
 	if m != nil {
 		// Closed before the record is taken, so the statistics are final.

@@ -10,6 +10,9 @@ import (
 // the request's turn among the call's requests: it is done once the request is dispatched (passed
 // on, answered or refused), so the next one may go on while this one waits for an answer.
 func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool, t *turn) {
+	if c.appInDialog(req, tx, aleg) {
+		return
+	}
 	switch req.Method {
 	case sip.ACK:
 		c.ackIn(req, aleg)
@@ -26,6 +29,9 @@ func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool, t
 			// Nobody is on the other side to take it.
 			c.e.respond(req, tx, 491, c.localTag(aleg), nil)
 			return
+		}
+		if digit, ok := infoDigit(req); ok && req.Method == sip.INFO {
+			c.keyPressed(aleg, digit, DTMFInfo) // and passed on, as ever
 		}
 		c.relay(req, tx, aleg, t)
 	}

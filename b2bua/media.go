@@ -41,8 +41,39 @@ type MediaSession interface {
 	PlayTo(ctx context.Context, toCaller bool, desc []byte, what string) error
 	// OnDTMF sets the function told of each key either side presses (RFC 4733 events).
 	OnDTMF(f func(fromCaller bool, digit string))
+	// AppAnswer answers the caller's offer with the PBX itself as the other end (Call.Answer):
+	// the PBX's address, the port facing the caller for the whole call (a callee connected later
+	// is relayed through it), the first G.711 codec offered and telephone-event if offered.
+	AppAnswer() ([]byte, error)
+	// Attach makes app the caller's (toCaller) or the callee's other end until detach is called
+	// or the session closes: that side's audio goes to app, decoded, not to the other side, and
+	// app's frames go to it in the G.711 codec of desc (its latest description, or the PBX's
+	// answer to it), paced at 20 ms, from the port facing it. Meanwhile PlayTo to that side fails.
+	Attach(toCaller bool, desc []byte, app MediaApp) (detach func(), err error)
+	// Sound loads what the PBX plays: "tone:ringback", "tone:busy", "tone:beep" (one cadence
+	// each) or the path of a WAV file (8 kHz mono, 16-bit PCM or G.711).
+	Sound(what string) (Frames, error)
+	// WriteWAV writes pcm (8 kHz mono) to a 16-bit PCM WAV file at path.
+	WriteWAV(path string, pcm []int16) error
 	// Close releases the relay; called once the call has ended.
 	Close()
+}
+
+// MediaApp is the PBX's own end of one side of a call (media.App): an IVR, a recorder, a
+// conference's mixer.
+type MediaApp interface {
+	// Receive takes the audio of one packet the side sent, as 16-bit PCM at 8 kHz. It runs on the
+	// relay's goroutine: it must not block nor keep pcm.
+	Receive(pcm []int16)
+	// Send fills dst (160 samples, zeroed) with the next 20 ms sent to the side; it is called
+	// every 20 ms.
+	Send(dst []int16)
+}
+
+// Frames is a sound the PBX plays, 20 ms at a time (media.Samples).
+type Frames interface {
+	// Samples fills dst (160 samples at 8 kHz) with the next frame and reports false at the end.
+	Samples(dst []int16) bool
 }
 
 // MediaStats is what one side of a call sent through the relay, and what it said in RTCP of the
@@ -67,6 +98,10 @@ type callMedia struct {
 	early      bool                 // the caller got the PBX's own 183 with SDP
 	stopEarly  []context.CancelFunc // stop PBX audio playing to the caller
 	sdpA, sdpB []byte               // the latest description of each side, as it sent it
+	app        *callApp             // the PBX is the caller's other end (app.go), nil otherwise
+	detach     func()               // detaches app from the relay
+	appSDP     []byte               // the PBX's answer to the caller (Answer)
+	onKey      func(side, digit string)
 }
 
 // setSDP records a completed offer/answer: from the caller (aleg) or the callee.
@@ -91,9 +126,7 @@ func (c *Call) startMedia() bool {
 	c.mu.Lock()
 	c.media.session = m
 	c.mu.Unlock()
-	m.OnDTMF(func(fromCaller bool, digit string) {
-		c.emitWith(Event{Kind: CallDTMF, Digit: digit, Side: side(fromCaller)})
-	})
+	m.OnDTMF(func(fromCaller bool, digit string) { c.keyPressed(fromCaller, digit, DTMFRFC4733) })
 	offer, err := c.sdpFrom(true, c.aReq.Body())
 	if code := statusOf(err); err != nil && code == 488 {
 		// No allowed codec: routing still runs, and every attempt to connect comes to 488, so a

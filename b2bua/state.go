@@ -5,11 +5,13 @@ import "fmt"
 // callState is where a call is in its life. Every call moves along these arrows only:
 //
 //	setup ──► answered ◄──► transferring ──► parked ◄──► unparking
-//	  │  ╲        │              │               │            │  │
-//	  │   ╲       ▼              │               │            │  │
-//	  │    ╲──► ended ◄──────────┴───────────────┴────────────╯  │
-//	  ▼         ▲                     answered ◄─────────────────╯
-//	refused ────╯
+//	  │ │ ╲       ▲ │              │               │            │  │
+//	  │ │  ╲      │ ▼              │               │            │  │
+//	  │ │   ╲──► ended ◄───────────┴───────────────┴────────────╯  │
+//	  │ ▼        ▲  ▲                    answered ◄─────────────────╯
+//	  │ refused ─╯  │
+//	  ▼             │
+//	application ────╯  (and application ──► answered: Connect after Answer)
 //
 // setup: the caller waits for its final answer while routing decides and callees ring.
 // refused: the caller's final error (or redirect) is being sent; the call ends next.
@@ -20,6 +22,8 @@ import "fmt"
 // (park.go), hearing hold audio.
 // unparking: a parked call is being retrieved, or rung back to its parker; it goes on answered,
 // or back to parked when a retrieval fails.
+// application: the PBX answered the caller itself (Answer) and is its other end: it plays,
+// gathers key presses, records; no callee yet. A Connect then bridges a callee in (answered).
 // ended: both sides are released and the record is written.
 type callState int
 
@@ -31,9 +35,10 @@ const (
 	stateEnded
 	stateParked
 	stateUnparking
+	stateApplication
 )
 
-var stateNames = [...]string{"setup", "refused", "answered", "transferring", "ended", "parked", "unparking"}
+var stateNames = [...]string{"setup", "refused", "answered", "transferring", "ended", "parked", "unparking", "application"}
 
 func (s callState) String() string {
 	if s < 0 || int(s) >= len(stateNames) {
@@ -44,7 +49,8 @@ func (s callState) String() string {
 
 // next lists the states each state may move to.
 var next = [...][]callState{
-	stateSetup:        {stateRefused, stateAnswered, stateEnded},
+	stateSetup:        {stateRefused, stateAnswered, stateEnded, stateApplication},
+	stateApplication:  {stateAnswered, stateEnded},
 	stateRefused:      {stateEnded},
 	stateAnswered:     {stateTransferring, stateEnded},
 	stateTransferring: {stateAnswered, stateEnded, stateParked},
@@ -67,10 +73,11 @@ func (s callState) canMove(to callState) bool {
 // is over: routing's verbs no longer apply.
 func (s callState) decided() bool { return s != stateSetup }
 
-// up reports whether the call is bridged: answered, possibly in the middle of a transfer, or
-// answered with one side parked.
+// up reports whether the caller has its 200: bridged (answered, possibly in the middle of a
+// transfer, or with one side parked) or answered by the PBX itself (application).
 func (s callState) up() bool {
-	return s == stateAnswered || s == stateTransferring || s == stateParked || s == stateUnparking
+	return s == stateAnswered || s == stateTransferring || s == stateParked || s == stateUnparking ||
+		s == stateApplication
 }
 
 // move changes the call's state if the state machine allows it, and reports whether it did.

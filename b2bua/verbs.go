@@ -128,7 +128,7 @@ func (c *Call) OnEnd(f func(Record)) {
 // routing can go on; Result.Status says why the attempt failed (486 busy, 480 no answer or not
 // registered, 404 unknown, ...). A caller that cancelled gets 487 and the call has ended.
 func (c *Call) Connect(ctx context.Context, dests []string, opts ConnectOptions) (Result, error) {
-	if c.Decided() {
+	if c.Decided() && !c.InApplication() {
 		return c.endedResult(), ErrDecided
 	}
 	if len(dests) == 0 {
@@ -197,6 +197,9 @@ func (c *Call) resolve(ctx context.Context, dest, trunk string) ([]Target, error
 
 // Dial is Connect to contacts already resolved.
 func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) (Result, error) {
+	if c.InApplication() {
+		return c.dialAnswered(ctx, targets, opts)
+	}
 	if c.Decided() {
 		return c.endedResult(), ErrDecided
 	}
@@ -213,18 +216,7 @@ func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) 
 		c.remember(*refusal)
 		return Result{Status: refusal.status, Reason: refusal.reason}, nil
 	}
-	o := c.origin()
-	if opts.CallerID != "" {
-		o.fromUser, o.callerIDSet = opts.CallerID, true
-	}
-	if opts.CallerName != "" {
-		o.display = opts.CallerName
-	}
-	c.mu.Lock()
-	o.extra = append(append([]sip.Header(nil), c.setup.headers...), opts.Headers...)
-	o.extra = append(o.extra, c.setup.fwd.headers(c.callee, c.host())...)
-	c.rec.Callee = partyOf(targets)
-	c.mu.Unlock()
+	o := c.legOrigin(targets, opts)
 	r := c.ring(targets, o, ringOptions{caller: true, follow: true, ctx: ctx, timeout: opts.Timeout})
 	switch {
 	case r.pickup != nil && c.answerPickup(r.pickup):
@@ -241,6 +233,26 @@ func (c *Call) Dial(ctx context.Context, targets []Target, opts ConnectOptions) 
 	}
 	c.remember(r)
 	return Result{Status: r.status, Reason: r.reason}, nil
+}
+
+// legOrigin is whom the B-legs of a Connect to targets are from, with the headers they carry;
+// the record names the callee.
+func (c *Call) legOrigin(targets []Target, opts ConnectOptions) legOrigin {
+	o := c.origin()
+	if opts.CallerID != "" {
+		o.fromUser, o.callerIDSet = opts.CallerID, true
+	}
+	if opts.CallerName != "" {
+		o.display = opts.CallerName
+	}
+	c.mu.Lock()
+	o.extra = append(append([]sip.Header(nil), c.setup.headers...), opts.Headers...)
+	o.extra = append(o.extra, c.setup.fwd.headers(c.callee, c.host())...)
+	if c.state == stateSetup {
+		c.rec.Callee = partyOf(targets)
+	}
+	c.mu.Unlock()
+	return o
 }
 
 // SetFallback sets the final status (400-699) the caller gets when routing ends without deciding

@@ -35,6 +35,9 @@ type LuaConfig struct {
 	// counting the time spent waiting in connect, forward or queue. A script that runs longer is
 	// stopped and the caller gets 500. Default 1 s.
 	MaxRunTime time.Duration
+	// DataDir is where call:record writes: the paths scripts give are relative to it, and a path
+	// outside it is refused. Empty: call:record refuses to record.
+	DataDir string
 	// Watch reloads the script when a .lua file in its folder changes.
 	Watch bool
 	// Location is the time zone of pbx.time. Default time.Local.
@@ -56,7 +59,7 @@ type Lua struct {
 
 	mu      sync.Mutex
 	closed  bool
-	hangups sync.WaitGroup // on_hangup runs in progress
+	hangups sync.WaitGroup // on_hangup runs and on_dtmf runners (luadtmf.go) in progress
 
 	watcher *fsnotify.Watcher
 	quit    chan struct{}
@@ -81,6 +84,7 @@ type script struct {
 	modules map[string]*lua.FunctionProto // by require name ("lib.hours" for lib/hours.lua)
 	broken  map[string]error              // modules that do not compile: require raises the error
 	hangup  bool                          // the script defines on_hangup
+	dtmf    bool                          // the script defines on_dtmf
 	pool    chan *state
 	stats   poolStats // for trim
 }
@@ -214,6 +218,7 @@ func (l *Lua) compile() (*script, error) {
 		return nil, fmt.Errorf("dialplan: %s defines no function route(call)", s.name)
 	}
 	_, s.hangup = r.env.RawGetString("on_hangup").(*lua.LFunction)
+	_, s.dtmf = r.env.RawGetString("on_dtmf").(*lua.LFunction)
 	return s, nil
 }
 
@@ -273,6 +278,9 @@ func (s *script) drain() {
 // longer than MaxRunTime, is returned (the caller gets 500) and logged with the script's line.
 func (l *Lua) Handle(ctx context.Context, c *b2bua.Call) error {
 	s := l.cur.Load()
+	if s.dtmf {
+		c.OnDTMF(newKeyRunner(l, s, c).push)
+	}
 	st := s.get()
 	r := &run{l: l, s: s, st: st, c: c, log: l.log.With("call_id", c.ID(), "version", s.version)}
 	r.start(ctx)

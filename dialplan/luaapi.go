@@ -33,6 +33,11 @@ var callMethods = map[string]lua.LGFunction{
 	"group_pickup":  luaGroupPickup,
 	"unpark":        luaUnpark,
 	"voicemail":     luaVoicemail,
+	"answer":        luaAnswer,
+	"hangup":        luaHangup,
+	"play":          luaPlay,
+	"gather":        luaGather,
+	"record":        luaRecord,
 }
 
 // callIndex serves call.field and call:method.

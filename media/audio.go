@@ -24,12 +24,13 @@ type Codec struct {
 	Name        string
 	PayloadType uint8
 	encode      func(int16) uint8
+	decode      func(uint8) int16
 }
 
 // The codecs of PBX audio (RFC 3551 §4.5.14).
 var (
-	PCMU = Codec{Name: "PCMU", PayloadType: 0, encode: g711.EncodeUlawFrame}
-	PCMA = Codec{Name: "PCMA", PayloadType: 8, encode: g711.EncodeAlawFrame}
+	PCMU = Codec{Name: "PCMU", PayloadType: 0, encode: g711.EncodeUlawFrame, decode: g711.DecodeUlawFrame}
+	PCMA = Codec{Name: "PCMA", PayloadType: 8, encode: g711.EncodeAlawFrame, decode: g711.DecodeAlawFrame}
 )
 
 const (
@@ -51,6 +52,7 @@ type tone struct {
 	freqs   []float64
 	on, off int // samples
 	n       int // samples produced
+	limit   int // samples in all, 0: endless (Samples only)
 }
 
 // Tone returns an endless tone of the frequencies given (mixed at equal level), on for on and off

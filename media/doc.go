@@ -27,6 +27,12 @@
 // sends a Source (Ringback, a tone, a WAV file via LoadWAV; G.711) paced at 20 ms from the port
 // the caller already knows, so a callee answering later takes over that port with no new offer.
 //
+// Applications: Attach makes an App the PBX's own end of one side (an IVR, a recorder, a
+// conference mixer): the side's audio reaches App.Receive decoded to 16-bit PCM instead of the
+// other side, and App.Send's frames go to the side every 20 ms from the port facing it; detaching
+// lets relaying go on through the same port. Sound gives the tones and WAV files an IVR plays as
+// PCM (Samples), WriteWAV writes a recording.
+//
 // On Linux the relay's sockets are plain non-blocking descriptors served by a few event loops
 // (epoll, one per CPU by default, Config.Loops) rather than a goroutine each; elsewhere a goroutine
 // reads each socket. A session's sockets and goroutines end with Close.

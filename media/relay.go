@@ -119,6 +119,7 @@ type Session struct {
 type ptTable struct {
 	event [128]bool
 	clock [128]uint32
+	law   [128]byte // 'u' PCMU, 'a' PCMA, 'x' another codec, 0 not named
 }
 
 // OnDTMF sets f to be told of every RFC 4733 key press either side sends (once per key, at the
@@ -221,8 +222,9 @@ type side struct {
 	srs         [4]srSeen // sender reports relayed to the side, for its round trip
 	srNext      int
 
-	last    atomic.Int64 // unix nanoseconds of the side's last RTP packet
-	playing atomic.Bool  // the PBX plays audio to this side: the other side's packets are dropped
+	last    atomic.Int64               // unix nanoseconds of the side's last RTP packet
+	playing atomic.Bool                // the PBX plays audio to this side: the other side's packets are dropped
+	app     atomic.Pointer[attachment] // the PBX is this side's other end (app.go)
 }
 
 // Rewrite takes a session description one side sent (fromCaller: side A) on its way to the other,
@@ -263,6 +265,7 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 				if strings.EqualFold(pt.name, "telephone-event") {
 					t.event[pt.pt] = true
 				}
+				t.law[pt.pt] = lawOf(pt.name)
 			}
 			if s.pts.CompareAndSwap(old, &t) {
 				break
@@ -335,6 +338,13 @@ func (s *Session) fromRTPPort(sd *side, pkt []byte, src netip.AddrPort, h *rtp.H
 	sd.stats.add(h, len(pkt), now, clock)
 	sd.mu.Unlock()
 	keys = s.dtmf(sd, h, pkt, pts, keys)
+	if at := sd.app.Load(); at != nil {
+		// The PBX is this side's other end (app.go): its audio goes to the App, not the other side.
+		if pts == nil || !pts.event[h.PayloadType&0x7f] {
+			s.toApp(at, h, pkt, pts)
+		}
+		return keys
+	}
 	if dst := sd.other.rtpDest(); dst.IsValid() && !sd.other.playing.Load() {
 		sd.other.pair.rtp.send(pkt, dst)
 	}

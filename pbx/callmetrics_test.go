@@ -93,3 +93,19 @@ func matches(got, want map[string]float64) bool {
 	}
 	return true
 }
+
+// TestDTMFCounted: a key press sent as SIP INFO during a bridged call passes on to the callee
+// and counts in pbxkit_dtmf_total{source="info"}.
+func TestDTMFCounted(t *testing.T) {
+	tp, caller, callees, _ := luaPBX(t, `function route(call) end`, pbx.Config{}, 1)
+	inv, ok, _ := answeredCall(t, tp, caller, callees[0])
+	caller.Send(caller.InDialogWith("INFO", inv, ok, 2, "Content-Type: application/dtmf-relay\r\n", "Signal=#\r\nDuration=160\r\n"))
+	info := callees[0].WaitRequest("INFO")
+	callees[0].Respond(info, 200, "OK", "")
+	caller.WaitResponse(200)
+	hangUp(t, tp, caller, callees[0], inv, ok, 3)
+	got := metricValues(t, tp)
+	if got["pbxkit_dtmf_total/info"] != 1 || got["pbxkit_dtmf_total/rfc4733"] != 0 {
+		t.Errorf("pbxkit_dtmf_total: info %v, rfc4733 %v; want 1 and 0", got["pbxkit_dtmf_total/info"], got["pbxkit_dtmf_total/rfc4733"])
+	}
+}

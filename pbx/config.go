@@ -29,6 +29,10 @@ type Config struct {
 	// still away at shutdown loses them (counted in pbxkit_call_records_lost_total).
 	RecordSpool string
 
+	// DataDir is the PBX's folder for files the dialplan writes: call:record's paths are relative
+	// to it, and a script cannot record outside it. Empty: call:record refuses to record.
+	DataDir string
+
 	// Database is the store DSN: "postgres://...", "sqlite:PATH" or "sqlite::memory:". It is used
 	// when no store is given with WithStore; the PBX then owns the store and closes it on Shutdown.
 	Database string

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/pbx"
 	"github.com/pbxkit/pbxkit/store"
 )
@@ -125,5 +126,49 @@ func TestExampleOfficeHours(t *testing.T) {
 	if res := final(dialFrom(t, caller, "100", "200")); res.StatusCode != 480 {
 		t.Fatalf("got %d, want 480", res.StatusCode)
 	}
+	waitIdle(t, tp)
+}
+
+// TestExampleIVR: the auto attendant answers 500, takes "200#" as SIP INFO after its beep,
+// connects the caller to 200 (the caller then hears 200), and "*" from the caller during the
+// call hangs up through on_dtmf.
+func TestExampleIVR(t *testing.T) {
+	lo := freeEvenRange(t, 8)
+	tp, caller, callees := callPBX(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 7,
+		DialplanScript: filepath.Join("..", "examples", "dialplans", "ivr.lua")}, 1)
+	callee := callees[0]
+	callerRTP, calleeRTP := b2buatest.NewRTP(t), b2buatest.NewRTP(t)
+	msg, inv := caller.Invite("100", "500", nil, callerRTP.SDP())
+	caller.Send(msg)
+	ok := caller.WaitResponse(200)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
+	callerRTP.WaitTone(1000, 5, b2buatest.Wait) // the prompt's beep
+	cseq := caller.SendInfoDigits(inv, ok, 2, "200#")
+	bInv := callee.WaitRequest(sip.INVITE)
+	callee.Respond(bInv, 200, "OK", calleeRTP.SDP())
+	callee.WaitRequest(sip.ACK)
+	stop := calleeRTP.SendTone(b2buatest.MediaAddr(t, bInv.Body()), 900)
+	defer stop()
+	callerRTP.WaitTone(900, 10, b2buatest.Wait)
+	stop()
+	caller.Send(caller.InDialogWith("INFO", inv, ok, cseq, "Content-Type: application/dtmf-relay\r\n", "Signal=*\r\nDuration=160\r\n"))
+	info := callee.WaitRequest(sip.INFO)
+	callee.Respond(info, 200, "OK", "")
+	for got := 0; got < 2; {
+		switch m := caller.RecvMsg(b2buatest.Wait).(type) {
+		case *sip.Request:
+			if m.Method == sip.BYE {
+				caller.Respond(m, 200, "OK", "")
+				got++
+			}
+		case *sip.Response:
+			if m.StatusCode == 200 && m.CSeq().MethodName == sip.INFO {
+				got++
+			}
+		case nil:
+			t.Fatal("no BYE after * in on_dtmf")
+		}
+	}
+	callee.Respond(callee.WaitRequest(sip.BYE), 200, "OK", "")
 	waitIdle(t, tp)
 }

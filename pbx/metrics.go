@@ -28,6 +28,7 @@ type metrics struct {
 	rtpPackets     prometheus.Counter
 	rtpLost        prometheus.Counter
 	dialplanErrors prometheus.Counter
+	dtmf           *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -75,10 +76,15 @@ func newMetrics() *metrics {
 	m.dialplanErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pbxkit_dialplan_errors_total", Help: "Calls whose routing failed (script error or time-out, store failure): the caller got 500 or 503.",
 	})
+	m.dtmf = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pbxkit_dtmf_total", Help: "Key presses seen in calls, either side, by source (rfc4733: RTP events through the relay, info: SIP INFO).",
+	}, []string{"source"})
+	m.dtmf.WithLabelValues(b2bua.DTMFRFC4733)
+	m.dtmf.WithLabelValues(b2bua.DTMFInfo)
 	for _, d := range []string{"answered", "busy", "no_answer", "declined", "cancelled", "failed"} {
 		m.calls.WithLabelValues(d) // every series from the start, so rate() sees the first call
 	}
-	m.reg.MustRegister(m.calls, m.setup, m.rtpPackets, m.rtpLost, m.dialplanErrors)
+	m.reg.MustRegister(m.calls, m.setup, m.rtpPackets, m.rtpLost, m.dialplanErrors, m.dtmf)
 	m.reg.MustRegister(m.requests, m.responses, m.authFailures, m.bans, m.unparseable, m.dialplanReloads, m.recordsLost, m.shed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -99,6 +105,13 @@ func (m *metrics) watch(calls *b2bua.Engine, relay *media.Relay, records *record
 	}
 	if records != nil {
 		gauge("pbxkit_call_records_pending", "Call records not yet in the database (queued or waiting for it).", records.backlog)
+	}
+}
+
+// callEvent counts what call events count: key presses (pbxkit_dtmf_total). It must not block.
+func (m *metrics) callEvent(e b2bua.Event) {
+	if e.Kind == b2bua.CallDTMF && e.Source != "" {
+		m.dtmf.WithLabelValues(e.Source).Inc()
 	}
 }
 

@@ -31,7 +31,7 @@ func (p *PBX) setupDialplan() error {
 		l, err := dialplan.NewLua(dialplan.LuaConfig{
 			Script: p.cfg.DialplanScript, Directory: directory{p}, Queues: p.queues,
 			MaxRunTime: p.cfg.DialplanTimeout, Watch: true, Location: p.cfg.DialplanLocation,
-			Logger: p.log, OnReload: p.dialplanReloaded,
+			Logger: p.log, OnReload: p.dialplanReloaded, DataDir: p.cfg.DataDir,
 		})
 		if err != nil {
 			return fmt.Errorf("pbx: %w", err)

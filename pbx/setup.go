@@ -117,6 +117,7 @@ func (p *PBX) newCallCore() error {
 		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, ResolveTrunk: p.resolveTrunk, Media: p.mediaRelay(),
 		OnEvent: func(e b2bua.Event) {
 			setup.event(e)
+			p.metrics.callEvent(e)
 			p.presence.callEvent(e)
 			p.events.publish(callEvent(e))
 		},

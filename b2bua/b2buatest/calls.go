@@ -43,3 +43,17 @@ func HangUp(t testing.TB, caller *Phone, callee Callee, inv *sip.Request, ok *si
 	caller.WaitResponse(200)
 	callee.Respond(callee.WaitRequest(sip.BYE), 200, "OK", "")
 }
+
+// SendInfoDigits sends each key of digits in a SIP INFO (application/dtmf-relay, "Signal=5")
+// in the dialog of the phone's INVITE inv, answered ok, from CSeq cseq on; each must be answered
+// 200. It returns the next CSeq.
+func (p *Phone) SendInfoDigits(inv *sip.Request, ok *sip.Response, cseq int, digits string) int {
+	p.t.Helper()
+	for _, d := range digits {
+		p.Send(p.InDialogWith("INFO", inv, ok, cseq, "Content-Type: application/dtmf-relay\r\n",
+			"Signal="+string(d)+"\r\nDuration=160\r\n"))
+		p.WaitResponse(200)
+		cseq++
+	}
+	return cseq
+}
