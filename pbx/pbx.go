@@ -74,6 +74,7 @@ type PBX struct {
 	presence *presence // busy lamps: dialog event subscriptions (presence.go)
 	// voicemail is the application behind Call.Voicemail; nil: none (b2bua.ErrNoVoicemail).
 	voicemail b2bua.VoicemailApp
+	vm        *voicemailApp // the built-in one, when it is voicemail: it also serves *97 and *98
 	route     dialplan.Handler
 	fallback  dialplan.Default // default routing, last in route
 	lua       *dialplan.Lua    // the Lua dialplan, if any
@@ -150,7 +151,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.conns.registeredUntil, p.conns.stop = p.registeredUntil, p.stop
 	// Each step opens something; a failing step leaves abandon to close what the earlier ones
 	// opened.
-	for _, step := range []func() error{p.listen, p.listenTLS, p.newSIPStack, p.newPresence, p.newRelay, p.newCallCore, p.setupDialplan} {
+	for _, step := range []func() error{p.listen, p.listenTLS, p.newSIPStack, p.newPresence, p.newRelay, p.newVoicemail, p.newCallCore, p.setupDialplan} {
 		if err := step(); err != nil {
 			p.abandon()
 			return nil, err
