@@ -122,9 +122,9 @@ func TestVoicemailGreetingAndShortMessage(t *testing.T) {
 	phone201.Respond(phone201.WaitRequest(sip.INVITE), 486, "Busy Here", "")
 	ok := caller.WaitResponse(200)
 	caller.Send(caller.InDialog("ACK", inv, ok, 1))
-	rtp.WaitTone(500, 10, 2*b2buatest.Wait)  // the mailbox's greeting
+	rtp.WaitTone(500, 10, 2*b2buatest.Wait) // the mailbox's greeting
 	rtp.WaitTone(1000, 5, 2*b2buatest.Wait) // the beep
-	time.Sleep(400 * time.Millisecond)       // past its end: the recording runs
+	time.Sleep(400 * time.Millisecond)      // past its end: the recording runs
 	caller.Send(caller.InDialog("BYE", inv, ok, 2))
 	caller.WaitResponse(200)
 	waitIdle(t, tp)
