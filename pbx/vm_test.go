@@ -27,13 +27,18 @@ const messageTone = 1400
 // never answers (rung for 1 s).
 func vmPBX(t *testing.T) (tp *testPBX, phone201 *uaClient, data string) {
 	t.Helper()
+	return vmPBXWith(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "1234")
+}
+
+// vmPBXWith is vmPBX with the trusted networks and 201's PIN given ("" none).
+func vmPBXWith(t *testing.T, trusted []netip.Prefix, pin string) (tp *testPBX, phone201 *uaClient, data string) {
+	t.Helper()
 	lo := freeEvenRange(t, 16)
 	data = t.TempDir()
-	tp = startPBX(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 15, DataDir: data,
-		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	tp = startPBX(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 15, DataDir: data, Trusted: trusted})
 	phone201 = newClient(t, tp.addr)
 	bind(t, tp, "201", phone201)
-	on, pin, ring := true, "1234", 1
+	on, ring := true, 1
 	if _, err := tp.store.UpdateExtension(context.Background(), "201",
 		store.ExtensionPatch{Voicemail: &on, VMPIN: &pin, RingTimeout: &ring}); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package pbx_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,4 +143,48 @@ func TestVoicemailGreetingAndShortMessage(t *testing.T) {
 	if len(files) != 1 { // greeting.wav only
 		t.Fatalf("files %v, want the greeting only", files)
 	}
+}
+
+// TestVoicemailOwnMailboxWithoutPIN: *97 from 201, authenticated by digest (407, then
+// credentials), enters 201's mailbox directly when it has no PIN: the message plays at once.
+func TestVoicemailOwnMailboxWithoutPIN(t *testing.T) {
+	tp, _, data := vmPBXWith(t, nil, "")
+	putMessage(t, tp, data, 1400)
+	ph, rtp := newClient(t, tp.addr), b2buatest.NewRTP(t)
+	r := reqSpec{Method: "INVITE", From: "201", To: "*97", CallID: fmt.Sprintf("vm-%d@test", time.Now().UnixNano()),
+		Headers: []string{"Contact: <" + ph.Contact("201") + ">", "Content-Type: application/sdp"}, Body: rtp.SDP()}
+	first := ph.Build(r)
+	ph.Send(first)
+	res := awaitFinal(t, ph, parseRequest(t, first), 5*time.Second)
+	challenge := final(res)
+	if challenge.StatusCode != 407 {
+		t.Fatalf("unauthenticated *97: %d, want 407", challenge.StatusCode)
+	}
+	ackFinal(ph, parseRequest(t, first), challenge)
+	r.CSeq = 2
+	r.Headers = append(r.Headers, authorize(t, challenge, r, "201", "pw201", "MD5"))
+	msg := ph.Build(r)
+	inv := parseRequest(t, msg)
+	ph.Send(msg)
+	ok := ph.WaitResponse(200)
+	ph.Send(ph.InDialogWith("ACK", inv, ok, 2, ""))
+	pbxA := b2buatest.MediaAddr(t, ok.Body())
+	rtp.WaitTone(1400, 25, 2*b2buatest.Wait) // the message, no PIN asked
+	if got, _ := rtp.Received(); audiotest.Goertzel(got, 8000, 784) > 0.05 {
+		t.Error("the PIN prompt played")
+	}
+	rtp.WaitTone(880, 3, 2*b2buatest.Wait)
+	rtp.SendDigits(pbxA, "#")
+	ph.Respond(ph.WaitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+}
+
+// parseRequest parses a request the test built.
+func parseRequest(t *testing.T, msg string) *sip.Request {
+	t.Helper()
+	m, err := sip.ParseMessage([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.(*sip.Request)
 }
