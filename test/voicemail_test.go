@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,9 +14,21 @@ import (
 
 // TestBaresipLeavesVoicemail: a real softphone (baresip, 101) calls 102, which has voicemail on
 // and no phone registered; the PBX answers with the greeting and the beep, records 101's tone
-// until 101 hangs up, and officepbx vm list shows the message, whose WAV holds 101's tone.
+// until 101 hangs up, and officepbx vm list shows the message, whose WAV holds 101's tone. By
+// default routing, and by the shipped office dialplan (call:voicemail).
 func TestBaresipLeavesVoicemail(t *testing.T) {
-	o := startOfficeWith(t, "udp", []string{"101", "102"}, []string{"101"})
+	shipped, err := filepath.Abs(filepath.Join("..", "examples", "officepbx", "dialplan.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, dialplan string }{{"default routing", ""}, {"shipped dialplan", shipped}} {
+		t.Run(c.name, func(t *testing.T) { leaveVoicemail(t, "--dialplan", c.dialplan) })
+	}
+}
+
+// leaveVoicemail is TestBaresipLeavesVoicemail with serve's arguments.
+func leaveVoicemail(t *testing.T, serveArgs ...string) {
+	o := startOfficeWith(t, "udp", []string{"101", "102"}, []string{"101"}, serveArgs...)
 	cli(t, "ext", "set", "102", "--voicemail", "on", "--pin", "2468", "--db", o.dsn)
 	caller := o.phones["101"]
 	caller.dial("102")
@@ -51,6 +64,9 @@ func TestBaresipLeavesVoicemail(t *testing.T) {
 	}
 	if !strings.Contains(o.srv.logs(), `msg="voicemail left"`) {
 		t.Errorf("no voicemail line in the PBX log")
+	}
+	if loaded := strings.Contains(o.srv.logs(), `msg="dialplan loaded"`); loaded != (serveArgs[1] != "") {
+		t.Errorf("dialplan loaded: %v, want %v", loaded, serveArgs[1] != "")
 	}
 	out := cli(t, "vm", "rm", "102", m[1], "--db", o.dsn)
 	if want := fmt.Sprintf("message %s of mailbox 102 removed", m[1]); !strings.Contains(out, want) {
