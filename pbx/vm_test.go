@@ -27,15 +27,16 @@ const messageTone = 1400
 // never answers (rung for 1 s).
 func vmPBX(t *testing.T) (tp *testPBX, phone201 *uaClient, data string) {
 	t.Helper()
-	return vmPBXWith(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "1234")
+	return vmPBXWith(t, pbx.Config{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, "1234")
 }
 
-// vmPBXWith is vmPBX with the trusted networks and 201's PIN given ("" none).
-func vmPBXWith(t *testing.T, trusted []netip.Prefix, pin string) (tp *testPBX, phone201 *uaClient, data string) {
+// vmPBXWith is vmPBX over cfg (its trusted networks, dialplan) with 201's PIN given ("" none).
+func vmPBXWith(t *testing.T, cfg pbx.Config, pin string) (tp *testPBX, phone201 *uaClient, data string) {
 	t.Helper()
 	lo := freeEvenRange(t, 16)
 	data = t.TempDir()
-	tp = startPBX(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 15, DataDir: data, Trusted: trusted})
+	cfg.RTPPortMin, cfg.RTPPortMax, cfg.DataDir = lo, lo+15, data
+	tp = startPBX(t, cfg)
 	phone201 = newClient(t, tp.addr)
 	bind(t, tp, "201", phone201)
 	on, ring := true, 1

@@ -3,6 +3,7 @@ package pbx_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/internal/audiotest"
 	"github.com/pbxkit/pbxkit/internal/callmedia"
+	"github.com/pbxkit/pbxkit/pbx"
 	"github.com/pbxkit/pbxkit/store"
 )
 
@@ -148,7 +150,7 @@ func TestVoicemailGreetingAndShortMessage(t *testing.T) {
 // TestVoicemailOwnMailboxWithoutPIN: *97 from 201, authenticated by digest (407, then
 // credentials), enters 201's mailbox directly when it has no PIN: the message plays at once.
 func TestVoicemailOwnMailboxWithoutPIN(t *testing.T) {
-	tp, _, data := vmPBXWith(t, nil, "")
+	tp, _, data := vmPBXWith(t, pbx.Config{}, "")
 	putMessage(t, tp, data, 1400)
 	ph, rtp := newClient(t, tp.addr), b2buatest.NewRTP(t)
 	r := reqSpec{Method: "INVITE", From: "201", To: "*97", CallID: fmt.Sprintf("vm-%d@test", time.Now().UnixNano()),
@@ -187,4 +189,35 @@ func parseRequest(t *testing.T, msg string) *sip.Request {
 		t.Fatal(err)
 	}
 	return m.(*sip.Request)
+}
+
+// TestLuaVoicemailBuiltIn: call:voicemail in a Lua dialplan runs the built-in application: to
+// 201 (voicemail on) the PBX answers with the greeting; to 202 (voicemail off) the result is
+// status 480, "no voicemail", and the script refuses with it.
+func TestLuaVoicemailBuiltIn(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "vm.lua")
+	os.WriteFile(script, []byte(`
+function route(call)
+  local r = call:voicemail(call.to)
+  if not r.answered then return call:reject(r.status, r.reason) end
+end
+`), 0o600)
+	tp, _, _ := vmPBXWith(t, pbx.Config{DialplanScript: script,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, "1234")
+	tp.addExt(t, "202", "pw202")
+	caller := newClient(t, tp.addr)
+	msg, inv := caller.Invite("100", "202", nil)
+	caller.Send(msg)
+	if f := final(awaitFinal(t, caller, inv, 10*time.Second)); f.StatusCode != 480 || f.Reason != "no voicemail" {
+		t.Fatalf("to 202: %d %s, want 480 no voicemail", f.StatusCode, f.Reason)
+	}
+	rtp := b2buatest.NewRTP(t)
+	msg, inv = caller.Invite("100", "201", nil, rtp.SDP())
+	caller.Send(msg)
+	ok := caller.WaitResponse(200)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
+	rtp.WaitTone(784, 5, 2*b2buatest.Wait) // the greeting
+	caller.Send(caller.InDialog("BYE", inv, ok, 2))
+	caller.WaitResponse(200)
+	waitIdle(t, tp)
 }
