@@ -54,6 +54,20 @@ var singleValued = []string{"From", "To", "Call-ID", "CSeq", "Max-Forwards", "Co
 // validate checks a parsed request before any logic, in the order of RFC 3261 §8.2: syntax (400,
 // 505, 416, 414, 413), method (501, 405), loops (482, 483), extensions (420), content (415, 406).
 func (p *PBX) validate(req *sip.Request) *rejection {
+	if r := p.validateSyntax(req); r != nil {
+		return r
+	}
+	if r := p.validateMethod(req); r != nil {
+		return r
+	}
+	if req.Method == sip.ACK || req.Method == sip.CANCEL {
+		return nil // never challenged, never checked for extensions (RFC 3261 §8.2.2.3)
+	}
+	return p.validateHandling(req)
+}
+
+// validateSyntax checks the request's syntax and size: 505, 400, 416, 414, 413.
+func (p *PBX) validateSyntax(req *sip.Request) *rejection {
 	if req.SipVersion != "SIP/2.0" {
 		return reject(505, "only SIP/2.0 is supported")
 	}
@@ -94,6 +108,12 @@ func (p *PBX) validate(req *sip.Request) *rejection {
 	if p.cfg.MaxBodyBytes > 0 && len(req.Body()) > p.cfg.MaxBodyBytes {
 		return reject(413, "body larger than %d bytes", p.cfg.MaxBodyBytes)
 	}
+	return nil
+}
+
+// validateMethod checks that the method is one the PBX knows and serves (501, 405) and that the
+// request has not looped through the PBX already (482).
+func (p *PBX) validateMethod(req *sip.Request) *rejection {
 	if !isKnown(req.Method) {
 		return reject(501, "method %s is not implemented", req.Method)
 	}
@@ -108,9 +128,13 @@ func (p *PBX) validate(req *sip.Request) *rejection {
 			}
 		}
 	}
-	if req.Method == sip.ACK || req.Method == sip.CANCEL {
-		return nil // never challenged, never checked for extensions (RFC 3261 §8.2.2.3)
-	}
+	return nil
+}
+
+// validateHandling checks what the PBX needs to handle a request other than ACK and CANCEL:
+// Max-Forwards (483), required extensions (420), the content (415, 406), and that it is not a
+// merged request (482).
+func (p *PBX) validateHandling(req *sip.Request) *rejection {
 	if mf := req.MaxForwards(); mf != nil && *mf == 0 && req.Method != sip.OPTIONS && req.Method != sip.REGISTER {
 		// OPTIONS and REGISTER end here, so the PBX answers them as a UAS would (RFC 4475 §3.3.11).
 		return reject(483, "Max-Forwards is 0")

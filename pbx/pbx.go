@@ -67,7 +67,7 @@ type PBX struct {
 	tcp      *listener // the bound TCP listener, guarded (tcplisten.go)
 	tls      *listener // the TLS listener (tls.go); nil without Config.TLS
 	cert     *certificate
-	conns    *connTable // accepted connections: limits and deadlines (conns.go)
+	conns    *connTable // accepted connections: limits (conns.go) and deadlines (trackedconn.go)
 	auth     *authenticator
 	reg      *registrar
 	calls    *b2bua.Engine

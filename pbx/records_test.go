@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -210,4 +211,29 @@ func TestRecordQueueTornSpool(t *testing.T) {
 	if !f.written["ok"] || len(f.written) != 1 {
 		t.Fatalf("written %v", f.written)
 	}
+}
+
+// TestSpoolLockedAgainstSecondProcess: a second PBX on the same spool is refused with a message
+// that says so (flock locks conflict between open files, in one process as between two); the
+// spool is free again once the first lets go of it.
+func TestSpoolLockedAgainstSecondProcess(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no flock on windows")
+	}
+	path := filepath.Join(t.TempDir(), "records.spool")
+	first, _, err := openSpool(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := openSpool(path); !errors.Is(err, errSpoolInUse) || !strings.Contains(err.Error(), "--record-spool") {
+		t.Fatalf("second open of a spool in use: %v", err)
+	}
+	if err := first.close(); err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := openSpool(path)
+	if err != nil {
+		t.Fatalf("open after the first closed: %v", err)
+	}
+	again.close()
 }

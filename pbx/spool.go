@@ -19,6 +19,9 @@ import (
 // its next start and writes them then; their keys make the database keep each once.
 //
 // The format is one JSON record per line. A last line torn by a crash is skipped.
+// errSpoolInUse: another process holds the spool.
+var errSpoolInUse = errors.New("in use by another PBX process (each needs a spool of its own: --record-spool)")
+
 type spool struct {
 	f    *os.File
 	path string
@@ -32,6 +35,10 @@ func openSpool(path string) (*spool, []*store.CDR, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pbx: record spool: %w", err)
+	}
+	if err := lockSpool(f); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("pbx: record spool %s: %w", path, err)
 	}
 	left, err := readSpool(f)
 	if err != nil {

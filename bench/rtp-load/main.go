@@ -273,27 +273,7 @@ func measure(socks [2]*net.UDPConn, rt routes, d time.Duration) result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mine := make([]time.Duration, 0, calls*int(d/(20*time.Millisecond))+100)
-			pc := ipv4.NewPacketConn(c)
-			msgs := make([]ipv4.Message, 64)
-			for i := range msgs {
-				msgs[i].Buffers = [][]byte{make([]byte, 1500)}
-			}
-			for {
-				c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-				n, err := pc.ReadBatch(msgs, 0)
-				if err != nil {
-					break
-				}
-				now := time.Now().UnixNano()
-				for _, m := range msgs[:n] {
-					pkt := m.Buffers[0][:m.N]
-					if len(pkt) < 20 || pkt[0]>>6 != 2 {
-						continue
-					}
-					mine = append(mine, time.Duration(now-int64(binary.BigEndian.Uint64(pkt[12:]))))
-				}
-			}
+			mine := receiveRTP(c, calls*int(d/(20*time.Millisecond))+100)
 			received.Add(uint64(len(mine)))
 			mu.Lock()
 			lat = append(lat, mine...)
@@ -301,51 +281,13 @@ func measure(socks [2]*net.UDPConn, rt routes, d time.Duration) result {
 		}()
 	}
 	before := cpuTime()
-	const slots = 20 // 1 ms steps of the 20 ms packet interval
 	var swg sync.WaitGroup
 	stop := time.Now().Add(d)
 	for side, dst := range [][]*net.UDPAddr{rt.toCallee, rt.toCaller} {
 		swg.Add(1)
 		go func() {
 			defer swg.Done()
-			pc := ipv4.NewPacketConn(socks[side])
-			seq := make([]uint16, calls)
-			msgs := make([]ipv4.Message, 0, calls/slots+1)
-			bufs := make([][]byte, calls/slots+1)
-			for i := range bufs {
-				bufs[i] = make([]byte, 12+160)
-			}
-			tick := time.NewTicker(time.Millisecond)
-			defer tick.Stop()
-			start := time.Now()
-			next := 0 // the next 1 ms step to send; late ticks catch up, so the rate holds
-			for now := range tick.C {
-				if now.After(stop) {
-					return
-				}
-				for due := int(now.Sub(start) / time.Millisecond); next <= due; next++ {
-					msgs = msgs[:0]
-					stamp := uint64(time.Now().UnixNano())
-					for i := next % slots; i < calls; i += slots {
-						seq[i]++
-						b := bufs[len(msgs)]
-						b[0], b[1] = 0x80, 0 // RTP version 2, PCMU
-						binary.BigEndian.PutUint16(b[2:], seq[i])
-						binary.BigEndian.PutUint32(b[4:], uint32(seq[i])*160)
-						binary.BigEndian.PutUint32(b[8:], uint32(2*i+side+1)) // SSRC
-						binary.BigEndian.PutUint64(b[12:], stamp)
-						msgs = append(msgs, ipv4.Message{Buffers: [][]byte{b}, Addr: dst[i]})
-					}
-					for len(msgs) > 0 {
-						n, err := pc.WriteBatch(msgs, 0)
-						if err != nil {
-							break
-						}
-						sent.Add(uint64(n))
-						msgs = msgs[n:]
-					}
-				}
-			}
+			sendRTP(socks[side], side, dst, stop, &sent)
 		}()
 	}
 	swg.Wait()
@@ -357,6 +299,78 @@ func measure(socks [2]*net.UDPConn, rt routes, d time.Duration) result {
 		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
 	}
 	return r
+}
+
+// receiveRTP reads RTP packets on c until none came for 500 ms and returns each one's latency,
+// from the send time stamped in its payload; room is the capacity to start with.
+func receiveRTP(c *net.UDPConn, room int) []time.Duration {
+	mine := make([]time.Duration, 0, room)
+	pc := ipv4.NewPacketConn(c)
+	msgs := make([]ipv4.Message, 64)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 1500)}
+	}
+	for {
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, err := pc.ReadBatch(msgs, 0)
+		if err != nil {
+			break
+		}
+		now := time.Now().UnixNano()
+		for _, m := range msgs[:n] {
+			pkt := m.Buffers[0][:m.N]
+			if len(pkt) < 20 || pkt[0]>>6 != 2 {
+				continue
+			}
+			mine = append(mine, time.Duration(now-int64(binary.BigEndian.Uint64(pkt[12:]))))
+		}
+	}
+	return mine
+}
+
+// sendRTP sends one side's RTP from sock, a packet every 20 ms to each address of dst, until
+// stop, counting the packets in sent. The calls are spread over the 1 ms steps of the interval.
+func sendRTP(sock *net.UDPConn, side int, dst []*net.UDPAddr, stop time.Time, sent *atomic.Uint64) {
+	const slots = 20 // 1 ms steps of the 20 ms packet interval
+	calls := len(dst)
+	pc := ipv4.NewPacketConn(sock)
+	seq := make([]uint16, calls)
+	msgs := make([]ipv4.Message, 0, calls/slots+1)
+	bufs := make([][]byte, calls/slots+1)
+	for i := range bufs {
+		bufs[i] = make([]byte, 12+160)
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	next := 0 // the next 1 ms step to send; late ticks catch up, so the rate holds
+	for now := range tick.C {
+		if now.After(stop) {
+			return
+		}
+		for due := int(now.Sub(start) / time.Millisecond); next <= due; next++ {
+			msgs = msgs[:0]
+			stamp := uint64(time.Now().UnixNano())
+			for i := next % slots; i < calls; i += slots {
+				seq[i]++
+				b := bufs[len(msgs)]
+				b[0], b[1] = 0x80, 0 // RTP version 2, PCMU
+				binary.BigEndian.PutUint16(b[2:], seq[i])
+				binary.BigEndian.PutUint32(b[4:], uint32(seq[i])*160)
+				binary.BigEndian.PutUint32(b[8:], uint32(2*i+side+1)) // SSRC
+				binary.BigEndian.PutUint64(b[12:], stamp)
+				msgs = append(msgs, ipv4.Message{Buffers: [][]byte{b}, Addr: dst[i]})
+			}
+			for len(msgs) > 0 {
+				n, err := pc.WriteBatch(msgs, 0)
+				if err != nil {
+					break
+				}
+				sent.Add(uint64(n))
+				msgs = msgs[n:]
+			}
+		}
+	}
 }
 
 func cpuTime() time.Duration {

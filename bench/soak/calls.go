@@ -70,8 +70,34 @@ func (s *soak) place(c *call, p *phone) {
 		c.mu.Unlock()
 	}()
 
+	d, answer, ok := s.invite(c, l)
+	if !ok {
+		return
+	}
+	if relay := sdpAudio(answer); relay != nil {
+		s.media.add(st)
+		st.start(relay)
+	} else {
+		s.count("caller: 2xx without an audio stream")
+	}
+	end := s.holdCaller(c, l, d)
+	c.mu.Lock()
+	c.end, c.byeAt = end, time.Now()
+	c.mu.Unlock()
+}
+
+// callerDialog is what the caller's in-dialog requests carry.
+type callerDialog struct {
+	target   string // the callee's Contact, as the PBX gave it
+	from, to string // From and To header values, with their tags
+}
+
+// invite sends c's INVITE with an offer for l's stream, waits for the final answer and
+// acknowledges it. When the call is answered it returns the dialog and the answer's body.
+func (s *soak) invite(c *call, l *leg) (d callerDialog, answer []byte, ok bool) {
+	p := l.p
 	branch := newBranch()
-	body := sdp(st.port)
+	body := sdp(l.st.port)
 	from := fmt.Sprintf("<sip:%s@127.0.0.1>;tag=%s", c.user, l.localTag)
 	inv := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s;rport\r\nMax-Forwards: 70\r\n"+
 		"From: %s\r\nTo: <sip:%s@127.0.0.1>\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:%s@%s>\r\n"+
@@ -82,7 +108,7 @@ func (s *soak) place(c *call, p *phone) {
 		c.mu.Lock()
 		c.end = "no final answer"
 		c.mu.Unlock()
-		return
+		return d, nil, false
 	}
 	c.mu.Lock()
 	c.status = res.StatusCode
@@ -96,12 +122,12 @@ func (s *soak) place(c *call, p *phone) {
 			c.shed = true
 			c.mu.Unlock()
 		}
-		return
+		return d, nil, false
 	}
-	target, to := contactURI(res), res.To().Value()
+	d = callerDialog{target: contactURI(res), from: from, to: res.To().Value()}
 	ack := fmt.Sprintf("ACK %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s;rport\r\nMax-Forwards: 70\r\n"+
 		"From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-		target, p.addr(), newBranch(), from, to, c.callID)
+		d.target, p.addr(), newBranch(), d.from, d.to, c.callID)
 	l.mu.Lock()
 	l.ack = ack
 	l.mu.Unlock()
@@ -109,41 +135,37 @@ func (s *soak) place(c *call, p *phone) {
 	c.mu.Lock()
 	c.answered = true
 	c.mu.Unlock()
-	if relay := sdpAudio(res.Body()); relay != nil {
-		s.media.add(st)
-		st.start(relay)
-	} else {
-		s.count("caller: 2xx without an audio stream")
-	}
+	return d, res.Body(), true
+}
 
+// holdCaller holds the answered call on the caller's side until the PBX's BYE, the caller's own
+// BYE after the hold time, or, stuck past it, a BYE sent blind. It returns how the call ended.
+func (s *soak) holdCaller(c *call, l *leg, d callerDialog) string {
 	var hangup <-chan time.Time
 	if !c.byCallee && !c.silent {
 		hangup = time.After(c.hold)
 	}
-	end := ""
 	select {
 	case <-l.byeIn:
-		end = "BYE from the PBX"
+		return "BYE from the PBX"
 	case <-hangup:
-		end = "caller BYE"
 		b := newBranch()
-		bye := fmt.Sprintf("BYE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s;rport\r\nMax-Forwards: 70\r\n"+
-			"From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-			target, p.addr(), b, from, to, c.callID)
-		if r := waitFinal(l.request(bye, b, false), 40*time.Second); r == nil || r.StatusCode != 200 {
+		if r := waitFinal(l.request(d.bye(l.p, b, c.callID), b, false), 40*time.Second); r == nil || r.StatusCode != 200 {
 			s.count("caller: BYE not answered 200")
 		}
+		return "caller BYE"
 	case <-time.After(c.hold + s.mediaTimeout + time.Minute):
-		end = "stuck"
 		s.logf("call %d (%s to %s): still up %v after its hold time; BYE", c.n, c.callID, c.ext, s.mediaTimeout+time.Minute)
-		b := newBranch()
-		l.p.send(fmt.Sprintf("BYE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s;rport\r\nMax-Forwards: 70\r\n"+
-			"From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-			target, p.addr(), b, from, to, c.callID))
+		l.p.send(d.bye(l.p, newBranch(), c.callID))
+		return "stuck"
 	}
-	c.mu.Lock()
-	c.end, c.byeAt = end, time.Now()
-	c.mu.Unlock()
+}
+
+// bye is the caller's BYE in the dialog, from phone p.
+func (d callerDialog) bye(p *phone, branch, callID string) string {
+	return fmt.Sprintf("BYE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s;rport\r\nMax-Forwards: 70\r\n"+
+		"From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+		d.target, p.addr(), branch, d.from, d.to, callID)
 }
 
 // calleeLeg files a leg for a new INVITE from the PBX at callee phone p (before its answer
@@ -195,7 +217,20 @@ func (s *soak) answer(l *leg) {
 	} else {
 		s.count("callee: INVITE without an audio stream")
 	}
-	// The 2xx is ours to send again until the ACK comes (RFC 3261 §13.3.1.4).
+	if !s.awaitACK(l, ok) {
+		return
+	}
+	end := s.holdCallee(l)
+	if c != nil {
+		c.mu.Lock()
+		c.calleeEnd = end
+		c.mu.Unlock()
+	}
+}
+
+// awaitACK sends the 2xx ok again until the ACK comes (RFC 3261 §13.3.1.4), the dialog ends or
+// 64*T1 pass. It returns false when the leg died meanwhile.
+func (s *soak) awaitACK(l *leg, ok string) bool {
 	for wait, waited := t1, time.Duration(0); ; wait = min(2*wait, t2) {
 		select {
 		case <-l.acked:
@@ -204,17 +239,23 @@ func (s *soak) answer(l *leg) {
 		case <-time.After(wait):
 			waited += wait
 			if l.dead.Load() {
-				return
+				return false
 			}
 			if waited < 64*t1 {
-				p.send(ok)
+				l.p.send(ok)
 				continue
 			}
 			s.count("callee: no ACK for the 2xx")
 		}
-		break
+		return true
 	}
+}
 
+// holdCallee holds the answered call on the callee's side until the PBX's BYE, the phone's
+// death, the callee going silent or sending its own BYE as the call's plan says, or, stuck, the
+// hold time plus a margin. It returns how the call ended.
+func (s *soak) holdCallee(l *leg) string {
+	p, inv, c := l.p, l.inv, l.c
 	var hangup, kill <-chan time.Time
 	hold := 5 * time.Minute
 	if c != nil {
@@ -226,17 +267,15 @@ func (s *soak) answer(l *leg) {
 			hangup = time.After(c.hold)
 		}
 	}
-	end := ""
 	select {
 	case <-l.byeIn:
-		end = "BYE from the PBX"
+		return "BYE from the PBX"
 	case <-l.gone:
-		end = "killed with its phone"
+		return "killed with its phone"
 	case <-kill:
 		l.die()
-		end = "went silent"
+		return "went silent"
 	case <-hangup:
-		end = "callee BYE"
 		b := newBranch()
 		bye := fmt.Sprintf("BYE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s;rport\r\nMax-Forwards: 70\r\n"+
 			"From: %s;tag=%s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
@@ -246,12 +285,8 @@ func (s *soak) answer(l *leg) {
 				s.count("callee: BYE not answered 200")
 			}
 		}
+		return "callee BYE"
 	case <-time.After(hold + s.mediaTimeout + time.Minute):
-		end = "stuck"
-	}
-	if c != nil {
-		c.mu.Lock()
-		c.calleeEnd = end
-		c.mu.Unlock()
+		return "stuck"
 	}
 }

@@ -38,55 +38,84 @@ var malformed = []string{
 // from 127.0.0.1 (trusted: nothing shed, everything parsed); then garbage over a few TCP
 // connections. Answers are read and counted.
 func (s *soak) garbage(n int) {
-	sent, tcp := 0, 0
+	sent := 0
 	for _, ip := range []net.IP{net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 1)} {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
+		k, err := s.garbageUDP(ip, n)
 		if err != nil {
 			s.logf("garbage: %v", err)
 			return
 		}
-		go func() {
-			buf := make([]byte, 65535)
-			for {
-				if _, _, err := c.ReadFromUDP(buf); err != nil {
-					return
-				}
-				s.count("answers to garbage")
-			}
-		}()
-		trusted := ip[15] == 1
-		count := n
-		if trusted {
-			count = n / 4
-		}
-		for i := range count {
-			var b []byte
-			switch k := rand.IntN(3); {
-			case k == 0:
-				b = make([]byte, 1+rand.IntN(1400))
-				for j := range b {
-					b[j] = byte(rand.Uint32())
-				}
-			case k == 1:
-				// A request cut short somewhere.
-				m := fmt.Sprintf(malformed[len(malformed)-1], c.LocalAddr(), rand.Int64())
-				m = strings.Replace(m, "Content-Length: 0", "Content-Length: 40", 1)
-				b = []byte(m[:1+rand.IntN(len(m)-1)])
-			default:
-				m := malformed[rand.IntN(len(malformed))]
-				if trusted && strings.Contains(m, "Contact: <sip:x@") {
-					m = malformed[0] // trusted, a well-formed INVITE would be a call
-				}
-				b = []byte(fmt.Sprintf(m, c.LocalAddr(), rand.Int64()))
-			}
-			c.WriteToUDP(b, s.pbx)
-			sent++
-			if i%50 == 49 {
-				time.Sleep(time.Millisecond) // a burst, not an overflow of the kernel's buffer
-			}
-		}
-		time.AfterFunc(3*time.Second, func() { c.Close() })
+		sent += k
 	}
+	tcp := s.garbageTCP()
+	s.mu.Lock()
+	s.counters["garbage datagrams sent"] += sent
+	s.counters["garbage TCP connections"] += tcp
+	s.mu.Unlock()
+}
+
+// garbageUDP sends n garbage datagrams from ip (a quarter of them from the trusted 127.0.0.1),
+// counts the answers for three seconds, and returns how many it sent.
+func (s *soak) garbageUDP(ip net.IP, n int) (int, error) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
+	if err != nil {
+		return 0, err
+	}
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			if _, _, err := c.ReadFromUDP(buf); err != nil {
+				return
+			}
+			s.count("answers to garbage")
+		}
+	}()
+	trusted := ip[15] == 1
+	count := n
+	if trusted {
+		count = n / 4
+	}
+	sent := 0
+	for i := range count {
+		c.WriteToUDP(garbageDatagram(c.LocalAddr(), trusted), s.pbx)
+		sent++
+		if i%50 == 49 {
+			time.Sleep(time.Millisecond) // a burst, not an overflow of the kernel's buffer
+		}
+	}
+	time.AfterFunc(3*time.Second, func() { c.Close() })
+	return sent, nil
+}
+
+// garbageDatagram is one datagram of a burst from local: random bytes, a request cut short, or
+// a malformed request (never a well-formed INVITE from a trusted source: that would be a call).
+func garbageDatagram(local net.Addr, trusted bool) []byte {
+	switch k := rand.IntN(3); {
+	case k == 0:
+		b := make([]byte, 1+rand.IntN(1400))
+		for j := range b {
+			b[j] = byte(rand.Uint32())
+		}
+		return b
+	case k == 1:
+		// A request cut short somewhere.
+		m := fmt.Sprintf(malformed[len(malformed)-1], local, rand.Int64())
+		m = strings.Replace(m, "Content-Length: 0", "Content-Length: 40", 1)
+		return []byte(m[:1+rand.IntN(len(m)-1)])
+	default:
+		m := malformed[rand.IntN(len(malformed))]
+		if trusted && strings.Contains(m, "Contact: <sip:x@") {
+			m = malformed[0] // trusted, a well-formed INVITE would be a call
+		}
+		return []byte(fmt.Sprintf(m, local, rand.Int64()))
+	}
+}
+
+// garbageTCP opens five connections from 127.0.0.2 and writes random bytes or a request with a
+// Content-Length past its end on each, then reads until the PBX closes them or two seconds
+// pass. It returns how many connected.
+func (s *soak) garbageTCP() int {
+	tcp := 0
 	for i := range 5 {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 2 * time.Second}
 		conn, err := d.Dial("tcp", s.pbxSIP)
@@ -115,8 +144,5 @@ func (s *soak) garbage(n int) {
 			conn.Close()
 		}()
 	}
-	s.mu.Lock()
-	s.counters["garbage datagrams sent"] += sent
-	s.counters["garbage TCP connections"] += tcp
-	s.mu.Unlock()
+	return tcp
 }

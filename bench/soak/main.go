@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -66,61 +65,78 @@ func (s *soak) fault(format string, args ...any) {
 }
 
 func main() {
-	var (
-		sipAddr      = flag.String("sip", "127.0.0.1:5060", "the PBX's SIP address (UDP)")
-		httpAddr     = flag.String("http", "127.0.0.1:8080", "the PBX's --http address (/metrics)")
-		dbURL        = flag.String("db", "", "Postgres URL of the PBX's database, direct (for the record check)")
-		proxyListen  = flag.String("proxy", "127.0.0.1:15432", "where the database proxy listens (the PBX's --db names it)")
-		proxyTarget  = flag.String("proxy-target", "127.0.0.1:5432", "the database the proxy forwards to")
-		exts         = flag.String("exts", "2000-2039", "callee extensions LO-HI, each a phone of the soak (they must exist)")
-		nCallers     = flag.Int("callers", 4, "caller phones (from the trusted address)")
-		duration     = flag.Duration("duration", 30*time.Minute, "how long calls are placed")
-		rate         = flag.Float64("rate", 10, "new calls a second")
-		holdMin      = flag.Duration("hold-min", 10*time.Second, "shortest hold time")
-		holdMax      = flag.Duration("hold-max", 20*time.Second, "longest hold time")
-		mediaTimeout = flag.Duration("media-timeout", 5*time.Second, "the PBX's --media-timeout")
-		silentEvery  = flag.Duration("silent-every", 15*time.Second, "a callee goes silent mid-call (no BYE, no RTP, no answers) this often")
-		garbageEvery = flag.Duration("garbage-every", 30*time.Second, "a burst of garbage datagrams, malformed SIP and garbage TCP this often")
-		garbageN     = flag.Int("garbage", 400, "datagrams per garbage burst")
-		dbCut        = flag.Duration("db-cut", 10*time.Second, "how long the database is cut (at half-time)")
-		phoneDown    = flag.Duration("phone-down", 15*time.Second, "how long a killed callee phone stays away (killed at 30% and 70% of the run)")
-		baseSettle   = flag.Duration("baseline-settle", 35*time.Second, "wait after the registrations before the baseline")
-		endMin       = flag.Duration("settle-min", 35*time.Second, "wait at least this long after the last call before the final check")
-		endMax       = flag.Duration("settle-max", 3*time.Minute, "wait at most this long for the gauges to come back")
-		gorTol       = flag.Int("goroutine-tolerance", 10, "goroutines allowed above the baseline at the end")
-		fdTol        = flag.Int("fd-tolerance", 2, "descriptors allowed above the baseline at the end, the database pool's aside")
-		heapTol      = flag.Float64("heap-tolerance", 4<<20, "live heap (after a collection) allowed above the baseline's at the end, bytes")
-		rssGrowth    = flag.Float64("rss-growth", 0.20, "RSS at the end may exceed its value at a third of the run by this fraction")
-		csvPath      = flag.String("csv", "", "write every sample to this CSV file")
-		pprofDir     = flag.String("pprof-dir", "", "save the PBX's goroutines and heap (officepbx --pprof) at the baseline, a third of the way and the end here")
-	)
-	flag.Parse()
-	pbxAddr, err := net.ResolveUDPAddr("udp", *sipAddr)
+	cfg := parseFlags()
+	s := newSoak(cfg)
+	s.startPhones(cfg)
+	base, heap := s.baseline(cfg)
+
+	stopMedia := make(chan struct{})
+	go s.media.run(stopMedia)
+	stopSampling := make(chan struct{})
+	samplingDone := make(chan struct{})
+	go s.sampleEvery(10*time.Second, stopSampling, samplingDone)
+
+	// Faults on a schedule, while calls are placed.
+	callsStart := time.Now()
+	stopFaults := make(chan struct{})
+	faults := s.scheduleFaults(cfg, stopFaults)
+	n := s.placeCalls(cfg, callsStart)
+	close(stopFaults)
+	faults.Wait()
+	lastCall := time.Now()
+	s.placing = lastCall.Sub(callsStart)
+	s.logf("placed %d calls in %v; waiting for them to end", n, time.Since(callsStart).Round(time.Second))
+	s.waitCalls(cfg)
+	close(stopMedia)
+	allEnded := time.Now()
+	s.logf("all calls ended %v after the last was placed; settling", allEnded.Sub(lastCall).Round(time.Second))
+
+	end, err := s.settle(cfg, base)
+	close(stopSampling)
+	<-samplingDone
+	heap.endLive, heap.endObjects = s.profile(cfg.pprofDir, "end", true)
+	settled := time.Since(allEnded)
 	if err != nil {
-		fatal("--sip: %v", err)
+		fatal("final sample: %v", err)
 	}
-	var lo, hi int
-	if _, err := fmt.Sscanf(*exts, "%d-%d", &lo, &hi); err != nil || hi < lo {
-		fatal("--exts %q: want LO-HI", *exts)
+	s.keepFinal(end)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	records, err := readRecords(ctx, cfg.dbURL)
+	if err != nil {
+		fatal("reading the records: %v", err)
 	}
-	s := &soak{pbx: pbxAddr, pbxSIP: *sipAddr, metricsURL: "http://" + *httpAddr + "/metrics", mediaTimeout: *mediaTimeout,
+	if !s.report(cfg, base, end, callsStart, settled, records, heap) {
+		os.Exit(1)
+	}
+}
+
+// newSoak starts the database proxy and the CSV file and waits for the PBX to answer on /metrics.
+func newSoak(cfg config) *soak {
+	s := &soak{pbx: cfg.pbx, pbxSIP: cfg.sipAddr, metricsURL: "http://" + cfg.httpAddr + "/metrics", mediaTimeout: cfg.mediaTimeout,
 		start: time.Now(), media: &mediaLoop{streams: map[*stream]struct{}{}}, byUser: map[string]*call{}, counters: map[string]int{}}
-	if *csvPath != "" {
-		if s.csv, err = os.Create(*csvPath); err != nil {
+	var err error
+	if cfg.csvPath != "" {
+		if s.csv, err = os.Create(cfg.csvPath); err != nil {
 			fatal("%v", err)
 		}
 		fmt.Fprintf(s.csv, "seconds,calls_up,db_conns,%s\n", strings.Join(sampled, ","))
 	}
-	if s.proxy, err = newProxy(*proxyListen, *proxyTarget); err != nil {
+	if s.proxy, err = newProxy(cfg.proxyListen, cfg.proxyTarget); err != nil {
 		fatal("database proxy: %v", err)
 	}
-	s.logf("database proxy on %s -> %s; waiting for the PBX at %s", *proxyListen, *proxyTarget, s.metricsURL)
+	s.logf("database proxy on %s -> %s; waiting for the PBX at %s", cfg.proxyListen, cfg.proxyTarget, s.metricsURL)
 	if err := s.waitPBX(90 * time.Second); err != nil {
 		fatal("%v", err)
 	}
+	return s
+}
 
-	// Phones: callees register their extensions, callers need nothing (trusted source).
-	for n := lo; n <= hi; n++ {
+// startPhones makes the phones: callees register their extensions, callers need nothing
+// (trusted source).
+func (s *soak) startPhones(cfg config) {
+	for n := cfg.lo; n <= cfg.hi; n++ {
 		p, err := newPhone(s, fmt.Sprint(n))
 		if err != nil {
 			fatal("phone: %v", err)
@@ -142,100 +158,53 @@ func main() {
 	if err, _ := regErr.Load().(error); err != nil {
 		fatal("registration: %v", err)
 	}
-	for range *nCallers {
+	for range cfg.nCallers {
 		p, err := newPhone(s, "caller")
 		if err != nil {
 			fatal("phone: %v", err)
 		}
 		s.callers = append(s.callers, p)
 	}
-	s.logf("%d callee phones registered, %d caller phones; baseline in %v", len(s.callees), len(s.callers), *baseSettle)
-	time.Sleep(*baseSettle)
+}
+
+// baseline waits for the PBX to settle after the registrations and samples it, gauges and live
+// heap.
+func (s *soak) baseline(cfg config) (sample, heapCheck) {
+	s.logf("%d callee phones registered, %d caller phones; baseline in %v", len(s.callees), len(s.callers), cfg.baseSettle)
+	time.Sleep(cfg.baseSettle)
 	base, err := s.sample()
 	if err != nil {
 		fatal("baseline: %v", err)
 	}
 	s.logf("baseline: %s", base)
-	baseLive, baseObjects := s.profile(*pprofDir, "baseline", true)
-	s.logf("live heap after a collection: %.1f MiB, %.0f objects", baseLive/(1<<20), baseObjects)
+	var h heapCheck
+	h.baseLive, h.baseObjects = s.profile(cfg.pprofDir, "baseline", true)
+	s.logf("live heap after a collection: %.1f MiB, %.0f objects", h.baseLive/(1<<20), h.baseObjects)
+	return base, h
+}
 
-	stopMedia := make(chan struct{})
-	go s.media.run(stopMedia)
-	stopSampling := make(chan struct{})
-	samplingDone := make(chan struct{})
-	go s.sampleEvery(10*time.Second, stopSampling, samplingDone)
+// upCallees is the callee phones not killed.
+func (s *soak) upCallees() []*phone {
+	return slices.DeleteFunc(slices.Clone(s.callees), func(p *phone) bool { return p.down.Load() })
+}
 
-	// Faults on a schedule, while calls are placed.
-	callsStart := time.Now()
-	stopFaults := make(chan struct{})
-	var faultWG sync.WaitGroup
-	every := func(d time.Duration, f func()) {
-		faultWG.Add(1)
-		go func() {
-			defer faultWG.Done()
-			t := time.NewTicker(d)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopFaults:
-					return
-				case <-t.C:
-					f()
-				}
-			}
-		}()
-	}
-	at := func(frac float64, f func()) {
-		faultWG.Add(1)
-		go func() {
-			defer faultWG.Done()
-			select {
-			case <-stopFaults:
-			case <-time.After(time.Duration(frac * float64(*duration))):
-				f()
-			}
-		}()
-	}
-	every(*silentEvery, func() { s.silentNext.Store(true) })
-	every(*garbageEvery, func() { s.garbage(*garbageN) })
-	killPhone := func() {
-		up := slices.DeleteFunc(slices.Clone(s.callees), func(p *phone) bool { return p.down.Load() })
-		if len(up) == 0 {
-			return
-		}
-		p := up[rand.IntN(len(up))]
-		p.mu.Lock()
-		n := len(p.legs)
-		p.mu.Unlock()
-		s.fault("callee phone %s killed (socket closed, %d dialogs on it, no BYE), back in %v", p.user, n, *phoneDown)
-		p.kill(*phoneDown)
-	}
-	at(1.0/3, func() { s.profile(*pprofDir, "third", false) })
-	at(0.3, killPhone)
-	at(0.7, killPhone)
-	at(0.5, func() {
-		s.fault("database cut for %v (%d connections through the proxy)", *dbCut, s.proxy.open())
-		s.proxy.setDown(true)
-		time.Sleep(*dbCut)
-		s.proxy.setDown(false)
-		s.fault("database back")
-	})
-
-	// Calls at a steady rate.
+// placeCalls places calls at a steady rate for cfg.duration from callsStart and returns how many.
+func (s *soak) placeCalls(cfg config, callsStart time.Time) int {
 	runID := time.Now().Unix() % 100000
-	interval := time.Duration(float64(time.Second) / *rate)
+	interval := time.Duration(float64(time.Second) / cfg.rate)
 	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	n := 0
-	for time.Since(callsStart) < *duration {
+	for time.Since(callsStart) < cfg.duration {
 		<-tick.C
-		up := slices.DeleteFunc(slices.Clone(s.callees), func(p *phone) bool { return p.down.Load() })
+		up := s.upCallees()
 		if len(up) == 0 {
 			continue
 		}
 		n++
 		c := &call{n: n, user: fmt.Sprintf("5%07d", n), callID: fmt.Sprintf("soak-%d-%d@127.0.0.1", runID, n),
 			ext: up[rand.IntN(len(up))].user, byCallee: rand.IntN(2) == 0,
-			hold: *holdMin + time.Duration(rand.Int64N(int64(*holdMax-*holdMin)+1))}
+			hold: cfg.holdMin + time.Duration(rand.Int64N(int64(cfg.holdMax-cfg.holdMin)+1))}
 		if s.silentNext.Swap(false) {
 			c.silent = true
 		}
@@ -246,58 +215,46 @@ func main() {
 		s.wg.Add(1)
 		go s.place(c, s.callers[n%len(s.callers)])
 	}
-	tick.Stop()
-	close(stopFaults)
-	faultWG.Wait()
-	lastCall := time.Now()
-	s.placing = lastCall.Sub(callsStart)
-	s.logf("placed %d calls in %v; waiting for them to end", n, time.Since(callsStart).Round(time.Second))
+	return n
+}
+
+// waitCalls waits for the placed calls to end, or gives up after the longest a call can take
+// plus three minutes.
+func (s *soak) waitCalls(cfg config) {
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(*holdMax + *mediaTimeout + 3*time.Minute):
+	case <-time.After(cfg.holdMax + cfg.mediaTimeout + 3*time.Minute):
 		s.logf("calls still running after the wait: checking anyway")
 	}
-	close(stopMedia)
-	allEnded := time.Now()
-	s.logf("all calls ended %v after the last was placed; settling", allEnded.Sub(lastCall).Round(time.Second))
+}
 
-	// Back to baseline? At least endMin (the transactions' 32 s timers), at most endMax.
-	time.Sleep(*endMin)
+// settle samples the PBX until it is back at its baseline: at least cfg.endMin (the
+// transactions' 32 s timers), at most cfg.endMax. It returns the last sample.
+func (s *soak) settle(cfg config, base sample) (sample, error) {
+	time.Sleep(cfg.endMin)
 	var end sample
-	deadline := time.Now().Add(*endMax - *endMin)
+	var err error
+	deadline := time.Now().Add(cfg.endMax - cfg.endMin)
 	for {
 		end, err = s.sample()
-		if err == nil && len(s.leaks(base, end, *gorTol, *fdTol)) == 0 || time.Now().After(deadline) {
+		if err == nil && len(s.leaks(base, end, cfg.gorTol, cfg.fdTol)) == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(2 * time.Second)
 	}
-	close(stopSampling)
-	<-samplingDone
-	endLive, endObjects := s.profile(*pprofDir, "end", true)
-	settled := time.Since(allEnded)
-	if err != nil {
-		fatal("final sample: %v", err)
-	}
+	return end, err
+}
+
+// keepFinal adds the final sample to the samples and the CSV file, and closes that.
+func (s *soak) keepFinal(end sample) {
 	s.mu.Lock()
 	s.samples = append(s.samples, end)
 	s.mu.Unlock()
 	if s.csv != nil {
 		s.writeCSV(end)
 		s.csv.Close()
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	records, err := readRecords(ctx, *dbURL)
-	if err != nil {
-		fatal("reading the records: %v", err)
-	}
-	ok := s.report(base, end, callsStart, settled, records, *gorTol, *fdTol, *rssGrowth, [5]float64{baseLive, endLive, *heapTol, baseObjects, endObjects})
-	if !ok {
-		os.Exit(1)
 	}
 }
 
