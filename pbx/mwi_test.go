@@ -192,3 +192,17 @@ func TestMWIRefused(t *testing.T) {
 		t.Fatalf("OPTIONS Allow-Events %q", got)
 	}
 }
+
+// TestMWIVoicemailNumber: a phone that subscribes to its voicemail number (sip:*97@...) instead
+// of its own address gets its own mailbox's lamp.
+func TestMWIVoicemailNumber(t *testing.T) {
+	tp := startPBX(t, pbx.Config{})
+	tp.addExt(t, "201", "pw201")
+	ph := newClient(t, tp.addr)
+	res, req := trySubscribe(t, ph, mwiSpec(ph, "*97", "600"))
+	if res.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE to *97: %d %s (%s)", res.StatusCode, res.Reason, header(res, "Warning"))
+	}
+	w := &watcher{t: t, ph: ph, sub: req, ok: res, cseq: int(req.CSeq().SeqNo)}
+	w.expectSummary("active", "no", 0, 0) // Message-Account: sip:201@pbx.test
+}

@@ -59,6 +59,11 @@ func (p *PBX) handleSubscribe(ctx context.Context, req *sip.Request, tx sip.Serv
 		p.reply(req, tx, 404, "SUBSCRIBE names no extension")
 		return
 	}
+	// Phones set up with a voicemail number subscribe to it (sip:*97@pbx): that is their own
+	// mailbox.
+	if sr.pkg == EventPackageMessageSummary && user != nil && ext == on(p.cfg.Features.VoicemailMain) {
+		ext = user.Number
+	}
 	// A mailbox's lamp is its owner's: another extension learns nothing of it (RFC 3842 §6).
 	// A trusted source, which authenticates as no one, is trusted with it as with calls.
 	if sr.pkg == EventPackageMessageSummary && user != nil && user.Number != ext {
