@@ -127,7 +127,7 @@ func TestVoicemailGreetingAndShortMessage(t *testing.T) {
 	caller.Send(caller.InDialog("ACK", inv, ok, 1))
 	rtp.WaitTone(500, 10, 2*b2buatest.Wait) // the mailbox's greeting
 	rtp.WaitTone(1000, 5, 2*b2buatest.Wait) // the beep
-	time.Sleep(400 * time.Millisecond)      // past its end: the recording runs
+	waitSilence(t, rtp)                     // past its end: the recording runs
 	caller.Send(caller.InDialog("BYE", inv, ok, 2))
 	caller.WaitResponse(200)
 	waitIdle(t, tp)
@@ -220,4 +220,18 @@ end
 	caller.Send(caller.InDialog("BYE", inv, ok, 2))
 	caller.WaitResponse(200)
 	waitIdle(t, tp)
+}
+
+// waitSilence waits until the newest 100 ms of audio rtp received are silent, or fails.
+func waitSilence(t *testing.T, rtp *b2buatest.RTP) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * b2buatest.Wait); ; time.Sleep(10 * time.Millisecond) {
+		got, _ := rtp.Received()
+		if len(got) >= 800 && audiotest.Level(got[len(got)-800:]) < 50 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no silence received")
+		}
+	}
 }

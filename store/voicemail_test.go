@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/pbxkit/pbxkit/store"
 )
@@ -213,11 +212,16 @@ func TestVoicemailWatch(t *testing.T) {
 
 		stop()
 		before = calls.Load()
-		addMessage(t, pbx, dir, "101", "202")
+		addMessage(t, pbx, dir, "101", "202") // told at once, had the watcher not stopped
 		if _, err := cli.DeleteVoicemail(ctx, "101", m.ID); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond) // three checks of the watcher
+		// A second watcher hears of a later change: by then the deletion was seen (by a check of
+		// the store, or by the second watcher's first reading, which tells everyone watching).
+		var later atomic.Int64
+		defer pbx.WatchVoicemail(func() { later.Add(1) })()
+		addMessage(t, cli, dir, "101", "203")
+		eventually(t, "the change after", func() bool { return later.Load() > 0 })
 		if calls.Load() != before {
 			t.Fatal("a stopped watcher was called")
 		}
