@@ -96,10 +96,13 @@ func (v *voicemailApp) Voicemail(ctx context.Context, c *b2bua.Call, mailbox str
 		return fmt.Errorf("%w: the mailbox of %s is off", b2bua.ErrNoVoicemail, mailbox)
 	}
 	if err := c.Answer(ctx); err != nil {
-		if errors.Is(err, b2bua.ErrNoRelay) {
-			return fmt.Errorf("%w: %w", b2bua.ErrNoVoicemail, err)
+		if c.Decided() {
+			return hungUp(err)
 		}
-		return hungUp(err)
+		// No relay, or no codec the PBX can record (a caller offering no G.711): the caller gets
+		// the status it would have got without voicemail.
+		v.log.Warn("voicemail cannot answer", "ext", mailbox, "call_id", c.ID(), "error", err)
+		return fmt.Errorf("%w: %w", b2bua.ErrNoVoicemail, err)
 	}
 	if _, err := c.Play(ctx, []string{v.greeting(mailbox)}, b2bua.PlayOptions{}); err != nil {
 		return hungUp(err)

@@ -235,3 +235,23 @@ func waitSilence(t *testing.T, rtp *b2buatest.RTP) {
 		}
 	}
 }
+
+// TestVoicemailNoG711: a caller offering no G.711 cannot be recorded: the PBX does not answer
+// it, and it gets what it would have got without voicemail (486: 201 is busy).
+func TestVoicemailNoG711(t *testing.T) {
+	tp, phone201, _ := vmPBX(t)
+	caller := newClient(t, tp.addr)
+	g722 := "v=0\r\no=- 3 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=audio 4002 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\n"
+	msg, inv := caller.Invite("100", "201", nil, g722)
+	caller.Send(msg)
+	b := phone201.WaitRequest(sip.INVITE)
+	phone201.Respond(b, 486, "Busy Here", "")
+	if f := final(awaitFinal(t, caller, inv, 10*time.Second)); f.StatusCode != 486 {
+		t.Fatalf("caller got %d %s, want 486", f.StatusCode, f.Reason)
+	}
+	if !strings.Contains(tp.logs.String(), "voicemail cannot answer") {
+		t.Error("no log line about the refused answer")
+	}
+	waitIdle(t, tp)
+}
