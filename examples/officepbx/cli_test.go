@@ -57,7 +57,7 @@ func TestCLIExtensions(t *testing.T) {
 				{[]string{"ext", "set", "100", "--forward-always", "no good!", "--db", db}, 1, "", "neither an extension number nor a sip: URI"},
 				{[]string{"ext", "set", "100", "--db", db}, 2, "", "nothing to change"},
 				{[]string{"ext", "set", "999", "--dnd", "on", "--db", db}, 1, "", "no extension 999"},
-				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+-$`, ""},
+				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+off\s+-$`, ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 0, "extension 101 removed", ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 1, "", "no extension 101"},
 				{[]string{"queue", "add", "sales", "--member", "100,nobody", "--db", db}, 1, "", "member nobody is not an extension"},

@@ -64,14 +64,14 @@ func extListCmd(stdout io.Writer) *ffcli.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NUMBER\tNAME\tENABLED\tDND\tFORWARD-ALWAYS\tFORWARD-BUSY\tFORWARD-NOANSWER\tCONTACTS")
+			fmt.Fprintln(tw, "NUMBER\tNAME\tENABLED\tDND\tFORWARD-ALWAYS\tFORWARD-BUSY\tFORWARD-NOANSWER\tVOICEMAIL\tCONTACTS")
 			for _, e := range exts {
 				bs, err := s.Bindings(ctx, e.Number)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, e.Name, onOff(e.Enabled), onOff(e.DND),
-					dash(e.ForwardAlways), dash(e.ForwardBusy), dash(e.ForwardNoAnswer), contacts(bs))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, e.Name, onOff(e.Enabled), onOff(e.DND),
+					dash(e.ForwardAlways), dash(e.ForwardBusy), dash(e.ForwardNoAnswer), onOff(e.Voicemail), contacts(bs))
 			}
 			return tw.Flush()
 		},
