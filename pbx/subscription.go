@@ -30,9 +30,8 @@ const finalNotifyWait = 2 * time.Second
 
 // subscription is one watcher's subscription to one extension's dialogs (busy lamp) or mailbox
 // (message-waiting lamp, mwi.go): the dialog its SUBSCRIBE created, with the PBX as notifier
-// (RFC 6665 §4.2). One goroutine (run) sends its NOTIFYs in
-// order, one at a time (§4.2.2 forbids overlapping them), and ends with it: no goroutine or timer
-// outlives a subscription.
+// (RFC 6665 §4.2). One goroutine (run) sends its NOTIFYs in order, one at a time (§4.2.2 forbids
+// overlapping them), and ends with it: no goroutine or timer outlives a subscription.
 type subscription struct {
 	pr      *presence
 	key     string // dialog key: Call-ID, local (PBX) tag, remote tag
