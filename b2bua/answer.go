@@ -33,6 +33,7 @@ func (c *Call) answer(l *leg, res *sip.Response) bool {
 	c.e.table.add(l.d.key(), c, false)
 	c.e.table.add(c.a.key(), c, true)
 	c.log.Info("call answered", "callee", c.callee, "b_call_id", l.d.callID)
+	c.recordOnAnswer()
 	if acked, sent := c.answerCaller(body, res); sent {
 		c.passLateAnswer(l, acked)
 	}
@@ -48,7 +49,13 @@ func (c *Call) answerCaller(body []byte, res *sip.Response) (acked, sent bool) {
 	if res != nil {
 		hdrs = timerHeaders(res)
 	}
-	ok, err := c.e.respond(c.aReq, c.aTx, 200, c.a.localTag, c.stampSDP(c.a, body), append(hdrs, c.a.contact)...)
+	tx := c.serverTx() // Answer may run on another goroutine than Handle's (releaseTx)
+	if tx == nil {
+		c.log.Warn("200 to caller not sent: the INVITE transaction is released")
+		c.Hangup("could not answer the caller")
+		return false, false
+	}
+	ok, err := c.e.respond(c.aReq, tx, 200, c.a.localTag, c.stampSDP(c.a, body), append(hdrs, c.a.contact)...)
 	if res != nil {
 		c.armSession(res)
 	}
@@ -58,7 +65,7 @@ func (c *Call) answerCaller(body []byte, res *sip.Response) (acked, sent bool) {
 		c.Hangup("could not answer the caller")
 		return false, false
 	}
-	acked = c.retransmitUntil(c.aTx, ok, c.acked.ch)
+	acked = c.retransmitUntil(tx, ok, c.acked.ch)
 	if !acked {
 		select {
 		case <-c.done:

@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"sync"
+	"time"
 )
 
 // callApp is the PBX's end of the caller's side while it answers the call itself (MediaApp): the
@@ -128,36 +129,44 @@ func (a *callApp) record(r *recorder) {
 
 func (a *callApp) stopRecording() []int16 {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	r := a.rec
 	a.rec = nil
+	a.mu.Unlock()
 	if r == nil {
 		return nil
 	}
-	return r.pcm
+	return r.samples()
 }
 
 // stop ends the application: waiting verbs return.
 func (a *callApp) stop() { a.once.Do(func() { close(a.gone) }) }
 
-// recorder keeps the caller's audio and watches for silence.
+// recorder keeps the caller's audio, in chunks of a second from a pool: Receive, on the relay's
+// goroutine, never copies what was recorded so far (a long message grew one slice, copying
+// megabytes at each doubling, under the app's lock). It notes when the caller last was loud, by
+// the clock: a phone with voice activity detection sends nothing (or comfort noise) while the
+// caller is silent, so silence is the time since the last loud frame (recordUntil watches it).
 type recorder struct {
-	pcm     []int16
-	limit   int // samples at most
-	quiet   int // samples of silence in a row
-	silence int // samples of silence that end the recording, 0: never
-	full    chan struct{}
-	hushed  chan struct{}
-	ended   bool
+	chunks []*[chunkSamples]int16 // full chunks, then the one being filled
+	n      int                    // samples kept
+	limit  int                    // samples at most
+	loud   time.Time              // the last loud frame (the start before any)
+	full   chan struct{}
+	ended  bool
 }
+
+// chunkSamples is the size of a recording's chunks: a second at 8 kHz.
+const chunkSamples = 8000
+
+var chunkPool = sync.Pool{New: func() any { return new([chunkSamples]int16) }}
 
 // silenceLevel is the mean absolute amplitude under which a frame counts as silence: about
 // -42 dBFS, above the noise floor of a quiet line, below speech.
 const silenceLevel = 256
 
-func newRecorder(limit, silence int) *recorder {
-	return &recorder{limit: limit, silence: silence, pcm: make([]int16, 0, min(limit, 10*8000)),
-		full: make(chan struct{}), hushed: make(chan struct{})}
+func newRecorder(limit int) *recorder {
+	return &recorder{limit: limit, loud: time.Now(), full: make(chan struct{}),
+		chunks: make([]*[chunkSamples]int16, 0, limit/chunkSamples+1)}
 }
 
 // add keeps a frame of the caller's audio; the caller holds the app's lock.
@@ -165,8 +174,7 @@ func (r *recorder) add(pcm []int16) {
 	if r.ended {
 		return
 	}
-	n := min(len(pcm), r.limit-len(r.pcm))
-	r.pcm = append(r.pcm, pcm[:n]...)
+	r.keep(pcm[:min(len(pcm), r.limit-r.n)])
 	var sum int
 	for _, v := range pcm {
 		if v < 0 {
@@ -175,17 +183,39 @@ func (r *recorder) add(pcm []int16) {
 			sum += int(v)
 		}
 	}
-	if len(pcm) > 0 && sum/len(pcm) < silenceLevel {
-		r.quiet += len(pcm)
-	} else {
-		r.quiet = 0
+	if len(pcm) > 0 && sum/len(pcm) >= silenceLevel {
+		r.loud = time.Now()
 	}
-	switch {
-	case len(r.pcm) >= r.limit:
+	if r.n >= r.limit {
 		r.ended = true
 		close(r.full)
-	case r.silence > 0 && r.quiet >= r.silence:
-		r.ended = true
-		close(r.hushed)
 	}
+}
+
+// keep appends pcm to the chunks.
+func (r *recorder) keep(pcm []int16) {
+	for len(pcm) > 0 {
+		off := r.n % chunkSamples
+		if off == 0 {
+			r.chunks = append(r.chunks, chunkPool.Get().(*[chunkSamples]int16))
+		}
+		k := copy(r.chunks[len(r.chunks)-1][off:], pcm)
+		r.n += k
+		pcm = pcm[k:]
+	}
+}
+
+// lastLoud returns when the caller last was loud; the caller holds the app's lock.
+func (r *recorder) lastLoud() time.Time { return r.loud }
+
+// samples returns what was recorded, in one slice, and gives the chunks back to the pool. The
+// recorder is no longer added to (it was taken from the app).
+func (r *recorder) samples() []int16 {
+	out := make([]int16, 0, r.n)
+	for i, c := range r.chunks {
+		out = append(out, c[:min(chunkSamples, r.n-i*chunkSamples)]...)
+		chunkPool.Put(c)
+	}
+	r.chunks = nil
+	return out
 }

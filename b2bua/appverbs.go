@@ -104,8 +104,9 @@ type GatherOptions struct {
 	// Timeout is how long to wait for the first key and between keys; 0 means
 	// DefaultGatherTimeout.
 	Timeout time.Duration
-	// Terminator ends the input early and is not part of it: "#" by default (DefaultTerminator),
-	// NoTerminator for none.
+	// Terminator ends the input early and is not part of it: one key (0-9, *, #, A-D, either
+	// case), "#" by default (DefaultTerminator), NoTerminator for none. Anything else makes Gather
+	// fail.
 	Terminator string
 	// Prompt, when set, is played first (a WAV file or a tone); a key press stops it and counts.
 	Prompt string
@@ -139,7 +140,11 @@ func (c *Call) Gather(ctx context.Context, opts GatherOptions) (string, error) {
 		term = DefaultTerminator[0]
 	case NoTerminator:
 	default:
-		term = opts.Terminator[0]
+		k, ok := keyOf(opts.Terminator)
+		if !ok || len(opts.Terminator) != 1 {
+			return "", fmt.Errorf("b2bua: gather: terminator %q is not a key (0-9, *, #, A-D)", opts.Terminator)
+		}
+		term = k[0]
 	}
 	if opts.Prompt != "" {
 		if _, err := c.Play(ctx, []string{opts.Prompt}, PlayOptions{Interrupt: true}); err != nil {

@@ -42,20 +42,21 @@ type Call struct {
 	stop     context.CancelFunc
 	arrivals *arrivals
 
-	mu      sync.Mutex
-	state   callState
-	abort   string      // why Hangup stopped the call before it was answered
-	a       *dialogSide // the caller's dialog, our side of it (a transfer may put another party here)
-	winner  *leg        // the callee's side once answered
-	setup   setupState
-	media   callMedia
-	re      reinviteState
-	session *time.Timer // RFC 4028: fires when nobody refreshed the session in time
-	vars    map[string]string
-	onEnd   []func(Record)
-	rec     Record
-	seg     segment    // the two parties talking now
-	parked  *parkState // the call's place in a park slot while one side is parked
+	mu        sync.Mutex
+	state     callState
+	abort     string      // why Hangup stopped the call before it was answered
+	a         *dialogSide // the caller's dialog, our side of it (a transfer may put another party here)
+	winner    *leg        // the callee's side once answered
+	setup     setupState
+	media     callMedia
+	re        reinviteState
+	session   *time.Timer // RFC 4028: fires when nobody refreshed the session in time
+	vars      map[string]string
+	onEnd     []func(Record)
+	rec       Record
+	seg       segment    // the two parties talking now
+	parked    *parkState // the call's place in a park slot while one side is parked
+	recording recordingState
 
 	acked     signal // the caller's ACK of our 2xx
 	cancelled signal // the caller's CANCEL

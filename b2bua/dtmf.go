@@ -68,6 +68,18 @@ func infoDigit(req *sip.Request) (string, bool) {
 	return "", false
 }
 
+// isDTMFInfo reports whether an INFO's body is a key press format (application/dtmf-relay or
+// application/dtmf), whether or not it names a key.
+func isDTMFInfo(req *sip.Request) bool {
+	ct := req.ContentType()
+	if ct == nil {
+		return false
+	}
+	mt, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(ct.Value())), ";")
+	mt = strings.TrimSpace(mt)
+	return mt == "application/dtmf-relay" || mt == "application/dtmf"
+}
+
 // keyOf turns a signal into a key: 0-9, *, #, A-D, or the event codes 10-15 (RFC 4733 §3.2).
 func keyOf(s string) (string, bool) {
 	const keys = "0123456789*#ABCD"

@@ -77,6 +77,9 @@ type Config struct {
 	Park ParkConfig
 	// Voicemail, when set, is the application behind Call.Voicemail (voicemail.go).
 	Voicemail VoicemailApp
+	// RecordingsDir is the folder RecordCall writes recordings into (it must exist). Default: the
+	// working directory.
+	RecordingsDir string
 }
 
 func (c Config) withDefaults() Config {

@@ -21,6 +21,10 @@ const (
 	// that answers gets no CallLegEnded: CallAnswered names it.
 	CallLegRinging EventKind = "call.leg_ringing"
 	CallLegEnded   EventKind = "call.leg_ended"
+	// The call's recording started, or stopped (by request or with the call): Path names the
+	// file (recording.go).
+	CallRecordingStarted EventKind = "call.recording_started"
+	CallRecordingStopped EventKind = "call.recording_stopped"
 )
 
 // Event is something that happened to a call.
@@ -38,6 +42,7 @@ type Event struct {
 	Source   string // CallDTMF: "rfc4733" or "info"
 	Slot     string // CallParked, CallRetrieved: the park slot
 	Leg      string // CallLegRinging, CallLegEnded: the extension of the leg
+	Path     string // CallRecordingStarted, CallRecordingStopped: the recording's file
 }
 
 // emit publishes an event of kind with the call's identity.

@@ -102,6 +102,7 @@ func (c *Call) finish(status int, by, reason string) {
 		c.rec.MediaCaller, c.rec.MediaCallee = caller, callee
 		c.mu.Unlock()
 	}
+	c.endRecording() // after Close, which completed the file
 	c.mu.Lock()
 	rec, onEnd := c.rec, c.onEnd
 	c.mu.Unlock()

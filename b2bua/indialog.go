@@ -10,7 +10,13 @@ import (
 // the request's turn among the call's requests: it is done once the request is dispatched (passed
 // on, answered or refused), so the next one may go on while this one waits for an answer.
 func (c *Call) inDialog(req *sip.Request, tx sip.ServerTransaction, aleg bool, t *turn) {
-	if c.appInDialog(req, tx, aleg) {
+	if c.appInDialog(req, tx, aleg, t) {
+		return
+	}
+	if req.Method != sip.ACK && req.Method != sip.BYE && !c.bridged() {
+		// The PBX answered the caller itself and the call ended (or the PBX no longer is the
+		// caller's other end): there is no callee to pass the request to, and no dialog left.
+		c.e.respond(req, tx, 481, c.localTag(aleg), nil)
 		return
 	}
 	switch req.Method {
@@ -76,15 +82,28 @@ func (c *Call) localTag(aleg bool) string {
 	return c.winner.d.localTag
 }
 
+// bridged reports whether the call has a callee's dialog (the callee that answered, or was
+// bridged in after the PBX answered the caller).
+func (c *Call) bridged() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.winner != nil
+}
+
 // sides returns, for a request from the caller (aleg) or the callee, the sender's dialog and the
-// other side's dialog, where the request is passed on.
+// other side's dialog, where the request is passed on. Without a callee's dialog (bridged false)
+// the callee's side is nil.
 func (c *Call) sides(aleg bool) (self, other *dialogSide) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if aleg {
-		return c.a, &c.winner.d
+	var callee *dialogSide
+	if c.winner != nil {
+		callee = &c.winner.d
 	}
-	return &c.winner.d, c.a
+	if aleg {
+		return c.a, callee
+	}
+	return callee, c.a
 }
 
 // relay passes a mid-call request (INFO, UPDATE, OPTIONS, MESSAGE, NOTIFY) to the other side and

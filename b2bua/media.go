@@ -55,6 +55,13 @@ type MediaSession interface {
 	Sound(what string) (Frames, error)
 	// WriteWAV writes pcm (8 kHz mono) to a 16-bit PCM WAV file at path.
 	WriteWAV(path string, pcm []int16) error
+	// StartRecording records both sides into a new stereo WAV file at path (caller left, callee
+	// right) until StopRecording or Close. An error wrapping ErrRecording when it records
+	// already, ErrUndecodable when the call's codec cannot be decoded.
+	StartRecording(path string) error
+	// StopRecording ends the recording and completes the file; it returns the file's path, or an
+	// error wrapping ErrNotRecording.
+	StopRecording() (path string, err error)
 	// Close releases the relay; called once the call has ended.
 	Close()
 }

@@ -109,7 +109,7 @@ func (s *seenRing) add(res *sip.Response) bool {
 // arrivalWait bounds how long a request waits for the requests that arrived before it. A request
 // stamped on arrival normally reaches its handler within microseconds; one that never does (the
 // front door refused it) must not hold the call's later requests for long.
-const arrivalWait = 250 * time.Millisecond
+var arrivalWait = 250 * time.Millisecond // a test may set it before its server starts
 
 // arrivals orders one call's in-dialog requests: stamp (on the reading goroutine) queues them as
 // they arrive; each handler waits its turn and says when it has dispatched its request.

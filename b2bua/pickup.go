@@ -215,6 +215,7 @@ func (c *Call) answerPickup(p *pickedUp) bool {
 	c.e.table.add(l.d.key(), c, false)
 	c.e.table.add(c.a.key(), c, true)
 	c.log.Info("call picked up", "by", party, "ext", p.req.ext, "picker_call_id", by.id)
+	c.recordOnAnswer()
 	p.req.reply <- pickupReply{status: 200, answer: toPicker, target: c, acked: ack.ch}
 	c.answerCaller(p.toCaller, nil)
 	return true

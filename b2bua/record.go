@@ -27,6 +27,9 @@ type Record struct {
 	// MediaCaller and MediaCallee are what each side sent through the media relay (zero without
 	// one).
 	MediaCaller, MediaCallee MediaStats
+	// Recordings are the files the call was recorded into (RecordCall), in order: one per
+	// recording started; none when it was not recorded.
+	Recordings []string
 }
 
 // Segment is a stretch of a call during which two parties talked: the call's caller side and its

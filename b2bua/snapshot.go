@@ -15,6 +15,8 @@ type CallInfo struct {
 	State   string    // "setup", "ringing", "answered", "transferring", "parked", "unparking", ...
 	Start   time.Time // when the INVITE arrived
 	Answer  time.Time // zero until answered
+	// Recording is the file the call is being recorded into, "" when it is not.
+	Recording string
 }
 
 // Calls returns a snapshot of the calls in progress, oldest first.
@@ -52,6 +54,10 @@ func (c *Call) info() CallInfo {
 	if ringing {
 		state = "ringing"
 	}
+	rec := c.recording.path
+	if c.recording.waiting {
+		rec = ""
+	}
 	return CallInfo{ID: c.id, Caller: c.rec.Caller, Dialled: c.rec.Dialled, Callee: c.rec.Callee,
-		State: state, Start: c.rec.Start, Answer: c.rec.Answer}
+		State: state, Start: c.rec.Start, Answer: c.rec.Answer, Recording: rec}
 }

@@ -22,6 +22,8 @@ import (
 //   - do not disturb: the busy path, forwarded to forward-on-busy (reason "do-not-disturb") or
 //     486 (Busy Here);
 //   - not registered: forwarded to forward-on-no-answer (reason "unavailable") or 480;
+//   - recording on: the call is recorded once answered (b2bua.Call.RecordCall), as is every
+//     call from an extension (the authenticated caller) with recording on;
 //   - otherwise every registered phone rings for the extension's ring timeout (the PBX's when
 //     0); busy (486, 600) goes to forward-on-busy ("user-busy"), no answer (the timeout, 480 or
 //     408 from the phones) to forward-on-no-answer ("no-answer"); any other answer stands;
@@ -75,6 +77,9 @@ func (d Default) Handle(ctx context.Context, c *b2bua.Call) error {
 		if ad, ok := d.Directory.(AgentDirectory); ok {
 			return d.pauseToggle(ctx, c, ad)
 		}
+	}
+	if err := d.recordCaller(ctx, c); err != nil {
+		return err
 	}
 	r, err := d.Route(ctx, c, c.Callee(), b2bua.ConnectOptions{})
 	if err != nil || c.Decided() || ctx.Err() != nil || r.Status < 400 || r.Status > 699 {
@@ -192,6 +197,9 @@ func (d Default) step(ctx context.Context, c *b2bua.Call, number string, opts b2
 	case !ext.Registered:
 		return d.mailbox(ctx, c, ext, refused(c, 480, fmt.Sprintf("extension %s is not registered", number)))
 	}
+	if ext.Record {
+		record(c)
+	}
 	if opts.Timeout == 0 && ext.RingTimeout > 0 {
 		opts.Timeout = time.Duration(ext.RingTimeout) * time.Second
 	}
@@ -230,6 +238,27 @@ func (d Default) mailbox(ctx context.Context, c *b2bua.Call, ext *Extension, fai
 		return "", "", b2bua.Result{Answered: true, Status: 200, Reason: "voicemail"}, nil
 	}
 	return "", "", failed, nil
+}
+
+// recordCaller records the call when the authenticated caller's extension has recording on.
+func (d Default) recordCaller(ctx context.Context, c *b2bua.Call) error {
+	if c.User() == "" || d.Directory == nil {
+		return nil
+	}
+	ext, err := d.Directory.Extension(ctx, c.User())
+	if err != nil {
+		return fmt.Errorf("dialplan: extension %s: %w", c.User(), err)
+	}
+	if ext != nil && ext.Record {
+		record(c)
+	}
+	return nil
+}
+
+// record asks for the call to be recorded from its answer on. A call that cannot be (no media
+// relay, a codec the PBX does not decode) goes on unrecorded: RecordCall logged why.
+func record(c *b2bua.Call) {
+	_, _ = c.RecordCall()
 }
 
 // outbound sends a number that is no extension out through the trunk the Directory picks for

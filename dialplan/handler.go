@@ -58,6 +58,7 @@ type Extension struct {
 	// Voicemail: the extension's mailbox is on; default routing sends the calls it does not
 	// take there.
 	Voicemail bool
+	Record    bool // default routing records the calls to or from it (Call.RecordCall)
 }
 
 // Queue is what a dialplan sees of a call queue.

@@ -294,6 +294,10 @@ func (l *Lua) Handle(ctx context.Context, c *b2bua.Call) error {
 	if s.hangup {
 		c.OnEnd(func(rec b2bua.Record) { l.hangup(s, c, rec) })
 	}
+	if err != nil && r.stopped {
+		r.log.Debug("script stopped: the call has ended", "error", err)
+		return nil
+	}
 	return err
 }
 

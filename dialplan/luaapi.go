@@ -38,6 +38,7 @@ var callMethods = map[string]lua.LGFunction{
 	"play":          luaPlay,
 	"gather":        luaGather,
 	"record":        luaRecord,
+	"record_call":   luaRecordCall,
 }
 
 // callIndex serves call.field and call:method.
@@ -284,6 +285,21 @@ func luaRinging(L *lua.LState) int {
 	return 0
 }
 
+// call:record_call() -> path, or nil and why: records both sides of the call into a stereo WAV
+// file (caller left, callee right), from now on when bridged, else from the answer on. A call that
+// cannot be recorded (no media relay, a codec the PBX does not decode, recorded already) goes on
+// unrecorded.
+func luaRecordCall(L *lua.LState) int {
+	path, err := checkCall(L).c.RecordCall()
+	if err != nil {
+		L.Push(lua.LNil)
+		L.Push(lua.LString(err.Error()))
+		return 2
+	}
+	L.Push(lua.LString(path))
+	return 1
+}
+
 func luaProgress(L *lua.LState) int {
 	verbError(L, checkCall(L).c.Progress())
 	return 0
@@ -362,7 +378,7 @@ func (r *run) lookup(L *lua.LState, number string) *Extension {
 }
 
 // pbx.extension(number) -> nil or {number, name, enabled, dnd, forward_always, forward_busy,
-// forward_noanswer, ring_timeout, registered, pickup_group, voicemail}
+// forward_noanswer, ring_timeout, registered, pickup_group, voicemail, record}
 func (r *run) luaExtension(L *lua.LState) int {
 	ext := r.lookup(L, L.CheckString(1))
 	if ext == nil {
@@ -381,6 +397,7 @@ func (r *run) luaExtension(L *lua.LState) int {
 	t.RawSetString("registered", lua.LBool(ext.Registered))
 	t.RawSetString("pickup_group", lua.LString(ext.PickupGroup))
 	t.RawSetString("voicemail", lua.LBool(ext.Voicemail))
+	t.RawSetString("record", lua.LBool(ext.Record))
 	L.Push(t)
 	return 1
 }

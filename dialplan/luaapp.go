@@ -18,7 +18,8 @@ import (
 // {answered=false, status=501} and logs why, so a script can fall back (connect to a person,
 // reject) rather than fail the call with 500. Play, gather and record before a successful answer
 // are the script's mistake and raise an error. A verb on a call whose caller hung up meanwhile
-// returns at once (nothing played, "" gathered, the recording so far written).
+// returns at once (nothing played, "" gathered, the recording so far written); the next one
+// stops the script.
 
 // call:answer() -> {answered, status, reason}
 func luaAnswer(L *lua.LState) int {
@@ -33,6 +34,12 @@ func luaAnswer(L *lua.LState) int {
 		return result(L, b2bua.Result{Status: 501, Reason: "the pbx has no media relay to answer with"})
 	case errors.Is(err, b2bua.ErrDecided):
 		return result(L, b2bua.Result{Answered: r.c.Answered(), Status: 487, Reason: "the call is already decided"})
+	}
+	var se *b2bua.StatusError
+	if errors.As(err, &se) {
+		// The caller's offer cannot be answered (488: no G.711): the caller still waits.
+		r.log.Info("call:answer() refused the caller's offer", "status", se.Code, "error", err)
+		return result(L, b2bua.Result{Status: se.Code, Reason: se.Reason})
 	}
 	r.log.Warn("call:answer() failed", "error", err)
 	return result(L, b2bua.Result{Status: 500, Reason: err.Error()})
@@ -51,11 +58,20 @@ func luaHangup(L *lua.LState) int {
 	return 0
 }
 
-// appError raises a Lua error for an application verb used before call:answer(); a call that
-// ended meanwhile is no error.
+// appError raises a Lua error for an application verb used before call:answer(). A call that
+// ended is no error the first time (the verb returns at once, so the script may store what it
+// recorded); the next application verb stops the script (run.gone: Handle ends the route without
+// an error), so a menu loop cannot spin on a call that is over, its run-time clock stopped.
 func appError(L *lua.LState, verb string, err error) {
 	switch {
-	case err == nil, errors.Is(err, b2bua.ErrDecided):
+	case err == nil:
+	case errors.Is(err, b2bua.ErrDecided):
+		r := checkCall(L)
+		if r.gone {
+			r.stopped = true
+			L.RaiseError("call:%s: the call has ended: the script stops", verb)
+		}
+		r.gone = true
 	case errors.Is(err, b2bua.ErrNotAnswered), errors.Is(err, b2bua.ErrNoRelay):
 		L.RaiseError("call:%s: %s", verb, err.Error())
 	}
@@ -91,8 +107,11 @@ func luaGather(L *lua.LState) int {
 	if o.Terminator == "" && t.RawGetString("terminator") != lua.LNil {
 		o.Terminator = b2bua.NoTerminator
 	}
-	if len(o.Terminator) > 1 && o.Terminator != b2bua.NoTerminator {
-		L.RaiseError("option terminator must be one key (0-9, *, #, A-D) or \"\" for none")
+	if o.Terminator != b2bua.NoTerminator && o.Terminator != "" {
+		if len(o.Terminator) != 1 || !strings.Contains("0123456789*#ABCD", strings.ToUpper(o.Terminator)) {
+			L.RaiseError("option terminator must be one key (0-9, *, #, A-D) or \"\" for none")
+		}
+		o.Terminator = strings.ToUpper(o.Terminator)
 	}
 	if p := optString(L, t, "prompt"); p != "" {
 		o.Prompt = r.soundPath(p)
@@ -109,29 +128,37 @@ func luaGather(L *lua.LState) int {
 }
 
 // call:record(path, {max=s, silence=s, beep=bool}) -> {path=, seconds=}, or nil and an error
-// message. path is relative to the data directory (LuaConfig.DataDir).
+// message. path is relative to the data directory (LuaConfig.DataDir), and the file is written
+// through an os.Root of it: no "..", symbolic link or absolute path leads out, and an existing
+// file is not replaced.
 func luaRecord(L *lua.LState) int {
 	r := checkCall(L)
-	path, err := r.l.dataPath(L.CheckString(2))
-	if err != nil {
-		r.log.Warn("call:record refused", "error", err)
-		L.Push(lua.LNil)
-		L.Push(lua.LString(err.Error()))
-		return 2
-	}
-	t := options(L, 3)
-	o := b2bua.RecordOptions{Max: optSeconds(L, t, "max"), Silence: optSeconds(L, t, "silence"), Beep: optBool(L, t, "beep")}
-	var rec b2bua.Recording
-	r.wait(func() { rec, err = r.c.RecordCaller(r.ctx, path, o) })
-	appError(L, "record", err)
-	if err != nil {
+	fail := func(err error) int {
 		r.log.Warn("call:record failed", "error", err)
 		L.Push(lua.LNil)
 		L.Push(lua.LString(err.Error()))
 		return 2
 	}
+	dir, name, err := r.l.dataPath(L.CheckString(2))
+	if err != nil {
+		return fail(err)
+	}
+	t := options(L, 3)
+	o := b2bua.RecordOptions{Max: optSeconds(L, t, "max"), Silence: optSeconds(L, t, "silence"), Beep: optBool(L, t, "beep")}
+	root, err := openData(dir, name)
+	if err != nil {
+		return fail(err)
+	}
+	defer root.Close()
+	o.Root = root
+	var rec b2bua.Recording
+	r.wait(func() { rec, err = r.c.RecordCaller(r.ctx, name, o) })
+	appError(L, "record", err)
+	if err != nil {
+		return fail(err)
+	}
 	res := L.CreateTable(0, 2)
-	res.RawSetString("path", lua.LString(rec.Path))
+	res.RawSetString("path", lua.LString(filepath.Join(dir, rec.Path)))
 	res.RawSetString("seconds", lua.LNumber(rec.Seconds))
 	L.Push(res)
 	return 1
@@ -167,32 +194,54 @@ func (r *run) soundPath(name string) string {
 	return filepath.Join(filepath.Dir(r.l.cfg.Script), filepath.Clean(name))
 }
 
-// dataPath confines a path a script records to: relative to the data directory and inside it.
-// Its folders are made as needed.
-func (l *Lua) dataPath(name string) (string, error) {
+// dataPath checks a path a script records to: relative to the data directory (or absolute
+// inside it), no ".." component, ending in .wav. It returns the data directory (absolute) and the
+// path's name inside it.
+func (l *Lua) dataPath(name string) (dir, local string, err error) {
 	if l.cfg.DataDir == "" {
-		return "", errors.New("call:record: the dialplan has no data directory to record into")
+		return "", "", errors.New("call:record: the dialplan has no data directory to record into")
 	}
-	root, err := filepath.Abs(l.cfg.DataDir)
+	dir, err = filepath.Abs(l.cfg.DataDir)
 	if err != nil {
-		return "", fmt.Errorf("call:record: %w", err)
+		return "", "", fmt.Errorf("call:record: %w", err)
 	}
-	p := name
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(root, p)
+	outside := fmt.Errorf("call:record: %q is outside the data directory", name)
+	for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '/' || r == filepath.Separator }) {
+		if part == ".." {
+			return "", "", outside
+		}
 	}
-	p = filepath.Clean(p)
-	rel, err := filepath.Rel(root, p)
-	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return "", fmt.Errorf("call:record: %q is outside the data directory", name)
+	local = name
+	if filepath.IsAbs(name) {
+		if local, err = filepath.Rel(dir, filepath.Clean(name)); err != nil {
+			return "", "", outside
+		}
 	}
-	if !strings.EqualFold(filepath.Ext(p), ".wav") {
-		return "", fmt.Errorf("call:record: %q must end in .wav", name)
+	local = filepath.Clean(local)
+	if !filepath.IsLocal(local) || local == "." {
+		return "", "", outside
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-		return "", fmt.Errorf("call:record: %w", err)
+	if !strings.EqualFold(filepath.Ext(local), ".wav") {
+		return "", "", fmt.Errorf("call:record: %q must end in .wav", name)
 	}
-	return p, nil
+	return dir, local, nil
+}
+
+// openData opens the data directory dir as an os.Root, made if needed, with the folders of the
+// file name inside it made through the root: a symbolic link leading out of dir is refused.
+func openData(dir, name string) (*os.Root, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("call:record: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("call:record: %w", err)
+	}
+	if err := root.MkdirAll(filepath.Dir(name), 0o750); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("call:record: %w", err)
+	}
+	return root, nil
 }
 
 func optBool(L *lua.LState, t *lua.LTable, key string) bool {

@@ -1,6 +1,7 @@
 package dialplan_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -142,7 +143,7 @@ function route(call)
   r, err = call:record("/etc/passwd.wav", {max = 1})
   print("absolute", tostring(r), err)
   r = call:record("messages/101/msg.wav", {max = 1})
-  print("recorded", r.path, r.seconds)
+  print("recorded", r.path, r.seconds >= 0.9) -- the backstop may end it before a loaded phone sent 1 s
   call:play(r.path)
   call:hangup()
 end`, dialplan.LuaConfig{DataDir: data})
@@ -154,7 +155,7 @@ end`, dialplan.LuaConfig{DataDir: data})
 	stop := rtp.SendTone(b2buatest.MediaAddr(t, ok.Body()), 700)
 	logs.wait(t, "outside\tnil\tcall:record: \"../escape.wav\" is outside the data directory")
 	logs.wait(t, "absolute\tnil\tcall:record: \"/etc/passwd.wav\" is outside the data directory")
-	logs.wait(t, "recorded\t"+filepath.Join(data, "messages", "101", "msg.wav")+"\t1")
+	logs.wait(t, "recorded\t"+filepath.Join(data, "messages", "101", "msg.wav")+"\ttrue")
 	stop()
 	rtp.Reset()
 	rtp.WaitTone(700, 10, b2buatest.Wait) // the recording played back
@@ -170,5 +171,126 @@ func TestLuaHangupBeforeAnswerDeclines(t *testing.T) {
 	caller.Send(msg)
 	res := caller.WaitResponse(603) // as Asterisk's Hangup() on an unanswered call
 	caller.AckFinal(inv, res)
+	s.WaitIdle()
+}
+
+// call:record refuses every way out of the data directory and never replaces a file: a ".."
+// that Clean would fold away, a symbolic link to another folder, a name that exists (a Call-ID a
+// caller chose can name any file). The file that exists keeps its content.
+func TestLuaRecordRefusesEscapesAndExistingFiles(t *testing.T) {
+	data, elsewhere := t.TempDir(), t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(data, "out")); err != nil {
+		t.Fatal(err)
+	}
+	existing := filepath.Join(data, "messages", "101", "taken.wav")
+	if err := os.MkdirAll(filepath.Dir(existing), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(existing, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, logs := ivrServer(t, `
+function route(call)
+  call:answer()
+  local r, err = call:record("messages/../../escape.wav", {max = 1})
+  print("dotdot", tostring(r), err)
+  r, err = call:record("messages/101/../x.wav", {max = 1})
+  print("folded", tostring(r), err)
+  r, err = call:record("out/x.wav", {max = 1})
+  print("symlink", tostring(r), err ~= nil)
+  r, err = call:record("messages/101/taken.wav", {max = 1})
+  print("taken", tostring(r), err ~= nil)
+  call:hangup()
+end`, dialplan.LuaConfig{DataDir: data})
+	caller, rtp := s.Phone(t), b2buatest.NewRTP(t)
+	msg, inv := caller.Invite("100", "500", nil, rtp.SDP())
+	caller.Send(msg)
+	ok := caller.WaitResponse(200)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
+	stop := rtp.SendTone(b2buatest.MediaAddr(t, ok.Body()), 700)
+	defer stop()
+	logs.wait(t, "dotdot\tnil\tcall:record: \"messages/../../escape.wav\" is outside the data directory")
+	logs.wait(t, "folded\tnil\tcall:record: \"messages/101/../x.wav\" is outside the data directory")
+	logs.wait(t, "symlink\tnil\ttrue")
+	logs.wait(t, "taken\tnil\ttrue")
+	caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
+	s.WaitIdle()
+	if got, err := os.ReadFile(existing); err != nil || string(got) != "keep me" {
+		t.Errorf("the existing file now holds %q (%v)", got, err)
+	}
+	if files, _ := os.ReadDir(elsewhere); len(files) != 0 {
+		t.Errorf("the folder the link points to got %d files", len(files))
+	}
+	if files, _ := os.ReadDir(filepath.Dir(existing)); len(files) != 1 {
+		t.Errorf("%d files beside the existing one, want no leftovers", len(files)-1)
+	}
+}
+
+// A menu loop that never checks for the caller's hang-up does not spin once the call is over:
+// the first verb after the end returns at once, the next one stops the script.
+// (The run-time clock is stopped while verbs wait, so the loop used to spin until MaxRunTime of
+// its own Lua time, here a minute.)
+func TestLuaVerbAfterTheEndStopsTheScript(t *testing.T) {
+	s, logs := ivrServer(t, `
+function route(call)
+  call:answer()
+  print("menu")
+  while true do
+    call:gather({max = 1, timeout = 1})
+  end
+end`, dialplan.LuaConfig{MaxRunTime: time.Minute})
+	caller, rtp := s.Phone(t), b2buatest.NewRTP(t)
+	inv, ok := answered(t, caller, rtp)
+	logs.wait(t, "menu")
+	caller.Send(caller.InDialog("BYE", inv, ok, 2))
+	caller.WaitResponse(200)
+	s.WaitIdle() // the route ended
+}
+
+// answered has caller call 500 with audio on rtp; the script answers.
+func answered(t *testing.T, caller *b2buatest.Phone, rtp *b2buatest.RTP) (*sip.Request, *sip.Response) {
+	t.Helper()
+	msg, inv := caller.Invite("100", "500", nil, rtp.SDP())
+	caller.Send(msg)
+	ok := caller.WaitResponse(200)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
+	return inv, ok
+}
+
+// call:answer() for a caller whose offer has no G.711 reports 488 (the caller still waits, so the
+// script can refuse it with that status), not 500.
+func TestLuaAnswerReportsAnOfferWithoutG711(t *testing.T) {
+	s, logs := ivrServer(t, `
+function route(call)
+  local a = call:answer()
+  print("answer", a.answered, a.status)
+  call:reject(a.status)
+end`, dialplan.LuaConfig{})
+	caller := s.Phone(t)
+	g722 := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\n"
+	msg, inv := caller.Invite("100", "500", nil, g722)
+	caller.Send(msg)
+	res := caller.WaitResponse(488)
+	caller.AckFinal(inv, res)
+	logs.wait(t, "answer\tfalse\t488")
+	s.WaitIdle()
+}
+
+// gather's terminator is one key, in either case ("a" ends the input at the caller's A); anything
+// else is a script error.
+func TestLuaGatherTerminatorIsAKey(t *testing.T) {
+	s, logs := ivrServer(t, `
+function route(call)
+  call:answer()
+  print("gathered", call:gather({max = 8, timeout = 5, terminator = "a"}))
+  print("bad terminator", pcall(call.gather, call, {terminator = "x"}))
+  call:hangup()
+end`, dialplan.LuaConfig{})
+	caller, rtp := s.Phone(t), b2buatest.NewRTP(t)
+	inv, ok := answered(t, caller, rtp)
+	caller.SendInfoDigits(inv, ok, 2, "12A")
+	logs.wait(t, "gathered\t12")
+	logs.wait(t, "bad terminator\tfalse")
+	caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
 	s.WaitIdle()
 }

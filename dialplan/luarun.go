@@ -167,6 +167,9 @@ type run struct {
 	since   time.Time
 	expired atomic.Bool
 
+	gone    bool // an application verb found the call ended (appError)
+	stopped bool // a later one stopped the script for it: no error
+
 	env        *lua.LTable
 	loaded     map[string]lua.LValue
 	callerID   string
@@ -278,6 +281,11 @@ func (r *run) onHangup(rec b2bua.Record) error {
 	}
 	cdr.RawSetString("billsec", lua.LNumber(billsec))
 	cdr.RawSetString("segments", segmentsTable(L, rec.Segments))
+	recs := L.CreateTable(len(rec.Recordings), 0)
+	for _, p := range rec.Recordings {
+		recs.Append(lua.LString(p))
+	}
+	cdr.RawSetString("recordings", recs)
 	err := r.check(L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud, cdr))
 	if err != nil {
 		r.log.Error("on_hangup failed", "error", err)

@@ -3,7 +3,8 @@ package media
 import (
 	"context"
 	"errors"
-	"strings"
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -82,7 +83,7 @@ func (s *Session) Attach(toCaller bool, codec Codec, app App) (detach func(), er
 		defer s.wg.Done()
 		defer close(sent)
 		src := &appSource{app: app, codec: codec}
-		if err := play(ctx, sd.pair.rtp.send, sd.rtpDest, codec.PayloadType, src); err != nil {
+		if err := play(ctx, s.appSend(sd), sd.rtpDest, codec.PayloadType, src); err != nil {
 			s.r.log.Debug("application audio", "side", sd.name, "error", err)
 		}
 	}()
@@ -96,6 +97,27 @@ func (s *Session) Attach(toCaller bool, codec Codec, app App) (detach func(), er
 			sd.playing.Store(false)
 		})
 	}, nil
+}
+
+// appSend sends an App's packets from sd's port. A failed send (the kernel's buffer full,
+// EAGAIN with MSG_DONTWAIT, a firewall's EPERM, an unreachable address) loses that packet only:
+// it is logged, at most once a second with the count since, and the App keeps being paced, so
+// its sounds still end (Play returns). Only the socket's closing ends the sending.
+func (s *Session) appSend(sd *side) func([]byte, netip.AddrPort) error {
+	var last time.Time
+	failed := 0
+	return func(pkt []byte, dst netip.AddrPort) error {
+		err := sd.pair.rtp.send(pkt, dst)
+		if err == nil || errors.Is(err, errClosed) || errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		failed++
+		if now := time.Now(); now.Sub(last) >= time.Second {
+			s.r.log.Warn("application audio not sent", "side", sd.name, "dest", dst, "failed", failed, "error", err)
+			last, failed = now, 0
+		}
+		return nil
+	}
 }
 
 // takeOver marks sd as played to by the PBX. A Play being stopped (early media ending as the
@@ -152,28 +174,17 @@ func (s *Session) toApp(at *attachment, h *rtp.Header, pkt []byte, pts *ptTable)
 
 // decoderFor returns the G.711 decoder of payload type pt, nil when it is not G.711.
 func decoderFor(pt uint8, pts *ptTable) func(uint8) int16 {
-	law := byte(0)
-	if pts != nil {
+	law := staticLaw(pt)
+	if pts != nil && pts.law[pt] != lawNone {
 		law = pts.law[pt]
 	}
-	switch {
-	case law == 'u' || law == 0 && pt == PCMU.PayloadType:
+	switch law {
+	case lawMu:
 		return PCMU.decode
-	case law == 'a' || law == 0 && pt == PCMA.PayloadType:
+	case lawA:
 		return PCMA.decode
 	}
 	return nil
-}
-
-// lawOf says which G.711 law a codec name is: 'u', 'a', or 'x' for another codec.
-func lawOf(name string) byte {
-	switch strings.ToUpper(name) {
-	case "PCMU":
-		return 'u'
-	case "PCMA":
-		return 'a'
-	}
-	return 'x'
 }
 
 // Encode encodes 16-bit linear samples into dst in the codec (len(dst) >= len(pcm)).

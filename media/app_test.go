@@ -3,6 +3,7 @@ package media
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,3 +134,38 @@ type nopApp struct{ n int }
 
 func (a *nopApp) Receive(pcm []int16) { a.n += len(pcm) }
 func (a *nopApp) Send(dst []int16)    { dst[0] = int16(a.n) }
+
+// countingApp counts the frames asked of it.
+type countingApp struct{ sent atomic.Int64 }
+
+func (a *countingApp) Receive([]int16)  {}
+func (a *countingApp) Send(dst []int16) { a.sent.Add(1) }
+
+// A send that fails (here an IPv6 destination for the IPv4 port; in the field a full socket
+// buffer or a firewall) loses that frame only: the App keeps being paced, so a sound playing
+// to the side still ends.
+func TestAttachKeepsPacingWhenSendsFail(t *testing.T) {
+	r := newTestRelay(t, 2, Config{})
+	s, err := r.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	offer := "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+	if _, err := s.Rewrite(true, []byte(offer)); err != nil {
+		t.Fatal(err)
+	}
+	app := &countingApp{}
+	detach, err := s.Attach(true, PCMU, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer detach()
+	deadline := time.Now().Add(5 * time.Second)
+	for app.sent.Load() < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the App was asked for %d frames, want it paced on (10) despite the failed sends", app.sent.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -32,6 +32,11 @@
 // other side, and App.Send's frames go to the side every 20 ms from the port facing it; detaching
 // lets relaying go on through the same port. Sound gives the tones and WAV files an IVR plays as
 // PCM (Samples), WriteWAV writes a recording.
+// Recording: Session.StartRecording writes both sides of the call into one stereo WAV file (the
+// caller on the left channel, the callee on the right, 16-bit PCM at 8 kHz), each side's audio
+// placed by its RTP timestamps so the two stay aligned; the relay only copies each packet into a
+// ring that a writer goroutine of the recording empties (record.go, recorder.go). G.711 only:
+// other codecs are refused with ErrUndecodable. StopRecording, or Close, completes the file.
 //
 // On Linux the relay's sockets are plain non-blocking descriptors served by a few event loops
 // (epoll, one per CPU by default, Config.Loops) rather than a goroutine each; elsewhere a goroutine

@@ -18,6 +18,10 @@ import "time"
 // Each side's silence counts from its last RTP packet or the latest description of either side
 // (a resumed call gives both sides the whole timeout), and only while the side is expected to
 // send.
+//
+// While an App is attached to a side (Attach), the PBX is that side's other end: it receives
+// whatever the side sends, so the side is expected to send by its own description alone (an IVR
+// caller whose phone died is hung up like any other).
 
 // watch checks the timeout every tick until the session ends.
 func (s *Session) watch() {
@@ -74,6 +78,9 @@ func expects(sd *side) bool {
 	sd.mu.Unlock()
 	if !sends {
 		return false
+	}
+	if sd.app.Load() != nil {
+		return true // the PBX is its other end, and receives
 	}
 	o := sd.other
 	o.mu.Lock()

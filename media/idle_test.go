@@ -154,3 +154,42 @@ func TestMediaTimeoutAfterResumeAndRearm(t *testing.T) {
 		t.Fatalf("re-armed: silent side %q, want both", got)
 	}
 }
+
+// An App attached to the caller is its other end: a caller that sends nothing is timed out even
+// though no callee described anything, and one that talks is not.
+func TestMediaTimeoutWithApp(t *testing.T) {
+	for _, talking := range []bool{false, true} {
+		name := "silent caller"
+		if talking {
+			name = "talking caller"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := newTestRelay(t, 2, Config{Timeout: testTimeout})
+			s, err := r.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			a := newEndpoint(t)
+			if _, err := s.Rewrite(true, a.sdp("")); err != nil {
+				t.Fatal(err)
+			}
+			detach, err := s.Attach(true, PCMU, &recordingApp{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer detach()
+			pa, _ := s.Ports()
+			if talking {
+				defer talk(a, pa)()
+				if side := waitIdle(s, 4*testTimeout); side != "" {
+					t.Fatalf("a talking caller timed out (%q)", side)
+				}
+				return
+			}
+			if side := waitIdle(s, 5*time.Second); side != "caller" {
+				t.Fatalf("Idle names %q, want the silent caller", side)
+			}
+		})
+	}
+}

@@ -112,6 +112,11 @@ type Session struct {
 	// Read for every packet, so without a lock: Rewrite replaces the table, OnDTMF the function.
 	pts    atomic.Pointer[ptTable] // payload types of either side's descriptions
 	onDTMF atomic.Pointer[func(fromCaller bool, digit string)]
+
+	codec atomic.Value // string: the first speech codec of the latest description (record.go)
+
+	recMu sync.Mutex               // serialises starting and stopping a recording
+	rec   atomic.Pointer[recorder] // the recording, nil when none; read for every packet (tap)
 }
 
 // ptTable says, per RTP payload type, what both sides' descriptions named it: telephone-event or
@@ -119,7 +124,7 @@ type Session struct {
 type ptTable struct {
 	event [128]bool
 	clock [128]uint32
-	law   [128]byte // 'u' PCMU, 'a' PCMA, 'x' another codec, 0 not named
+	law   [128]uint8 // lawMu, lawA, lawOther, or lawNone when not named (record.go)
 }
 
 // OnDTMF sets f to be told of every RFC 4733 key press either side sends (once per key, at the
@@ -251,7 +256,8 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 	if fromCaller {
 		s.offer.Store(sd)
 	}
-	if pts := payloadTypes(sd); len(pts) > 0 {
+	pts := payloadTypes(sd)
+	if len(pts) > 0 {
 		// Copy on write; both sides' descriptions may arrive at once (an UPDATE crossing a
 		// re-INVITE), so retry when the table changed meanwhile.
 		for {
@@ -262,16 +268,19 @@ func (s *Session) Rewrite(fromCaller bool, body []byte) ([]byte, error) {
 			}
 			for _, pt := range pts {
 				t.clock[pt.pt] = pt.clock
+				t.law[pt.pt] = lawOf(pt.name)
 				if strings.EqualFold(pt.name, "telephone-event") {
 					t.event[pt.pt] = true
 				}
-				t.law[pt.pt] = lawOf(pt.name)
 			}
 			if s.pts.CompareAndSwap(old, &t) {
 				break
 			}
 		}
 	}
+	// The latest description is, as a rule, an answer: its first speech codec is the one the
+	// call's audio goes in from now on (RFC 3264 §6.1), what recording must decode.
+	s.codec.Store(speechCodec(pts))
 	now := time.Now()
 	from.describe(addrPort(st.RTP), addrPort(st.RTCP), st.Mux, st.Direction, now, s.r.cfg.LatchWindow)
 	to.mu.Lock()
@@ -345,6 +354,7 @@ func (s *Session) fromRTPPort(sd *side, pkt []byte, src netip.AddrPort, h *rtp.H
 		}
 		return keys
 	}
+	s.tap(sd, h, pkt, pts, now)
 	if dst := sd.other.rtpDest(); dst.IsValid() && !sd.other.playing.Load() {
 		sd.other.pair.rtp.send(pkt, dst)
 	}
@@ -395,6 +405,7 @@ func (s *Session) Close() {
 	close(s.stop)
 	s.stopEngine()
 	s.wg.Wait()
+	s.closeRecording() // after the engine: no packet is tapped any more
 }
 
 // EarlyAnswer answers the caller's offer with the PBX itself as the other end, for early media

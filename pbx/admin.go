@@ -30,6 +30,27 @@ func (p *PBX) Hangup(id, reason string) error {
 	return nil
 }
 
+// StartRecording records the call in progress whose caller's Call-ID is id (Call.RecordCall) and
+// returns the file's path: from now on for an answered call, from the answer for one still
+// ringing. Errors: ErrNoCall (wrapped), b2bua.ErrRecording, b2bua.ErrNoMedia, b2bua.ErrUndecodable.
+func (p *PBX) StartRecording(id string) (string, error) {
+	c := p.calls.Call(id)
+	if c == nil {
+		return "", fmt.Errorf("%w: %q", ErrNoCall, id)
+	}
+	return c.RecordCall()
+}
+
+// StopRecording stops recording the call whose caller's Call-ID is id and returns the completed
+// file's path. Errors: ErrNoCall (wrapped), b2bua.ErrNotRecording.
+func (p *PBX) StopRecording(id string) (string, error) {
+	c := p.calls.Call(id)
+	if c == nil {
+		return "", fmt.Errorf("%w: %q", ErrNoCall, id)
+	}
+	return c.StopRecordCall()
+}
+
 // Store returns the store the PBX uses: the one WithStore gave, or the one it opened from
 // Config.Database (valid until Shutdown). An admin interface asserts the interfaces it needs
 // (*store.Store implements them all).

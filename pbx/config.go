@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -248,6 +249,12 @@ type Config struct {
 	// when one side has sent no RTP for this long although it should be sending: not on hold, and
 	// the other side receiving. Default 60 s; negative turns it off.
 	MediaTimeout time.Duration
+	// RecordingsDir is the folder call recordings are written into (Call.RecordCall, the
+	// dialplan's call:record_call(), extensions with recording on, the admin API): one stereo WAV
+	// file per recording, named after the call's ID and the time. It is created with the first
+	// recording. Default DefaultRecordingsDir inside DataDir (relative to the working directory
+	// without a DataDir).
+	RecordingsDir string
 
 	// Features are the feature codes default routing answers (directed and group pickup) and call
 	// park; see Features.
@@ -285,6 +292,7 @@ const (
 	DefaultAckTimeout          = b2bua.DefaultAckTimeout
 	DefaultDialplanTimeout     = time.Second
 	DefaultMediaTimeout        = 60 * time.Second
+	DefaultRecordingsDir       = "recordings"
 )
 
 // Defaults of the busy-lamp subscriptions (docs/architecture.md, "Busy lamps").
@@ -388,6 +396,9 @@ func (c Config) withDefaults() Config {
 		c.Codecs = DefaultCodecs()
 	}
 	c.MediaTimeout = cmp.Or(c.MediaTimeout, DefaultMediaTimeout)
+	if c.RecordingsDir == "" {
+		c.RecordingsDir = filepath.Join(c.DataDir, DefaultRecordingsDir)
+	}
 	c.Features = c.Features.withDefaults()
 	return c
 }

@@ -38,6 +38,7 @@ type Event struct {
 	Side     string // call.dtmf: "caller" or "callee"
 	Slot     string // call.parked, call.retrieved: the park slot
 	Leg      string // call.leg_ringing, call.leg_ended: the extension a B-leg rings
+	Path     string // call.recording_started, call.recording_stopped: the recording's file
 
 	// Registrations.
 	Extension string
@@ -123,5 +124,5 @@ func (h *hub) close() {
 
 func callEvent(e b2bua.Event) Event {
 	return Event{Kind: string(e.Kind), Time: e.Time, CallID: e.CallID, Caller: e.Caller, Callee: e.Callee,
-		Status: e.Status, HangupBy: e.HangupBy, Reason: e.Reason, Digit: e.Digit, Side: e.Side, Slot: e.Slot, Leg: e.Leg}
+		Status: e.Status, HangupBy: e.HangupBy, Reason: e.Reason, Digit: e.Digit, Side: e.Side, Slot: e.Slot, Leg: e.Leg, Path: e.Path}
 }

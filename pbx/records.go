@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -268,7 +269,7 @@ func toCDR(r b2bua.Record) *store.CDR {
 	cdr := &store.CDR{
 		CallID: r.CallID, Caller: r.Caller, Dialled: r.Dialled, Callee: r.Callee, Source: r.Source,
 		StartAt: r.Start, EndAt: r.End, Disposition: store.Disposition(r.Disposition()),
-		Status: r.Status, HangupBy: r.HangupBy, Reason: r.Reason,
+		Status: r.Status, HangupBy: r.HangupBy, Reason: r.Reason, Recording: strings.Join(r.Recordings, "\n"),
 		ALeg: legStats(r.MediaCaller), BLeg: legStats(r.MediaCallee),
 	}
 	if !r.Answer.IsZero() {

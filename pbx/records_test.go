@@ -237,3 +237,16 @@ func TestSpoolLockedAgainstSecondProcess(t *testing.T) {
 	}
 	again.close()
 }
+
+// TestRecordingsDirDefault: call recordings go into the data directory unless told otherwise.
+func TestRecordingsDirDefault(t *testing.T) {
+	for _, tc := range []struct{ data, rec, want string }{
+		{"/var/lib/officepbx/data", "", "/var/lib/officepbx/data/recordings"},
+		{"", "", "recordings"},
+		{"/d", "/srv/rec", "/srv/rec"},
+	} {
+		if got := (Config{DataDir: tc.data, RecordingsDir: tc.rec}).withDefaults().RecordingsDir; got != tc.want {
+			t.Errorf("DataDir %q, RecordingsDir %q: recordings in %q, want %q", tc.data, tc.rec, got, tc.want)
+		}
+	}
+}

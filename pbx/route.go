@@ -221,5 +221,6 @@ func (d directory) Extension(ctx context.Context, number string) (*dialplan.Exte
 		ForwardAlways: ext.ForwardAlways, ForwardBusy: ext.ForwardBusy, ForwardNoAnswer: ext.ForwardNoAnswer,
 		RingTimeout: ext.RingTimeout, Registered: len(bindings) > 0, PickupGroup: ext.PickupGroup,
 		Voicemail: ext.Voicemail,
+		Record:    ext.Record,
 	}, nil
 }

@@ -124,6 +124,7 @@ func (p *PBX) newCallCore() error {
 		OnUnreachable: p.dropUnreachable,
 		Park:          p.cfg.Features.park(),
 		Voicemail:     p.voicemail,
+		RecordingsDir: p.cfg.RecordingsDir,
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
 		return fmt.Errorf("pbx: %w", err)

@@ -83,6 +83,9 @@ type CDR struct {
 	HangupBy    string      `gorm:"column:hangup_by"` // "caller", "callee" or "pbx"
 	Reason      string      `gorm:"column:reason"`
 	NodeID      string      `gorm:"column:node_id"`
+	// Recording names the file the call was recorded into, "" when it was not; a call whose
+	// recording was stopped and started again has one file per start, one path a line.
+	Recording string `gorm:"column:recording"`
 	// Key, when set, names the record for good: WriteCDRs stores a record whose key is already
 	// stored no second time, so a writer may retry or replay records (after a crash, a database
 	// outage) and each is kept exactly once. Records without one are always stored.

@@ -85,7 +85,10 @@ type Extension struct {
 	// answer there, and its owner hears the messages with the voicemail feature codes.
 	Voicemail bool `gorm:"column:voicemail"`
 	// VMPINHash is the mailbox PIN as HashPIN keeps it ("" when none is set); SetPIN sets it.
-	VMPINHash string    `gorm:"column:vm_pin"`
+	VMPINHash string `gorm:"column:vm_pin"`
+	// Record records every call to or from the extension under default routing (a stereo WAV
+	// file per call, named in the call's record).
+	Record    bool      `gorm:"column:record"`
 	CreatedAt time.Time `gorm:"column:created_at"`
 	UpdatedAt time.Time `gorm:"column:updated_at"`
 }
@@ -170,7 +173,8 @@ type ExtensionPatch struct {
 	PickupGroup     *string
 	Voicemail       *bool
 	// VMPIN is a new mailbox PIN (digits), stored hashed; "" removes the PIN.
-	VMPIN *string
+	VMPIN  *string
+	Record *bool
 }
 
 // Apply sets the fields p carries on e (hashing a new password for e's realm, or p's) and
@@ -217,6 +221,9 @@ func (p ExtensionPatch) Apply(e *Extension) error {
 		if err := e.SetPIN(*p.VMPIN); err != nil {
 			return err
 		}
+	}
+	if p.Record != nil {
+		e.Record = *p.Record
 	}
 	return e.validate()
 }

@@ -15,8 +15,10 @@ local function attendant(call)
       else
         local r = call:connect(ext, { timeout = 20 })
         if r.answered then return end
-        local msg = call:record("messages/" .. ext .. "/" .. call.id .. ".wav",
-          { max = 120, silence = 5, beep = true })
+        -- A name the PBX makes up: the caller chooses its Call-ID (call.id), so it must not name
+        -- files. An existing file is never replaced.
+        local name = string.format("messages/%s/%d-%d.wav", ext, pbx.time().unix, math.random(1e9))
+        local msg = call:record(name, { max = 120, silence = 5, beep = true })
         if msg then
           pbx.log("info", "message left", "ext", ext, "seconds", msg.seconds)
         end

@@ -42,11 +42,11 @@ func cdrListCmd(stdout io.Writer) *ffcli.Command {
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			// REASON stays last: it is the one column with spaces in it.
-			fmt.Fprintln(tw, "START\tCALL-ID\tCALLER\tDIALLED\tCALLEE\tDISPOSITION\tSTATUS\tDURATION\tBILLABLE\tHANGUP-BY\tSEGMENTS\tREASON")
+			fmt.Fprintln(tw, "START\tCALL-ID\tCALLER\tDIALLED\tCALLEE\tDISPOSITION\tSTATUS\tDURATION\tBILLABLE\tHANGUP-BY\tSEGMENTS\tRECORDING\tREASON")
 			for _, c := range cdrs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%ds\t%ds\t%s\t%s\t%s\n", c.StartAt.Local().Format(time.DateTime),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%ds\t%ds\t%s\t%s\t%s\t%s\n", c.StartAt.Local().Format(time.DateTime),
 					dash(c.CallID), dash(c.Caller), dash(c.Dialled), dash(c.Callee), c.Disposition, c.Status, c.DurationSec, c.BillableSec,
-					dash(c.HangupBy), segments(c.Segments), dash(c.Reason))
+					dash(c.HangupBy), segments(c.Segments), dash(strings.ReplaceAll(c.Recording, "\n", ",")), dash(c.Reason))
 			}
 			return tw.Flush()
 		},

@@ -57,7 +57,9 @@ func TestCLIExtensions(t *testing.T) {
 				{[]string{"ext", "set", "100", "--forward-always", "no good!", "--db", db}, 1, "", "neither an extension number nor a sip: URI"},
 				{[]string{"ext", "set", "100", "--db", db}, 2, "", "nothing to change"},
 				{[]string{"ext", "set", "999", "--dnd", "on", "--db", db}, 1, "", "no extension 999"},
-				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+off\s+-$`, ""},
+				{[]string{"ext", "set", "101", "--record", "on", "--db", db}, 0, "extension 101 updated", ""},
+				{[]string{"ext", "set", "101", "--record", "always", "--db", db}, 2, "", `invalid value "always" for flag -record: want on or off`},
+				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+off\s+off\s+-\n101\s+on\s+off\s+-\s+-\s+-\s+on\s+off\s+-$`, ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 0, "extension 101 removed", ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 1, "", "no extension 101"},
 				{[]string{"queue", "add", "sales", "--member", "100,nobody", "--db", db}, 1, "", "member nobody is not an extension"},
@@ -148,7 +150,8 @@ func TestCLICDRList(t *testing.T) {
 	answer := start.Add(5 * time.Second)
 	if err := st.WriteCDR(context.Background(), &store.CDR{CallID: "c1", Caller: "100", Dialled: "200", Callee: "200", StartAt: start,
 		AnswerAt: &answer, EndAt: answer.Add(30 * time.Second), Disposition: store.Answered, Status: 200, HangupBy: "caller", Reason: "BYE from the caller",
-		Segments: []store.CDRSegment{{Seq: 0, Caller: "100", Callee: "200", StartAt: answer, EndAt: answer.Add(30 * time.Second), EndReason: "hangup"}}}); err != nil {
+		Recording: "/rec/a.wav\n/rec/b.wav",
+		Segments:  []store.CDRSegment{{Seq: 0, Caller: "100", Callee: "200", StartAt: answer, EndAt: answer.Add(30 * time.Second), EndReason: "hangup"}}}); err != nil {
 		t.Fatal(err)
 	}
 	// A queue call: dialled 600, answered by agent 201, who transferred it to 202 after 20.5 s.
@@ -174,10 +177,10 @@ func TestCLICDRList(t *testing.T) {
 		t.Fatalf("cdr list: exit %d\n%s%s", code, out, errs)
 	}
 	for i, want := range []string{
-		`^START\s+CALL-ID\s+CALLER\s+DIALLED\s+CALLEE\s+DISPOSITION\s+STATUS\s+DURATION\s+BILLABLE\s+HANGUP-BY\s+SEGMENTS\s+REASON$`,
-		`^\S+ \S+\s+c1\s+100\s+200\s+200\s+answered\s+200\s+35s\s+30s\s+caller\s+-\s+BYE from the caller\s*$`,
-		`^\S+ \S+\s+c2\s+100\s+600\s+202\s+answered\s+200\s+63s\s+60s\s+callee\s+100>201:21s,100>202:40s\s+BYE from the callee\s*$`,
-		`^\S+ \S+\s+c3\s+101\s+200\s+200\s+declined\s+603\s+2s\s+0s\s+callee\s+-\s+Decline\s*$`,
+		`^START\s+CALL-ID\s+CALLER\s+DIALLED\s+CALLEE\s+DISPOSITION\s+STATUS\s+DURATION\s+BILLABLE\s+HANGUP-BY\s+SEGMENTS\s+RECORDING\s+REASON$`,
+		`^\S+ \S+\s+c1\s+100\s+200\s+200\s+answered\s+200\s+35s\s+30s\s+caller\s+-\s+/rec/a.wav,/rec/b.wav\s+BYE from the caller\s*$`,
+		`^\S+ \S+\s+c2\s+100\s+600\s+202\s+answered\s+200\s+63s\s+60s\s+callee\s+100>201:21s,100>202:40s\s+-\s+BYE from the callee\s*$`,
+		`^\S+ \S+\s+c3\s+101\s+200\s+200\s+declined\s+603\s+2s\s+0s\s+callee\s+-\s+-\s+Decline\s*$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(lines[i]) {
 			t.Fatalf("cdr list line %d %q does not match %q\n%s", i, lines[i], want, out)

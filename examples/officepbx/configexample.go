@@ -36,7 +36,7 @@ var configLead = []string{"sip", "db", "domain", "dialplan", "http", "trust", "r
 var configSamples = map[string]string{
 	"http": "127.0.0.1:8080", "trust": "[10.0.0.0/8, 192.168.1.0/24]", "rtp-ports": "20000-30000",
 	"rtp-ip": "192.168.1.10", "dialplan": "dialplan.lua", "node-id": "pbx1", "record-spool": "/var/lib/officepbx/records",
-	"tls": "0.0.0.0:5061", "tls-cert": "/etc/officepbx/cert.pem", "tls-key": "/etc/officepbx/key.pem", "external-ip": "203.0.113.7",
+	"recordings": "/var/lib/officepbx/recordings", "tls": "0.0.0.0:5061", "tls-cert": "/etc/officepbx/cert.pem", "tls-key": "/etc/officepbx/key.pem", "external-ip": "203.0.113.7",
 }
 
 const configHeader = `# officepbx configuration, YAML. Each key is a long flag of "officepbx serve" and takes the

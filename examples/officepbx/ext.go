@@ -64,14 +64,14 @@ func extListCmd(stdout io.Writer) *ffcli.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NUMBER\tNAME\tENABLED\tDND\tFORWARD-ALWAYS\tFORWARD-BUSY\tFORWARD-NOANSWER\tVOICEMAIL\tCONTACTS")
+			fmt.Fprintln(tw, "NUMBER\tNAME\tENABLED\tDND\tFORWARD-ALWAYS\tFORWARD-BUSY\tFORWARD-NOANSWER\tRECORD\tVOICEMAIL\tCONTACTS")
 			for _, e := range exts {
 				bs, err := s.Bindings(ctx, e.Number)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, e.Name, onOff(e.Enabled), onOff(e.DND),
-					dash(e.ForwardAlways), dash(e.ForwardBusy), dash(e.ForwardNoAnswer), onOff(e.Voicemail), contacts(bs))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, e.Name, onOff(e.Enabled), onOff(e.DND),
+					dash(e.ForwardAlways), dash(e.ForwardBusy), dash(e.ForwardNoAnswer), onOff(e.Record), onOff(e.Voicemail), contacts(bs))
 			}
 			return tw.Flush()
 		},
@@ -99,12 +99,13 @@ func extSetCmd(stdout io.Writer) *ffcli.Command {
 	var p store.ExtensionPatch
 	return dbCommand{
 		name:  "ext set",
-		usage: "officepbx ext set NUMBER [--dnd on|off] [--forward-always T] [--forward-busy T] [--forward-noanswer T] [--password PW] [--enabled on|off] [--pickup-group G] [--voicemail on|off] [--pin DIGITS]",
+		usage: "officepbx ext set NUMBER [--dnd on|off] [--forward-always T] [--forward-busy T] [--forward-noanswer T] [--password PW] [--enabled on|off] [--pickup-group G] [--record on|off] [--voicemail on|off] [--pin DIGITS]",
 		help:  "Change an extension.",
 		args:  []string{"extension number"},
 		flags: func(fs *flag.FlagSet) {
 			fs.Func("dnd", "do not disturb: on or off", onOffFlag(&p.DND))
 			fs.Func("enabled", "on or off", onOffFlag(&p.Enabled))
+			fs.Func("record", "record every call to or from the extension (default routing): on or off", onOffFlag(&p.Record))
 			fs.Func("forward-always", "forward every call to T (extension or sip: URI; \"\" clears)", stringFlag(&p.ForwardAlways))
 			fs.Func("forward-busy", "forward when busy to T", stringFlag(&p.ForwardBusy))
 			fs.Func("forward-noanswer", "forward when not answered to T", stringFlag(&p.ForwardNoAnswer))

@@ -48,6 +48,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		planTime = fs.Duration("dialplan-timeout", pbx.DefaultDialplanTimeout, "run time a dialplan script may use per call, not counting ringing (env PBX_DIALPLAN_TIMEOUT)")
 		spool    = fs.String("record-spool", "", "file where call records wait until the database takes them; \"off\": memory only (default: beside a SQLite database, else officepbx.records; env PBX_RECORD_SPOOL)")
 		dataDir  = fs.String("data-dir", "", "folder for files the dialplan writes (call:record) and voicemail (voicemail/); default: officepbx-data beside a SQLite database, else in the working directory (env PBX_DATA_DIR)")
+		recDir   = fs.String("recordings", "", "folder for call recordings, stereo WAV files (default: recordings/ in the data directory; env PBX_RECORDINGS)")
 		maxConns = fs.Int("max-connections", pbx.DefaultMaxConnections, "TCP connections open at once, all sources; negative: no limit (env PBX_MAX_CONNECTIONS)")
 		perSrc   = fs.Int("max-connections-per-source", pbx.DefaultMaxConnectionsPerSource, "TCP connections open at once from one IP (IPv6: one /64), --trust networks exempt; negative: no limit (env PBX_MAX_CONNECTIONS_PER_SOURCE)")
 		connIdle = fs.Duration("conn-idle-timeout", pbx.DefaultConnIdleTimeout, "close TCP connections without a SIP message for this long, unless a phone registered over them; negative: never (env PBX_CONN_IDLE_TIMEOUT)")
@@ -100,7 +101,8 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				DialplanScript: *dialplan, DialplanTimeout: *planTime,
 				RTPPortMin: rtpLo, RTPPortMax: rtpHi, RTPAddress: *rtpIP, MediaTimeout: *mediaTO,
 				MaxConnections: *maxConns, MaxConnectionsPerSource: *perSrc, ConnIdleTimeout: *connIdle, MessageTimeout: *msgTime,
-				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db), DataDir: dataDirectory(*dataDir, d.db),
+				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db),
+				DataDir: dataDirectory(*dataDir, d.db), RecordingsDir: *recDir,
 				SourceRate: *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
 				TLS: *tlsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, ExternalIP: *extIP,
 			}

@@ -26,7 +26,7 @@ func TestCLIVoicemail(t *testing.T) {
 			mustRun(t, 0, "extension 102 added", "", "ext", "add", "102", "--password", "pw102", "--db", db)
 			mustRun(t, 0, "extension 101 updated", "", "ext", "set", "101", "--voicemail", "on", "--pin", "1234", "--db", db)
 			mustRun(t, 2, "", "--pin: invalid vm_pin: must be 4 to 16 digits", "ext", "set", "101", "--pin", "12", "--db", db)
-			mustRun(t, 0, `(?m)^101\s+on\s+off\s+-\s+-\s+-\s+on\s+-\n102\s+on\s+off\s+-\s+-\s+-\s+off\s+-$`, "", "ext", "list", "--db", db)
+			mustRun(t, 0, `(?m)^101\s+on\s+off\s+-\s+-\s+-\s+off\s+on\s+-\n102\s+on\s+off\s+-\s+-\s+-\s+off\s+off\s+-$`, "", "ext", "list", "--db", db)
 			mustRun(t, 2, "", "want on or off", "ext", "set", "101", "--voicemail", "perhaps", "--db", db)
 
 			s := openStore(t, db)

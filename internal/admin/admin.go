@@ -127,6 +127,8 @@ func (s *Server) endpoints() []endpoint {
 		{"GET", "/api/registrations", s.listRegistrations},
 		{"GET", "/api/calls", s.listCalls},
 		{"DELETE", "/api/calls/{id}", s.hangupCall},
+		{"POST", "/api/calls/{id}/recording", s.startRecording},
+		{"DELETE", "/api/calls/{id}/recording", s.stopRecording},
 		{"GET", "/api/cdrs", s.listCDRs},
 		{"GET", "/api/queues", s.listQueues},
 		{"POST", "/api/queues/{name}/agents/{ext}/pause", s.pauseAgent(true)},

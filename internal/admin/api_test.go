@@ -19,6 +19,8 @@ var endpoints = []struct{ method, path string }{
 	{"GET", "/api/registrations"},
 	{"GET", "/api/calls"},
 	{"DELETE", "/api/calls/abc"},
+	{"POST", "/api/calls/abc/recording"},
+	{"DELETE", "/api/calls/abc/recording"},
 	{"GET", "/api/cdrs"},
 	{"GET", "/api/queues"},
 	{"POST", "/api/queues/support/agents/100/pause"},

@@ -43,6 +43,8 @@ type callView struct {
 	Start    time.Time  `json:"start"`
 	Answer   *time.Time `json:"answer,omitempty"`
 	Duration int        `json:"duration_sec"`
+	// Recording is the file the call is being recorded into, "" when it is not.
+	Recording string `json:"recording"`
 }
 
 func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +53,7 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	for _, c := range calls {
 		v := callView{ID: c.ID, Caller: c.Caller, Dialled: c.Dialled, Callee: c.Callee, State: c.State,
-			Start: c.Start, Duration: int(now.Sub(c.Start) / time.Second)}
+			Start: c.Start, Duration: int(now.Sub(c.Start) / time.Second), Recording: c.Recording}
 		if !c.Answer.IsZero() {
 			a := c.Answer
 			v.Answer = &a

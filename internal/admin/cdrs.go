@@ -33,6 +33,7 @@ type cdrView struct {
 	HangupBy    string         `json:"hangup_by"`
 	Reason      string         `json:"reason"`
 	Node        string         `json:"node"`
+	Recording   string         `json:"recording"` // the recording's file ("" none; one path a line)
 	Segments    []segmentView  `json:"segments"`
 	Media       map[string]any `json:"media"`
 }
@@ -49,7 +50,8 @@ func viewCDR(c store.CDR) cdrView {
 	v := cdrView{ID: c.ID, CallID: c.CallID, Caller: c.Caller, Dialled: c.Dialled, Callee: c.Callee,
 		Start: c.StartAt, Answer: c.AnswerAt, End: c.EndAt, DurationSec: c.DurationSec, BillableSec: c.BillableSec,
 		Disposition: string(c.Disposition), Status: c.Status, HangupBy: c.HangupBy, Reason: c.Reason, Node: c.NodeID,
-		Segments: make([]segmentView, 0, len(c.Segments)),
+		Recording: c.Recording,
+		Segments:  make([]segmentView, 0, len(c.Segments)),
 		Media: map[string]any{
 			"caller": map[string]any{"packets": c.ALeg.Packets, "lost": c.ALeg.Lost, "jitter_ms": c.ALeg.JitterMS},
 			"callee": map[string]any{"packets": c.BLeg.Packets, "lost": c.BLeg.Lost, "jitter_ms": c.BLeg.JitterMS},

@@ -116,3 +116,52 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#cdrs tbody tr[data-call-id=%q]`, inv.CallID().Value()))),
 	)
 }
+
+// TestConsoleRecording drives the console's recording controls in Chromium: an extension added
+// with "Record calls" ticked is stored so, and a live call is recorded and stopped with the call
+// row's buttons (the row follows the event stream's recording events).
+func TestConsoleRecording(t *testing.T) {
+	lo := relayPorts(t, 8)
+	e := start(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 7, RecordingsDir: t.TempDir()})
+	ctx := browser(t)
+	run(t, ctx, "sign in",
+		chromedp.Navigate(e.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SetValue(chromedp.CSS("#token"), testToken),
+		chromedp.Click(chromedp.CSS("#signin")),
+		chromedp.WaitVisible(chromedp.Search(`//span[@id="live"][contains(., "live")]`)),
+	)
+	run(t, ctx, "add extension 151, recorded",
+		chromedp.SendKeys(chromedp.CSS("#ext-number"), "151"),
+		chromedp.SendKeys(chromedp.CSS("#ext-password"), "secret-151"),
+		chromedp.Click(chromedp.CSS("#ext-record")),
+		chromedp.Click(chromedp.CSS("#ext-save")),
+		chromedp.WaitVisible(chromedp.CSS(`#extensions tbody tr[data-number="151"]`)),
+	)
+	if x, err := e.store.Extension(context.Background(), "151"); err != nil || !x.Record {
+		t.Fatalf("stored extension: %+v %v", x, err)
+	}
+
+	caller, callee := e.phones(t)
+	inv, ok, _ := b2buatest.AnsweredCall(t, caller, callee)
+	id := inv.CallID().Value()
+	row := fmt.Sprintf(`#calls tbody tr[data-id=%q]`, id)
+	run(t, ctx, "record the call",
+		chromedp.WaitVisible(chromedp.CSS(row+".answered button.record")),
+		chromedp.Click(chromedp.CSS(row+" button.record")),
+		chromedp.WaitVisible(chromedp.CSS(row+".recording button.stop-record")),
+	)
+	calls := e.pbx.Calls()
+	if len(calls) != 1 || calls[0].Recording == "" {
+		t.Fatalf("calls %+v: not recorded", calls)
+	}
+	run(t, ctx, "stop recording",
+		chromedp.Click(chromedp.CSS(row+" button.stop-record")),
+		chromedp.WaitVisible(chromedp.CSS(row+":not(.recording) button.record")),
+	)
+	if c := e.pbx.Calls(); len(c) != 1 || c[0].Recording != "" {
+		t.Fatalf("calls %+v: still recorded", c)
+	}
+	b2buatest.HangUp(t, caller, callee, inv, ok, 2)
+	e.waitCalls(t, 0)
+}

@@ -27,6 +27,7 @@ type eventView struct {
 	Side       string    `json:"side,omitempty"`
 	Slot       string    `json:"slot,omitempty"`
 	Leg        string    `json:"leg,omitempty"`
+	Path       string    `json:"path,omitempty"`
 	Extension  string    `json:"extension,omitempty"`
 	Contact    string    `json:"contact,omitempty"`
 	Source     string    `json:"source,omitempty"`
@@ -39,7 +40,7 @@ type eventView struct {
 
 func viewEvent(e pbx.Event) eventView {
 	v := eventView{Kind: e.Kind, Time: e.Time, CallID: e.CallID, Caller: e.Caller, Callee: e.Callee, Status: e.Status,
-		HangupBy: e.HangupBy, Reason: e.Reason, Digit: e.Digit, Side: e.Side, Slot: e.Slot, Leg: e.Leg, Extension: e.Extension,
+		HangupBy: e.HangupBy, Reason: e.Reason, Digit: e.Digit, Side: e.Side, Slot: e.Slot, Leg: e.Leg, Path: e.Path, Extension: e.Extension,
 		Contact: e.Contact, Source: e.Source, ExpiresSec: int(e.Expires / time.Second), Queue: e.Queue, Position: e.Position}
 	if e.Kind == pbx.QueueJoined || e.Kind == pbx.QueueLeft {
 		n := e.Waiting

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
@@ -33,7 +35,10 @@ func (a relayAdapter) NewSession() (b2bua.MediaSession, error) {
 
 type sessionAdapter struct{ s *media.Session }
 
-var _ b2bua.MediaSession = sessionAdapter{}
+var (
+	_ b2bua.MediaSession    = sessionAdapter{}
+	_ b2bua.MediaRootWriter = sessionAdapter{}
+)
 
 func (a sessionAdapter) Rewrite(fromCaller bool, sdp []byte) ([]byte, error) {
 	out, err := a.s.Rewrite(fromCaller, sdp)
@@ -66,6 +71,19 @@ func (a sessionAdapter) EarlyMedia(what b2bua.Audio) ([]byte, func(context.Conte
 }
 
 func (a sessionAdapter) Close() { a.s.Close() }
+
+// StartRecording creates the recordings folder when it is missing and starts recording.
+func (a sessionAdapter) StartRecording(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("pbx: recordings folder: %w", err)
+	}
+	return Error(a.s.StartRecording(path))
+}
+
+func (a sessionAdapter) StopRecording() (string, error) {
+	path, err := a.s.StopRecording()
+	return path, Error(err)
+}
 
 func (a sessionAdapter) PlayTo(ctx context.Context, toCaller bool, desc []byte, what string) error {
 	codec, err := media.G711Of(desc)
@@ -119,6 +137,57 @@ func WriteWAVFile(path string, pcm []int16) error {
 	return nil
 }
 
+func (a sessionAdapter) WriteWAVIn(root *os.Root, name string, pcm []int16) error {
+	return WriteWAVIn(root, name, pcm)
+}
+
+// WriteWAVIn writes pcm (8 kHz mono) to a new 16-bit WAV file name inside root: a temporary file
+// created through root is linked to name, so a reader never sees half a recording, no symbolic
+// link or ".." leads out of root, and an existing file is not replaced (an error wrapping
+// fs.ErrExist). On a file system without hard links name is created exclusively first and the
+// temporary file renamed over it.
+func WriteWAVIn(root *os.Root, name string, pcm []int16) error {
+	tmp := filepath.Join(filepath.Dir(name), fmt.Sprintf(".rec-%016x.wav", rand.Uint64()))
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	defer root.Remove(tmp)
+	err = media.WriteWAV(f, pcm)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	err = root.Link(tmp, name)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return existing(name, err)
+	}
+	// No hard links here: claim the name, then replace the empty claim.
+	claim, cerr := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if cerr != nil {
+		return existing(name, cerr)
+	}
+	claim.Close()
+	if err := root.Rename(tmp, name); err != nil {
+		root.Remove(name)
+		return fmt.Errorf("media: %w", err)
+	}
+	return nil
+}
+
+// existing says that a recording was not written because name exists.
+func existing(name string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("media: %s exists: a recording does not replace a file: %w", name, fs.ErrExist)
+	}
+	return fmt.Errorf("media: %w", err)
+}
+
 func (a sessionAdapter) Stats() (caller, callee b2bua.MediaStats) {
 	ca, cb := a.s.Stats()
 	return stats(ca), stats(cb)
@@ -129,7 +198,8 @@ func stats(s media.Stats) b2bua.MediaStats {
 		ReportedLost: s.Report.Lost, ReportedJitterMS: s.Report.Jitter, RTTMS: float64(s.Report.RTT) / float64(time.Millisecond)}
 }
 
-// Error maps media's errors to the status that refuses the call or request.
+// Error maps media's errors to the status that refuses the call or request, and the recorder's to
+// the call core's.
 func Error(err error) error {
 	switch {
 	case err == nil:
@@ -140,6 +210,12 @@ func Error(err error) error {
 		return &b2bua.StatusError{Code: 400, Reason: err.Error()}
 	case errors.Is(err, media.ErrNoCodec):
 		return &b2bua.StatusError{Code: 488, Reason: err.Error()}
+	case errors.Is(err, media.ErrRecording):
+		return fmt.Errorf("%w: %w", b2bua.ErrRecording, err)
+	case errors.Is(err, media.ErrNotRecording):
+		return fmt.Errorf("%w: %w", b2bua.ErrNotRecording, err)
+	case errors.Is(err, media.ErrUndecodable):
+		return fmt.Errorf("%w: %w", b2bua.ErrUndecodable, err)
 	}
 	return err
 }

@@ -97,9 +97,24 @@ async function refreshCalls() {
     const calls = await api("GET", "/api/calls");
     const tbody = $("#calls tbody");
     tbody.replaceChildren(...calls.map((c) => row([c.caller, c.dialled, c.callee, c.state, fmtTime(c.start),
-      button("Hang up", () => api("DELETE", "/api/calls/" + encodeURIComponent(c.id)).catch(showError), { class: "hangup" })],
-      { "data-id": c.id, class: c.state })));
+      c.recording ? "recording" : "", callActions(c)],
+      { "data-id": c.id, class: c.state + (c.recording ? " recording" : "") })));
   } catch (err) { showError(err); }
+}
+
+// callActions are a live call's buttons: hang up, and start or stop recording it (the event
+// stream's call.recording_* events refresh the list).
+function callActions(c) {
+  const span = el("span");
+  const path = "/api/calls/" + encodeURIComponent(c.id);
+  span.appendChild(button("Hang up", () => api("DELETE", path).catch(showError), { class: "hangup" }));
+  span.appendChild(document.createTextNode(" "));
+  if (c.recording) {
+    span.appendChild(button("Stop recording", () => api("DELETE", path + "/recording").catch(showError), { class: "stop-record" }));
+  } else {
+    span.appendChild(button("Record", () => api("POST", path + "/recording").catch(showError), { class: "record" }));
+  }
+  return span;
 }
 
 let registered = {};
@@ -108,7 +123,7 @@ async function refreshExtensions() {
   try {
     const exts = await api("GET", "/api/extensions");
     $("#extensions tbody").replaceChildren(...exts.map((e) => row([e.number, e.name, e.enabled ? "yes" : "no",
-      e.dnd ? "on" : "", e.forward_always, registered[e.number] ? "yes" : "",
+      e.dnd ? "on" : "", e.forward_always, e.record ? "on" : "", registered[e.number] ? "yes" : "",
       actions(e)], { "data-number": e.number })));
   } catch (err) { showError(err); }
 }
@@ -188,6 +203,7 @@ function startEdit(e) {
   $("#ext-password").placeholder = "unchanged";
   $("#ext-forward").value = e.forward_always;
   $("#ext-dnd").checked = e.dnd;
+  $("#ext-record").checked = e.record;
   $("#ext-enabled").checked = e.enabled;
   $("#ext-voicemail").checked = e.voicemail;
   $("#ext-pin").value = "";
@@ -211,7 +227,7 @@ async function saveExtension(ev) {
   ev.preventDefault();
   const body = {
     name: $("#ext-name").value, forward_always: $("#ext-forward").value.trim(),
-    dnd: $("#ext-dnd").checked, enabled: $("#ext-enabled").checked,
+    dnd: $("#ext-dnd").checked, enabled: $("#ext-enabled").checked, record: $("#ext-record").checked,
     voicemail: $("#ext-voicemail").checked,
   };
   const pw = $("#ext-password").value;
@@ -275,7 +291,7 @@ function onEvent(ev) {
     return;
   }
   const li = el("li", new Date(ev.time).toLocaleTimeString() + " " + ev.kind + " " +
-    [ev.caller, ev.callee, ev.extension, ev.queue, ev.digit, ev.status, ev.reason].filter((x) => x).join(" "));
+    [ev.caller, ev.callee, ev.extension, ev.queue, ev.digit, ev.status, ev.reason, ev.path].filter((x) => x).join(" "));
   const list = $("#events");
   list.insertBefore(li, list.firstChild);
   while (list.children.length > 100) list.removeChild(list.lastChild);
