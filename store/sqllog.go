@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -21,15 +22,18 @@ const sqlSlow = 200 * time.Millisecond
 type sqlLogger struct {
 	logger.Interface // gorm's slog logger: Info, Warn, Error, and the statements that are logged
 	level            logger.LogLevel
+	log              *slog.Logger
+	limit            *lineLimit // failed and slow statements, shared by the logger's LogMode copies
 }
 
 func newSQLLogger(log *slog.Logger) logger.Interface {
 	level := logger.Warn
-	return sqlLogger{logger.NewSlogLogger(log, logger.Config{SlowThreshold: sqlSlow, LogLevel: level, IgnoreRecordNotFoundError: true}), level}
+	return sqlLogger{logger.NewSlogLogger(log, logger.Config{SlowThreshold: sqlSlow, LogLevel: level, IgnoreRecordNotFoundError: true}),
+		level, log, &lineLimit{now: time.Now}}
 }
 
 func (l sqlLogger) LogMode(level logger.LogLevel) logger.Interface {
-	return sqlLogger{l.Interface.LogMode(level), level}
+	return sqlLogger{l.Interface.LogMode(level), level, l.log, l.limit}
 }
 
 // Info, Warn and Error format gorm's own messages, which are printf formats ("failed to
@@ -58,5 +62,47 @@ func (l sqlLogger) Trace(ctx context.Context, begin time.Time, fc func() (string
 	if l.level <= logger.Silent || !failed && time.Since(begin) <= sqlSlow && l.level < logger.Info {
 		return
 	}
+	if l.level < logger.Info {
+		ok, held := l.limit.allow()
+		if held > 0 {
+			l.log.Warn("failed or slow SQL statements not logged", "count", held)
+		}
+		if !ok {
+			return
+		}
+	}
 	l.Interface.Trace(ctx, begin, fc, err)
+}
+
+// sqlLinesPerSecond bounds the failed and slow statements logged a second: a database that is
+// away fails every look-up and every retry of the record writer (a 10 s outage logged ~350
+// statements), and the first few say what there is to say.
+const sqlLinesPerSecond = 5
+
+// lineLimit lets sqlLinesPerSecond lines through each second and counts the rest.
+type lineLimit struct {
+	now func() time.Time
+
+	mu     sync.Mutex
+	window time.Time // start of the current second
+	n      int       // lines let through in it
+	held   int       // lines held back since the last report
+}
+
+// allow reports whether a line may be logged now, and how many were held back before it, once
+// a new second has begun (0 otherwise).
+func (l *lineLimit) allow() (ok bool, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Sub(l.window) >= time.Second {
+		l.window, l.n = now, 0
+		held, l.held = l.held, 0
+	}
+	if l.n >= sqlLinesPerSecond {
+		l.held++
+		return false, held
+	}
+	l.n++
+	return true, held
 }
