@@ -26,6 +26,9 @@ type Target struct {
 	// Domain, when set, is the host of the leg's From and To URIs (a trunk's provider), in place
 	// of the PBX's.
 	Domain string
+	// Headers are added to this target's INVITE only (pbx names the contact to ring when it
+	// sends the call through the node that holds the callee's registration).
+	Headers []sip.Header
 }
 
 // Call is one caller's dialog (the A-leg) and the dialogs the PBX opened toward the callee's

@@ -114,6 +114,9 @@ func (l *leg) invite(o legOrigin) *sip.Request {
 	for _, h := range o.extra {
 		inv.AppendHeader(h)
 	}
+	for _, h := range l.target.Headers {
+		inv.AppendHeader(sip.HeaderClone(h))
+	}
 	if len(o.body) > 0 {
 		inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		inv.SetBody(l.d.origin.stamp(o.body)) // the leg is not shared yet: no lock

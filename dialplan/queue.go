@@ -26,6 +26,8 @@ type Queues struct {
 	offered map[string]int       // by extension: attempts ringing it now, in any queue
 
 	onChange func(QueueChange) // queueevents.go
+	claims   AgentClaimer      // nil: this PBX is alone (claims.go)
+	shared   WaitingList       // nil: this PBX is alone (waiting.go)
 }
 
 // NewQueues returns an empty set of queues. With a Directory, Wait looks the queue up again
@@ -96,8 +98,13 @@ func (qs *Queues) Wait(ctx context.Context, c *b2bua.Call, q *Queue, opts QueueO
 	if !ok {
 		return refused(c, 486, fmt.Sprintf("queue %s is full", q.Name)), nil
 	}
+	if pos, ok = qs.joinShared(ctx, q, c.ID(), pos); !ok {
+		qs.turnAway(q.Name, w)
+		return refused(c, 486, fmt.Sprintf("queue %s is full", q.Name)), nil
+	}
 	qs.changed(QueueChange{Kind: QueueJoined, Queue: q.Name, CallID: c.ID(), Position: pos})
 	r, err := qs.wait(ctx, c, q, w, pos, opts)
+	qs.leaveShared(q.Name, c.ID())
 	qs.leave(q.Name, w, r.Answered, r.Status)
 	qs.changed(QueueChange{Kind: QueueLeft, Queue: q.Name, CallID: c.ID(), Answered: r.Answered, Status: r.Status})
 	return r, err
@@ -127,8 +134,26 @@ func (qs *Queues) wait(ctx context.Context, c *b2bua.Call, q *Queue, w *waiter, 
 	for {
 		select {
 		case <-retry.C:
-			if qs.position(q.Name, w) != 1 {
-				continue // moving up to the front starts the next attempt
+			if now := qs.place(ctx, q.Name, c.ID(), w); now != 1 {
+				if qs.shared == nil {
+					continue // moving up to the front starts the next attempt
+				}
+				// Callers of other nodes leave unseen: look again after a while, and tell the
+				// caller when it moved up.
+				if now < pos {
+					pos = now
+					if err := c.Provisional(182, queuedPhrase(pos)); err != nil {
+						return b2bua.Result{Status: 487, Reason: "the caller is gone"}, err
+					}
+				}
+				retry.Reset(opts.Retry)
+				continue
+			}
+			if pos != 1 && qs.shared != nil {
+				pos = 1 // moved up as callers of other nodes left
+				if err := c.Provisional(182, queuedPhrase(pos)); err != nil {
+					return b2bua.Result{Status: 487, Reason: "the caller is gone"}, err
+				}
 			}
 			r, done, next, err := qs.offer(ctx, c, q, w, opts)
 			if done {
@@ -136,7 +161,7 @@ func (qs *Queues) wait(ctx context.Context, c *b2bua.Call, q *Queue, w *waiter, 
 			}
 			retry.Reset(next)
 		case <-w.moved:
-			pos := qs.position(q.Name, w)
+			pos = qs.place(ctx, q.Name, c.ID(), w)
 			if err := c.Provisional(182, queuedPhrase(pos)); err != nil {
 				return b2bua.Result{Status: 487, Reason: "the caller is gone"}, err
 			}
@@ -144,7 +169,7 @@ func (qs *Queues) wait(ctx context.Context, c *b2bua.Call, q *Queue, w *waiter, 
 				retry.Reset(0)
 			}
 		case <-announce:
-			if err := c.Provisional(182, queuedPhrase(qs.position(q.Name, w))); err != nil {
+			if err := c.Provisional(182, queuedPhrase(qs.place(ctx, q.Name, c.ID(), w))); err != nil {
 				return b2bua.Result{Status: 487, Reason: "the caller is gone"}, err
 			}
 		case <-ctx.Done():
@@ -173,14 +198,19 @@ func playWhileWaiting(ctx context.Context, c *b2bua.Call, what b2bua.Audio) (sto
 func (qs *Queues) offer(ctx context.Context, c *b2bua.Call, q *Queue, w *waiter, opts QueueOptions) (r b2bua.Result, done bool, next time.Duration, err error) {
 	cur := qs.refresh(ctx, q)
 	ring, more := qs.pick(q.Name, cur, w, c.Engine().InCall)
+	ring = qs.claim(ctx, c.ID(), ring)
 	if len(ring) == 0 {
 		return b2bua.Result{}, false, opts.Retry, nil
 	}
 	r, err = c.Connect(ctx, ring, b2bua.ConnectOptions{Timeout: cmp.Or(cur.RingTimeout, opts.RingTimeout)})
 	qs.release(ring)
+	agent := ""
+	if r.Answered {
+		agent = c.Record().Callee
+	}
+	qs.unclaim(c, ring, agent)
 	switch {
 	case r.Answered:
-		agent := c.Record().Callee
 		qs.answeredBy(q.Name, agent)
 		c.OnEnd(func(b2bua.Record) { qs.callEnded(q.Name, agent) })
 		return r, true, 0, err

@@ -128,6 +128,18 @@ func (qs *Queues) leave(name string, w *waiter, answered bool, status int) {
 	}
 }
 
+// turnAway takes w out of the queue it just joined, counted as turned away because the queue
+// is full across the nodes (WaitingList).
+func (qs *Queues) turnAway(name string, w *waiter) {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	st := qs.state(name)
+	st.stats.Full++
+	if i := slices.Index(st.waiting, w); i >= 0 {
+		st.waiting = slices.Delete(st.waiting, i, i+1)
+	}
+}
+
 // answeredBy notes that ext took a call of the queue.
 func (qs *Queues) answeredBy(name, ext string) {
 	qs.mu.Lock()

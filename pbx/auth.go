@@ -27,8 +27,9 @@ import (
 // authenticator checks SIP digest credentials (RFC 3261 §22, RFC 2617 with qop=auth, RFC 8760 for
 // SHA-256) against the HA1 hashes in the store.
 //
-// Nonces are stateless: a time stamp and random bytes signed with a per-process HMAC key, so
-// challenges cost no memory and cannot be forged. A nonce older than NonceTTL is answered with
+// Nonces are stateless: a time stamp and random bytes signed with an HMAC key (noncekeys.go: one
+// key per hour, shared by every node through the database), so challenges cost no memory, cannot
+// be forged, and are accepted by every node. A nonce older than NonceTTL is answered with
 // stale=true. Each nonce's highest nonce-count is remembered until the nonce expires, and a count
 // that does not grow is a replay.
 //
@@ -43,7 +44,7 @@ type authenticator struct {
 	dir   store.Directory
 	log   *slog.Logger
 	m     *metrics
-	key   [32]byte
+	keys  *nonceKeys
 	dummy map[string]string // algorithm -> HA1 that matches no password
 
 	mu  sync.Mutex
@@ -57,14 +58,19 @@ type nonceUse struct {
 	expires time.Time
 }
 
-func newAuthenticator(cfg Config, dir store.Directory, now func() time.Time, log *slog.Logger, m *metrics) *authenticator {
+func newAuthenticator(cfg Config, dir store.Directory, now func() time.Time, log *slog.Logger, m *metrics, cs clusterStore) *authenticator {
 	a := &authenticator{
 		realm: cfg.Domain, algs: cfg.DigestAlgorithms, ttl: cfg.NonceTTL, now: now, dir: dir, log: log, m: m,
 		ncs:   make(map[string]nonceUse),
 		bans:  &banList{limit: cfg.AuthFailLimit, window: cfg.AuthFailWindow, ban: cfg.AuthBanTime, ips: make(map[netip.Addr]*failures)},
 		dummy: make(map[string]string),
 	}
-	_, _ = rand.Read(a.key[:])
+	var fetch func(context.Context, int64) ([]byte, error)
+	if cs != nil {
+		fetch = cs.NonceKey
+		a.bans.share = cs
+	}
+	a.keys = newNonceKeys(cfg.NonceTTL, fetch)
 	pw := randomToken(16)
 	for _, alg := range []string{store.AlgMD5, store.AlgSHA256} {
 		a.dummy[alg] = store.HA1(alg, "-", cfg.Domain, pw)
@@ -85,27 +91,35 @@ const nonceLen = 32
 
 func (a *authenticator) newNonce() string {
 	var b [nonceLen]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(a.now().UnixNano()))
+	now := a.now()
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixNano()))
 	_, _ = rand.Read(b[8:16])
-	copy(b[16:], a.mac(b[:16]))
+	key, _ := a.keys.key(now, now)
+	copy(b[16:], a.mac(key, b[:16]))
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (a *authenticator) mac(data []byte) []byte {
-	h := hmac.New(sha256.New, a.key[:])
+func (a *authenticator) mac(key, data []byte) []byte {
+	h := hmac.New(sha256.New, key)
 	h.Write(data)
 	h.Write([]byte(a.realm))
 	return h.Sum(nil)[:16]
 }
 
-// nonceAge verifies a nonce's signature and returns its age.
+// nonceAge verifies a nonce's signature, with the key of the generation its time stamp falls in,
+// and returns its age.
 func (a *authenticator) nonceAge(nonce string) (time.Duration, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(nonce)
-	if err != nil || len(b) != nonceLen || !hmac.Equal(b[16:], a.mac(b[:16])) {
+	if err != nil || len(b) != nonceLen {
 		return 0, false
 	}
 	issued := time.Unix(0, int64(binary.BigEndian.Uint64(b[:8])))
-	return a.now().Sub(issued), true
+	now := a.now()
+	key, ok := a.keys.key(issued, now)
+	if !ok || !hmac.Equal(b[16:], a.mac(key, b[:16])) {
+		return 0, false
+	}
+	return now.Sub(issued), true
 }
 
 // challenges returns one challenge header value per configured algorithm, sharing one nonce.
@@ -120,8 +134,7 @@ func (a *authenticator) challenges(stale bool) []string {
 }
 
 // check verifies the credentials in the named header (Authorization or Proxy-Authorization).
-func (a *authenticator) check(ctx context.Context, req *sip.Request, header string) (*store.Extension, error) {
-	ip, _ := sourceIP(req)
+func (a *authenticator) check(ctx context.Context, req *sip.Request, header string, ip netip.Addr) (*store.Extension, error) {
 	if a.bans.banned(ip, a.now()) {
 		return nil, errBanned
 	}
@@ -218,6 +231,7 @@ func (a *authenticator) fail(ip netip.Addr, user string, req *sip.Request, reaso
 	if a.bans.fail(ip, a.now()) {
 		a.m.bans.Inc()
 		a.log.Warn("sip source banned", "src_ip", ip.String(), "for", a.bans.ban.String())
+		a.bans.publish(ip, a.now().Add(a.bans.ban), a.log)
 	}
 }
 
@@ -247,13 +261,46 @@ func ncString(nc int) string {
 }
 
 // banList counts failed authentications per source IP and bans an IP that fails too often.
+//
+// With a shared store a ban is written to the database, and every node reads the bans in force
+// again when one changes (Postgres NOTIFY) and at each heartbeat: an address banned by one node
+// is refused by all. The failures leading to a ban are counted per node (a count shared through
+// the database would cost a write per failure): behind a balancer that spreads an attacker's
+// guesses over N nodes, the ban comes after at most N times AuthFailLimit failures.
 type banList struct {
 	limit  int
 	window time.Duration
 	ban    time.Duration
+	share  clusterStore // nil: bans are this node's only
 
-	mu  sync.Mutex
-	ips map[netip.Addr]*failures
+	mu     sync.Mutex
+	ips    map[netip.Addr]*failures
+	shared map[netip.Addr]time.Time // bans in the database, as last read
+}
+
+// publish writes a ban for the other nodes; a failure leaves it this node's.
+func (b *banList) publish(ip netip.Addr, until time.Time, log *slog.Logger) {
+	if b.share == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := b.share.PutBan(ctx, ip.String(), until); err != nil {
+		log.Warn("ban not shared with the other nodes", "src_ip", ip.String(), "error", err)
+	}
+}
+
+// setShared replaces the bans read from the database.
+func (b *banList) setShared(bans []store.Ban) {
+	m := make(map[netip.Addr]time.Time, len(bans))
+	for _, x := range bans {
+		if ip, err := netip.ParseAddr(x.IP); err == nil {
+			m[ip] = x.Until
+		}
+	}
+	b.mu.Lock()
+	b.shared = m
+	b.mu.Unlock()
 }
 
 type failures struct {
@@ -269,6 +316,9 @@ func (b *banList) banned(ip netip.Addr, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	f := b.ips[ip]
+	if until, ok := b.shared[ip]; ok && now.Before(until) {
+		return true
+	}
 	return f != nil && now.Before(f.bannedUntil)
 }
 
@@ -314,7 +364,8 @@ func (p *PBX) authorize(ctx context.Context, req *sip.Request, tx sip.ServerTran
 	if proxy {
 		credHeader, chalHeader, code = "Proxy-Authorization", "Proxy-Authenticate", 407
 	}
-	ext, err := p.auth.check(ctx, req, credHeader)
+	client, _ := p.clientIP(req)
+	ext, err := p.auth.check(ctx, req, credHeader, client)
 	switch {
 	case err == nil:
 		return ext, true

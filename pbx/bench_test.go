@@ -92,7 +92,8 @@ func BenchmarkAuthCheck(b *testing.B) {
 					cred, _ := digest.Digest(chal, digest.Options{Method: "INVITE", URI: "sip:200@pbx.test", Username: tc.user, Password: tc.password, Count: nc, Cnonce: "c"})
 					req.RemoveHeader("Proxy-Authorization")
 					req.AppendHeader(sip.NewHeader("Proxy-Authorization", cred.String()))
-					_, err := p.auth.check(context.Background(), req, "Proxy-Authorization")
+					ip, _ := sourceIP(req)
+					_, err := p.auth.check(context.Background(), req, "Proxy-Authorization", ip)
 					if tc.password == "right" && err != nil || tc.password != "right" && !errors.Is(err, errBadCredentials) {
 						b.Fatalf("check: %v", err)
 					}

@@ -50,6 +50,13 @@ type Config struct {
 	// MaxConnectionsPerSource either.
 	Trusted []netip.Prefix
 
+	// Proxies lists SIP proxies in front of the PBX (a load balancer such as Kamailio's
+	// dispatcher, in front of several nodes). Their requests are authenticated as any other (list
+	// them in Trusted too only when the proxy authenticates phones itself); but bans, the
+	// per-source rate limit (SourceRate) and log lines take the client's address from the Via the
+	// proxy added below its own, not the proxy's address.
+	Proxies []netip.Prefix
+
 	// MaxConnections is how many TCP connections the PBX keeps open at once, from all sources;
 	// one more is closed as soon as it is accepted. It keeps file descriptors for the rest of the
 	// PBX (media, database) when many hosts connect. Default 4096; negative: no limit.
@@ -102,6 +109,15 @@ type Config struct {
 	// NodeID names this PBX among several sharing one database; it marks the registrations it
 	// holds and the branch of requests it sends (loop detection). Default: the host name.
 	NodeID string
+	// NodeHTTP is the admin HTTP address this node announces in the nodes table (officepbx
+	// nodes lists it); empty when it serves none.
+	NodeHTTP string
+	// Version is the software version this node announces (nodes table, pbxkit_node_info).
+	Version string
+	// HeartbeatInterval is how often this node refreshes its row in the nodes table (with a store
+	// shared by several nodes); a node that missed NodeStaleBeats beats counts as dead, and its
+	// queue agent claims expire. Default 2 s.
+	HeartbeatInterval time.Duration
 
 	// UserAgent is sent in the Server and User-Agent headers; no control characters. Default
 	// "pbxkit".
@@ -284,6 +300,7 @@ const (
 	DefaultMaxBodyBytes        = 16384
 	DefaultMaxURILength        = 1024
 	DefaultPurgeInterval       = 30 * time.Second
+	DefaultHeartbeatInterval   = 2 * time.Second
 	DefaultTrunkRefresh        = 5 * time.Second
 	DefaultTrunkExpires        = 600 * time.Second
 	DefaultTrunkRetryMin       = 10 * time.Second
@@ -381,6 +398,7 @@ func (c Config) withDefaults() Config {
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.MaxURILength = cmp.Or(c.MaxURILength, DefaultMaxURILength)
 	c.PurgeInterval = cmp.Or(c.PurgeInterval, DefaultPurgeInterval)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, DefaultHeartbeatInterval)
 	c.TrunkRefresh = cmp.Or(c.TrunkRefresh, DefaultTrunkRefresh)
 	c.TrunkExpires = cmp.Or(c.TrunkExpires, DefaultTrunkExpires)
 	c.TrunkRetryMin = cmp.Or(c.TrunkRetryMin, DefaultTrunkRetryMin)

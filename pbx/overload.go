@@ -165,6 +165,9 @@ func (p *PBX) shed(src net.Addr, req *sip.Request) bool {
 	if !ok {
 		return false
 	}
+	if p.fromProxy(ip) {
+		ip, _ = viaClient(req, ip) // the limit is the phone's, not the balancer's
+	}
 	if p.limiter != nil && !p.trusted(ip) && !p.limiter.allow(ip) {
 		p.metrics.shed.WithLabelValues("source_rate").Inc()
 		p.badInput.info("request dropped: its source sends too many", "src", src.String(), "method", string(req.Method))

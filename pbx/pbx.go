@@ -97,6 +97,9 @@ type PBX struct {
 	merged       mergeTracker
 	draining     atomic.Bool // set by Shutdown: the read filter drops new datagrams
 	serving      serveState  // for Health
+	startedAt    time.Time   // when Run began (the node row)
+	beating      atomic.Bool // the heartbeat loop was started (cluster.go)
+	peers        peerTable   // the nodes as the last heartbeat read them (noderoute.go)
 
 	runOnce      sync.Once
 	shutdownOnce sync.Once
@@ -135,6 +138,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	sum := sha256.Sum256(append([]byte(cfg.NodeID), salt[:]...))
 	p.branchPrefix = sip.RFC3261BranchMagicCookie + "-pbx" + hex.EncodeToString(sum[:5]) + "-"
 	p.metrics = newMetrics()
+	p.metrics.nodeInfo(cfg.NodeID, cfg.Version)
 	p.badInput = newLogLimiter(p.log, badInputLines, p.now)
 	if cfg.SourceRate > 0 {
 		p.limiter = newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, p.now)
@@ -143,7 +147,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		p.load = &loadGauge{limit: cfg.OverloadLatency}
 	}
 	p.events = newHub()
-	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics)
+	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics, p.cluster())
 	p.reg = &registrar{p: p, locks: newKeyedMutex()}
 	p.trunks, p.trunksDone = newTrunkTable(p), make(chan struct{})
 	p.parser = newParser()
@@ -246,6 +250,16 @@ func (p *PBX) Run(ctx context.Context) error {
 			defer p.wg.Done()
 			p.purgeLoop()
 		}()
+		p.startedAt = p.now()
+		if cs := p.cluster(); cs != nil {
+			p.beating.Store(true)
+			p.beat(cs) // the row is there before the PBX says it listens
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				p.heartbeatLoop(cs)
+			}()
+		}
 		if p.load != nil {
 			p.wg.Add(1)
 			go func() {
@@ -318,6 +332,7 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 			}
 		}
 		p.closeRecords(ctx) // every call has ended: no record comes after this
+		p.leaveCluster(ctx)
 		p.closeOwned()
 		p.events.close()
 	})

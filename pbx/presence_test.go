@@ -330,8 +330,20 @@ func TestBLFRingGroupMembers(t *testing.T) {
 	w101.expect("active", "recipient:early")
 	w102.expect("active", "recipient:early")
 	o.phones["101"].RespondWith(rung["101"], 180, "Ringing", "")
-	o.answer(t, "102", rung["102"], inv)
+	// 102 answers; the call is hung up only after the lamps were read: a NOTIFY waits for the
+	// watcher's answer to the one before, so a hang-up right after the answer could otherwise
+	// come first and leave 102's lamp only the terminated state to show.
+	p := o.phones["102"]
+	p.Respond(rung["102"], 200, "OK", calleeSDP)
+	ok := final(awaitFinal(t, o.caller, inv, 5*time.Second))
+	if ok.StatusCode != 200 {
+		t.Fatalf("caller got %d, want 200", ok.StatusCode)
+	}
+	o.caller.Send(o.caller.InDialog("ACK", inv, ok, 1))
+	p.WaitRequest(sip.ACK)
 	o.phones["101"].AcceptCancel(rung["101"])
 	w101.expect("active", "recipient:terminated")
 	w102.expect("active", "recipient:confirmed")
+	hangUp(t, o.tp, o.caller, p, inv, ok, 2)
+	w102.expect("active", "recipient:terminated")
 }

@@ -338,6 +338,11 @@ func (p *PBX) dropUnreachable(t b2bua.Target, cause error) {
 			if b.Source != t.Dest || !strings.EqualFold(b.Transport, t.Transport) {
 				continue
 			}
+			if b.NodeID != "" && b.NodeID != p.cfg.NodeID {
+				// Another node holds this phone's connection: this node failing to reach it
+				// says nothing of that connection.
+				continue
+			}
 			if err := p.store.DeleteBinding(ctx, t.Ext, b.Contact); err != nil {
 				p.log.Warn("unreachable contact not removed", "ext", t.Ext, "contact", b.Contact, "error", err)
 				continue

@@ -18,6 +18,10 @@ import (
 // script, then default routing, which takes the calls they left alone (dialplan.Default).
 func (p *PBX) setupDialplan() error {
 	p.queues = dialplan.NewQueues(directory{p})
+	if cs := p.cluster(); cs != nil {
+		p.queues.ClaimWith(agentClaims{p: p, cs: cs})
+		p.queues.ShareWaiting(waitingList{p: p, cs: cs})
+	}
 	p.watchQueues()
 	p.fallback = dialplan.Default{Directory: directory{p}, Warning: p.warning, Features: p.cfg.Features.dialplanFeatures()}
 	if p.cfg.PauseCode != "off" {
@@ -85,6 +89,10 @@ func (p *PBX) routeInvite(req *sip.Request, tx sip.ServerTransaction, ext *store
 		p.reply(req, tx, 503, "too many calls", sip.NewHeader("Retry-After", "10"))
 		return
 	}
+	if contact, ok := p.fromPeer(req); ok {
+		p.calls.Handle(req, tx, "", p.ringForPeer(contact)) // noderoute.go
+		return
+	}
 	user := ""
 	if ext != nil {
 		user = ext.Number
@@ -131,7 +139,17 @@ func (p *PBX) targetsFor(ctx context.Context, number string) ([]b2bua.Target, er
 		return nil, err
 	}
 	targets := make([]b2bua.Target, 0, len(bindings))
+	only, forPeer := localContact(ctx)
 	for _, b := range bindings {
+		if forPeer && (b.Contact != only || b.NodeID != "" && b.NodeID != p.cfg.NodeID) {
+			continue // another node asked for one contact of this node's
+		}
+		if n, ok := p.peerFor(b); ok && !forPeer {
+			if t, ok := viaPeer(number, b, n); ok {
+				targets = append(targets, t)
+				continue
+			}
+		}
 		var uri sip.Uri
 		if err := sip.ParseUri(b.Contact, &uri); err != nil {
 			p.log.Warn("unusable registered contact", "ext", number, "contact", b.Contact, "error", err)

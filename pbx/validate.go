@@ -118,6 +118,7 @@ func (c Config) validateRegistrar() []error {
 		errs = append(errs, invalid("MaxURILength", fmt.Sprint(c.MaxURILength), "must not be negative"))
 	}
 	// time.NewTicker panics on a negative interval.
+	errs = appendNegative(errs, "HeartbeatInterval", c.HeartbeatInterval)
 	return appendNegative(errs, "PurgeInterval", c.PurgeInterval)
 }
 

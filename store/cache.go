@@ -14,18 +14,20 @@ import (
 // through an outage instead of getting 503 once the TTL has passed. A look-up the cache never
 // saw still fails.
 //
-// Writes through this Store invalidate the key at once. Changes to extensions made by another
-// process (the officepbx CLI, a second PBX node) are seen at most settingsCheck after them
-// (settings.go); other processes' changes to bindings after at most the TTL. A fill
-// that raced with an invalidation is discarded: a reader notes the generation before it queries
-// the database and stores its result only if no invalidation happened since, so a stale row never
-// outlives a write of this process.
+// Writes through this Store invalidate the key at once. Changes made by another process (the
+// officepbx CLI, a second PBX node) are announced by Postgres NOTIFY and expire the entries
+// within milliseconds (listen.go); without notifications (SQLite, or the listening connection
+// down) changes to extensions are seen at most settingsCheck after them (settings.go), and
+// changes to bindings after at most the TTL. A fill that raced with an invalidation is discarded:
+// a reader notes the generation before it queries the database and stores its result only if no
+// invalidation happened since, so a stale row never outlives a write of this process. A fill that
+// raced only with a notification is kept expired: served only while the database is away.
 type cache[V any] struct {
 	ttl time.Duration
 	now func() time.Time
 
 	mu  sync.RWMutex
-	gen uint64
+	gen uint64 // invalidations (this process's writes) count in units of hardGen, expires in ones
 	m   map[string]cacheEntry[V]
 
 	hits, misses, stales atomic.Int64
@@ -73,10 +75,21 @@ func (c *cache[V]) put(key string, gen uint64, v V, found bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
+	expires := c.now().Add(c.ttl)
+	switch {
+	case gen == c.gen:
+	case gen>>32 == c.gen>>32:
+		// Only an expire (another process's change) came in between: the row read may be older
+		// than that change, so it is kept for stale service only, unless a fresher entry is
+		// there already.
+		if e, ok := c.m[key]; ok && c.now().Before(e.expires) {
+			return
+		}
+		expires = c.now().Add(-time.Nanosecond)
+	default:
+		return // an invalidation by this process came in between
 	}
-	c.m[key] = cacheEntry[V]{v: v, found: found, expires: c.now().Add(c.ttl)}
+	c.m[key] = cacheEntry[V]{v: v, found: found, expires: expires}
 	if len(c.m) > 4*cacheSweepAt && len(c.m)%cacheSweepAt == 0 {
 		c.sweepLocked()
 	}
@@ -117,14 +130,44 @@ func (c *cache[V]) stale(key string) (v V, ok bool) {
 
 func (c *cache[V]) invalidate(key string) {
 	c.mu.Lock()
-	c.gen++
+	c.gen += hardGen
 	delete(c.m, key)
 	c.mu.Unlock()
 }
 
 func (c *cache[V]) invalidateAll() {
 	c.mu.Lock()
-	c.gen++
+	c.gen += hardGen
 	clear(c.m)
+	c.mu.Unlock()
+}
+
+// hardGen is the generation step of an invalidation: a fill that raced with one is discarded,
+// while one that raced only with expires (below hardGen) is kept for stale service.
+const hardGen = 1 << 32
+
+// expire ends the freshness of key's entry but keeps it for stale service: a change another
+// process announced (listen.go). The next look-up asks the database, and is served the entry
+// only while the database does not answer. Fills begun before are discarded, as after
+// invalidate.
+func (c *cache[V]) expire(key string) {
+	c.mu.Lock()
+	c.gen++
+	if e, ok := c.m[key]; ok {
+		e.expires = c.now().Add(-time.Nanosecond)
+		c.m[key] = e
+	}
+	c.mu.Unlock()
+}
+
+// expireAll is expire for every entry.
+func (c *cache[V]) expireAll() {
+	c.mu.Lock()
+	c.gen++
+	past := c.now().Add(-time.Nanosecond)
+	for k, e := range c.m {
+		e.expires = past
+		c.m[k] = e
+	}
 	c.mu.Unlock()
 }

@@ -124,6 +124,7 @@ type Store struct {
 	closed   atomic.Bool
 	settings settingsWatch
 	vm       vmWatch
+	notify   listener           // Postgres LISTEN for changes made by other nodes (listen.go)
 	extFill  singleflight.Group // one database query per extension missing from the cache
 }
 
@@ -186,8 +187,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.listen(ctx, dsn)
 	if o.migrate {
 		if err := s.loadBindings(ctx); err != nil {
+			s.stopListening()
 			sqlDB.Close()
 			return nil, err
 		}
@@ -266,6 +269,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.stopSettings()
+	s.stopListening()
 	return s.sqlDB.Close()
 }
 

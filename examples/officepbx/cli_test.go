@@ -69,7 +69,7 @@ func TestCLIExtensions(t *testing.T) {
 				{[]string{"queue", "rm", "sales", "--db", db}, 0, "queue sales removed", ""},
 				{[]string{"queue", "rm", "sales", "--db", db}, 1, "", "no queue sales"},
 				{[]string{"migrate", "--db", db}, 0, fmt.Sprintf("schema at version %d", latest), ""},
-				{[]string{"migrate", "--down", "--db", db}, 0, fmt.Sprintf("schema at version %d", migrationBefore(t, latest)), ""},
+				{[]string{"migrate", "--down", "--db", db}, 0, fmt.Sprintf("schema at version %d", previousMigration(t)), ""},
 				{[]string{"migrate", "--db", db}, 0, fmt.Sprintf("schema at version %d", latest), ""},
 				{[]string{"frobnicate"}, 2, "", ""},
 				{[]string{"ext", "list", "--db", "mysql://x"}, 1, "", `unsupported database "mysql://x"`},
@@ -264,27 +264,6 @@ func TestSourceRateFlags(t *testing.T) {
 
 // latestMigration is the number of the newest migration shipped (the SQLite ones; Postgres has
 // the same).
-// migrationBefore is the version of the migration before version v (numbers are given out by
-// branch, so there may be gaps).
-func migrationBefore(t *testing.T, v int) int {
-	t.Helper()
-	files, err := fs.Glob(migrations.FS, migrations.SQLite+"/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	prev := 0
-	for _, f := range files {
-		n, err := strconv.Atoi(strings.SplitN(path.Base(f), "_", 2)[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n < v {
-			prev = n
-		}
-	}
-	return prev
-}
-
 func latestMigration(t *testing.T) int {
 	t.Helper()
 	files, err := fs.Glob(migrations.FS, migrations.SQLite+"/*.sql")
@@ -292,6 +271,21 @@ func latestMigration(t *testing.T) int {
 		t.Fatalf("migrations: %v", err)
 	}
 	n, err := strconv.Atoi(strings.SplitN(path.Base(files[len(files)-1]), "_", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// previousMigration is the version before the latest (numbers may have gaps: numbers handed out
+// to branches that merge later).
+func previousMigration(t *testing.T) int {
+	t.Helper()
+	files, err := fs.Glob(migrations.FS, migrations.SQLite+"/*.sql")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("migrations: %v", err)
+	}
+	n, err := strconv.Atoi(strings.SplitN(path.Base(files[len(files)-2]), "_", 2)[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,13 +35,15 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		sipAddr  = fs.String("sip", pbx.DefaultSIP, "address for SIP over UDP and TCP (env PBX_SIP)")
 		httpAddr = fs.String("http", "", "address for the admin API and web console, /metrics, /healthz and /readyz, e.g. 127.0.0.1:8080 (env PBX_HTTP)")
 		trust    = fs.String("trust", "", "comma-separated networks that need no authentication (env PBX_TRUST)")
+		proxies  = fs.String("proxies", "", "comma-separated addresses of SIP proxies in front (a load balancer): still authenticated, but bans and rate limits apply to the phone behind them (env PBX_PROXIES)")
 		dialplan = fs.String("dialplan", "", "Lua dialplan file (env PBX_DIALPLAN); default: ./dialplan.lua, else examples/officepbx/dialplan.lua, if present; \"\": none")
 		rtpPorts = fs.String("rtp-ports", "", "relay media through the PBX on this RTP port range LO-HI, e.g. 20000-30000 (env PBX_RTP_PORTS)")
 		rtpIP    = fs.String("rtp-ip", "", "IP the media relay binds and names in SDP (default: the --sip address)")
 		mediaTO  = fs.Duration("media-timeout", pbx.DefaultMediaTimeout, "hang up answered calls without RTP for this long, unless on hold; negative: never (env PBX_MEDIA_TIMEOUT)")
 		codecs   = fs.String("codecs", strings.Join(pbx.DefaultCodecs(), ","), "codecs allowed through the media relay (env PBX_CODECS)")
 		logLevel = fs.String("log-level", "info", "debug, info, warn or error (env PBX_LOG_LEVEL)")
-		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name)")
+		nodeID   = fs.String("node-id", "", "name of this node among several sharing a database (default: host name; env PBX_NODE_ID)")
+		beat     = fs.Duration("heartbeat", pbx.DefaultHeartbeatInterval, "how often this node refreshes its row in the nodes table (env PBX_HEARTBEAT)")
 		digests  = fs.String("digest-algorithms", pbx.DefaultDigestAlgorithm, "digest algorithms offered, in order of preference: MD5, SHA-256 or both, e.g. SHA-256,MD5 (env PBX_DIGEST_ALGORITHMS)")
 		ringFor  = fs.Duration("ring-timeout", pbx.DefaultRingTimeout, "how long calls ring before the caller gets 480 (env PBX_RING_TIMEOUT)")
 		maxCalls = fs.Int("max-calls", 0, "concurrent calls at most; more get 503 (0: no limit; env PBX_MAX_CALLS)")
@@ -91,6 +93,10 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 			if err != nil {
 				return usagef("--trust: %v", err)
 			}
+			front, err := pbx.ParseTrusted(*proxies)
+			if err != nil {
+				return usagef("--proxies: %v", err)
+			}
 			var algs []string
 			for _, a := range splitList(*digests) {
 				algs = append(algs, strings.ToUpper(a))
@@ -105,6 +111,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				DataDir: dataDirectory(*dataDir, d.db), RecordingsDir: *recDir,
 				SourceRate: *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
 				TLS: *tlsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, ExternalIP: *extIP,
+				Proxies: front, NodeHTTP: *httpAddr, Version: buildVersion(), HeartbeatInterval: *beat,
 			}
 			if err := cfg.Validate(); err != nil {
 				return flagErrors(err)

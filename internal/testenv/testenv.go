@@ -104,3 +104,21 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Kamailio returns the path of the kamailio binary and the folder of its modules.
+func Kamailio(t testing.TB) (bin, modules string) {
+	t.Helper()
+	p, err := exec.LookPath("kamailio")
+	if err != nil {
+		missing(t, "kamailio is not on PATH: install it (apt-get install -y kamailio)")
+		return "", ""
+	}
+	modules = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
+	if m := os.Getenv("KAMAILIO_MODULES"); m != "" {
+		modules = m
+	}
+	if _, err := os.Stat(modules + "/dispatcher.so"); err != nil {
+		missing(t, "kamailio's dispatcher module is not in %s: set KAMAILIO_MODULES", modules)
+	}
+	return p, modules
+}

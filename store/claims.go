@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Queue agents are claimed cluster-wide: a node rings an agent only after it has claimed the
+// agent's row in agent_claims, and releases it when the agent is free again. A claim carries an
+// expiry that its node pushes forward while it holds it (RenewClaims, from its heartbeat); when a
+// node dies its claims run out and the agents can be rung again. One INSERT ... ON CONFLICT DO
+// UPDATE ... WHERE expired does the claim atomically on both databases, without a lock held
+// across a round trip.
+
+// ClaimAgent claims agent ext for a call of node until ttl from now. It reports false when
+// another live claim holds the agent (another node, or another call of this one).
+func (s *Store) ClaimAgent(ctx context.Context, node, ext, callID string, ttl time.Duration) (bool, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	now := s.now()
+	res := s.db.WithContext(ctx).Exec(`INSERT INTO agent_claims (extension, node_id, call_id, expires_at)
+VALUES (?, ?, ?, ?)
+ON CONFLICT (extension) DO UPDATE SET node_id = excluded.node_id, call_id = excluded.call_id,
+    expires_at = excluded.expires_at
+WHERE agent_claims.expires_at <= ?`, ext, node, callID, dbTime(now.Add(ttl)), now)
+	if res.Error != nil {
+		return false, mapErr("store: claim agent "+ext, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// ReleaseAgent ends the claim of agent ext by callID; a claim of another call stays.
+func (s *Store) ReleaseAgent(ctx context.Context, node, ext, callID string) error {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	err := s.db.WithContext(ctx).Exec("DELETE FROM agent_claims WHERE extension = ? AND node_id = ? AND call_id = ?",
+		ext, node, callID).Error
+	return mapErr("store: release agent "+ext, err)
+}
+
+// RenewClaims pushes the expiry of every agent claim and waiting caller of node to ttl from now.
+func (s *Store) RenewClaims(ctx context.Context, node string, ttl time.Duration) error {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	until := dbTime(s.now().Add(ttl))
+	err := s.db.WithContext(ctx).Exec("UPDATE agent_claims SET expires_at = ? WHERE node_id = ?", until, node).Error
+	if err == nil {
+		err = s.db.WithContext(ctx).Exec("UPDATE queue_waiters SET expires_at = ? WHERE node_id = ?", until, node).Error
+	}
+	return mapErr("store: renew agent claims", err)
+}
+
+// ReleaseClaims ends every agent claim and waiting caller of node (a node that stops cleanly).
+func (s *Store) ReleaseClaims(ctx context.Context, node string) error {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	err := s.db.WithContext(ctx).Exec("DELETE FROM agent_claims WHERE node_id = ?", node).Error
+	if err == nil {
+		err = s.db.WithContext(ctx).Exec("DELETE FROM queue_waiters WHERE node_id = ?", node).Error
+	}
+	return mapErr("store: release agent claims", err)
+}
+
+// Queue waiting lists are shared the same way: each caller waiting in a queue, on any node, is a
+// row of queue_waiters, ordered by the time it joined; its node renews it (RenewClaims) and a row
+// whose node died expires, so that the callers behind move up.
+
+// JoinQueue adds the call callID of node to the waiting list of queue, unless maxLen (> 0)
+// callers wait there already, and returns its position (1: first).
+func (s *Store) JoinQueue(ctx context.Context, node, queue, callID string, maxLen int, ttl time.Duration) (pos int, ok bool, err error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	now := s.now()
+	if maxLen > 0 {
+		var n int64
+		err := s.db.WithContext(ctx).Raw("SELECT count(*) FROM queue_waiters WHERE queue = ? AND expires_at > ?", queue, now).Scan(&n).Error
+		if err != nil {
+			return 0, false, mapErr("store: join queue "+queue, err)
+		}
+		if n >= int64(maxLen) {
+			return 0, false, nil
+		}
+	}
+	err = s.db.WithContext(ctx).Exec(`INSERT INTO queue_waiters (queue, call_id, node_id, joined_at, expires_at)
+VALUES (?, ?, ?, ?, ?)`, queue, callID, node, now, dbTime(now.Add(ttl))).Error
+	if err != nil {
+		return 0, false, mapErr("store: join queue "+queue, err)
+	}
+	pos, err = s.queuePosition(ctx, queue, callID)
+	return pos, true, err
+}
+
+// QueuePosition returns the position of callID in the waiting list of queue among the callers
+// whose rows live (1: first), or 0 when it is not there.
+func (s *Store) QueuePosition(ctx context.Context, queue, callID string) (int, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	return s.queuePosition(ctx, queue, callID)
+}
+
+func (s *Store) queuePosition(ctx context.Context, queue, callID string) (int, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw(`SELECT count(*) FROM queue_waiters w JOIN queue_waiters me
+    ON me.queue = w.queue AND me.call_id = ?
+WHERE w.queue = ? AND (w.expires_at > ? OR w.call_id = me.call_id)
+    AND (w.joined_at < me.joined_at OR (w.joined_at = me.joined_at AND w.call_id <= me.call_id))`,
+		callID, queue, s.now()).Scan(&n).Error
+	return int(n), mapErr("store: position in queue "+queue, err)
+}
+
+// LeaveQueue takes callID out of the waiting list of queue.
+func (s *Store) LeaveQueue(ctx context.Context, queue, callID string) error {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	err := s.db.WithContext(ctx).Exec("DELETE FROM queue_waiters WHERE queue = ? AND call_id = ?", queue, callID).Error
+	return mapErr("store: leave queue "+queue, err)
+}
