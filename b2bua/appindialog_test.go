@@ -20,12 +20,21 @@ import (
 // returns it, or fails the test.
 func responseTo(t *testing.T, p *b2buatest.Phone, method sip.RequestMethod, cseq uint32) *sip.Response {
 	t.Helper()
+	return responsesTo(t, p, sip.CSeqHeader{MethodName: method, SeqNo: cseq})[0]
+}
+
+// responsesTo waits for the final answers to the requests named by their CSeqs, in whatever
+// order they come (requests to a call that ended are not ordered any more), and returns them in
+// the order asked.
+func responsesTo(t *testing.T, p *b2buatest.Phone, want ...sip.CSeqHeader) []*sip.Response {
+	t.Helper()
+	got := map[sip.CSeqHeader]*sip.Response{}
 	deadline := time.Now().Add(b2buatest.Wait)
-	for time.Now().Before(deadline) {
+	for len(got) < len(want) && time.Now().Before(deadline) {
 		switch m := p.RecvMsg(time.Until(deadline)).(type) {
 		case *sip.Response:
-			if m.CSeq().MethodName == method && m.CSeq().SeqNo == cseq {
-				return m
+			if m.StatusCode >= 200 {
+				got[sip.CSeqHeader{MethodName: m.CSeq().MethodName, SeqNo: m.CSeq().SeqNo}] = m
 			}
 		case *sip.Request:
 			if m.Method == sip.BYE {
@@ -33,8 +42,13 @@ func responseTo(t *testing.T, p *b2buatest.Phone, method sip.RequestMethod, cseq
 			}
 		}
 	}
-	t.Fatalf("no answer to %s (CSeq %d) within %v", method, cseq, b2buatest.Wait)
-	return nil
+	out := make([]*sip.Response, len(want))
+	for i, w := range want {
+		if out[i] = got[w]; out[i] == nil {
+			t.Fatalf("no answer to %s (CSeq %d) within %v", w.MethodName, w.SeqNo, b2buatest.Wait)
+		}
+	}
+	return out
 }
 
 // Requests the caller sends while the call the PBX answered ends (the dialplan returns, or the
@@ -78,12 +92,14 @@ func TestApplicationRequestsWhileTheCallEnds(t *testing.T) {
 		caller.Send(caller.InDialogWith("INFO", inv, ok, 3, "Content-Type: application/dtmf-relay\r\n", "Signal=5\r\nDuration=160\r\n"))
 		caller.Send(caller.InDialog("UPDATE", inv, ok, 4))
 		caller.Send(caller.InDialogWith("REFER", inv, ok, 5, "Refer-To: <sip:300@pbx.test>\r\n"))
-		if res := responseTo(t, caller, sip.BYE, 2); res.StatusCode != 200 {
-			t.Errorf("BYE answered %d", res.StatusCode)
+		res := responsesTo(t, caller, sip.CSeqHeader{MethodName: sip.BYE, SeqNo: 2}, sip.CSeqHeader{MethodName: sip.INFO, SeqNo: 3},
+			sip.CSeqHeader{MethodName: sip.UPDATE, SeqNo: 4}, sip.CSeqHeader{MethodName: sip.REFER, SeqNo: 5})
+		if res[0].StatusCode != 200 {
+			t.Errorf("BYE answered %d", res[0].StatusCode)
 		}
-		for i, m := range []sip.RequestMethod{sip.INFO, sip.UPDATE, sip.REFER} {
-			if res := responseTo(t, caller, m, uint32(3+i)); res.StatusCode != 481 {
-				t.Errorf("%s after the BYE answered %d, want 481", m, res.StatusCode)
+		for _, r := range res[1:] {
+			if r.StatusCode != 481 {
+				t.Errorf("%s after the BYE answered %d, want 481", r.CSeq().MethodName, r.StatusCode)
 			}
 		}
 		s.WaitIdle()

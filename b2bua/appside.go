@@ -17,6 +17,7 @@ type callApp struct {
 	keyed  chan struct{} // closed and replaced at each key press
 	gone   chan struct{} // closed when the PBX stops being the caller's end
 	once   sync.Once
+	peer   MediaApp // a conference member (Conference): hears the caller, speaks to it; nil if none
 }
 
 var _ MediaApp = (*callApp)(nil)
@@ -25,24 +26,45 @@ func newCallApp() *callApp {
 	return &callApp{keyed: make(chan struct{}), gone: make(chan struct{})}
 }
 
-// Receive takes the caller's audio: to the recording, if one runs.
+// Receive takes the caller's audio: to the recording, if one runs, and to the conference, if the
+// caller is in one.
 func (a *callApp) Receive(pcm []int16) {
 	a.mu.Lock()
 	if a.rec != nil {
 		a.rec.add(pcm)
 	}
+	peer := a.peer
 	a.mu.Unlock()
+	if peer != nil {
+		peer.Receive(pcm)
+	}
 }
 
-// Send gives the caller the next frame of the sound playing, or silence.
+// Send gives the caller the next frame of the sound playing, else of the conference the caller is
+// in, or silence.
 func (a *callApp) Send(dst []int16) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.sound != nil && !a.sound.Samples(dst) {
-		clear(dst)
-		a.sound = nil
-		close(a.played)
+	if a.sound != nil {
+		if !a.sound.Samples(dst) {
+			clear(dst)
+			a.sound = nil
+			close(a.played)
+		}
+		a.mu.Unlock()
+		return
 	}
+	peer := a.peer
+	a.mu.Unlock()
+	if peer != nil {
+		peer.Send(dst)
+	}
+}
+
+// join makes m (a conference member) what the caller hears and speaks to, or nobody (nil).
+func (a *callApp) join(m MediaApp) {
+	a.mu.Lock()
+	a.peer = m
+	a.mu.Unlock()
 }
 
 // start plays f until it is over; the returned channel closes then, or when another sound

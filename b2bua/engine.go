@@ -65,6 +65,9 @@ type Config struct {
 	// Media, when set, relays every call's RTP through the PBX and rewrites the session
 	// descriptions both ways; nil lets them pass unchanged.
 	Media Media
+	// Conferences, when set, are the rooms Call.Conference puts callers in (with Media: the PBX
+	// answers the caller itself); nil: Conference returns ErrNoConferences.
+	Conferences Conferences
 	// OnEvent, when set, is told of every call event. It is called on the call's goroutines and
 	// must not block.
 	OnEvent func(Event)
@@ -245,6 +248,7 @@ func (e *Engine) admit(c *Call) bool {
 // release forgets a call that ended, with its dialogs.
 func (e *Engine) release(c *Call) {
 	e.table.removeCall(c, time.Now())
+	c.arrivals.close()
 	e.mu.Lock()
 	delete(e.calls, c)
 	e.mu.Unlock()

@@ -124,6 +124,7 @@ type arrivals struct {
 	nEarly  int
 	nRecent int
 	changed chan struct{} // closed and replaced whenever the queue shrinks
+	closed  bool          // the call ended: nothing waits its turn any more
 }
 
 // recentTx is how many of a call's latest transactions arrivals remembers, and earlyTx how many
@@ -156,6 +157,9 @@ func (a *arrivals) stamp(req *sip.Request) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
 	key := txKey(req, req.Method)
 	switch {
 	case slices.Contains(a.recent[:], key):
@@ -178,6 +182,10 @@ func (a *arrivals) remember(key uint64) {
 // arrivalWait (the late ones are then dropped from the queue).
 func (a *arrivals) wait(req *sip.Request) {
 	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
 	var before []*sip.Request
 	if i := slices.Index(a.queue, req); i >= 0 {
 		before = slices.Clone(a.queue[:i])
@@ -228,6 +236,21 @@ func (a *arrivals) done(req *sip.Request) {
 		return
 	}
 	a.queue = slices.Delete(a.queue, i, i+1)
+	close(a.changed)
+	a.changed = make(chan struct{})
+}
+
+// close lets every waiting request go and stops ordering: the call ended, so requests stamped
+// for it may never reach a handler that takes their turn (their dialog is gone by the time the
+// handler looks), and the ones that do are answered by an ended call, in any order.
+func (a *arrivals) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.closed = true
+	a.queue = nil
 	close(a.changed)
 	a.changed = make(chan struct{})
 }

@@ -39,6 +39,7 @@ var callMethods = map[string]lua.LGFunction{
 	"gather":        luaGather,
 	"record":        luaRecord,
 	"record_call":   luaRecordCall,
+	"conference":    luaConference,
 }
 
 // callIndex serves call.field and call:method.

@@ -29,8 +29,8 @@ type Codec struct {
 
 // The codecs of PBX audio (RFC 3551 §4.5.14).
 var (
-	PCMU = Codec{Name: "PCMU", PayloadType: 0, encode: g711.EncodeUlawFrame, decode: g711.DecodeUlawFrame}
-	PCMA = Codec{Name: "PCMA", PayloadType: 8, encode: g711.EncodeAlawFrame, decode: g711.DecodeAlawFrame}
+	PCMU = Codec{Name: "PCMU", PayloadType: 0, encode: ulaw.encode, decode: ulaw.decode}
+	PCMA = Codec{Name: "PCMA", PayloadType: 8, encode: alaw.encode, decode: alaw.decode}
 )
 
 const (

@@ -38,6 +38,15 @@
 // ring that a writer goroutine of the recording empties (record.go, recorder.go). G.711 only:
 // other codecs are refused with ErrUndecodable. StopRecording, or Close, completes the file.
 //
+// Conference rooms: a Room (NewRoom) mixes the audio of its participants on the PBX. Each
+// Participant is fed what its phone sends (ReceiveRTP, or ReceivePayload for a source without RTP
+// timestamps) into a small jitter buffer; one clock per room takes a frame from every participant
+// every 20 ms and sends each one the sum of everyone else's (mix-minus, saturated to 16 bits) in
+// its own G.711 law through ParticipantConfig.Send, for which an RTPStream makes the RTP packets.
+// Muted participants are heard by nobody but hear the room; a short beep tells everyone when
+// someone joins or leaves. A frame allocates nothing; the room's goroutine ends with its last
+// participant (docs/benchmarks.md has the cost per participant).
+//
 // On Linux the relay's sockets are plain non-blocking descriptors served by a few event loops
 // (epoll, one per CPU by default, Config.Loops) rather than a goroutine each; elsewhere a goroutine
 // reads each socket. A session's sockets and goroutines end with Close.

@@ -85,6 +85,7 @@ type PBX struct {
 	trunksRun   atomic.Bool   // the trunk loop was started
 	queues      *dialplan.Queues
 	relay       *media.Relay // nil without RTPPortMin/Max
+	conferences *media.Conferences
 	records     *recordQueue // nil when the store keeps no records
 	events      *hub
 	metrics     *metrics
@@ -147,6 +148,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 		p.load = &loadGauge{limit: cfg.OverloadLatency}
 	}
 	p.events = newHub()
+	p.conferences = media.NewConferences(p.log.With("component", "conference"))
 	p.auth = newAuthenticator(cfg, p.store, p.now, p.log.With("component", "auth"), p.metrics, p.cluster())
 	p.reg = &registrar{p: p, locks: newKeyedMutex()}
 	p.trunks, p.trunksDone = newTrunkTable(p), make(chan struct{})
@@ -306,6 +308,7 @@ func (p *PBX) Shutdown(ctx context.Context) error {
 		if err := p.calls.Shutdown(ctx); err != nil {
 			p.log.Warn("calls still up at shutdown", "error", err)
 		}
+		p.conferences.Close()
 		p.waitTrunks(ctx) // their REGISTERs with Expires: 0 go out before the SIP stack closes
 		select {
 		case <-time.After(shutdownGrace):

@@ -115,6 +115,7 @@ func (p *PBX) newCallCore() error {
 		Host:        p.advertisedHost(), Port: p.UDPAddr().Port, TLSPort: p.tlsPort(), BranchPrefix: p.branchPrefix,
 		RingTimeout: p.cfg.RingTimeout, UserAgent: p.cfg.UserAgent, AckTimeout: p.cfg.AckTimeout, CopyHeaders: p.cfg.CopyHeaders,
 		PassRedirects: p.cfg.PassRedirects, Resolve: p.resolve, ResolveTrunk: p.resolveTrunk, Media: p.mediaRelay(),
+		Conferences: p.conferenceRooms(),
 		OnEvent: func(e b2bua.Event) {
 			setup.event(e)
 			p.metrics.callEvent(e)
@@ -139,6 +140,7 @@ func (p *PBX) newCallCore() error {
 	p.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pbxkit_subscriptions", Help: "Subscriptions in force: busy lamps (dialog event package) and message-waiting lamps (message-summary).",
 	}, func() float64 { return float64(p.presence.count()) }))
+	p.watchConferences()
 	return nil
 }
 

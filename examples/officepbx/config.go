@@ -54,6 +54,10 @@ func flagFor(field string) (string, bool) {
 		return "--node-id", true
 	case "DigestAlgorithms":
 		return "--digest-algorithms", true
+	case "AuthFailWindow":
+		return "--auth-fail-window", true
+	case "AuthBanTime":
+		return "--auth-ban-time", true
 	case "RingTimeout":
 		return "--ring-timeout", true
 	case "MaxCalls":

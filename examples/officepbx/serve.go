@@ -56,6 +56,9 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		connIdle = fs.Duration("conn-idle-timeout", pbx.DefaultConnIdleTimeout, "close TCP connections without a SIP message for this long, unless a phone registered over them; negative: never (env PBX_CONN_IDLE_TIMEOUT)")
 		msgTime  = fs.Duration("message-timeout", pbx.DefaultMessageTimeout, "close TCP connections that take longer to send one SIP message (or to read one); negative: never (env PBX_MESSAGE_TIMEOUT)")
 		srcRate  = fs.Int("source-rate", pbx.DefaultSourceRate, "new requests a second one source IP outside --trust may send (burst 4x); more are dropped; negative: no limit (env PBX_SOURCE_RATE)")
+		failMax  = fs.Int("auth-fail-limit", pbx.DefaultAuthFailLimit, "failed authentications from one IP within --auth-fail-window that ban it; negative: never ban (env PBX_AUTH_FAIL_LIMIT)")
+		failWin  = fs.Duration("auth-fail-window", pbx.DefaultAuthFailWindow, "the window --auth-fail-limit counts failures in (env PBX_AUTH_FAIL_WINDOW)")
+		banFor   = fs.Duration("auth-ban-time", pbx.DefaultAuthBanTime, "how long a banned IP's requests are answered 403 (env PBX_AUTH_BAN_TIME)")
 		overload = fs.Duration("overload-latency", pbx.DefaultOverloadLatency, "answer new requests 503 while the Go scheduler's p99 delay exceeds this; negative: never (env PBX_OVERLOAD_LATENCY)")
 		apiToken = fs.String("api-token", "", "token of the admin API and web console on --http (env PBX_API_TOKEN; default: the stored one, or a new one printed once)")
 		tlsAddr  = fs.String("tls", "", "address for SIP over TLS, e.g. 0.0.0.0:5061; needs --tls-cert and --tls-key (env PBX_TLS)")
@@ -110,6 +113,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db),
 				DataDir: dataDirectory(*dataDir, d.db), RecordingsDir: *recDir,
 				SourceRate: *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
+				AuthFailLimit: *failMax, AuthFailWindow: *failWin, AuthBanTime: *banFor,
 				TLS: *tlsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, ExternalIP: *extIP,
 				Proxies: front, NodeHTTP: *httpAddr, Version: buildVersion(), HeartbeatInterval: *beat,
 			}
