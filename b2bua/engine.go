@@ -78,6 +78,8 @@ type Config struct {
 	OnUnreachable func(Target, error)
 	// Park turns call park on (park.go): a blind transfer to Park.Number parks the transferee.
 	Park ParkConfig
+	// Voicemail, when set, is the application behind Call.Voicemail (voicemail.go).
+	Voicemail VoicemailApp
 	// RecordingsDir is the folder RecordCall writes recordings into (it must exist). Default: the
 	// working directory.
 	RecordingsDir string

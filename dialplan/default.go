@@ -26,7 +26,10 @@ import (
 //     call from an extension (the authenticated caller) with recording on;
 //   - otherwise every registered phone rings for the extension's ring timeout (the PBX's when
 //     0); busy (486, 600) goes to forward-on-busy ("user-busy"), no answer (the timeout, 480 or
-//     408 from the phones) to forward-on-no-answer ("no-answer"); any other answer stands.
+//     408 from the phones) to forward-on-no-answer ("no-answer"); any other answer stands;
+//   - when the extension's voicemail is on, a call that would be refused as busy (do not
+//     disturb, 486, 600, or declined, 603) or not answered (not registered, 480, 408) with no
+//     forward for that case goes to its mailbox (b2bua.Call.Voicemail) instead.
 //
 // A number that is no extension goes out through an outbound trunk when the Directory is a
 // TrunkDirectory that has one for it (the trunk's prefix stripped); otherwise it is unknown (404).
@@ -188,11 +191,11 @@ func (d Default) step(ctx context.Context, c *b2bua.Call, number string, opts b2
 	case ext.DND && ext.ForwardBusy != "":
 		return ext.ForwardBusy, "do-not-disturb", b2bua.Result{}, nil
 	case ext.DND:
-		return "", "", refused(c, 486, "do not disturb"), nil
+		return d.mailbox(ctx, c, ext, refused(c, 486, "do not disturb"))
 	case !ext.Registered && ext.ForwardNoAnswer != "":
 		return ext.ForwardNoAnswer, "unavailable", b2bua.Result{}, nil
 	case !ext.Registered:
-		return "", "", refused(c, 480, fmt.Sprintf("extension %s is not registered", number)), nil
+		return d.mailbox(ctx, c, ext, refused(c, 480, fmt.Sprintf("extension %s is not registered", number)))
 	}
 	if ext.Record {
 		record(c)
@@ -212,8 +215,29 @@ func (d Default) step(ctx context.Context, c *b2bua.Call, number string, opts b2
 		return ext.ForwardBusy, "user-busy", r, nil
 	case (r.Status == 480 || r.Status == 408) && ext.ForwardNoAnswer != "":
 		return ext.ForwardNoAnswer, "no-answer", r, nil
+	case r.Status == 486 || r.Status == 600 || r.Status == 603 || r.Status == 480 || r.Status == 408:
+		return d.mailbox(ctx, c, ext, r)
 	}
 	return "", "", r, nil
+}
+
+// mailbox sends a call the extension did not take (busy, declined, not answered, not
+// registered: failed) to its mailbox when its voicemail is on, through Call.Voicemail. Without
+// voicemail, or without a voicemail application (b2bua.ErrNoVoicemail), failed stands.
+func (d Default) mailbox(ctx context.Context, c *b2bua.Call, ext *Extension, failed b2bua.Result) (next, reason string, r b2bua.Result, err error) {
+	if !ext.Voicemail {
+		return "", "", failed, nil
+	}
+	err = c.Voicemail(ctx, ext.Number)
+	switch {
+	case errors.Is(err, b2bua.ErrNoVoicemail):
+		return "", "", failed, nil
+	case err != nil:
+		return "", "", failed, fmt.Errorf("dialplan: voicemail of %s: %w", ext.Number, err)
+	case c.Decided():
+		return "", "", b2bua.Result{Answered: true, Status: 200, Reason: "voicemail"}, nil
+	}
+	return "", "", failed, nil
 }
 
 // recordCaller records the call when the authenticated caller's extension has recording on.

@@ -55,7 +55,10 @@ type Extension struct {
 	RingTimeout     int    // seconds; 0 means the PBX default
 	Registered      bool   // has at least one live registration
 	PickupGroup     string // "" or the pickup group whose ringing calls it may answer (*8)
-	Record          bool   // default routing records the calls to or from it (Call.RecordCall)
+	// Voicemail: the extension's mailbox is on; default routing sends the calls it does not
+	// take there.
+	Voicemail bool
+	Record    bool // default routing records the calls to or from it (Call.RecordCall)
 }
 
 // Queue is what a dialplan sees of a call queue.

@@ -32,6 +32,7 @@ var callMethods = map[string]lua.LGFunction{
 	"pickup":        luaPickup,
 	"group_pickup":  luaGroupPickup,
 	"unpark":        luaUnpark,
+	"voicemail":     luaVoicemail,
 	"answer":        luaAnswer,
 	"hangup":        luaHangup,
 	"play":          luaPlay,
@@ -378,14 +379,14 @@ func (r *run) lookup(L *lua.LState, number string) *Extension {
 }
 
 // pbx.extension(number) -> nil or {number, name, enabled, dnd, forward_always, forward_busy,
-// forward_noanswer, ring_timeout, registered, pickup_group, record}
+// forward_noanswer, ring_timeout, registered, pickup_group, voicemail, record}
 func (r *run) luaExtension(L *lua.LState) int {
 	ext := r.lookup(L, L.CheckString(1))
 	if ext == nil {
 		L.Push(lua.LNil)
 		return 1
 	}
-	t := L.CreateTable(0, 9)
+	t := L.CreateTable(0, 11)
 	t.RawSetString("number", lua.LString(ext.Number))
 	t.RawSetString("name", lua.LString(ext.Name))
 	t.RawSetString("enabled", lua.LBool(ext.Enabled))
@@ -396,6 +397,7 @@ func (r *run) luaExtension(L *lua.LState) int {
 	t.RawSetString("ring_timeout", lua.LNumber(ext.RingTimeout))
 	t.RawSetString("registered", lua.LBool(ext.Registered))
 	t.RawSetString("pickup_group", lua.LString(ext.PickupGroup))
+	t.RawSetString("voicemail", lua.LBool(ext.Voicemail))
 	t.RawSetString("record", lua.LBool(ext.Record))
 	L.Push(t)
 	return 1
@@ -448,7 +450,7 @@ func (r *run) luaTime(L *lua.LState) int {
 		}
 	}
 	now := time.Now().In(loc)
-	t := L.CreateTable(0, 9)
+	t := L.CreateTable(0, 11)
 	t.RawSetString("year", lua.LNumber(now.Year()))
 	t.RawSetString("month", lua.LNumber(now.Month()))
 	t.RawSetString("day", lua.LNumber(now.Day()))

@@ -31,7 +31,9 @@ type Config struct {
 	RecordSpool string
 
 	// DataDir is the PBX's folder for files the dialplan writes: call:record's paths are relative
-	// to it, and a script cannot record outside it. Empty: call:record refuses to record.
+	// to it, and a script cannot record outside it. Empty: call:record refuses to record. The
+	// voicemail application keeps its messages and prompts under DataDir/voicemail (with the media
+	// relay on; without a DataDir there is no built-in voicemail).
 	DataDir string
 
 	// Database is the store DSN: "postgres://...", "sqlite:PATH" or "sqlite::memory:". It is used

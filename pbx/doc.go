@@ -50,7 +50,14 @@
 // last between SubscriptionMinExpires (423 below it) and SubscriptionMaxExpires, are refreshed or
 // removed (Expires: 0) by a SUBSCRIBE in their dialog, end with a final NOTIFY when they expire or
 // the PBX shuts down, and end silently when the watcher answers a NOTIFY 481. MaxSubscriptions and
-// MaxSubscriptionsPerSource bound them (503, 403). Other event packages get 489 Bad Event.
+// MaxSubscriptionsPerSource bound them (503, 403).
+//
+// SUBSCRIBE with Event: message-summary (RFC 3842) to the subscriber's own extension is its
+// message-waiting lamp, on the same machinery: NOTIFYs carry application/simple-message-summary
+// (Messages-Waiting: yes or no, Voice-Message: new/old) at once and whenever the mailbox's counts
+// move, changes made by other processes sharing the database included (store.WatchVoicemail).
+// Another extension's mailbox is 403. It is served when the store implements Mailboxes. Other
+// event packages get 489 Bad Event.
 // docs/status-codes.md lists every status code with the test that shows it.
 //
 // # Security

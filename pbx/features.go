@@ -33,6 +33,10 @@ type Features struct {
 	// ParkMusic is what a parked party hears with the media relay on: "tone" (a soft beep every
 	// three seconds, the default) or an 8 kHz WAV file.
 	ParkMusic string
+	// VoicemailMain is the caller's own mailbox: its PIN, then its messages. Default "*97".
+	VoicemailMain string
+	// VoicemailAny is any mailbox: its number, its PIN, then its messages. Default "*98".
+	VoicemailAny string
 }
 
 // Off turns a feature code of Features off (a code or ParkNumber).
@@ -45,6 +49,8 @@ const (
 	DefaultParkNumber     = "700"
 	DefaultParkSlots      = 9
 	DefaultParkTimeout    = b2bua.DefaultParkTimeout
+	DefaultVoicemailMain  = "*97"
+	DefaultVoicemailAny   = "*98"
 )
 
 func (f Features) withDefaults() Features {
@@ -62,6 +68,12 @@ func (f Features) withDefaults() Features {
 	}
 	if f.ParkTimeout == 0 {
 		f.ParkTimeout = DefaultParkTimeout
+	}
+	if f.VoicemailMain == "" {
+		f.VoicemailMain = DefaultVoicemailMain
+	}
+	if f.VoicemailAny == "" {
+		f.VoicemailAny = DefaultVoicemailAny
 	}
 	return f
 }

@@ -295,7 +295,7 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 			sip.NewHeader("Allow", sipx.Allow),
 			sip.NewHeader("Accept", sipx.ContentTypeSDP),
 			sip.NewHeader("Supported", supportedValue()),
-			sip.NewHeader("Allow-Events", EventPackageDialog)) // RFC 6665 §4.4.4
+			sip.NewHeader("Allow-Events", p.allowEvents())) // RFC 6665 §4.4.4
 	case sip.REGISTER:
 		p.reg.handle(ctx, req, tx)
 	case sip.SUBSCRIBE:

@@ -44,6 +44,11 @@ func WithLogger(l *slog.Logger) Option { return func(p *PBX) { p.log = l } }
 // close it.
 func WithStore(s Store) Option { return func(p *PBX) { p.store = s } }
 
+// WithVoicemail sets the voicemail application behind b2bua.Call.Voicemail: where default
+// routing sends the calls an extension with voicemail on does not take, and what the Lua
+// dialplan's call:voicemail runs.
+func WithVoicemail(app b2bua.VoicemailApp) Option { return func(p *PBX) { p.voicemail = app } }
+
 // WithClock replaces time.Now for nonce ageing and bans, for tests.
 func WithClock(now func() time.Time) Option { return func(p *PBX) { p.now = now } }
 
@@ -67,10 +72,13 @@ type PBX struct {
 	reg      *registrar
 	calls    *b2bua.Engine
 	presence *presence // busy lamps: dialog event subscriptions (presence.go)
-	route    dialplan.Handler
-	fallback dialplan.Default // default routing, last in route
-	lua      *dialplan.Lua    // the Lua dialplan, if any
-	trunks   *trunkTable      // outbound trunks (trunks.go)
+	// voicemail is the application behind Call.Voicemail; nil: none (b2bua.ErrNoVoicemail).
+	voicemail b2bua.VoicemailApp
+	vm        *voicemailApp // the built-in one, when it is voicemail: it also serves *97 and *98
+	route     dialplan.Handler
+	fallback  dialplan.Default // default routing, last in route
+	lua       *dialplan.Lua    // the Lua dialplan, if any
+	trunks    *trunkTable      // outbound trunks (trunks.go)
 	// trunkClient sends trunk registrations from the UDP listener's socket.
 	trunkClient *sipgo.Client
 	trunksDone  chan struct{} // closed when the trunk loop has unregistered everything
@@ -149,7 +157,7 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.conns.registeredUntil, p.conns.stop = p.registeredUntil, p.stop
 	// Each step opens something; a failing step leaves abandon to close what the earlier ones
 	// opened.
-	for _, step := range []func() error{p.listen, p.listenTLS, p.newSIPStack, p.newPresence, p.newRelay, p.newCallCore, p.setupDialplan} {
+	for _, step := range []func() error{p.listen, p.listenTLS, p.newSIPStack, p.newPresence, p.newRelay, p.newVoicemail, p.newCallCore, p.setupDialplan} {
 		if err := step(); err != nil {
 			p.abandon()
 			return nil, err

@@ -12,7 +12,8 @@ import (
 	"github.com/pbxkit/pbxkit/b2bua"
 )
 
-// presence serves busy lamps: it keeps each extension's dialogs as the call core's events
+// presence serves busy lamps, and the message-waiting lamps that share their subscriptions
+// (mwi.go): it keeps each extension's dialogs as the call core's events
 // describe them, and the subscriptions to them (RFC 4235 over RFC 6665; SUBSCRIBE handling in
 // subscribe.go, one subscription's NOTIFYs in subscription.go).
 //
@@ -27,6 +28,10 @@ type presence struct {
 	branch  string        // the PBX's Via branch prefix
 	quit    chan struct{} // closed by close: waits for answers give up
 	wg      sync.WaitGroup
+
+	// mailboxes serves message-waiting lamps (mwi.go); nil when the store keeps no voicemail.
+	mailboxes Mailboxes
+	stopWatch func() // ends the store's word of mailbox changes
 
 	mu       sync.Mutex
 	closed   bool
@@ -55,13 +60,27 @@ func newPresence(p *PBX) (*presence, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pbx: presence: %w", err)
 	}
-	return &presence{
+	pr := &presence{
 		cfg: p.cfg, log: p.log.With("component", "presence"), trusted: p.trusted, udp: udp, tcp: tcp,
 		branch: p.branchPrefix, quit: make(chan struct{}),
 		calls: map[string]*callMark{}, byExt: map[string]map[string]dialogState{},
 		watchers: map[string]map[*subscription]struct{}{}, subs: map[string]*subscription{},
 		perIP: map[netip.Addr]int{},
-	}, nil
+	}
+	if mb, ok := p.store.(Mailboxes); ok {
+		pr.mailboxes = mb
+		pr.stopWatch = mb.WatchVoicemail(pr.mailboxChanged)
+	}
+	return pr, nil
+}
+
+// watchKey files a subscription among those woken together: busy lamps by extension (the call
+// core's events name it), message-waiting lamps apart (mailboxChanged wakes them).
+func (s *subscription) watchKey() string {
+	if s.pkg == EventPackageMessageSummary {
+		return s.pkg + "\x00" + s.ext
+	}
+	return s.ext
 }
 
 // callEvent updates the dialogs of a call's parties. It must not block: the call core calls it.
@@ -235,10 +254,10 @@ func (pr *presence) add(s *subscription) error {
 		s.counted = true
 	}
 	pr.subs[s.key] = s
-	w := pr.watchers[s.ext]
+	w := pr.watchers[s.watchKey()]
 	if w == nil {
 		w = map[*subscription]struct{}{}
-		pr.watchers[s.ext] = w
+		pr.watchers[s.watchKey()] = w
 	}
 	w[s] = struct{}{}
 	pr.wg.Add(1) // for s.run, which the caller starts once it has answered the SUBSCRIBE
@@ -252,9 +271,9 @@ func (pr *presence) remove(s *subscription) {
 	if pr.subs[s.key] == s {
 		delete(pr.subs, s.key)
 	}
-	delete(pr.watchers[s.ext], s)
-	if len(pr.watchers[s.ext]) == 0 {
-		delete(pr.watchers, s.ext)
+	delete(pr.watchers[s.watchKey()], s)
+	if len(pr.watchers[s.watchKey()]) == 0 {
+		delete(pr.watchers, s.watchKey())
 	}
 	if s.counted {
 		bucket := sourceBucket(s.src)
@@ -288,6 +307,9 @@ func (pr *presence) close(ctx context.Context) error {
 		return nil
 	}
 	pr.closed = true
+	if pr.stopWatch != nil {
+		pr.stopWatch()
+	}
 	for _, s := range pr.subs {
 		s.terminate(reasonShutdown)
 	}

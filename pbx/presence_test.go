@@ -142,9 +142,9 @@ func TestBLFRefusals(t *testing.T) {
 		header string // a header the answer must carry, "Name: value"
 	}{
 		{"interval too brief", withHeaders("200", "10", ""), 423, "Min-Expires: 60"},
-		{"other event package", withHeaders("200", "600", "Event", "Event: presence"), 489, "Allow-Events: dialog"},
-		{"event template package", withHeaders("200", "600", "Event", "Event: dialog.winfo"), 489, "Allow-Events: dialog"},
-		{"no event", withHeaders("200", "600", "Event"), 400, "Allow-Events: dialog"},
+		{"other event package", withHeaders("200", "600", "Event", "Event: presence"), 489, "Allow-Events: dialog, message-summary"},
+		{"event template package", withHeaders("200", "600", "Event", "Event: dialog.winfo"), 489, "Allow-Events: dialog, message-summary"},
+		{"no event", withHeaders("200", "600", "Event"), 400, "Allow-Events: dialog, message-summary"},
 		{"unknown extension", withHeaders("999", "600", ""), 404, ""},
 		{"no from tag", withHeaders("200", "600", "From", "From: <sip:201@pbx.test>"), 400, ""},
 		{"no contact", withHeaders("200", "600", "Contact"), 400, ""},

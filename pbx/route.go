@@ -104,6 +104,9 @@ func (p *PBX) routeInvite(req *sip.Request, tx sip.ServerTransaction, ext *store
 // last after any dialplan. A refusal carries a Warning saying why; a store that cannot answer
 // gets the caller 503 with Retry-After.
 func (p *PBX) defaultRoute(ctx context.Context, c *b2bua.Call) error {
+	if handled, err := p.voicemailFeature(ctx, c); handled {
+		return err
+	}
 	err := p.fallback.Handle(ctx, c)
 	if err != nil && !c.Decided() && (errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)) {
 		p.log.Error("routing: store unavailable", "error", err)
@@ -235,6 +238,7 @@ func (d directory) Extension(ctx context.Context, number string) (*dialplan.Exte
 		Number: ext.Number, Name: ext.Name, Enabled: ext.Enabled, DND: ext.DND,
 		ForwardAlways: ext.ForwardAlways, ForwardBusy: ext.ForwardBusy, ForwardNoAnswer: ext.ForwardNoAnswer,
 		RingTimeout: ext.RingTimeout, Registered: len(bindings) > 0, PickupGroup: ext.PickupGroup,
-		Record: ext.Record,
+		Voicemail: ext.Voicemail,
+		Record:    ext.Record,
 	}, nil
 }

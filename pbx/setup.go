@@ -124,6 +124,7 @@ func (p *PBX) newCallCore() error {
 		},
 		OnUnreachable: p.dropUnreachable,
 		Park:          p.cfg.Features.park(),
+		Voicemail:     p.voicemail,
 		RecordingsDir: p.cfg.RecordingsDir,
 	}, p.log.With("component", "b2bua"), cdr)
 	if err != nil {
@@ -137,7 +138,7 @@ func (p *PBX) newCallCore() error {
 		return fmt.Errorf("pbx: trunk client: %w", err)
 	}
 	p.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "pbxkit_subscriptions", Help: "Busy-lamp subscriptions (dialog event package) in force.",
+		Name: "pbxkit_subscriptions", Help: "Subscriptions in force: busy lamps (dialog event package) and message-waiting lamps (message-summary).",
 	}, func() float64 { return float64(p.presence.count()) }))
 	p.watchConferences()
 	return nil

@@ -12,12 +12,22 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// EventPackageDialog is the one event package pbxkit serves (RFC 4235): busy lamps. A SUBSCRIBE
-// for another gets 489 Bad Event with Allow-Events naming it.
+// EventPackageDialog is the event package of busy lamps (RFC 4235). pbxkit also serves
+// message-summary (RFC 3842, mwi.go) when its store keeps voicemail; a SUBSCRIBE for another
+// package gets 489 Bad Event with Allow-Events naming those served.
 const EventPackageDialog = "dialog"
+
+// allowEvents is the Allow-Events value: the event packages the PBX serves.
+func (p *PBX) allowEvents() string {
+	if p.presence != nil && p.presence.mailboxes != nil {
+		return EventPackageDialog + ", " + EventPackageMessageSummary
+	}
+	return EventPackageDialog
+}
 
 // subscribeRequest is what a valid SUBSCRIBE asks for.
 type subscribeRequest struct {
+	pkg     string        // EventPackageDialog or EventPackageMessageSummary
 	eventID string        // the Event header's id parameter, echoed in every NOTIFY
 	expires time.Duration // granted: 0 unsubscribes (or fetches)
 	contact *sip.ContactHeader
@@ -35,7 +45,8 @@ func (p *PBX) handleSubscribe(ctx context.Context, req *sip.Request, tx sip.Serv
 		p.resubscribe(req, tx, sr)
 		return
 	}
-	if _, ok := p.authorize(ctx, req, tx, false); !ok {
+	user, ok := p.authorize(ctx, req, tx, false)
+	if !ok {
 		return
 	}
 	// The extension watched is the Request-URI's user (RFC 4235 §3.1); To names the same resource
@@ -48,6 +59,17 @@ func (p *PBX) handleSubscribe(ctx context.Context, req *sip.Request, tx sip.Serv
 		p.reply(req, tx, 404, "SUBSCRIBE names no extension")
 		return
 	}
+	// Phones set up with a voicemail number subscribe to it (sip:*97@pbx): that is their own
+	// mailbox.
+	if sr.pkg == EventPackageMessageSummary && user != nil && ext == on(p.cfg.Features.VoicemailMain) {
+		ext = user.Number
+	}
+	// A mailbox's lamp is its owner's: another extension learns nothing of it (RFC 3842 §6).
+	// A trusted source, which authenticates as no one, is trusted with it as with calls.
+	if sr.pkg == EventPackageMessageSummary && user != nil && user.Number != ext {
+		p.reply(req, tx, 403, "only the owner of mailbox "+ext+" may subscribe to it")
+		return
+	}
 	if _, err := p.store.Extension(ctx, ext); err != nil {
 		p.replyStoreError(req, tx, "subscribe", err)
 		return
@@ -58,7 +80,7 @@ func (p *PBX) handleSubscribe(ctx context.Context, req *sip.Request, tx sip.Serv
 // parseSubscribe checks a SUBSCRIBE's Event, Accept, Expires and Contact.
 func (p *PBX) parseSubscribe(req *sip.Request, inDialog bool) (subscribeRequest, *rejection) {
 	var sr subscribeRequest
-	allowEvents := sip.NewHeader("Allow-Events", EventPackageDialog)
+	allowEvents := sip.NewHeader("Allow-Events", p.allowEvents())
 	ev := req.GetHeader("Event")
 	if ev == nil {
 		ev = req.GetHeader("o") // compact form (RFC 6665 §8.2.1)
@@ -67,16 +89,23 @@ func (p *PBX) parseSubscribe(req *sip.Request, inDialog bool) (subscribeRequest,
 		return sr, &rejection{code: 400, warning: "SUBSCRIBE needs an Event header", headers: []sip.Header{allowEvents}}
 	}
 	pkg, params, _ := strings.Cut(ev.Value(), ";")
-	if !strings.EqualFold(strings.TrimSpace(pkg), EventPackageDialog) {
-		return sr, &rejection{code: 489, warning: "only the dialog event package is served",
+	pkg = strings.ToLower(strings.TrimSpace(pkg))
+	contentType, defaultExpires := ContentTypeDialogInfo, DialogEventExpires
+	switch {
+	case pkg == EventPackageDialog:
+	case pkg == EventPackageMessageSummary && p.presence.mailboxes != nil:
+		contentType, defaultExpires = ContentTypeMessageSummary, MessageSummaryExpires
+	default:
+		return sr, &rejection{code: 489, warning: "only the " + p.allowEvents() + " event packages are served",
 			headers: []sip.Header{allowEvents}}
 	}
+	sr.pkg = pkg
 	sr.eventID = eventID(params)
-	if !accepts(req, ContentTypeDialogInfo) {
-		return sr, &rejection{code: 406, warning: "NOTIFYs carry " + ContentTypeDialogInfo + ", which Accept excludes",
-			headers: []sip.Header{sip.NewHeader("Accept", ContentTypeDialogInfo)}}
+	if !accepts(req, contentType) {
+		return sr, &rejection{code: 406, warning: "NOTIFYs carry " + contentType + ", which Accept excludes",
+			headers: []sip.Header{sip.NewHeader("Accept", contentType)}}
 	}
-	exp, rej := p.subscriptionExpiry(req)
+	exp, rej := p.subscriptionExpiry(req, defaultExpires)
 	if rej != nil {
 		return sr, rej
 	}
@@ -101,12 +130,12 @@ func (p *PBX) parseSubscribe(req *sip.Request, inDialog bool) (subscribeRequest,
 	return sr, nil
 }
 
-// subscriptionExpiry reads Expires: absent, RFC 4235's default; 0 stays 0; shorter than
+// subscriptionExpiry reads Expires: absent, the package's default; 0 stays 0; shorter than
 // SubscriptionMinExpires is 423 with Min-Expires; longer than SubscriptionMaxExpires is shortened.
-func (p *PBX) subscriptionExpiry(req *sip.Request) (time.Duration, *rejection) {
+func (p *PBX) subscriptionExpiry(req *sip.Request, byDefault time.Duration) (time.Duration, *rejection) {
 	h := req.GetHeader("Expires")
 	if h == nil {
-		return min(DialogEventExpires, p.cfg.SubscriptionMaxExpires), nil
+		return min(byDefault, p.cfg.SubscriptionMaxExpires), nil
 	}
 	n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
 	if err != nil {
@@ -152,7 +181,7 @@ func (p *PBX) subscribe(req *sip.Request, tx sip.ServerTransaction, ext string, 
 	res := p.response(req, 200, "", s.contact, sip.NewHeader("Expires", strconv.Itoa(int(sr.expires/time.Second))))
 	res.To().Params.Add("tag", s.localTag)
 	p.send(req, tx, res)
-	s.log.Info("subscribed", "ext", ext, "src", req.Source(), "expires", int(sr.expires/time.Second))
+	s.log.Info("subscribed", "ext", ext, "event", sr.pkg, "src", req.Source(), "expires", int(sr.expires/time.Second))
 	go s.run() // counted in the presence's wait group by add
 }
 
@@ -163,12 +192,12 @@ func (p *PBX) newSubscription(req *sip.Request, ext string, sr subscribeRequest)
 	src, _ := sourceIP(req)
 	fromTag, _ := req.From().Params.Get("tag")
 	localTag := randomToken(8)
-	event := EventPackageDialog
+	event := sr.pkg
 	if sr.eventID != "" {
 		event += ";id=" + sr.eventID
 	}
 	s := &subscription{
-		pr: p.presence, ext: ext, src: src, event: event,
+		pr: p.presence, ext: ext, pkg: sr.pkg, src: src, event: event, forced: true,
 		log:    p.presence.log.With("ext", ext),
 		callID: req.CallID().Value(), localTag: localTag, remoteTag: fromTag,
 		localURI: *req.To().Address.Clone(), remoteURI: *req.From().Address.Clone(),
@@ -190,6 +219,11 @@ func (p *PBX) resubscribe(req *sip.Request, tx sip.ServerTransaction, sr subscri
 	s := p.presence.lookup(dialogKey(req.CallID().Value(), toTag, fromTag))
 	if s == nil || !s.active() {
 		p.reply(req, tx, 481, "no such subscription")
+		return
+	}
+	if s.pkg != sr.pkg { // RFC 6665 §4.1.2.1: a refresh names the subscription's package
+		p.reply(req, tx, 489, "this subscription is to the "+s.pkg+" event package",
+			sip.NewHeader("Allow-Events", p.allowEvents()))
 		return
 	}
 	p.reply(req, tx, 200, "", s.contact, sip.NewHeader("Expires", strconv.Itoa(int(sr.expires/time.Second))))

@@ -1,6 +1,7 @@
 package pbx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,14 +28,15 @@ const shutdownRetryAfter = 30
 // finalNotifyWait bounds the wait for the answer to the final NOTIFY at shutdown.
 const finalNotifyWait = 2 * time.Second
 
-// subscription is one watcher's subscription to one extension's dialogs: the dialog its SUBSCRIBE
-// created, with the PBX as notifier (RFC 6665 §4.2). One goroutine (run) sends its NOTIFYs in
-// order, one at a time (§4.2.2 forbids overlapping them), and ends with it: no goroutine or timer
-// outlives a subscription.
+// subscription is one watcher's subscription to one extension's dialogs (busy lamp) or mailbox
+// (message-waiting lamp, mwi.go): the dialog its SUBSCRIBE created, with the PBX as notifier
+// (RFC 6665 §4.2). One goroutine (run) sends its NOTIFYs in order, one at a time (§4.2.2 forbids
+// overlapping them), and ends with it: no goroutine or timer outlives a subscription.
 type subscription struct {
 	pr      *presence
 	key     string // dialog key: Call-ID, local (PBX) tag, remote tag
 	ext     string // the extension watched
+	pkg     string // the event package: EventPackageDialog or EventPackageMessageSummary
 	src     netip.Addr
 	counted bool   // counted toward MaxSubscriptionsPerSource
 	event   string // the Event header value of NOTIFYs: "dialog", with the SUBSCRIBE's id
@@ -50,6 +52,9 @@ type subscription struct {
 
 	wake chan struct{} // capacity 1: something changed
 
+	// lastBody is the last message-summary body sent; only run's goroutine uses it.
+	lastBody []byte
+
 	mu      sync.Mutex
 	cseq    uint32
 	version uint32
@@ -58,6 +63,9 @@ type subscription struct {
 	dest    string        // where the last SUBSCRIBE came from: NOTIFYs go there (RFC 3581)
 	expires time.Time
 	end     string // set when the subscription ends: the reason of its final NOTIFY
+	// forced: the next NOTIFY is sent even when its message summary did not change (the first
+	// one, and the one after a refresh, RFC 6665 §4.2.1.2).
+	forced bool
 }
 
 // poke notes a change (and a dialog that ended, if any) and wakes the goroutine.
@@ -85,6 +93,7 @@ func (s *subscription) refresh(expires time.Time, target *sip.ContactHeader, des
 	s.mu.Lock()
 	ok := s.end == ""
 	if ok {
+		s.forced = true
 		s.expires = expires
 		if target != nil {
 			s.target = *target.Address.Clone()
@@ -132,7 +141,7 @@ func (s *subscription) run() {
 	defer timer.Stop()
 	for {
 		end, expires := s.state()
-		if !s.notify(end, expires) {
+		if body, contentType, send := s.next(end); send && !s.notify(end, expires, body, contentType) {
 			s.log.Info("subscription ended by the watcher", "ext", s.ext)
 			return
 		}
@@ -148,10 +157,32 @@ func (s *subscription) run() {
 	}
 }
 
+// next returns the body of the next NOTIFY, and whether to send it: a busy lamp's NOTIFY goes
+// out after every wake-up; a message-waiting lamp's only when its counts moved, or when it must
+// (the first, after a refresh, the final one).
+func (s *subscription) next(end string) (body []byte, contentType string, send bool) {
+	s.mu.Lock()
+	forced := s.forced || end != ""
+	s.forced = false
+	s.mu.Unlock()
+	if s.pkg != EventPackageMessageSummary {
+		return s.pr.document(s), ContentTypeDialogInfo, true
+	}
+	if end != "" && s.lastBody != nil {
+		return s.lastBody, ContentTypeMessageSummary, true // no query for the final NOTIFY
+	}
+	body = s.summary()
+	if !forced && bytes.Equal(body, s.lastBody) {
+		return nil, "", false
+	}
+	s.lastBody = body
+	return body, ContentTypeMessageSummary, true
+}
+
 // notify sends one NOTIFY with the current state and waits for its answer. It reports whether
 // the watcher still has the subscription.
-func (s *subscription) notify(end string, expires time.Time) bool {
-	req := s.request(end, expires)
+func (s *subscription) notify(end string, expires time.Time, body []byte, contentType string) bool {
+	req := s.request(end, expires, body, contentType)
 	client := s.pr.tcp
 	if strings.EqualFold(s.transport, "udp") {
 		client = s.pr.udp
@@ -222,7 +253,7 @@ func endsSubscription(code int) bool {
 
 // request builds the next NOTIFY in the subscription's dialog (RFC 3261 §12.2.1.1, RFC 6665
 // §4.2.2): Request-URI the watcher's Contact, Route from its Record-Route, CSeq one more each time.
-func (s *subscription) request(end string, expires time.Time) *sip.Request {
+func (s *subscription) request(end string, expires time.Time, body []byte, contentType string) *sip.Request {
 	s.mu.Lock()
 	s.cseq++
 	cseq, target, dest := s.cseq, *s.target.Clone(), s.dest
@@ -253,8 +284,8 @@ func (s *subscription) request(end string, expires time.Time) *sip.Request {
 	req.AppendHeader(sip.NewHeader("Event", s.event))
 	req.AppendHeader(sip.NewHeader("Subscription-State", subscriptionState(end, expires)))
 	req.AppendHeader(sip.NewHeader("User-Agent", s.pr.cfg.UserAgent))
-	req.AppendHeader(sip.NewHeader("Content-Type", ContentTypeDialogInfo))
-	req.SetBody(s.pr.document(s))
+	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	req.SetBody(body)
 	return req
 }
 

@@ -135,10 +135,15 @@ func (s *Store) forUpdate() []clause.Expression {
 	return nil
 }
 
-// DeleteExtension removes the extension with its bindings and queue memberships.
+// DeleteExtension removes the extension with its bindings, queue memberships and voicemail
+// messages (their WAV files too).
 func (s *Store) DeleteExtension(ctx context.Context, number string) error {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
+	paths, err := s.voicemailPaths(ctx, number)
+	if err != nil {
+		return mapErr("store: delete extension "+number, err)
+	}
 	res := s.db.WithContext(ctx).Where("number = ?", number).Delete(&Extension{})
 	s.exts.invalidate(number)
 	s.bindings.invalidate(number)
@@ -149,5 +154,13 @@ func (s *Store) DeleteExtension(ctx context.Context, number string) error {
 		return fmt.Errorf("store: delete extension %s: %w", number, ErrNotFound)
 	}
 	s.bumpSettings(ctx)
+	if len(paths) > 0 {
+		s.voicemailChanged(ctx)
+	}
+	for _, p := range paths {
+		if err := removeFile(p); err != nil {
+			s.opt.log.Warn("voicemail file of a removed extension left behind", "ext", number, "path", p, "error", err)
+		}
+	}
 	return nil
 }

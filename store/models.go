@@ -81,6 +81,11 @@ type Extension struct {
 	// PickupGroup names the extension's pickup group ("" none): its members answer each other's
 	// ringing calls with the group pickup code.
 	PickupGroup string `gorm:"column:pickup_group"`
+	// Voicemail switches the extension's mailbox on: default routing sends calls it does not
+	// answer there, and its owner hears the messages with the voicemail feature codes.
+	Voicemail bool `gorm:"column:voicemail"`
+	// VMPINHash is the mailbox PIN as HashPIN keeps it ("" when none is set); SetPIN sets it.
+	VMPINHash string `gorm:"column:vm_pin"`
 	// Record records every call to or from the extension under default routing (a stereo WAV
 	// file per call, named in the call's record).
 	Record    bool      `gorm:"column:record"`
@@ -166,7 +171,10 @@ type ExtensionPatch struct {
 	ForwardNoAnswer *string
 	RingTimeout     *int
 	PickupGroup     *string
-	Record          *bool
+	Voicemail       *bool
+	// VMPIN is a new mailbox PIN (digits), stored hashed; "" removes the PIN.
+	VMPIN  *string
+	Record *bool
 }
 
 // Apply sets the fields p carries on e (hashing a new password for e's realm, or p's) and
@@ -205,6 +213,14 @@ func (p ExtensionPatch) Apply(e *Extension) error {
 	}
 	if p.RingTimeout != nil {
 		e.RingTimeout = *p.RingTimeout
+	}
+	if p.Voicemail != nil {
+		e.Voicemail = *p.Voicemail
+	}
+	if p.VMPIN != nil {
+		if err := e.SetPIN(*p.VMPIN); err != nil {
+			return err
+		}
 	}
 	if p.Record != nil {
 		e.Record = *p.Record

@@ -4,9 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // Extension settings are cached (cache.go); a change made through this Store invalidates its
@@ -38,11 +35,9 @@ func (s *Store) bumpSettings(ctx context.Context) {
 	}
 }
 
-// watchSettings starts the watcher; stopSettings (from Close) ends it.
+// watchSettings starts the watcher; stopSettings (from Close) ends it. It also reads the
+// voicemail version for WatchVoicemail (vmwatch.go).
 func (s *Store) watchSettings() {
-	if s.opt.cacheTTL <= 0 {
-		return
-	}
 	w := &s.settings
 	w.stop = make(chan struct{})
 	w.done.Add(1)
@@ -73,7 +68,11 @@ func (s *Store) stopSettings() {
 func (s *Store) checkSettings() {
 	ctx, cancel := context.WithTimeout(context.Background(), settingsWait)
 	defer cancel()
-	quiet := s.db.Session(&gorm.Session{Logger: s.db.Logger.LogMode(logger.Silent)})
+	quiet := s.quietDB()
+	s.checkVoicemail(ctx, quiet)
+	if s.opt.cacheTTL <= 0 {
+		return
+	}
 	var version int64
 	if err := quiet.WithContext(ctx).Raw("SELECT version FROM settings_version WHERE id = 1").Scan(&version).Error; err != nil {
 		return

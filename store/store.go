@@ -123,6 +123,7 @@ type Store struct {
 	loaded   atomic.Int64
 	closed   atomic.Bool
 	settings settingsWatch
+	vm       vmWatch
 	notify   listener           // Postgres LISTEN for changes made by other nodes (listen.go)
 	extFill  singleflight.Group // one database query per extension missing from the cache
 }

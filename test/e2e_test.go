@@ -208,7 +208,7 @@ func TestSippRegisterDigest(t *testing.T) {
 			srv := startServer(t, "--db", dsn)
 			sipp(t, "register.xml", srv.addr, "-t", tc.transport, "-s", "100", "-au", "100", "-ap", "s3cret", "-m", "1", "-l", "1")
 			list := cli(t, "ext", "list", "--db", dsn)
-			if !regexp.MustCompile(`(?m)^100\s+Reception\s+on\s+off\s+-\s+-\s+-\s+off\s+sip:100@[^,\s]+\s*$`).MatchString(list) {
+			if !regexp.MustCompile(`(?m)^100\s+Reception\s+on\s+off\s+-\s+-\s+-\s+off\s+off\s+sip:100@[^,\s]+\s*$`).MatchString(list) {
 				t.Fatalf("ext list after sipp registered:\n%s", list)
 			}
 			if !strings.Contains(srv.logs(), `msg=registered ext=100`) {

@@ -34,8 +34,8 @@ func startOffice(t *testing.T, transport string, exts ...string) *office {
 }
 
 // startOfficeWith is startOffice for the extensions exts, with baresip phones for those in
-// baresips only (the test brings the other phones).
-func startOfficeWith(t *testing.T, transport string, exts, baresips []string) *office {
+// baresips only (the test brings the other phones); serve gets serveArgs besides.
+func startOfficeWith(t *testing.T, transport string, exts, baresips []string, serveArgs ...string) *office {
 	t.Helper()
 	baresipBin(t) // skip (or fail under CI) before building anything
 	o := &office{dsn: testenv.SQLiteDSN(t), phones: map[string]*phone{}}
@@ -43,7 +43,7 @@ func startOfficeWith(t *testing.T, transport string, exts, baresips []string) *o
 		cli(t, "ext", "add", ext, "--password", "pw"+ext, "--name", "Phone "+ext, "--db", o.dsn)
 	}
 	lo := freePortRange(t, 100)
-	o.srv = startServer(t, "--db", o.dsn, "--rtp-ip", "127.0.0.1", "--rtp-ports", fmt.Sprintf("%d-%d", lo, lo+99))
+	o.srv = startServer(t, append([]string{"--db", o.dsn, "--rtp-ip", "127.0.0.1", "--rtp-ports", fmt.Sprintf("%d-%d", lo, lo+99)}, serveArgs...)...)
 	for _, ext := range baresips {
 		hz, ok := tones[ext]
 		if !ok {

@@ -69,14 +69,14 @@ func isFlagError(err error) bool {
 func newRoot(stdout, stderr io.Writer) *ffcli.Command {
 	root := &ffcli.Command{
 		Name:       "officepbx",
-		ShortUsage: "officepbx [serve|ext|queue|group|trunk|cdr|migrate|nodes|config|version] [flags]",
+		ShortUsage: "officepbx [serve|ext|queue|group|trunk|vm|cdr|migrate|nodes|config|version] [flags]",
 		ShortHelp:  "A small office PBX on pbxkit.",
 		Subcommands: []*ffcli.Command{
-			serveCmd(stderr), extCmd(stdout), queueCmd(stdout), groupCmd(stdout), trunkCmd(stdout), cdrCmd(stdout), migrateCmd(stdout), nodesCmd(stdout),
+			serveCmd(stderr), extCmd(stdout), queueCmd(stdout), groupCmd(stdout), trunkCmd(stdout), vmCmd(stdout), cdrCmd(stdout), migrateCmd(stdout), nodesCmd(stdout),
 		},
 		Exec: func(_ context.Context, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q: want serve, ext, queue, group, trunk, cdr, migrate, nodes, config or version", args[0])
+				return usagef("unknown command %q: want serve, ext, queue, group, trunk, vm, cdr, migrate, nodes, config or version", args[0])
 			}
 			return flag.ErrHelp
 		},
@@ -120,6 +120,9 @@ type dbCommand struct {
 	check func(d *dbFlags, args []string) error // validation before the database is opened
 	open  []store.Option
 	run   func(ctx context.Context, d *dbFlags, s *store.Store, args []string) error
+
+	// optionalArg, when set (and args empty), is what the one optional positional argument is.
+	optionalArg string
 }
 
 func (c dbCommand) command() *ffcli.Command {
@@ -139,6 +142,9 @@ func (c dbCommand) command() *ffcli.Command {
 			}
 			switch {
 			case len(args) == len(c.args):
+			case c.optionalArg != "" && len(args) == 1:
+			case c.optionalArg != "":
+				return usagef("%s: want at most one %s, got %d arguments", c.name, c.optionalArg, len(args))
 			case len(c.args) == 0:
 				return usagef("%s takes no arguments", c.name)
 			case len(c.args) == 1:

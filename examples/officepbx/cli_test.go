@@ -59,7 +59,7 @@ func TestCLIExtensions(t *testing.T) {
 				{[]string{"ext", "set", "999", "--dnd", "on", "--db", db}, 1, "", "no extension 999"},
 				{[]string{"ext", "set", "101", "--record", "on", "--db", db}, 0, "extension 101 updated", ""},
 				{[]string{"ext", "set", "101", "--record", "always", "--db", db}, 2, "", `invalid value "always" for flag -record: want on or off`},
-				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+off\s+-\n101\s+on\s+off\s+-\s+-\s+-\s+on\s+-$`, ""},
+				{[]string{"ext", "list", "--db", db}, 0, `(?m)^100\s+Alice\s+on\s+on\s+-\s+101\s+-\s+off\s+off\s+-\n101\s+on\s+off\s+-\s+-\s+-\s+on\s+off\s+-$`, ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 0, "extension 101 removed", ""},
 				{[]string{"ext", "rm", "101", "--db", db}, 1, "", "no extension 101"},
 				{[]string{"queue", "add", "sales", "--member", "100,nobody", "--db", db}, 1, "", "member nobody is not an extension"},

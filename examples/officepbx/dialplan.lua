@@ -12,9 +12,11 @@
 -- What route leaves alone (it returns without acting) goes on to default routing, which knows
 -- the feature codes, the trunks and the extensions' forwarding settings.
 --
--- No answer: pbxkit has no voicemail verb yet, so an extension that is not answered forwards to
--- its "forward on no answer" target (officepbx ext set 100 --forward-noanswer 101) when it has
--- one, and the caller hears why the call failed otherwise.
+-- No answer: an extension that is not answered forwards to its "forward on no answer" target
+-- (officepbx ext set 100 --forward-noanswer 101) when it has one; else, with its voicemail on
+-- (officepbx ext set 100 --voicemail on --pin 1234) and the media relay running (--rtp-ports),
+-- the caller leaves a message; else the caller hears why the call failed. *97 and *98 (your own
+-- mailbox, any mailbox) are left to default routing.
 
 local BLOCKED = { ["0900123456"] = true, ["spam"] = true }
 local GROUPS = { ["600"] = { "100", "101" } }
@@ -28,9 +30,18 @@ local function open_now()
   return weekday and t.hour >= OPEN_HOUR and t.hour < CLOSE_HOUR
 end
 
+-- mailbox sends the caller to ext's voicemail when it is on, else refuses it with status.
+local function mailbox(call, ext, status)
+  if ext.voicemail then
+    local r = call:voicemail(ext.number)
+    if r.answered then return end
+  end
+  return call:reject(status)
+end
+
 local function extension(call, ext)
   if not ext.enabled then return call:reject(404) end
-  if ext.dnd then return call:reject(486) end
+  if ext.dnd then return mailbox(call, ext, 486) end
   if ext.forward_always ~= "" then return call:forward(ext.forward_always) end
   local r = call:connect(ext.number)
   if r.answered then return end
@@ -39,6 +50,9 @@ local function extension(call, ext)
   end
   if (r.status == 408 or r.status == 480) and ext.forward_noanswer ~= "" then
     return call:forward(ext.forward_noanswer, { reason = "no-answer" })
+  end
+  if r.status == 408 or r.status == 480 or r.status == 486 or r.status == 600 or r.status == 603 then
+    return mailbox(call, ext, r.status)
   end
   return call:reject(r.status)
 end

@@ -64,14 +64,14 @@ func extListCmd(stdout io.Writer) *ffcli.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NUMBER\tNAME\tENABLED\tDND\tFORWARD-ALWAYS\tFORWARD-BUSY\tFORWARD-NOANSWER\tRECORD\tCONTACTS")
+			fmt.Fprintln(tw, "NUMBER\tNAME\tENABLED\tDND\tFORWARD-ALWAYS\tFORWARD-BUSY\tFORWARD-NOANSWER\tRECORD\tVOICEMAIL\tCONTACTS")
 			for _, e := range exts {
 				bs, err := s.Bindings(ctx, e.Number)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, e.Name, onOff(e.Enabled), onOff(e.DND),
-					dash(e.ForwardAlways), dash(e.ForwardBusy), dash(e.ForwardNoAnswer), onOff(e.Record), contacts(bs))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, e.Name, onOff(e.Enabled), onOff(e.DND),
+					dash(e.ForwardAlways), dash(e.ForwardBusy), dash(e.ForwardNoAnswer), onOff(e.Record), onOff(e.Voicemail), contacts(bs))
 			}
 			return tw.Flush()
 		},
@@ -99,7 +99,7 @@ func extSetCmd(stdout io.Writer) *ffcli.Command {
 	var p store.ExtensionPatch
 	return dbCommand{
 		name:  "ext set",
-		usage: "officepbx ext set NUMBER [--dnd on|off] [--forward-always T] [--forward-busy T] [--forward-noanswer T] [--password PW] [--enabled on|off] [--pickup-group G] [--record on|off]",
+		usage: "officepbx ext set NUMBER [--dnd on|off] [--forward-always T] [--forward-busy T] [--forward-noanswer T] [--password PW] [--enabled on|off] [--pickup-group G] [--record on|off] [--voicemail on|off] [--pin DIGITS]",
 		help:  "Change an extension.",
 		args:  []string{"extension number"},
 		flags: func(fs *flag.FlagSet) {
@@ -112,6 +112,8 @@ func extSetCmd(stdout io.Writer) *ffcli.Command {
 			fs.Func("password", "new SIP password (hashed for --domain)", stringFlag(&p.Password))
 			fs.Func("name", "display name", stringFlag(&p.Name))
 			fs.Func("pickup-group", "pickup group: its members answer each other's ringing calls with *8 (\"\" clears)", stringFlag(&p.PickupGroup))
+			fs.Func("voicemail", "mailbox on or off: calls not answered go to voicemail", onOffFlag(&p.Voicemail))
+			fs.Func("pin", "mailbox PIN, 4 to 16 digits, stored hashed (\"\" removes it)", stringFlag(&p.VMPIN))
 			fs.Func("ring-timeout", "seconds of ringing before no-answer (0: PBX default)", func(s string) error {
 				n, err := strconv.Atoi(s)
 				if err != nil {
@@ -124,6 +126,11 @@ func extSetCmd(stdout io.Writer) *ffcli.Command {
 		check: func(d *dbFlags, args []string) error {
 			if p == (store.ExtensionPatch{}) {
 				return usagef("ext set: nothing to change: give at least one flag")
+			}
+			if p.VMPIN != nil && *p.VMPIN != "" {
+				if err := store.ValidatePIN(*p.VMPIN); err != nil {
+					return usagef("ext set: --pin: %v", err)
+				}
 			}
 			if p.Password != nil {
 				p.Realm = &d.domain

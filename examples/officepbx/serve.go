@@ -49,7 +49,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 		maxCalls = fs.Int("max-calls", 0, "concurrent calls at most; more get 503 (0: no limit; env PBX_MAX_CALLS)")
 		planTime = fs.Duration("dialplan-timeout", pbx.DefaultDialplanTimeout, "run time a dialplan script may use per call, not counting ringing (env PBX_DIALPLAN_TIMEOUT)")
 		spool    = fs.String("record-spool", "", "file where call records wait until the database takes them; \"off\": memory only (default: beside a SQLite database, else officepbx.records; env PBX_RECORD_SPOOL)")
-		dataDir  = fs.String("data-dir", "", "folder for files the dialplan writes (call:record); default: officepbx-data beside a SQLite database, else in the working directory (env PBX_DATA_DIR)")
+		dataDir  = fs.String("data-dir", "", "folder for files the dialplan writes (call:record) and voicemail (voicemail/); default: officepbx-data beside a SQLite database, else in the working directory (env PBX_DATA_DIR)")
 		recDir   = fs.String("recordings", "", "folder for call recordings, stereo WAV files (default: recordings/ in the data directory; env PBX_RECORDINGS)")
 		maxConns = fs.Int("max-connections", pbx.DefaultMaxConnections, "TCP connections open at once, all sources; negative: no limit (env PBX_MAX_CONNECTIONS)")
 		perSrc   = fs.Int("max-connections-per-source", pbx.DefaultMaxConnectionsPerSource, "TCP connections open at once from one IP (IPv6: one /64), --trust networks exempt; negative: no limit (env PBX_MAX_CONNECTIONS_PER_SOURCE)")

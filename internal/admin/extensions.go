@@ -18,6 +18,8 @@ type extensionView struct {
 	ForwardNoAnswer string    `json:"forward_noanswer"`
 	RingTimeout     int       `json:"ring_timeout"`
 	PickupGroup     string    `json:"pickup_group"`
+	Voicemail       bool      `json:"voicemail"`
+	VMPINSet        bool      `json:"vm_pin_set"` // the PIN itself is write-only
 	Record          bool      `json:"record"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
@@ -26,7 +28,7 @@ type extensionView struct {
 func viewExtension(e store.Extension) extensionView {
 	return extensionView{Number: e.Number, Name: e.Name, Enabled: e.Enabled, DND: e.DND,
 		ForwardAlways: e.ForwardAlways, ForwardBusy: e.ForwardBusy, ForwardNoAnswer: e.ForwardNoAnswer,
-		RingTimeout: e.RingTimeout, PickupGroup: e.PickupGroup, Record: e.Record, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+		RingTimeout: e.RingTimeout, PickupGroup: e.PickupGroup, Voicemail: e.Voicemail, VMPINSet: e.HasPIN(), Record: e.Record, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
 }
 
 // extensionInput is the body of POST and PATCH: every field optional in a PATCH; number and
@@ -42,13 +44,15 @@ type extensionInput struct {
 	ForwardNoAnswer *string `json:"forward_noanswer"`
 	RingTimeout     *int    `json:"ring_timeout"`
 	PickupGroup     *string `json:"pickup_group"`
+	Voicemail       *bool   `json:"voicemail"`
+	VMPIN           *string `json:"vm_pin"` // write-only, like the password
 	Record          *bool   `json:"record"`
 }
 
 func (in extensionInput) patch() store.ExtensionPatch {
 	return store.ExtensionPatch{Name: in.Name, Password: in.Password, Enabled: in.Enabled, DND: in.DND,
 		ForwardAlways: in.ForwardAlways, ForwardBusy: in.ForwardBusy, ForwardNoAnswer: in.ForwardNoAnswer,
-		RingTimeout: in.RingTimeout, PickupGroup: in.PickupGroup, Record: in.Record}
+		RingTimeout: in.RingTimeout, PickupGroup: in.PickupGroup, Voicemail: in.Voicemail, VMPIN: in.VMPIN, Record: in.Record}
 }
 
 // checkPassword refuses passwords that a scanner guesses first.
@@ -132,7 +136,7 @@ func (s *Server) patchExtension(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, err)
 		return
 	}
-	s.log.Info("admin API: extension changed", "ext", number, "password", in.Password != nil)
+	s.log.Info("admin API: extension changed", "ext", number, "password", in.Password != nil, "vm_pin", in.VMPIN != nil)
 	writeJSON(w, http.StatusOK, viewExtension(*e))
 }
 

@@ -205,6 +205,9 @@ function startEdit(e) {
   $("#ext-dnd").checked = e.dnd;
   $("#ext-record").checked = e.record;
   $("#ext-enabled").checked = e.enabled;
+  $("#ext-voicemail").checked = e.voicemail;
+  $("#ext-pin").value = "";
+  $("#ext-pin").placeholder = e.vm_pin_set ? "unchanged" : "none";
   $("#ext-save").textContent = "Save";
   $("#ext-cancel").hidden = false;
 }
@@ -215,6 +218,7 @@ function resetForm() {
   $("#ext-form-title").textContent = "Add an extension";
   $("#ext-number").disabled = false;
   $("#ext-password").placeholder = "";
+  $("#ext-pin").placeholder = "";
   $("#ext-save").textContent = "Add";
   $("#ext-cancel").hidden = true;
 }
@@ -224,9 +228,12 @@ async function saveExtension(ev) {
   const body = {
     name: $("#ext-name").value, forward_always: $("#ext-forward").value.trim(),
     dnd: $("#ext-dnd").checked, enabled: $("#ext-enabled").checked, record: $("#ext-record").checked,
+    voicemail: $("#ext-voicemail").checked,
   };
   const pw = $("#ext-password").value;
   if (pw) body.password = pw;
+  const pin = $("#ext-pin").value;
+  if (pin) body.vm_pin = pin;
   try {
     if (editing) {
       await api("PATCH", "/api/extensions/" + encodeURIComponent(editing), body);
