@@ -30,7 +30,7 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "held-calls: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo '+changes'), $(nproc) cores"
-echo "$n calls at $rate/s, each held $((hold_ms / 1000)) s; dialplan $dialplan; relay ${RELAY:-off}; GOGC ${GOGC:-"unset (officepbx sets 400)"}"
+echo "$n calls at $rate/s, each held $((hold_ms / 1000)) s; dialplan $dialplan; relay ${RELAY:-off}; GOGC ${GOGC:-"unset (Go default 100)"}"
 echo "at start: $(load_line)"
 
 go build -o "$out/officepbx" ./examples/officepbx
