@@ -4,17 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 
-	"github.com/go-audio/wav"
 	"github.com/pion/rtp"
-	"github.com/zaf/g711"
 )
 
 // PBX-generated audio: G.711 frames from a tone or a WAV file, sent as RTP paced at 20 ms.
@@ -89,54 +85,15 @@ type clip struct {
 	fill byte // silence in the codec
 }
 
-// LoadWAV reads a WAV file for playback in codec c: 8 kHz mono 16-bit PCM (encoded on load), or
-// 8 kHz mono G.711 (A-law or µ-law, converted when it is the other law). loop repeats it.
+// LoadWAV reads a WAV file for playback in codec c: 8 kHz mono 16-bit PCM or G.711 (A-law or
+// µ-law), encoded in c on load. loop repeats it.
 func LoadWAV(path string, c Codec, loop bool) (Source, error) {
-	f, err := os.Open(path)
+	pcm, err := readWAV(path)
 	if err != nil {
-		return nil, fmt.Errorf("media: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	d := wav.NewDecoder(f)
-	if !d.IsValidFile() {
-		return nil, fmt.Errorf("media: %s is not a WAV file", path)
-	}
-	if d.SampleRate != sampleRate || d.NumChans != 1 {
-		return nil, fmt.Errorf("media: %s: want 8000 Hz mono, got %d Hz with %d channels", path, d.SampleRate, d.NumChans)
-	}
-	if dur, err := d.Duration(); err == nil && dur > maxAudioLength {
-		return nil, fmt.Errorf("media: %s: longer than %v", path, maxAudioLength)
-	}
-	var data []byte
-	switch {
-	case d.WavAudioFormat == 1 && d.BitDepth == 16:
-		buf, err := d.FullPCMBuffer()
-		if err != nil {
-			return nil, fmt.Errorf("media: %s: %w", path, err)
-		}
-		data = make([]byte, len(buf.Data))
-		for i, s := range buf.Data {
-			data[i] = c.encode(int16(s))
-		}
-	case (d.WavAudioFormat == 6 || d.WavAudioFormat == 7) && d.BitDepth == 8:
-		if err := d.FwdToPCM(); err != nil {
-			return nil, fmt.Errorf("media: %s: %w", path, err)
-		}
-		if data, err = io.ReadAll(d.PCMChunk); err != nil {
-			return nil, fmt.Errorf("media: %s: %w", path, err)
-		}
-		switch {
-		case d.WavAudioFormat == 6 && c.PayloadType == PCMU.PayloadType:
-			data = g711.Alaw2Ulaw(data)
-		case d.WavAudioFormat == 7 && c.PayloadType == PCMA.PayloadType:
-			data = g711.Ulaw2Alaw(data)
-		}
-	default:
-		return nil, fmt.Errorf("media: %s: want 16-bit PCM or G.711 (format 1, 6 or 7), got format %d with %d bits", path, d.WavAudioFormat, d.BitDepth)
-	}
-	if len(data) == 0 {
-		return nil, fmt.Errorf("media: %s holds no audio", path)
-	}
+	data := make([]byte, len(pcm))
+	c.Encode(data, pcm)
 	return &clip{data: data, loop: loop, fill: c.encode(0)}, nil
 }
 

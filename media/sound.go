@@ -97,6 +97,16 @@ func (c *pcmClip) Samples(dst []int16) bool {
 // LoadSamples reads a WAV file as linear audio: 8 kHz mono, 16-bit PCM or G.711 (A-law or µ-law),
 // at most 10 minutes.
 func LoadSamples(path string) (Samples, error) {
+	data, err := readWAV(path)
+	if err != nil {
+		return nil, err
+	}
+	return &pcmClip{data: data}, nil
+}
+
+// readWAV reads a WAV file's audio as 16-bit linear samples: 8 kHz mono, 16-bit PCM or G.711
+// (A-law or µ-law), at most maxAudioLength, not empty.
+func readWAV(path string) ([]int16, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
@@ -143,7 +153,7 @@ func LoadSamples(path string) (Samples, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("media: %s holds no audio", path)
 	}
-	return &pcmClip{data: data}, nil
+	return data, nil
 }
 
 // WriteWAV writes pcm (8 kHz mono) to w as a 16-bit PCM WAV file.
