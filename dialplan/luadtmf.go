@@ -89,19 +89,15 @@ func (k *keyRunner) call(side, digit string) {
 
 // onDTMF runs on_dtmf(call, digit, side).
 func (r *run) onDTMF(side, digit string) error {
-	if err := r.load(); err != nil {
+	fn, ud, err := r.hook("on_dtmf")
+	if err != nil {
 		r.log.Error("on_dtmf not run", "error", err)
 		return err
 	}
-	fn, ok := r.env.RawGetString("on_dtmf").(*lua.LFunction)
-	if !ok {
+	if fn == nil {
 		return nil
 	}
-	L := r.st.LState
-	ud := L.NewUserData()
-	ud.Value = r
-	ud.Metatable = L.GetTypeMetatable(callType)
-	err := r.check(L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud, lua.LString(digit), lua.LString(side)))
+	err = r.check(r.st.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud, lua.LString(digit), lua.LString(side)))
 	if err != nil {
 		r.log.Error("on_dtmf failed", "error", err)
 	}

@@ -233,35 +233,42 @@ func (r *run) load() error {
 	return r.check(L.PCall(0, 0, nil))
 }
 
+// hook loads the script and returns its function name with the call as the userdata a hook
+// gets first; fn is nil when the script does not define name.
+func (r *run) hook(name string) (fn *lua.LFunction, call *lua.LUserData, err error) {
+	if err := r.load(); err != nil {
+		return nil, nil, err
+	}
+	fn, _ = r.env.RawGetString(name).(*lua.LFunction)
+	call = r.st.NewUserData()
+	call.Value = r
+	call.Metatable = r.st.GetTypeMetatable(callType)
+	return fn, call, nil
+}
+
 // route runs route(call).
 func (r *run) route() error {
-	if err := r.load(); err != nil {
+	fn, ud, err := r.hook("route")
+	if err != nil {
 		return err
 	}
-	fn, ok := r.env.RawGetString("route").(*lua.LFunction)
-	if !ok {
+	if fn == nil {
 		return fmt.Errorf("dialplan: %s defines no function route(call)", r.s.name)
 	}
-	ud := r.st.NewUserData()
-	ud.Value = r
-	ud.Metatable = r.st.GetTypeMetatable(callType)
 	return r.check(r.st.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud))
 }
 
 // onHangup runs on_hangup(call, cdr) for a call that ended.
 func (r *run) onHangup(rec b2bua.Record) error {
-	if err := r.load(); err != nil {
+	fn, ud, err := r.hook("on_hangup")
+	if err != nil {
 		r.log.Error("on_hangup not run", "error", err)
 		return err
 	}
-	fn, ok := r.env.RawGetString("on_hangup").(*lua.LFunction)
-	if !ok {
+	if fn == nil {
 		return nil
 	}
 	L := r.st.LState
-	ud := L.NewUserData()
-	ud.Value = r
-	ud.Metatable = L.GetTypeMetatable(callType)
 	cdr := L.NewTable()
 	cdr.RawSetString("call_id", lua.LString(rec.CallID))
 	cdr.RawSetString("caller", lua.LString(rec.Caller))
@@ -286,7 +293,7 @@ func (r *run) onHangup(rec b2bua.Record) error {
 		recs.Append(lua.LString(p))
 	}
 	cdr.RawSetString("recordings", recs)
-	err := r.check(L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud, cdr))
+	err = r.check(L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, ud, cdr))
 	if err != nil {
 		r.log.Error("on_hangup failed", "error", err)
 	}
