@@ -304,3 +304,28 @@ func TestConferenceTwentyCallers(t *testing.T) {
 func toneLevel(samples []int16, freq float64) float64 {
 	return 2 * math.Sqrt(audiotest.Goertzel(samples, 8000, freq))
 }
+
+// Wrong PINs count across calls: after the limit (3 here, 10 by default) the room is locked, and
+// a later caller keying the right PIN is refused like a wrong one and does not join.
+func TestConferencePINLockout(t *testing.T) {
+	s, rooms, out := confResults(t, 8, "board", "", b2bua.ConferenceOptions{PIN: "4321"})
+	b2bua.SetPINLimit(s.Engine, 3)
+	for _, keys := range []string{"1111#2222#3333#", "4321#4321#4321#"} { // the second call: the right PIN, locked out
+		ph, rtp := s.Phone(t), b2buatest.NewRTP(t)
+		_, _, pbx := answeredByPBX(t, ph, rtp, "800")
+		rtp.SendDigits(pbx, keys)
+		select {
+		case r := <-out:
+			if !errors.Is(r.err, b2bua.ErrWrongPIN) {
+				t.Fatalf("keys %s: %+v, %v; want ErrWrongPIN", keys, r.v, r.err)
+			}
+		case <-time.After(12 * b2buatest.Wait):
+			t.Fatalf("keys %s: Conference did not give up", keys)
+		}
+		ph.Respond(ph.WaitRequest(sip.BYE), 200, "OK", "")
+	}
+	if got := rooms.List(); len(got) != 0 {
+		t.Fatalf("rooms after the lockout: %+v", got)
+	}
+	s.WaitIdle()
+}

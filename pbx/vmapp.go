@@ -7,11 +7,15 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/internal/pinguard"
 	"github.com/pbxkit/pbxkit/store"
 )
 
@@ -48,6 +52,10 @@ type voicemailApp struct {
 	store voicemailStore
 	log   *slog.Logger
 	now   func() time.Time
+	// pins counts wrong PINs per mailbox and source across calls (vmpin.go).
+	pins *pinguard.Guard
+	// authFail counts a wrong PIN as a failed authentication of its source (nil: not counted).
+	authFail func(ip netip.Addr, user string, req *sip.Request, reason string)
 }
 
 var _ b2bua.VoicemailApp = (*voicemailApp)(nil)
@@ -64,7 +72,12 @@ func (p *PBX) newVoicemailApp() (*voicemailApp, error) {
 	if err := writePrompts(filepath.Join(dir, "prompts")); err != nil {
 		return nil, err
 	}
-	return &voicemailApp{dir: dir, store: vs, log: p.log.With("component", "voicemail"), now: p.now}, nil
+	app := &voicemailApp{dir: dir, store: vs, log: p.log.With("component", "voicemail"), now: p.now,
+		pins: pinguard.New(0, 0, p.now)}
+	if p.auth != nil {
+		app.authFail = p.auth.fail
+	}
+	return app, nil
 }
 
 // prompt is the path of a prompt (vmprompts.go).

@@ -82,11 +82,12 @@ func (v *voicemailApp) login(ctx context.Context, c *b2bua.Call, mailbox string,
 		if err != nil {
 			return nil, err
 		}
-		if ext != nil && ext.CheckPIN(pin) { // a wrong mailbox asks for a PIN as well: no probing
+		if v.checkPIN(c, ext, number, pin) { // a wrong mailbox asks for a PIN as well: no probing
 			v.log.Info("voicemail login", "ext", ext.Number, "call_id", c.ID())
 			return ext, nil
 		}
 		v.log.Warn("voicemail login failed", "ext", number, "call_id", c.ID(), "src", c.Request().Source())
+		v.pinFailed(c, number)
 		if _, err := c.Play(ctx, []string{v.prompt(promptInvalid)}, b2bua.PlayOptions{}); err != nil {
 			return nil, err
 		}
