@@ -125,13 +125,32 @@ func (v *voicemailApp) messages(ctx context.Context, mailbox string) ([]store.Vo
 	return append(fresh, saved...), nil
 }
 
-// present plays a message, marks it heard, and acts on the menu key. It returns 1 to play the
+// play plays a message. A message that cannot be played (its file missing or unreadable) is
+// logged, the caller hears the "unavailable" prompt instead, and played is false: the menu
+// still offers 7 (delete) and # (next), so one bad file does not block the mailbox.
+func (v *voicemailApp) play(ctx context.Context, c *b2bua.Call, m *store.VoicemailMessage) (played bool, err error) {
+	_, err = c.Play(ctx, []string{m.Path}, b2bua.PlayOptions{Interrupt: true})
+	if err == nil {
+		return true, nil
+	}
+	if hungUp(err) == nil || !c.InApplication() {
+		return false, err
+	}
+	v.log.Warn("voicemail message cannot be played", "ext", m.Mailbox, "id", m.ID, "path", m.Path,
+		"call_id", c.ID(), "error", err)
+	_, err = c.Play(ctx, []string{v.prompt(promptUnavailable)}, b2bua.PlayOptions{Interrupt: true})
+	return false, err
+}
+
+// present plays a message, marks it heard (unless it could not be played), and acts on the
+// menu key. It returns 1 to play the
 // same message again, 2 to go on to the next, 0 to end (no key in time).
 func (v *voicemailApp) present(ctx context.Context, c *b2bua.Call, m *store.VoicemailMessage) (int, error) {
-	if _, err := c.Play(ctx, []string{m.Path}, b2bua.PlayOptions{Interrupt: true}); err != nil {
+	played, err := v.play(ctx, c, m)
+	if err != nil {
 		return 0, err
 	}
-	if m.Folder == store.FolderNew {
+	if played && m.Folder == store.FolderNew {
 		if err := v.store.SetVoicemailFolder(ctx, m.Mailbox, m.ID, store.FolderSaved); err != nil {
 			return 0, fmt.Errorf("pbx: voicemail menu: %w", err)
 		}

@@ -1,6 +1,8 @@
 package pbx_test
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -50,5 +52,46 @@ func TestVoicemailPINLockout(t *testing.T) {
 	}
 	if strings.Contains(logs, "msg=\"voicemail login\"") {
 		t.Fatal("a login succeeded during the lockout")
+	}
+}
+
+// TestVoicemailUnplayableMessage: a message whose file is gone does not block the mailbox: the
+// caller hears the "unavailable" prompt and the menu, 7 deletes it (the lamp counts one new
+// message less), the next message plays and is heard, and the lamp goes off.
+func TestVoicemailUnplayableMessage(t *testing.T) {
+	tp, _, data := vmPBX(t)
+	broken := putMessage(t, tp, data, 1800)
+	if err := os.Remove(broken.Path); err != nil {
+		t.Fatal(err)
+	}
+	good := putMessage(t, tp, data, 1400)
+	lamp := mwiSubscribe(t, newClient(t, tp.addr), "600")
+	lamp.expectSummary("active", "yes", 2, 0)
+
+	ph, rtp := newClient(t, tp.addr), b2buatest.NewRTP(t)
+	msg, inv := ph.Invite("201", "*97", nil, rtp.SDP())
+	ph.Send(msg)
+	ok := ph.WaitResponse(200)
+	ph.Send(ph.InDialog("ACK", inv, ok, 1))
+	pbxA := b2buatest.MediaAddr(t, ok.Body())
+	rtp.WaitTone(784, 4, 2*b2buatest.Wait) // "PIN?"
+	rtp.SendDigits(pbxA, "1234#")
+	rtp.WaitTone(440, 4, 2*b2buatest.Wait) // "unavailable"
+	rtp.WaitTone(880, 3, 2*b2buatest.Wait) // the menu
+	rtp.SendDigits(pbxA, "7")
+	lamp.expectSummary("active", "yes", 1, 0)
+	rtp.WaitTone(1400, 25, 2*b2buatest.Wait) // the next message
+	lamp.expectSummary("active", "no", 0, 1)
+	rtp.WaitTone(880, 3, 2*b2buatest.Wait)
+	rtp.SendDigits(pbxA, "#")
+	ph.Respond(ph.WaitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+
+	msgs, err := tp.store.VoicemailMessages(context.Background(), "201", "")
+	if err != nil || len(msgs) != 1 || msgs[0].ID != good.ID {
+		t.Fatalf("messages %+v, %v; want the good one only", msgs, err)
+	}
+	if !strings.Contains(tp.logs.String(), "voicemail message cannot be played") {
+		t.Error("the unplayable message was not logged")
 	}
 }
