@@ -158,7 +158,7 @@ func (s *Store) DeleteExtension(ctx context.Context, number string) error {
 		s.voicemailChanged(ctx)
 	}
 	for _, p := range paths {
-		if err := removeFile(p); err != nil {
+		if err := s.removeFile(p); err != nil {
 			s.opt.log.Warn("voicemail file of a removed extension left behind", "ext", number, "path", p, "error", err)
 		}
 	}
