@@ -80,7 +80,8 @@ type ConferenceResult struct {
 
 // Conference answers the caller (unless the PBX did already), asks for opts.PIN when set (see
 // ConferenceOptions), and puts the caller in the room named room until the caller hangs up, is
-// taken out of the room, or ctx ends. Errors: ErrNoConferences, ErrNoRelay (the PBX answers only
+// taken out of the room (then Conference hangs the caller up: Ended is ConferenceKicked), or ctx
+// ends. Errors: ErrNoConferences, ErrNoRelay (the PBX answers only
 // with the media relay), ErrWrongPIN after PINTries wrong tries, a *StatusError of the room (486
 // full) or of the answer (488: no G.711 codec in the caller's offer, the caller is refused with
 // it), ErrDecided when the call ended first.
@@ -122,6 +123,9 @@ func (c *Call) Conference(ctx context.Context, room string, opts ConferenceOptio
 	}
 	res.Duration = time.Since(start)
 	c.log.Info("caller left a conference", "room", room, "ended", res.Ended, "seconds", int(res.Duration.Seconds()))
+	if res.Ended == ConferenceKicked {
+		c.Hangup("conference: " + ConferenceKicked) // taken out by an operator, or the conference ended: out
+	}
 	return res, nil
 }
 

@@ -329,3 +329,38 @@ func TestConferencePINLockout(t *testing.T) {
 	}
 	s.WaitIdle()
 }
+
+// A kicked caller is hung up by Conference itself, even when the route goes on (here: it would
+// play ringback for minutes to a caller still there): the caller gets a BYE, and the route's
+// Play finds the call ended.
+func TestConferenceKickHangsUp(t *testing.T) {
+	played := make(chan error, 1)
+	rooms := media.NewConferences(nil)
+	t.Cleanup(rooms.Close)
+	s := b2buatest.NewServer(t, b2bua.Config{Media: b2buatest.MediaRelay(t, 8),
+		Conferences: callmedia.Conferences(rooms)}, func(ctx context.Context, c *b2bua.Call) error {
+		r, err := c.Conference(ctx, "ops", b2bua.ConferenceOptions{})
+		if err != nil || r.Ended != b2bua.ConferenceKicked {
+			played <- fmt.Errorf("conference: %+v, %v", r, err)
+			return nil
+		}
+		_, err = c.Play(ctx, []string{"tone:ringback"}, b2bua.PlayOptions{Loop: 60})
+		played <- err
+		return nil
+	})
+	a := dialConference(t, s, "800", 400)
+	waitMembers(t, rooms, "ops", 1)
+	if err := rooms.Kick("ops", rooms.List()[0].Participants[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	a.phone.Respond(a.phone.WaitRequest(sip.BYE), 200, "OK", "")
+	select {
+	case err := <-played:
+		if !errors.Is(err, b2bua.ErrDecided) {
+			t.Fatalf("the route's Play after the kick: %v, want ErrDecided", err)
+		}
+	case <-time.After(4 * b2buatest.Wait):
+		t.Fatal("the route's Play went on after the kick")
+	}
+	s.WaitIdle()
+}
