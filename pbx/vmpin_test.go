@@ -3,6 +3,7 @@ package pbx_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -93,5 +94,17 @@ func TestVoicemailUnplayableMessage(t *testing.T) {
 	}
 	if !strings.Contains(tp.logs.String(), "voicemail message cannot be played") {
 		t.Error("the unplayable message was not logged")
+	}
+}
+
+// TestVoicemailPromptsOutsideMailboxes: the generated prompts are written beside the mailboxes'
+// folders (voicemail-prompts), not in voicemail/prompts, which an extension "prompts" owns.
+func TestVoicemailPromptsOutsideMailboxes(t *testing.T) {
+	_, _, data := vmPBX(t)
+	if _, err := os.Stat(filepath.Join(data, "voicemail-prompts", "greeting.wav")); err != nil {
+		t.Fatalf("prompts: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "voicemail", "prompts")); !os.IsNotExist(err) {
+		t.Fatalf("voicemail/prompts: %v, want none", err)
 	}
 }

@@ -11,11 +11,15 @@ import (
 	"github.com/pbxkit/pbxkit/internal/callmedia"
 )
 
-// Voicemail prompts are WAV files (8 kHz mono) under the data directory's voicemail/prompts
+// Voicemail prompts are WAV files (8 kHz mono) under the data directory's voicemail-prompts
 // folder, one per name below. The PBX writes short tone sequences there for the ones missing, so
 // voicemail works without recorded speech; an office replaces a file with a recording of its own
 // (same name, 8 kHz mono WAV) and the PBX leaves it alone. A mailbox's own greeting is
 // voicemail/NNN/greeting.wav; without it callers hear the default greeting prompt.
+// voicemailPrompts is the prompts' folder in the data directory: beside voicemail/, so that no
+// extension number names it (an extension "prompts" has its mailbox in voicemail/prompts).
+const voicemailPrompts = "voicemail-prompts"
+
 const (
 	promptGreeting   = "greeting"   // "leave a message after the beep": three rising notes
 	promptMailbox    = "mailbox"    // "mailbox number, then #": two equal notes
