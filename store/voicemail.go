@@ -204,11 +204,3 @@ func (s *Store) MailboxCounts(ctx context.Context, mailbox string) (MailboxCount
 	}
 	return c, nil
 }
-
-// voicemailPaths returns the files of mailbox's messages, so that removing the extension can
-// remove them too.
-func (s *Store) voicemailPaths(ctx context.Context, mailbox string) ([]string, error) {
-	var paths []string
-	err := s.db.WithContext(ctx).Model(&VoicemailMessage{}).Where("mailbox = ?", mailbox).Pluck("path", &paths).Error
-	return paths, err
-}
