@@ -15,7 +15,8 @@ import (
 // mailbox PIN; *97 of a mailbox without a PIN lets its owner in (the call authenticated as that
 // extension), *98 never does. Then the new messages play, oldest first, and after them the
 // saved ones; each one is marked heard (saved) once played, and after each the menu waits for a
-// key: 1 plays it again, 7 deletes it, 9 saves it, # goes to the next.
+// key: 1 plays it again, 7 deletes it, 9 saves it, # goes to the next, 0 records the mailbox's
+// greeting (vmgreeting.go; also right after "no (more) messages").
 
 // Menu limits.
 const (
@@ -44,8 +45,16 @@ func (v *voicemailApp) listen(ctx context.Context, c *b2bua.Call, mailbox string
 		}
 		i += step - 1 // step 1: the same message again; 2: the next
 	}
-	if _, err := c.Play(ctx, []string{v.prompt(promptNoMessages)}, b2bua.PlayOptions{}); err != nil {
+	// "No (more) messages", then a moment to key 0 (record the greeting) before goodbye.
+	key, err := c.Gather(ctx, b2bua.GatherOptions{Max: 1, Timeout: greetingKeyWait, Terminator: b2bua.NoTerminator,
+		Prompt: v.prompt(promptNoMessages)})
+	if err != nil {
 		return hungUp(err)
+	}
+	if key == greetingKey {
+		if err := v.recordGreeting(ctx, c, ext.Number); err != nil {
+			return v.goodbye(ctx, c, hungUp(err))
+		}
 	}
 	return v.goodbye(ctx, c, nil)
 }
@@ -177,6 +186,11 @@ func (v *voicemailApp) present(ctx context.Context, c *b2bua.Call, m *store.Voic
 			return 2, err
 		case "#":
 			return 2, nil
+		case greetingKey:
+			if err := v.recordGreeting(ctx, c, m.Mailbox); err != nil {
+				return 0, err
+			}
+			continue // the menu again
 		case "":
 			continue
 		}

@@ -6,10 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
+	"github.com/pbxkit/pbxkit/internal/audiotest"
+	"github.com/pbxkit/pbxkit/internal/callmedia"
 	"github.com/pbxkit/pbxkit/pbx"
 )
 
@@ -106,5 +109,48 @@ func TestVoicemailPromptsOutsideMailboxes(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "voicemail", "prompts")); !os.IsNotExist(err) {
 		t.Fatalf("voicemail/prompts: %v, want none", err)
+	}
+}
+
+// TestVoicemailRecordGreeting: in an empty mailbox, 0 after "no messages" records the greeting:
+// a beep, the owner talks (a tone), '#' ends it, "saved", goodbye; greeting.wav holds the tone
+// and replaces the old one, and no other file is left in the mailbox folder.
+func TestVoicemailRecordGreeting(t *testing.T) {
+	tp, _, data := vmPBX(t)
+	dir := filepath.Join(data, "voicemail", "201")
+	os.MkdirAll(dir, 0o750)
+	greeting := filepath.Join(dir, "greeting.wav")
+	if err := callmedia.WriteWAVFile(greeting, audiotest.Tone(500, 8000, 0, 8000)); err != nil {
+		t.Fatal(err)
+	}
+	ph, rtp := newClient(t, tp.addr), b2buatest.NewRTP(t)
+	msg, inv := ph.Invite("201", "*97", nil, rtp.SDP())
+	ph.Send(msg)
+	ok := ph.WaitResponse(200)
+	ph.Send(ph.InDialog("ACK", inv, ok, 1))
+	pbxA := b2buatest.MediaAddr(t, ok.Body())
+	rtp.WaitTone(784, 4, 2*b2buatest.Wait) // "PIN?"
+	rtp.SendDigits(pbxA, "1234#")
+	rtp.WaitTone(392, 10, 2*b2buatest.Wait) // "no messages"
+	rtp.SendDigits(pbxA, "0")
+	rtp.WaitTone(1000, 5, 2*b2buatest.Wait) // the beep
+	waitSilence(t, rtp)
+	stop := rtp.SendTone(pbxA, messageTone)
+	time.Sleep(2 * time.Second) // two seconds of greeting
+	stop()
+	rtp.SendDigits(pbxA, "#")
+	rtp.WaitTone(880, 5, 2*b2buatest.Wait) // "saved"
+	ph.Respond(ph.WaitRequest(sip.BYE), 200, "OK", "")
+	waitIdle(t, tp)
+
+	got := samplesOf(t, greeting)
+	if g, old := audiotest.Goertzel(got, 8000, messageTone), audiotest.Goertzel(got, 8000, 500); g < 1e5 || g < 50*old {
+		t.Fatalf("greeting.wav: power %.0f at %d Hz, %.0f at the old greeting's 500 Hz", g, messageTone, old)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) != 1 {
+		t.Fatalf("mailbox folder: %v, want greeting.wav only", files)
+	}
+	if !strings.Contains(tp.logs.String(), "voicemail greeting recorded") {
+		t.Error("no log line about the greeting")
 	}
 }
