@@ -148,17 +148,16 @@ func (c *Call) answerForApp(ctx context.Context) error {
 }
 
 // askPIN asks the caller for room's pin: a beep, the keys (up to '#' or len(pin) of them), a
-// busy tone after a wrong one, PINTries times. Wrong PINs are counted per room and per source
-// address across calls: after pinguard.DefaultLimit in a row the room (or source) is locked out
-// for a while (15 minutes, doubling), and any PIN is refused unchecked.
+// busy tone after a wrong one, PINTries times. Wrong PINs are counted per room across calls:
+// after pinguard.DefaultLimit in a row the room is locked out for a while (15 minutes,
+// doubling), and any PIN is refused unchecked. Not per source address: the engine sees the
+// packet's source, which behind a SIP load balancer is the balancer's for every caller (the
+// PBX's auth ban, which knows its proxies, covers sources).
 func (c *Call) askPIN(ctx context.Context, room, pin string) error {
 	keys := []string{"room:" + room}
 	src := c.Request().Source()
 	if host, _, err := net.SplitHostPort(src); err == nil {
 		src = host
-	}
-	if src != "" {
-		keys = append(keys, "src:"+src)
 	}
 	for try := 1; try <= PINTries; try++ {
 		got, err := c.Gather(ctx, GatherOptions{Max: len(pin), Timeout: PINTimeout, Terminator: DefaultTerminator,

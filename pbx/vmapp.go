@@ -57,6 +57,8 @@ type voicemailApp struct {
 	pins *pinguard.Guard
 	// authFail counts a wrong PIN as a failed authentication of its source (nil: not counted).
 	authFail func(ip netip.Addr, user string, req *sip.Request, reason string)
+	// clientIP is the address a request comes from (PBX.clientIP).
+	clientIP func(req *sip.Request) (netip.Addr, bool)
 }
 
 var _ b2bua.VoicemailApp = (*voicemailApp)(nil)
@@ -78,7 +80,7 @@ func (p *PBX) newVoicemailApp() (*voicemailApp, error) {
 			"component", "voicemail")
 	}
 	app := &voicemailApp{dir: dir, prompts: prompts, store: vs, log: p.log.With("component", "voicemail"), now: p.now,
-		pins: pinguard.New(0, 0, p.now)}
+		pins: pinguard.New(0, 0, p.now), clientIP: p.clientIP}
 	if p.auth != nil {
 		app.authFail = p.auth.fail
 	}

@@ -35,9 +35,10 @@ func randomDigits() string {
 	return string(b)
 }
 
-// pinKeys are the guard's keys of a PIN try: the mailbox, and the source address when known.
-func pinKeys(c *b2bua.Call, number string) (mailbox, source string, ip netip.Addr) {
-	ip, ok := sourceIP(c.Request())
+// pinKeys are the guard's keys of a PIN try: the mailbox, and the source address when known
+// (the phone's, behind one of Config.Proxies: not the balancer's).
+func (v *voicemailApp) pinKeys(c *b2bua.Call, number string) (mailbox, source string, ip netip.Addr) {
+	ip, ok := v.clientIP(c.Request())
 	if ok {
 		source = "src:" + ip.String()
 	}
@@ -47,7 +48,7 @@ func pinKeys(c *b2bua.Call, number string) (mailbox, source string, ip netip.Add
 // checkPIN reports whether pin opens mailbox number (ext, nil when there is none). A locked
 // mailbox or source is refused without checking.
 func (v *voicemailApp) checkPIN(c *b2bua.Call, ext *store.Extension, number, pin string) bool {
-	mk, sk, ip := pinKeys(c, number)
+	mk, sk, ip := v.pinKeys(c, number)
 	for _, k := range []string{mk, sk} {
 		if k == "" {
 			continue
@@ -72,7 +73,7 @@ func (v *voicemailApp) checkPIN(c *b2bua.Call, ext *store.Extension, number, pin
 // pinFailed counts a wrong PIN for the mailbox and the source, logs a lockout it starts, and
 // feeds the source's failed authentications (the ban of Config.AuthFailLimit).
 func (v *voicemailApp) pinFailed(c *b2bua.Call, number string) {
-	mk, sk, ip := pinKeys(c, number)
+	mk, sk, ip := v.pinKeys(c, number)
 	for _, k := range []string{mk, sk} {
 		if k == "" {
 			continue
