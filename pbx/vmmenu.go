@@ -152,8 +152,8 @@ func (v *voicemailApp) play(ctx context.Context, c *b2bua.Call, m *store.Voicema
 }
 
 // present plays a message, marks it heard (unless it could not be played), and acts on the
-// menu key. It returns 1 to play the
-// same message again, 2 to go on to the next, 0 to end (no key in time).
+// menu key. It returns 1 to play the same message again, 2 to go on to the next, 0 to end (no
+// key in time).
 func (v *voicemailApp) present(ctx context.Context, c *b2bua.Call, m *store.VoicemailMessage) (int, error) {
 	played, err := v.play(ctx, c, m)
 	if err != nil {
