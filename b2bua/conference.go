@@ -2,7 +2,9 @@ package b2bua
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
+	"net"
 	"time"
 )
 
@@ -78,7 +80,8 @@ type ConferenceResult struct {
 
 // Conference answers the caller (unless the PBX did already), asks for opts.PIN when set (see
 // ConferenceOptions), and puts the caller in the room named room until the caller hangs up, is
-// taken out of the room, or ctx ends. Errors: ErrNoConferences, ErrNoRelay (the PBX answers only
+// taken out of the room (then Conference hangs the caller up: Ended is ConferenceKicked), or ctx
+// ends. Errors: ErrNoConferences, ErrNoRelay (the PBX answers only
 // with the media relay), ErrWrongPIN after PINTries wrong tries, a *StatusError of the room (486
 // full) or of the answer (488: no G.711 codec in the caller's offer, the caller is refused with
 // it), ErrDecided when the call ended first.
@@ -91,7 +94,7 @@ func (c *Call) Conference(ctx context.Context, room string, opts ConferenceOptio
 		return ConferenceResult{}, err
 	}
 	if opts.PIN != "" {
-		if err := c.askPIN(ctx, opts.PIN); err != nil {
+		if err := c.askPIN(ctx, room, opts.PIN); err != nil {
 			return ConferenceResult{}, err
 		}
 	}
@@ -120,6 +123,9 @@ func (c *Call) Conference(ctx context.Context, room string, opts ConferenceOptio
 	}
 	res.Duration = time.Since(start)
 	c.log.Info("caller left a conference", "room", room, "ended", res.Ended, "seconds", int(res.Duration.Seconds()))
+	if res.Ended == ConferenceKicked {
+		c.Hangup("conference: " + ConferenceKicked) // taken out by an operator, or the conference ended: out
+	}
 	return res, nil
 }
 
@@ -141,19 +147,35 @@ func (c *Call) answerForApp(ctx context.Context) error {
 	return err
 }
 
-// askPIN asks the caller for pin: a beep, the keys (up to '#' or len(pin) of them), a busy
-// tone after a wrong one, PINTries times.
-func (c *Call) askPIN(ctx context.Context, pin string) error {
+// askPIN asks the caller for room's pin: a beep, the keys (up to '#' or len(pin) of them), a
+// busy tone after a wrong one, PINTries times. Wrong PINs are counted per room across calls:
+// after pinguard.DefaultLimit in a row the room is locked out for a while (15 minutes,
+// doubling), and any PIN is refused unchecked. Not per source address: the engine sees the
+// packet's source, which behind a SIP load balancer is the balancer's for every caller (the
+// PBX's auth ban, which knows its proxies, covers sources).
+func (c *Call) askPIN(ctx context.Context, room, pin string) error {
+	keys := []string{"room:" + room}
+	src := c.Request().Source()
+	if host, _, err := net.SplitHostPort(src); err == nil {
+		src = host
+	}
 	for try := 1; try <= PINTries; try++ {
-		keys, err := c.Gather(ctx, GatherOptions{Max: len(pin), Timeout: PINTimeout, Terminator: DefaultTerminator,
+		got, err := c.Gather(ctx, GatherOptions{Max: len(pin), Timeout: PINTimeout, Terminator: DefaultTerminator,
 			Prompt: "tone:beep"})
 		if err != nil {
 			return err
 		}
-		if keys == pin {
+		if c.pinAllowed(keys, room, src) && subtle.ConstantTimeCompare([]byte(got), []byte(pin)) == 1 {
+			c.e.pins.Succeed(keys[0])
 			return nil
 		}
-		c.log.Info("wrong conference PIN", "try", try)
+		c.log.Info("wrong conference PIN", "try", try, "room", room)
+		for _, k := range keys {
+			if until := c.e.pins.Fail(k); !until.IsZero() {
+				c.log.Warn("conference locked out after wrong PINs", "room", room, "key", k, "src_ip", src,
+					"until", until.UTC().Format("15:04:05"))
+			}
+		}
 		if _, err := c.Play(ctx, []string{"tone:busy"}, PlayOptions{}); err != nil {
 			return err
 		}
@@ -162,6 +184,18 @@ func (c *Call) askPIN(ctx context.Context, pin string) error {
 		}
 	}
 	return ErrWrongPIN
+}
+
+// pinAllowed reports whether a PIN may be checked: neither the room nor the source is locked.
+func (c *Call) pinAllowed(keys []string, room, src string) bool {
+	for _, k := range keys {
+		if locked, until := c.e.pins.Locked(k); locked {
+			c.log.Warn("conference PIN refused: locked out", "room", room, "key", k, "src_ip", src,
+				"until", until.UTC().Format("15:04:05"))
+			return false
+		}
+	}
+	return true
 }
 
 // dropFirst removes the oldest key press waiting if it is k.

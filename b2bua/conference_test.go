@@ -304,3 +304,63 @@ func TestConferenceTwentyCallers(t *testing.T) {
 func toneLevel(samples []int16, freq float64) float64 {
 	return 2 * math.Sqrt(audiotest.Goertzel(samples, 8000, freq))
 }
+
+// Wrong PINs count across calls: after the limit (3 here, 10 by default) the room is locked, and
+// a later caller keying the right PIN is refused like a wrong one and does not join.
+func TestConferencePINLockout(t *testing.T) {
+	s, rooms, out := confResults(t, 8, "board", "", b2bua.ConferenceOptions{PIN: "4321"})
+	b2bua.SetPINLimit(s.Engine, 3)
+	for _, keys := range []string{"1111#2222#3333#", "4321#4321#4321#"} { // the second call: the right PIN, locked out
+		ph, rtp := s.Phone(t), b2buatest.NewRTP(t)
+		_, _, pbx := answeredByPBX(t, ph, rtp, "800")
+		rtp.SendDigits(pbx, keys)
+		select {
+		case r := <-out:
+			if !errors.Is(r.err, b2bua.ErrWrongPIN) {
+				t.Fatalf("keys %s: %+v, %v; want ErrWrongPIN", keys, r.v, r.err)
+			}
+		case <-time.After(12 * b2buatest.Wait):
+			t.Fatalf("keys %s: Conference did not give up", keys)
+		}
+		ph.Respond(ph.WaitRequest(sip.BYE), 200, "OK", "")
+	}
+	if got := rooms.List(); len(got) != 0 {
+		t.Fatalf("rooms after the lockout: %+v", got)
+	}
+	s.WaitIdle()
+}
+
+// A kicked caller is hung up by Conference itself, even when the route goes on (here: it would
+// play ringback for minutes to a caller still there): the caller gets a BYE, and the route's
+// Play finds the call ended.
+func TestConferenceKickHangsUp(t *testing.T) {
+	played := make(chan error, 1)
+	rooms := media.NewConferences(nil)
+	t.Cleanup(rooms.Close)
+	s := b2buatest.NewServer(t, b2bua.Config{Media: b2buatest.MediaRelay(t, 8),
+		Conferences: callmedia.Conferences(rooms)}, func(ctx context.Context, c *b2bua.Call) error {
+		r, err := c.Conference(ctx, "ops", b2bua.ConferenceOptions{})
+		if err != nil || r.Ended != b2bua.ConferenceKicked {
+			played <- fmt.Errorf("conference: %+v, %v", r, err)
+			return nil
+		}
+		_, err = c.Play(ctx, []string{"tone:ringback"}, b2bua.PlayOptions{Loop: 60})
+		played <- err
+		return nil
+	})
+	a := dialConference(t, s, "800", 400)
+	waitMembers(t, rooms, "ops", 1)
+	if err := rooms.Kick("ops", rooms.List()[0].Participants[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	a.phone.Respond(a.phone.WaitRequest(sip.BYE), 200, "OK", "")
+	select {
+	case err := <-played:
+		if !errors.Is(err, b2bua.ErrDecided) {
+			t.Fatalf("the route's Play after the kick: %v, want ErrDecided", err)
+		}
+	case <-time.After(4 * b2buatest.Wait):
+		t.Fatal("the route's Play went on after the kick")
+	}
+	s.WaitIdle()
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/pbxkit/pbxkit/internal/pinguard"
 	"github.com/pbxkit/pbxkit/internal/sipx"
 )
 
@@ -128,7 +129,8 @@ type Engine struct {
 	log    *slog.Logger
 	cdr    RecordWriter
 	table  *table
-	lot    *parkLot // the parked calls
+	lot    *parkLot        // the parked calls
+	pins   *pinguard.Guard // wrong conference PINs per room and source, across calls
 	// contacts are the PBX's Contact headers, one per address and transport, shared by the calls.
 	contacts contactCache
 
@@ -163,6 +165,7 @@ func New(ua *sipgo.UserAgent, cfg Config, log *slog.Logger, cdr RecordWriter) (*
 		}
 	}
 	e := &Engine{cfg: cfg, client: client, udp: udp, log: log, cdr: cdr, table: newTable(), lot: &parkLot{calls: map[string]*Call{}},
+		pins:  pinguard.New(0, 0, nil),
 		calls: map[*Call]struct{}{}, quit: make(chan struct{})}
 	ua.TransportLayer().OnMessage(e.observe)
 	return e, nil

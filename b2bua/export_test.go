@@ -13,3 +13,6 @@ func SetArrivalWait(t testing.TB, d time.Duration) {
 	arrivalWait = d
 	t.Cleanup(func() { arrivalWait = old })
 }
+
+// SetPINLimit makes n wrong conference PINs in a row lock a room (or a source) out.
+func SetPINLimit(e *Engine, n int) { e.pins.SetLimit(n) }

@@ -45,7 +45,9 @@ func luaConference(L *lua.LState) int {
 }
 
 // pinOption reads option pin: a string or a whole number of keys 0-9, *, A-D ('#' ends the
-// input, so it cannot be part of a PIN); "" when absent.
+// input, so it cannot be part of a PIN); "" when absent. A number is its decimal digits: its
+// leading zeros are gone before the script runs (pin=0123 is "123"), so docs/dialplan.md asks
+// for strings.
 func pinOption(L *lua.LState, t *lua.LTable) string {
 	var pin string
 	switch v := t.RawGetString("pin").(type) {

@@ -33,7 +33,8 @@ type Config struct {
 	// DataDir is the PBX's folder for files the dialplan writes: call:record's paths are relative
 	// to it, and a script cannot record outside it. Empty: call:record refuses to record. The
 	// voicemail application keeps its messages and prompts under DataDir/voicemail (with the media
-	// relay on; without a DataDir there is no built-in voicemail).
+	// relay on; without a DataDir there is no built-in voicemail). A relative DataDir is made
+	// absolute (against the working directory at New), as the message paths stored under it are.
 	DataDir string
 
 	// Database is the store DSN: "postgres://...", "sqlite:PATH" or "sqlite::memory:". It is used
@@ -269,7 +270,7 @@ type Config struct {
 	// dialplan's call:record_call(), extensions with recording on, the admin API): one stereo WAV
 	// file per recording, named after the call's ID and the time. It is created with the first
 	// recording. Default DefaultRecordingsDir inside DataDir (relative to the working directory
-	// without a DataDir).
+	// without a DataDir); made absolute as DataDir is.
 	RecordingsDir string
 
 	// Features are the feature codes default routing answers (directed and group pickup) and call
@@ -414,9 +415,11 @@ func (c Config) withDefaults() Config {
 		c.Codecs = DefaultCodecs()
 	}
 	c.MediaTimeout = cmp.Or(c.MediaTimeout, DefaultMediaTimeout)
+	c.DataDir = absDir(c.DataDir)
 	if c.RecordingsDir == "" {
 		c.RecordingsDir = filepath.Join(c.DataDir, DefaultRecordingsDir)
 	}
+	c.RecordingsDir = absDir(c.RecordingsDir)
 	c.Features = c.Features.withDefaults()
 	return c
 }
@@ -451,3 +454,15 @@ const (
 	ContactsReplaceOldest = "replace-oldest"
 	ContactsRefuse        = "refuse"
 )
+
+// absDir makes a folder absolute (paths under it are stored, and read from other working
+// directories: officepbx vm rm); "" stays "", and a folder Abs cannot resolve stays as it is.
+func absDir(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -168,4 +170,19 @@ func ExampleConfig_Validate() {
 	// Output:
 	// RingTimeout -1s: want more than 0 and at most 1h
 	// RTPPortMin-RTPPortMax 20000-20001: want a range within 1024-65535 with room for two RTP/RTCP port pairs (one call), e.g. 20000-30000
+}
+
+// TestConfigDataDirAbsolute: a relative DataDir (and the recordings folder in it) is made
+// absolute, so the paths stored under it name their files from any working directory.
+func TestConfigDataDirAbsolute(t *testing.T) {
+	rel := "reltest-data-" + fmt.Sprint(time.Now().UnixNano())
+	abs, err := filepath.Abs(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(abs) })
+	c := startPBX(t, pbx.Config{DataDir: rel}).Config()
+	if c.DataDir != abs || c.RecordingsDir != filepath.Join(abs, pbx.DefaultRecordingsDir) {
+		t.Fatalf("DataDir %q, RecordingsDir %q; want both absolute under %q", c.DataDir, c.RecordingsDir, abs)
+	}
 }

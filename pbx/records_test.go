@@ -238,11 +238,18 @@ func TestSpoolLockedAgainstSecondProcess(t *testing.T) {
 	again.close()
 }
 
-// TestRecordingsDirDefault: call recordings go into the data directory unless told otherwise.
+// TestRecordingsDirDefault: call recordings go into the data directory unless told otherwise;
+// the folder is absolute (without a DataDir: recordings in the working directory).
 func TestRecordingsDirDefault(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ data, rec, want string }{
 		{"/var/lib/officepbx/data", "", "/var/lib/officepbx/data/recordings"},
-		{"", "", "recordings"},
+		{"", "", filepath.Join(wd, "recordings")},
+		{"data", "", filepath.Join(wd, "data", "recordings")},
+		{"/d", "rec", filepath.Join(wd, "rec")},
 		{"/d", "/srv/rec", "/srv/rec"},
 	} {
 		if got := (Config{DataDir: tc.data, RecordingsDir: tc.rec}).withDefaults().RecordingsDir; got != tc.want {

@@ -7,11 +7,15 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/internal/pinguard"
 	"github.com/pbxkit/pbxkit/store"
 )
 
@@ -44,10 +48,17 @@ var _ voicemailStore = (*store.Store)(nil)
 
 // voicemailApp is pbx's b2bua.VoicemailApp.
 type voicemailApp struct {
-	dir   string // Config.DataDir/voicemail: prompts/, and one folder per mailbox
-	store voicemailStore
-	log   *slog.Logger
-	now   func() time.Time
+	dir     string // Config.DataDir/voicemail: one folder per mailbox
+	prompts string // Config.DataDir/voicemail-prompts: beside the mailboxes, not among them
+	store   voicemailStore
+	log     *slog.Logger
+	now     func() time.Time
+	// pins counts wrong PINs per mailbox and source across calls (vmpin.go).
+	pins *pinguard.Guard
+	// authFail counts a wrong PIN as a failed authentication of its source (nil: not counted).
+	authFail func(ip netip.Addr, user string, req *sip.Request, reason string)
+	// clientIP is the address a request comes from (PBX.clientIP).
+	clientIP func(req *sip.Request) (netip.Addr, bool)
 }
 
 var _ b2bua.VoicemailApp = (*voicemailApp)(nil)
@@ -60,16 +71,25 @@ func (p *PBX) newVoicemailApp() (*voicemailApp, error) {
 	if !ok || p.relay == nil || p.cfg.DataDir == "" {
 		return nil, nil
 	}
-	dir := filepath.Join(p.cfg.DataDir, "voicemail")
-	if err := writePrompts(filepath.Join(dir, "prompts")); err != nil {
+	dir, prompts := filepath.Join(p.cfg.DataDir, "voicemail"), filepath.Join(p.cfg.DataDir, voicemailPrompts)
+	if err := writePrompts(prompts); err != nil {
 		return nil, err
 	}
-	return &voicemailApp{dir: dir, store: vs, log: p.log.With("component", "voicemail"), now: p.now}, nil
+	if _, err := os.Stat(filepath.Join(dir, "prompts", promptGreeting+".wav")); err == nil {
+		p.log.Warn("voicemail prompts are read from "+prompts+" now: the ones in voicemail/prompts are not used (move them)",
+			"component", "voicemail")
+	}
+	app := &voicemailApp{dir: dir, prompts: prompts, store: vs, log: p.log.With("component", "voicemail"), now: p.now,
+		pins: pinguard.New(0, 0, p.now), clientIP: p.clientIP}
+	if p.auth != nil {
+		app.authFail = p.auth.fail
+	}
+	return app, nil
 }
 
 // prompt is the path of a prompt (vmprompts.go).
 func (v *voicemailApp) prompt(name string) string {
-	return filepath.Join(v.dir, "prompts", name+".wav")
+	return filepath.Join(v.prompts, name+".wav")
 }
 
 // greeting is the mailbox's recorded greeting, or the default one.

@@ -15,7 +15,8 @@ import (
 // mailbox PIN; *97 of a mailbox without a PIN lets its owner in (the call authenticated as that
 // extension), *98 never does. Then the new messages play, oldest first, and after them the
 // saved ones; each one is marked heard (saved) once played, and after each the menu waits for a
-// key: 1 plays it again, 7 deletes it, 9 saves it, # goes to the next.
+// key: 1 plays it again, 7 deletes it, 9 saves it, # goes to the next, 0 records the mailbox's
+// greeting (vmgreeting.go; also right after "no (more) messages").
 
 // Menu limits.
 const (
@@ -44,8 +45,16 @@ func (v *voicemailApp) listen(ctx context.Context, c *b2bua.Call, mailbox string
 		}
 		i += step - 1 // step 1: the same message again; 2: the next
 	}
-	if _, err := c.Play(ctx, []string{v.prompt(promptNoMessages)}, b2bua.PlayOptions{}); err != nil {
+	// "No (more) messages", then a moment to key 0 (record the greeting) before goodbye.
+	key, err := c.Gather(ctx, b2bua.GatherOptions{Max: 1, Timeout: greetingKeyWait, Terminator: b2bua.NoTerminator,
+		Prompt: v.prompt(promptNoMessages)})
+	if err != nil {
 		return hungUp(err)
+	}
+	if key == greetingKey {
+		if err := v.recordGreeting(ctx, c, ext.Number); err != nil {
+			return v.goodbye(ctx, c, hungUp(err))
+		}
 	}
 	return v.goodbye(ctx, c, nil)
 }
@@ -82,11 +91,12 @@ func (v *voicemailApp) login(ctx context.Context, c *b2bua.Call, mailbox string,
 		if err != nil {
 			return nil, err
 		}
-		if ext != nil && ext.CheckPIN(pin) { // a wrong mailbox asks for a PIN as well: no probing
+		if v.checkPIN(c, ext, number, pin) { // a wrong mailbox asks for a PIN as well: no probing
 			v.log.Info("voicemail login", "ext", ext.Number, "call_id", c.ID())
 			return ext, nil
 		}
 		v.log.Warn("voicemail login failed", "ext", number, "call_id", c.ID(), "src", c.Request().Source())
+		v.pinFailed(c, number)
 		if _, err := c.Play(ctx, []string{v.prompt(promptInvalid)}, b2bua.PlayOptions{}); err != nil {
 			return nil, err
 		}
@@ -124,13 +134,32 @@ func (v *voicemailApp) messages(ctx context.Context, mailbox string) ([]store.Vo
 	return append(fresh, saved...), nil
 }
 
-// present plays a message, marks it heard, and acts on the menu key. It returns 1 to play the
-// same message again, 2 to go on to the next, 0 to end (no key in time).
+// play plays a message. A message that cannot be played (its file missing or unreadable) is
+// logged, the caller hears the "unavailable" prompt instead, and played is false: the menu
+// still offers 7 (delete) and # (next), so one bad file does not block the mailbox.
+func (v *voicemailApp) play(ctx context.Context, c *b2bua.Call, m *store.VoicemailMessage) (played bool, err error) {
+	_, err = c.Play(ctx, []string{m.Path}, b2bua.PlayOptions{Interrupt: true})
+	if err == nil {
+		return true, nil
+	}
+	if hungUp(err) == nil || !c.InApplication() {
+		return false, err
+	}
+	v.log.Warn("voicemail message cannot be played", "ext", m.Mailbox, "id", m.ID, "path", m.Path,
+		"call_id", c.ID(), "error", err)
+	_, err = c.Play(ctx, []string{v.prompt(promptUnavailable)}, b2bua.PlayOptions{Interrupt: true})
+	return false, err
+}
+
+// present plays a message, marks it heard (unless it could not be played), and acts on the
+// menu key. It returns 1 to play the same message again, 2 to go on to the next, 0 to end (no
+// key in time).
 func (v *voicemailApp) present(ctx context.Context, c *b2bua.Call, m *store.VoicemailMessage) (int, error) {
-	if _, err := c.Play(ctx, []string{m.Path}, b2bua.PlayOptions{Interrupt: true}); err != nil {
+	played, err := v.play(ctx, c, m)
+	if err != nil {
 		return 0, err
 	}
-	if m.Folder == store.FolderNew {
+	if played && m.Folder == store.FolderNew {
 		if err := v.store.SetVoicemailFolder(ctx, m.Mailbox, m.ID, store.FolderSaved); err != nil {
 			return 0, fmt.Errorf("pbx: voicemail menu: %w", err)
 		}
@@ -157,6 +186,11 @@ func (v *voicemailApp) present(ctx context.Context, c *b2bua.Call, m *store.Voic
 			return 2, err
 		case "#":
 			return 2, nil
+		case greetingKey:
+			if err := v.recordGreeting(ctx, c, m.Mailbox); err != nil {
+				return 0, err
+			}
+			continue // the menu again
 		case "":
 			continue
 		}

@@ -11,11 +11,15 @@ import (
 	"github.com/pbxkit/pbxkit/internal/callmedia"
 )
 
-// Voicemail prompts are WAV files (8 kHz mono) under the data directory's voicemail/prompts
+// Voicemail prompts are WAV files (8 kHz mono) under the data directory's voicemail-prompts
 // folder, one per name below. The PBX writes short tone sequences there for the ones missing, so
 // voicemail works without recorded speech; an office replaces a file with a recording of its own
 // (same name, 8 kHz mono WAV) and the PBX leaves it alone. A mailbox's own greeting is
 // voicemail/NNN/greeting.wav; without it callers hear the default greeting prompt.
+// voicemailPrompts is the prompts' folder in the data directory: beside voicemail/, so that no
+// extension number names it (an extension "prompts" has its mailbox in voicemail/prompts).
+const voicemailPrompts = "voicemail-prompts"
+
 const (
 	promptGreeting   = "greeting"   // "leave a message after the beep": three rising notes
 	promptMailbox    = "mailbox"    // "mailbox number, then #": two equal notes
@@ -26,6 +30,8 @@ const (
 	promptDeleted    = "deleted"    // two low notes
 	promptSaved      = "saved"      // two rising high notes
 	promptGoodbye    = "goodbye"    // three falling notes
+	// promptUnavailable: "this message cannot be played": three short 440 Hz notes.
+	promptUnavailable = "unavailable"
 )
 
 // note is one tone of a generated prompt: freq Hz for ms milliseconds (freq 0: a pause).
@@ -37,15 +43,16 @@ type note struct {
 // defaultPrompts are the generated prompts: distinct tone patterns between 330 and 880 Hz, all
 // under a second and a half, well apart from the 1 kHz recording beep.
 var defaultPrompts = map[string][]note{
-	promptGreeting:   {{523, 200}, {0, 60}, {659, 200}, {0, 60}, {784, 300}, {0, 300}},
-	promptMailbox:    {{659, 200}, {0, 100}, {659, 200}, {0, 200}},
-	promptPIN:        {{784, 120}, {0, 80}, {784, 120}, {0, 80}, {784, 120}, {0, 200}},
-	promptInvalid:    {{494, 250}, {0, 60}, {392, 400}, {0, 200}},
-	promptNoMessages: {{392, 600}, {0, 200}},
-	promptMenu:       {{880, 100}, {0, 60}, {660, 100}, {0, 200}},
-	promptDeleted:    {{330, 150}, {0, 60}, {330, 150}, {0, 200}},
-	promptSaved:      {{660, 150}, {0, 60}, {880, 150}, {0, 200}},
-	promptGoodbye:    {{784, 150}, {0, 50}, {659, 150}, {0, 50}, {523, 300}, {0, 200}},
+	promptGreeting:    {{523, 200}, {0, 60}, {659, 200}, {0, 60}, {784, 300}, {0, 300}},
+	promptMailbox:     {{659, 200}, {0, 100}, {659, 200}, {0, 200}},
+	promptPIN:         {{784, 120}, {0, 80}, {784, 120}, {0, 80}, {784, 120}, {0, 200}},
+	promptInvalid:     {{494, 250}, {0, 60}, {392, 400}, {0, 200}},
+	promptNoMessages:  {{392, 600}, {0, 200}},
+	promptMenu:        {{880, 100}, {0, 60}, {660, 100}, {0, 200}},
+	promptDeleted:     {{330, 150}, {0, 60}, {330, 150}, {0, 200}},
+	promptSaved:       {{660, 150}, {0, 60}, {880, 150}, {0, 200}},
+	promptGoodbye:     {{784, 150}, {0, 50}, {659, 150}, {0, 50}, {523, 300}, {0, 200}},
+	promptUnavailable: {{440, 150}, {0, 60}, {440, 150}, {0, 60}, {440, 150}, {0, 200}},
 }
 
 // synthesize renders notes as 16-bit audio at 8 kHz, each note faded in and out over 5 ms so it

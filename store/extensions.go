@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -136,31 +138,51 @@ func (s *Store) forUpdate() []clause.Expression {
 }
 
 // DeleteExtension removes the extension with its bindings, queue memberships and voicemail
-// messages (their WAV files too).
+// messages: their WAV files too, and the mailbox's folder (voicemail/NUMBER, with a greeting.wav
+// in it) when messages name it, so a new extension with the number starts with none of it.
 func (s *Store) DeleteExtension(ctx context.Context, number string) error {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	paths, err := s.voicemailPaths(ctx, number)
-	if err != nil {
-		return mapErr("store: delete extension "+number, err)
-	}
-	res := s.db.WithContext(ctx).Where("number = ?", number).Delete(&Extension{})
+	var paths []string
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The row locked first: a message filed meanwhile waits, and its path is read below.
+		var e Extension
+		if err := tx.Clauses(s.forUpdate()...).Where("number = ?", number).Take(&e).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&VoicemailMessage{}).Where("mailbox = ?", number).Pluck("path", &paths).Error; err != nil {
+			return err
+		}
+		return tx.Where("number = ?", number).Delete(&Extension{}).Error
+	})
 	s.exts.invalidate(number)
 	s.bindings.invalidate(number)
-	if res.Error != nil {
-		return mapErr("store: delete extension "+number, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("store: delete extension %s: %w", number, ErrNotFound)
+	if err != nil {
+		return mapErr("store: delete extension "+number, err)
 	}
 	s.bumpSettings(ctx)
 	if len(paths) > 0 {
 		s.voicemailChanged(ctx)
 	}
+	s.removeMailboxFiles(number, paths)
+	return nil
+}
+
+// removeMailboxFiles removes a deleted extension's message files, then the folders holding them
+// that are its mailbox's (named after the number: voicemail/NUMBER), greeting and all.
+func (s *Store) removeMailboxFiles(number string, paths []string) {
+	folders := map[string]bool{}
 	for _, p := range paths {
-		if err := removeFile(p); err != nil {
+		if err := s.removeFile(p); err != nil {
 			s.opt.log.Warn("voicemail file of a removed extension left behind", "ext", number, "path", p, "error", err)
 		}
+		if dir := filepath.Dir(p); filepath.Base(dir) == number && filepath.IsAbs(dir) {
+			folders[dir] = true
+		}
 	}
-	return nil
+	for dir := range folders {
+		if err := os.RemoveAll(dir); err != nil {
+			s.opt.log.Warn("mailbox folder of a removed extension left behind", "ext", number, "path", dir, "error", err)
+		}
+	}
 }

@@ -32,6 +32,10 @@ func validateName(field, s string) error {
 	switch {
 	case s == "":
 		return invalid(field, "must not be empty")
+	case s == "." || s == "..":
+		// As a mailbox folder name (voicemail/NNN) they would be the voicemail folder or the
+		// data directory itself.
+		return invalid(field, "must not be . or ..")
 	case len(s) > MaxNumberLen:
 		return invalid(field, fmt.Sprintf("is longer than %d characters", MaxNumberLen))
 	case !validName(s):

@@ -162,17 +162,22 @@ func (s *Store) DeleteVoicemail(ctx context.Context, mailbox string, id int64) (
 		return nil, mapErr(op, err)
 	}
 	s.voicemailChanged(ctx)
-	if err := removeFile(m.Path); err != nil {
+	if err := s.removeFile(m.Path); err != nil {
 		return &m, fmt.Errorf("%s: %w", op, err)
 	}
 	return &m, nil
 }
 
-func removeFile(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+// removeFile removes a message's file. A file that is not there is no error (the row is gone,
+// which is what counts) but is logged: a relative path read from another working directory
+// leaves the real file behind.
+func (s *Store) removeFile(path string) error {
+	err := os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		s.opt.log.Warn("voicemail file to delete does not exist", "path", path)
+		return nil
 	}
-	return nil
+	return err
 }
 
 // MailboxCounts counts the new and old messages of mailbox.
@@ -198,12 +203,4 @@ func (s *Store) MailboxCounts(ctx context.Context, mailbox string) (MailboxCount
 		}
 	}
 	return c, nil
-}
-
-// voicemailPaths returns the files of mailbox's messages, so that removing the extension can
-// remove them too.
-func (s *Store) voicemailPaths(ctx context.Context, mailbox string) ([]string, error) {
-	var paths []string
-	err := s.db.WithContext(ctx).Model(&VoicemailMessage{}).Where("mailbox = ?", mailbox).Pluck("path", &paths).Error
-	return paths, err
 }

@@ -253,3 +253,33 @@ func TestDeleteExtensionRemovesVoicemail(t *testing.T) {
 		}
 	})
 }
+
+// TestDeleteExtensionRemovesMailboxFolder: removing an extension removes its mailbox folder
+// (voicemail/NUMBER, the folder its messages are in) with the greeting in it, so a new extension
+// with the number does not inherit it; other mailboxes' folders stay.
+func TestDeleteExtensionRemovesMailboxFolder(t *testing.T) {
+	each(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := open(t, dsn)
+		mustCreate(t, s, "101")
+		mustCreate(t, s, "102")
+		root := filepath.Join(t.TempDir(), "voicemail")
+		for _, n := range []string{"101", "102"} {
+			os.MkdirAll(filepath.Join(root, n), 0o750)
+			os.WriteFile(filepath.Join(root, n, "greeting.wav"), []byte("RIFF"), 0o600)
+			addMessage(t, s, filepath.Join(root, n), n, "200")
+		}
+		if err := s.DeleteExtension(ctx, "101"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "101")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("mailbox folder of the removed extension: %v, want gone", err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "102", "greeting.wav")); err != nil {
+			t.Fatalf("another mailbox's greeting: %v", err)
+		}
+		if err := s.DeleteExtension(ctx, "101"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("deleting it again: %v, want ErrNotFound", err)
+		}
+	})
+}

@@ -111,7 +111,7 @@ func serveCmd(stderr io.Writer) *ffcli.Command {
 				RTPPortMin: rtpLo, RTPPortMax: rtpHi, RTPAddress: *rtpIP, MediaTimeout: *mediaTO,
 				MaxConnections: *maxConns, MaxConnectionsPerSource: *perSrc, ConnIdleTimeout: *connIdle, MessageTimeout: *msgTime,
 				Codecs: splitList(*codecs), RecordSpool: recordSpool(*spool, d.db),
-				DataDir: dataDirectory(*dataDir, d.db), RecordingsDir: *recDir,
+				DataDir: dataDirectory(*dataDir, d.db), RecordingsDir: absPath(*recDir),
 				SourceRate: *srcRate, SourceBurst: sourceBurst(*srcRate), OverloadLatency: *overload,
 				AuthFailLimit: *failMax, AuthFailWindow: *failWin, AuthBanTime: *banFor,
 				TLS: *tlsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, ExternalIP: *extIP,
@@ -307,11 +307,23 @@ func warnRealmMismatch(ctx context.Context, log *slog.Logger, cfg pbx.Config) {
 func dataDirectory(flagValue, db string) string {
 	switch {
 	case flagValue != "":
-		return flagValue
+		return absPath(flagValue)
 	case strings.HasPrefix(db, "sqlite:") && !strings.Contains(db, ":memory:"):
-		return filepath.Join(filepath.Dir(strings.TrimPrefix(db, "sqlite:")), "officepbx-data")
+		return absPath(filepath.Join(filepath.Dir(strings.TrimPrefix(db, "sqlite:")), "officepbx-data"))
 	}
-	return "officepbx-data"
+	return absPath("officepbx-data")
+}
+
+// absPath makes a folder absolute, so the paths the PBX stores under it (voicemail messages)
+// still name the files when read from another working directory (officepbx vm rm); "" stays "".
+func absPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }
 
 // recordSpool is where call records wait for the database: the flag's file, none for "off", and
