@@ -29,6 +29,10 @@ import (
 const (
 	// MaxVoicemailMessage is the longest message recorded.
 	MaxVoicemailMessage = 3 * time.Minute
+	// MaxVoicemailMessages is how many messages (new and saved) a mailbox holds; a caller to a
+	// full mailbox hears so and is hung up, as with Asterisk's maxmsg (100 by default). Each
+	// message may take up to ~2.9 MB on disk.
+	MaxVoicemailMessages = 100
 	// voicemailSilence ends a message after this much silence.
 	voicemailSilence = 5 * time.Second
 	// minVoicemailMessage: shorter recordings (the caller hung up at the beep) are dropped.
@@ -42,6 +46,7 @@ type voicemailStore interface {
 	VoicemailMessages(ctx context.Context, mailbox, folder string) ([]store.VoicemailMessage, error)
 	SetVoicemailFolder(ctx context.Context, mailbox string, id int64, folder string) error
 	DeleteVoicemail(ctx context.Context, mailbox string, id int64) (*store.VoicemailMessage, error)
+	MailboxCounts(ctx context.Context, mailbox string) (store.MailboxCounts, error)
 }
 
 var _ voicemailStore = (*store.Store)(nil)
@@ -59,6 +64,8 @@ type voicemailApp struct {
 	authFail func(ip netip.Addr, user string, req *sip.Request, reason string)
 	// clientIP is the address a request comes from (PBX.clientIP).
 	clientIP func(req *sip.Request) (netip.Addr, bool)
+	// maxMessages is how many messages a mailbox holds (MaxVoicemailMessages).
+	maxMessages int
 }
 
 var _ b2bua.VoicemailApp = (*voicemailApp)(nil)
@@ -80,7 +87,7 @@ func (p *PBX) newVoicemailApp() (*voicemailApp, error) {
 			"component", "voicemail")
 	}
 	app := &voicemailApp{dir: dir, prompts: prompts, store: vs, log: p.log.With("component", "voicemail"), now: p.now,
-		pins: pinguard.New(0, 0, p.now), clientIP: p.clientIP}
+		pins: pinguard.New(0, 0, p.now), clientIP: p.clientIP, maxMessages: MaxVoicemailMessages}
 	if p.auth != nil {
 		app.authFail = p.auth.fail
 	}
@@ -124,6 +131,14 @@ func (v *voicemailApp) Voicemail(ctx context.Context, c *b2bua.Call, mailbox str
 		v.log.Warn("voicemail cannot answer", "ext", mailbox, "call_id", c.ID(), "error", err)
 		return fmt.Errorf("%w: %w", b2bua.ErrNoVoicemail, err)
 	}
+	if full, err := v.full(ctx, mailbox); err != nil || full {
+		if err == nil {
+			v.log.Warn("voicemail: mailbox full, message refused", "ext", mailbox, "call_id", c.ID(), "max", v.maxMessages)
+		}
+		_, _ = c.Play(ctx, []string{v.prompt(promptFull), v.prompt(promptGoodbye)}, b2bua.PlayOptions{})
+		c.Hangup("voicemail: mailbox full")
+		return err
+	}
 	if _, err := c.Play(ctx, []string{v.greeting(mailbox)}, b2bua.PlayOptions{}); err != nil {
 		return hungUp(err)
 	}
@@ -144,6 +159,15 @@ func (v *voicemailApp) Voicemail(ctx context.Context, c *b2bua.Call, mailbox str
 		c.Hangup("voicemail left")
 	}
 	return nil
+}
+
+// full reports whether mailbox holds maxMessages messages already.
+func (v *voicemailApp) full(ctx context.Context, mailbox string) (bool, error) {
+	n, err := v.store.MailboxCounts(ctx, mailbox)
+	if err != nil {
+		return false, fmt.Errorf("pbx: voicemail: %w", err)
+	}
+	return n.New+n.Old >= v.maxMessages, nil
 }
 
 // file stores a recording as a message of mailbox, or drops it when it is too short to be one.

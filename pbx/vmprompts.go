@@ -32,6 +32,8 @@ const (
 	promptGoodbye    = "goodbye"    // three falling notes
 	// promptUnavailable: "this message cannot be played": three short 440 Hz notes.
 	promptUnavailable = "unavailable"
+	// promptFull: "the mailbox is full": one long low note, twice.
+	promptFull = "full"
 )
 
 // note is one tone of a generated prompt: freq Hz for ms milliseconds (freq 0: a pause).
@@ -53,6 +55,7 @@ var defaultPrompts = map[string][]note{
 	promptSaved:       {{660, 150}, {0, 60}, {880, 150}, {0, 200}},
 	promptGoodbye:     {{784, 150}, {0, 50}, {659, 150}, {0, 50}, {523, 300}, {0, 200}},
 	promptUnavailable: {{440, 150}, {0, 60}, {440, 150}, {0, 60}, {440, 150}, {0, 200}},
+	promptFull:        {{349, 500}, {0, 150}, {349, 500}, {0, 200}},
 }
 
 // synthesize renders notes as 16-bit audio at 8 kHz, each note faded in and out over 5 ms so it
