@@ -153,13 +153,9 @@ func (a *appSource) Frame(dst []byte) bool {
 // payload type (the static 0 and 8, or the names the descriptions gave); anything else (events,
 // comfort noise, other codecs) is dropped.
 func (s *Session) toApp(at *attachment, h *rtp.Header, pkt []byte, pts *ptTable) {
-	payload := pkt[h.MarshalSize():]
-	if h.Padding && len(payload) > 0 {
-		pad := int(payload[len(payload)-1])
-		if pad > len(payload) {
-			return
-		}
-		payload = payload[:len(payload)-pad]
+	payload, ok := rtpPayload(h, pkt)
+	if !ok {
+		return
 	}
 	decode := decoderFor(h.PayloadType&0x7f, pts)
 	if decode == nil || len(payload) == 0 {

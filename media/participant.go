@@ -102,17 +102,16 @@ func (p *Participant) Leave() {
 // (telephone-event, comfort noise) and anything that is not RTP are ignored. pkt is not kept.
 func (p *Participant) ReceiveRTP(pkt []byte) {
 	var h rtp.Header
-	n, err := h.Unmarshal(pkt)
-	if err != nil || h.Version != 2 {
+	if _, err := h.Unmarshal(pkt); err != nil || h.Version != 2 {
 		return
 	}
 	l := g711Law(h.PayloadType)
 	if l == nil {
 		return
 	}
-	payload := pkt[n:]
-	if h.Padding && len(payload) > 0 { // RFC 3550 §5.1: the last octet counts the padding
-		payload = payload[:max(0, len(payload)-int(payload[len(payload)-1]))]
+	payload, ok := rtpPayload(&h, pkt)
+	if !ok {
+		return
 	}
 	p.mu.Lock()
 	p.jit.put(l, h.Timestamp, h.SSRC, payload)

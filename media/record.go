@@ -149,14 +149,9 @@ func (s *Session) tap(sd *side, h *rtp.Header, pkt []byte, pts *ptTable, now tim
 	if r == nil {
 		return
 	}
-	payload := pkt[h.MarshalSize():]
-	if h.Padding && len(payload) > 0 {
-		// RFC 3550 §5.1: the last octet counts the padding, itself included.
-		pad := int(payload[len(payload)-1])
-		if pad > len(payload) {
-			return
-		}
-		payload = payload[:len(payload)-pad]
+	payload, ok := rtpPayload(h, pkt)
+	if !ok {
+		return
 	}
 	law := staticLaw(h.PayloadType)
 	if pts != nil {

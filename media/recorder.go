@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-audio/audio"
 	"github.com/go-audio/wav"
-	"github.com/zaf/g711"
 )
 
 // A recording's timeline is counted in samples (8 kHz) from the moment it started. Each side's
@@ -195,16 +194,11 @@ func (r *recorder) place(p *tapPacket) {
 	if end := pos + int64(len(data)); end > r.base+recordWindow {
 		_ = r.flush(end - recordWindow) // a write error shows again at the next flush
 	}
-	dst := r.win[ch][pos-r.base:]
+	c := PCMA
 	if p.law == lawMu {
-		for i, b := range data {
-			dst[i] = g711.DecodeUlawFrame(b)
-		}
-	} else {
-		for i, b := range data {
-			dst[i] = g711.DecodeAlawFrame(b)
-		}
+		c = PCMU
 	}
+	c.Decode(r.win[ch][pos-r.base:], data)
 }
 
 func abs64(v int64) int64 {

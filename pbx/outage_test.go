@@ -22,7 +22,7 @@ import (
 func TestDatabaseOutage(t *testing.T) {
 	u, _ := url.Parse(testenv.PostgresDSN(t))
 	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr
+	u.Host = proxy.Addr()
 	ctx := context.Background()
 	s, err := store.Open(ctx, u.String(), store.WithOpTimeout(time.Second), store.WithCacheTTL(200*time.Millisecond))
 	if err != nil {

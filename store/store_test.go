@@ -470,7 +470,7 @@ func TestUnreachableDatabase(t *testing.T) {
 	dsn := testenv.PostgresDSN(t)
 	u, _ := url.Parse(dsn)
 	p := testenv.NewProxy(t, u.Host)
-	u.Host = p.Addr
+	u.Host = p.Addr()
 	s := open(t, u.String(), store.WithOpTimeout(time.Second), store.WithCacheTTL(0))
 	ctx := context.Background()
 	mustCreate(t, s, "900")
@@ -518,7 +518,7 @@ func TestStaleWhileDatabaseAway(t *testing.T) {
 	dsn := testenv.PostgresDSN(t)
 	u, _ := url.Parse(dsn)
 	p := testenv.NewProxy(t, u.Host)
-	u.Host = p.Addr
+	u.Host = p.Addr()
 	now := time.Now()
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }

@@ -64,9 +64,9 @@ func (s *soak) killPhone(down time.Duration) {
 
 // cutDatabase stops the proxy in front of the database for d.
 func (s *soak) cutDatabase(d time.Duration) {
-	s.fault("database cut for %v (%d connections through the proxy)", d, s.proxy.open())
-	s.proxy.setDown(true)
+	s.fault("database cut for %v (%d connections through the proxy)", d, s.proxy.Open())
+	s.proxy.SetDown(true)
 	time.Sleep(d)
-	s.proxy.setDown(false)
+	s.proxy.SetDown(false)
 	s.fault("database back")
 }

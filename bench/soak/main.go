@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pbxkit/pbxkit/internal/tcpproxy"
 )
 
 type soak struct {
@@ -29,7 +31,7 @@ type soak struct {
 	start        time.Time
 	placing      time.Duration // how long calls were placed
 
-	proxy *proxy
+	proxy *tcpproxy.Proxy
 	media *mediaLoop
 	wg    sync.WaitGroup
 
@@ -123,7 +125,7 @@ func newSoak(cfg config) *soak {
 		}
 		fmt.Fprintf(s.csv, "seconds,calls_up,db_conns,%s\n", strings.Join(sampled, ","))
 	}
-	if s.proxy, err = newProxy(cfg.proxyListen, cfg.proxyTarget); err != nil {
+	if s.proxy, err = tcpproxy.New(cfg.proxyListen, cfg.proxyTarget); err != nil {
 		fatal("database proxy: %v", err)
 	}
 	s.logf("database proxy on %s -> %s; waiting for the PBX at %s", cfg.proxyListen, cfg.proxyTarget, s.metricsURL)

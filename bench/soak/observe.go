@@ -92,7 +92,7 @@ func (s *soak) sample() (sample, error) {
 	if err != nil {
 		return sample{}, err
 	}
-	return sample{at: time.Now(), v: v, dbConns: s.proxy.open(), up: s.callsUp()}, nil
+	return sample{at: time.Now(), v: v, dbConns: s.proxy.Open(), up: s.callsUp()}, nil
 }
 
 func (x sample) String() string {
