@@ -79,6 +79,9 @@ type Config struct {
 	OnUnreachable func(Target, error)
 	// Park turns call park on (park.go): a blind transfer to Park.Number parks the transferee.
 	Park ParkConfig
+	// Cluster, when set, shares park slots with the other nodes of the PBX and finds the parked
+	// and ringing calls they hold (cluster.go).
+	Cluster Cluster
 	// Voicemail, when set, is the application behind Call.Voicemail (voicemail.go).
 	Voicemail VoicemailApp
 	// RecordingsDir is the folder RecordCall writes recordings into (it must exist). Default: the

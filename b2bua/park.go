@@ -48,17 +48,15 @@ type parkLot struct {
 	calls map[string]*Call
 }
 
-// take gives c the first free slot of slots.
-func (p *parkLot) take(c *Call, slots []string) (string, bool) {
+// reserve gives c slot if it is free on this node.
+func (p *parkLot) reserve(slot string, c *Call) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, s := range slots {
-		if p.calls[s] == nil {
-			p.calls[s] = c
-			return s, true
-		}
+	if p.calls[slot] != nil {
+		return false
 	}
-	return "", false
+	p.calls[slot] = c
+	return true
 }
 
 // at returns the call parked at slot, or nil.
@@ -105,7 +103,7 @@ func (c *Call) isParked() bool {
 // park carries out a blind transfer to the park number: the transferee waits in a slot.
 func (tr *transfer) park() {
 	c := tr.c
-	slot, ok := c.e.lot.take(c, c.e.cfg.Park.Slots)
+	slot, ok := c.e.takeSlot(c)
 	if !ok {
 		tr.log.Info("no free park slot")
 		tr.notifyPhrase(486, "All Park Slots Busy", true)
@@ -183,7 +181,7 @@ func (c *Call) leavePark() {
 		return
 	}
 	c.stopHold(p)
-	c.e.lot.free(p.slot, c)
+	c.e.releaseSlot(p.slot, c)
 	close(p.left)
 }
 
@@ -210,6 +208,8 @@ func (c *Call) parkTimer(p *parkState) {
 // re-INVITEd with the caller's offer and the caller answered with its answer, and the two talk
 // in the parked call, whose record gets a segment for them. This call ends without a record of
 // its own. Nothing parked there comes back as 404, a call being rung back to its parker as 486.
+// A call parked at slot on another node (Config.Cluster) is retrieved there: this call dials that
+// node and relays.
 func (c *Call) Unpark(ctx context.Context, slot string) (Result, error) {
 	if c.Decided() {
 		return c.endedResult(), ErrDecided
@@ -219,7 +219,8 @@ func (c *Call) Unpark(ctx context.Context, slot string) (Result, error) {
 	}
 	z := c.e.lot.at(slot)
 	if z == nil {
-		return c.attemptFailed(404, "nothing is parked at "+slot), nil
+		return c.dialElsewhere(ctx, func(cl Cluster) (Target, bool, error) { return cl.ParkedElsewhere(ctx, slot) },
+			404, "nothing is parked at "+slot)
 	}
 	if ctx.Err() != nil || !z.moveLocked(stateUnparking) {
 		return c.attemptFailed(486, "the call parked at "+slot+" is being retrieved or rung back"), nil

@@ -88,7 +88,8 @@ func (e *Engine) ringingAt(exts []string, self *Call) (*Call, string) {
 // with answers made from each other's offers (docs/architecture.md, "Pickup and park"), and the
 // two talk in the picked call, whose record names the picker as the callee. This call ends
 // without a record of its own. When nothing rings at ext the Result's status is 480 (and it is
-// the caller's answer should routing end there).
+// the caller's answer should routing end there). A call ringing at ext on another node
+// (Config.Cluster) is picked up there: this call dials that node and relays.
 func (c *Call) Pickup(ctx context.Context, ext string) (Result, error) {
 	return c.PickupAny(ctx, []string{ext})
 }
@@ -104,7 +105,7 @@ func (c *Call) PickupAny(ctx context.Context, exts []string) (Result, error) {
 		if len(exts) != 1 {
 			what = "nothing is ringing in the pickup group"
 		}
-		return c.attemptFailed(480, what), nil
+		return c.dialElsewhere(ctx, func(cl Cluster) (Target, bool, error) { return cl.RingingElsewhere(ctx, exts) }, 480, what)
 	}
 	return c.pickFrom(ctx, target, ext), nil
 }

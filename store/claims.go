@@ -38,27 +38,33 @@ func (s *Store) ReleaseAgent(ctx context.Context, node, ext, callID string) erro
 	return mapErr("store: release agent "+ext, err)
 }
 
-// RenewClaims pushes the expiry of every agent claim and waiting caller of node to ttl from now.
+// claimTables are the tables whose rows a node holds while it renews them: agent claims, waiting
+// callers, park slots and ringing calls (parkring.go).
+var claimTables = []string{"agent_claims", "queue_waiters", "park_slots", "ringing_calls"}
+
+// RenewClaims pushes the expiry of every row node holds in claimTables to ttl from now.
 func (s *Store) RenewClaims(ctx context.Context, node string, ttl time.Duration) error {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	until := dbTime(s.now().Add(ttl))
-	err := s.db.WithContext(ctx).Exec("UPDATE agent_claims SET expires_at = ? WHERE node_id = ?", until, node).Error
-	if err == nil {
-		err = s.db.WithContext(ctx).Exec("UPDATE queue_waiters SET expires_at = ? WHERE node_id = ?", until, node).Error
+	for _, table := range claimTables {
+		if err := s.db.WithContext(ctx).Exec("UPDATE "+table+" SET expires_at = ? WHERE node_id = ?", until, node).Error; err != nil {
+			return mapErr("store: renew "+table, err)
+		}
 	}
-	return mapErr("store: renew agent claims", err)
+	return nil
 }
 
-// ReleaseClaims ends every agent claim and waiting caller of node (a node that stops cleanly).
+// ReleaseClaims deletes every row node holds in claimTables (a node that stops cleanly).
 func (s *Store) ReleaseClaims(ctx context.Context, node string) error {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	err := s.db.WithContext(ctx).Exec("DELETE FROM agent_claims WHERE node_id = ?", node).Error
-	if err == nil {
-		err = s.db.WithContext(ctx).Exec("DELETE FROM queue_waiters WHERE node_id = ?", node).Error
+	for _, table := range claimTables {
+		if err := s.db.WithContext(ctx).Exec("DELETE FROM "+table+" WHERE node_id = ?", node).Error; err != nil {
+			return mapErr("store: release "+table, err)
+		}
 	}
-	return mapErr("store: release agent claims", err)
+	return nil
 }
 
 // Queue waiting lists are shared the same way: each caller waiting in a queue, on any node, is a
