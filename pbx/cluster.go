@@ -34,6 +34,11 @@ type clusterStore interface {
 	JoinQueue(ctx context.Context, node, queue, callID string, maxLen int, ttl time.Duration) (int, bool, error)
 	QueuePosition(ctx context.Context, queue, callID string) (int, error)
 	LeaveQueue(ctx context.Context, queue, callID string) error
+	ClaimSlot(ctx context.Context, node, slot, callID string, ttl time.Duration) (bool, error)
+	ReleaseSlot(ctx context.Context, node, slot, callID string) error
+	ParkedAt(ctx context.Context, slot string) (store.ParkedSlot, bool, error)
+	SyncRinging(ctx context.Context, node string, add []store.RingingCall, remove []store.RingingKey, ttl time.Duration) error
+	RingingAt(ctx context.Context, exts []string, except string) (store.RingingCall, bool, error)
 }
 
 var _ clusterStore = (*store.Store)(nil)
@@ -108,6 +113,7 @@ func (p *PBX) beat(cs clusterStore) {
 	}
 	p.auth.keys.prefetch(ctx, p.now())
 	p.refreshPeers(ctx, cs)
+	p.ringing.wake() // the others may have come or gone; a failed write is retried
 	p.loadBans(cs)
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -42,6 +43,18 @@ func (t *peerTable) set(nodes []store.Node) {
 	t.mu.Unlock()
 }
 
+// anyLive reports whether a node other than self is live.
+func (t *peerTable) anyLive(self string, interval time.Duration, now time.Time) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for id, n := range t.nodes {
+		if id != self && NodeLive(n, interval, now) {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *peerTable) get(id string) (store.Node, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -74,6 +87,11 @@ func (p *PBX) peerFor(b store.Binding) (store.Node, bool) {
 
 // viaPeer is the target that rings b's contact through node n.
 func viaPeer(number string, b store.Binding, n store.Node) (b2bua.Target, bool) {
+	return peerTarget(number, n, sip.NewHeader(nodeRouteHeader, b.Contact))
+}
+
+// peerTarget is the target that sends a call for number to node n, with h saying what for.
+func peerTarget(number string, n store.Node, h sip.Header) (b2bua.Target, bool) {
 	host, port, err := net.SplitHostPort(n.SIPAddr)
 	if err != nil {
 		return b2bua.Target{}, false
@@ -84,7 +102,7 @@ func viaPeer(number string, b store.Binding, n store.Node) (b2bua.Target, bool) 
 	}
 	return b2bua.Target{
 		URI: sip.Uri{Scheme: "sip", User: number, Host: host, Port: pn}, Dest: n.SIPAddr, Transport: "udp", Ext: number,
-		Headers: []sip.Header{sip.NewHeader(nodeRouteHeader, b.Contact)},
+		Headers: []sip.Header{h},
 	}, true
 }
 
@@ -101,7 +119,13 @@ func localContact(ctx context.Context) (string, bool) {
 // fromPeer returns the contact named by a call another node sent through this one: the request
 // comes from a trusted source and carries nodeRouteHeader.
 func (p *PBX) fromPeer(req *sip.Request) (string, bool) {
-	h := req.GetHeader(nodeRouteHeader)
+	return p.fromTrustedPeer(req, nodeRouteHeader)
+}
+
+// fromTrustedPeer returns the value of the nodes' header name when req carries it and comes from
+// a trusted source (another node). From anyone else the header means nothing.
+func (p *PBX) fromTrustedPeer(req *sip.Request, name string) (string, bool) {
+	h := req.GetHeader(name)
 	if h == nil {
 		return "", false
 	}

@@ -101,6 +101,7 @@ type PBX struct {
 	startedAt    time.Time   // when Run began (the node row)
 	beating      atomic.Bool // the heartbeat loop was started (cluster.go)
 	peers        peerTable   // the nodes as the last heartbeat read them (noderoute.go)
+	ringing      *ringMirror // this node's ringing calls, shared with the others (ringmirror.go); nil alone
 
 	runOnce      sync.Once
 	shutdownOnce sync.Once
@@ -155,6 +156,9 @@ func New(cfg Config, opts ...Option) (*PBX, error) {
 	p.parser = newParser()
 	p.conns = newConnTable(cfg, p.trusted, p.metrics.reg, p.log.With("component", "conns"))
 	p.conns.registeredUntil, p.conns.stop = p.registeredUntil, p.stop
+	if cs := p.cluster(); cs != nil {
+		p.ringing = newRingMirror(cs, cfg.NodeID, p.claimTTL(), p.othersLive, p.log.With("component", "cluster"))
+	}
 	// Each step opens something; a failing step leaves abandon to close what the earlier ones
 	// opened.
 	for _, step := range []func() error{p.listen, p.listenTLS, p.newSIPStack, p.newPresence, p.newRelay, p.newVoicemail, p.newCallCore, p.setupDialplan} {
@@ -260,6 +264,11 @@ func (p *PBX) Run(ctx context.Context) error {
 			go func() {
 				defer p.wg.Done()
 				p.heartbeatLoop(cs)
+			}()
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				p.ringing.run(p.stop)
 			}()
 		}
 		if p.load != nil {

@@ -93,6 +93,10 @@ func (p *PBX) routeInvite(req *sip.Request, tx sip.ServerTransaction, ext *store
 		p.calls.Handle(req, tx, "", p.ringForPeer(contact)) // noderoute.go
 		return
 	}
+	if feature, number, ok := p.peerFeature(req); ok {
+		p.calls.Handle(req, tx, "", p.featureForPeer(feature, number)) // clustercalls.go
+		return
+	}
 	user := ""
 	if ext != nil {
 		user = ext.Number

@@ -120,10 +120,12 @@ func (p *PBX) newCallCore() error {
 			setup.event(e)
 			p.metrics.callEvent(e)
 			p.presence.callEvent(e)
+			p.ringing.callEvent(e)
 			p.events.publish(callEvent(e))
 		},
 		OnUnreachable: p.dropUnreachable,
 		Park:          p.cfg.Features.park(),
+		Cluster:       p.callCluster(),
 		Voicemail:     p.voicemail,
 		RecordingsDir: p.cfg.RecordingsDir,
 	}, p.log.With("component", "b2bua"), cdr)

@@ -95,5 +95,14 @@ func isUnavailable(err error) bool {
 		return strings.HasPrefix(pg.Code, "08") || strings.HasPrefix(pg.Code, "57P0")
 	}
 	return pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed") ||
-		strings.Contains(err.Error(), "unexpected EOF")
+		strings.Contains(err.Error(), "unexpected EOF") || isSQLiteBusy(err)
+}
+
+// isSQLiteBusy reports SQLite's "database is locked" (SQLITE_BUSY, 5) and "database table is
+// locked" (SQLITE_LOCKED, 6): another process held the file longer than the busy timeout. The
+// write may succeed later; it is not the value's fault.
+func isSQLiteBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "(SQLITE_BUSY)") || strings.Contains(msg, "(SQLITE_LOCKED)") ||
+		strings.HasSuffix(msg, "database is locked (5)") || strings.HasSuffix(msg, "database table is locked (6)")
 }

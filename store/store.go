@@ -213,7 +213,10 @@ func dialectorFor(dsn string) (gorm.Dialector, string, error) {
 		}
 		params := "_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)"
 		if path != ":memory:" {
-			params += "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+			// Transactions take the write lock when they begin (waiting up to the busy timeout for
+			// another process's writer): a deferred one that reads and then writes fails at once
+			// with SQLITE_BUSY when another process wrote meanwhile.
+			params += "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		}
 		sep := "?"
 		if strings.Contains(path, "?") {

@@ -1,0 +1,181 @@
+package pbx
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pbxkit/pbxkit/b2bua"
+	"github.com/pbxkit/pbxkit/store"
+)
+
+// ringMirror keeps this node's ringing calls in the shared table ringing_calls while other nodes
+// are live, so that a picker on another node finds them (clustercalls.go). The call core's events
+// update what rings here, in memory and without waiting; one goroutine writes the changes, in a
+// batch per round trip: the calls that rang and stopped between two writes cost nothing. A write
+// that failed is retried at the next heartbeat; rows whose node died expire. A node alone writes
+// nothing, and clears its rows when the others go.
+type ringMirror struct {
+	cs   clusterStore
+	node string
+	ttl  time.Duration
+	live func() bool // another node is live
+	log  *slog.Logger
+	kick chan struct{}
+
+	on atomic.Bool // changes are being written (the others live at the last write)
+
+	mu    sync.Mutex
+	calls map[string]map[string]time.Time // call ID -> extensions it rings at -> since
+	dirty map[store.RingingKey]struct{}   // changed since the last write
+
+	wrote map[store.RingingKey]bool // the rows written (the writer's own)
+}
+
+func newRingMirror(cs clusterStore, node string, ttl time.Duration, live func() bool, log *slog.Logger) *ringMirror {
+	return &ringMirror{
+		cs: cs, node: node, ttl: ttl, live: live, log: log, kick: make(chan struct{}, 1),
+		calls: map[string]map[string]time.Time{}, dirty: map[store.RingingKey]struct{}{}, wrote: map[store.RingingKey]bool{},
+	}
+}
+
+// callEvent follows which extensions each call rings at. It must not block: the call core calls
+// it. A nil mirror does nothing.
+func (m *ringMirror) callEvent(ev b2bua.Event) {
+	if m == nil {
+		return
+	}
+	switch ev.Kind {
+	case b2bua.CallLegRinging:
+		m.ring(ev.CallID, ev.Leg, ev.Time)
+	case b2bua.CallLegEnded:
+		m.stop(ev.CallID, ev.Leg)
+	case b2bua.CallAnswered, b2bua.CallTransferred, b2bua.CallParked, b2bua.CallEnded:
+		m.stop(ev.CallID, "")
+	}
+}
+
+// ring notes call ringing at ext.
+func (m *ringMirror) ring(call, ext string, at time.Time) {
+	if ext == "" {
+		return
+	}
+	m.mu.Lock()
+	exts := m.calls[call]
+	if exts == nil {
+		exts = map[string]time.Time{}
+		m.calls[call] = exts
+	}
+	if _, ok := exts[ext]; !ok {
+		exts[ext] = at
+		m.changed(store.RingingKey{CallID: call, Extension: ext})
+	}
+	m.mu.Unlock()
+	m.poke()
+}
+
+// stop notes call no longer ringing at ext, or anywhere when ext is "".
+func (m *ringMirror) stop(call, ext string) {
+	m.mu.Lock()
+	exts := m.calls[call]
+	for e := range exts {
+		if ext == "" || e == ext {
+			delete(exts, e)
+			m.changed(store.RingingKey{CallID: call, Extension: e})
+		}
+	}
+	if exts != nil && len(exts) == 0 {
+		delete(m.calls, call)
+	}
+	m.mu.Unlock()
+	m.poke()
+}
+
+// changed marks a key to write, while writing is on. m.mu is held.
+func (m *ringMirror) changed(k store.RingingKey) {
+	if m.on.Load() {
+		m.dirty[k] = struct{}{}
+	}
+}
+
+// poke wakes the writer, while writing is on.
+func (m *ringMirror) poke() {
+	if m.on.Load() {
+		m.wake()
+	}
+}
+
+func (m *ringMirror) wake() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run writes the changes until stop is closed. Each heartbeat wakes it too (beat): failed writes
+// are retried and the other nodes' coming and going followed.
+func (m *ringMirror) run(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-m.kick:
+			m.write()
+		}
+	}
+}
+
+// write brings the table in line with what rings here (nothing, when this node is alone).
+func (m *ringMirror) write() {
+	live := m.live()
+	m.mu.Lock()
+	if live != m.on.Load() {
+		m.on.Store(live)
+		m.markAll() // switching on: write every ringing call; off: remove every row written
+	}
+	dirty := m.dirty
+	m.dirty = map[store.RingingKey]struct{}{}
+	var add []store.RingingCall
+	var remove []store.RingingKey
+	for k := range dirty {
+		since, rings := m.calls[k.CallID][k.Extension]
+		switch {
+		case rings && live && !m.wrote[k]:
+			add = append(add, store.RingingCall{CallID: k.CallID, Extension: k.Extension, StartedAt: since})
+		case (!rings || !live) && m.wrote[k]:
+			remove = append(remove, k)
+		}
+	}
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.cs.SyncRinging(ctx, m.node, add, remove, m.ttl); err != nil {
+		m.log.Warn("ringing calls not shared with the other nodes; retried at the next heartbeat", "error", err)
+		m.mu.Lock()
+		for k := range dirty {
+			m.dirty[k] = struct{}{}
+		}
+		m.mu.Unlock()
+		return
+	}
+	for _, r := range add {
+		m.wrote[store.RingingKey{CallID: r.CallID, Extension: r.Extension}] = true
+	}
+	for _, k := range remove {
+		delete(m.wrote, k)
+	}
+}
+
+// markAll marks every ringing call and every row written. m.mu is held.
+func (m *ringMirror) markAll() {
+	for call, exts := range m.calls {
+		for ext := range exts {
+			m.dirty[store.RingingKey{CallID: call, Extension: ext}] = struct{}{}
+		}
+	}
+	for k := range m.wrote {
+		m.dirty[k] = struct{}{}
+	}
+}
