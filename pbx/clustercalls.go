@@ -2,7 +2,6 @@ package pbx
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -15,8 +14,8 @@ import (
 // holds a call of which node (park_slots, claimed before a call is parked) and which calls ring at
 // which extensions (ringing_calls, written by ringMirror while other nodes are live). A node asked
 // to retrieve a slot or pick up a ring it does not hold sends the caller's call to the node that
-// holds it, naming the feature in nodeFeatureHeader; that node, which trusts the others
-// (Config.Trusted), retrieves or picks up among its own calls, and the asking node relays.
+// holds it, naming the feature in nodeFeatureHeader, signed (nodesig.go); that node takes the
+// call without a password, retrieves or picks up among its own calls, and the asking node relays.
 
 // nodeFeatureHeader asks a node to retrieve one of its parked calls ("unpark 701") or to pick up
 // one of its ringing calls ("pickup 101") for the caller.
@@ -93,7 +92,7 @@ func (k clusterCalls) featureAt(id, number, feature string) (b2bua.Target, bool,
 	if !ok || n.SIPAddr == "" || !NodeLive(n, k.p.cfg.HeartbeatInterval, k.p.now()) {
 		return b2bua.Target{}, false, nil
 	}
-	t, ok := peerTarget(number, n, sip.NewHeader(nodeFeatureHeader, feature+" "+number))
+	t, ok := peerTarget(number, n, sip.NewHeader(nodeFeatureHeader, k.p.signFeature(feature, number)))
 	return t, ok, nil
 }
 
@@ -109,14 +108,19 @@ type forPeerKey struct{}
 func forPeer(ctx context.Context) bool { return ctx.Value(forPeerKey{}) != nil }
 
 // peerFeature returns the feature and its number that a call from another node asks for: the
-// request comes from a trusted source and carries nodeFeatureHeader.
+// request carries nodeFeatureHeader, signed by a node (nodesig.go) or from a trusted source. From
+// anyone else the header means nothing.
 func (p *PBX) peerFeature(req *sip.Request) (feature, number string, ok bool) {
-	v, ok := p.fromTrustedPeer(req, nodeFeatureHeader)
-	if !ok {
+	h := req.GetHeader(nodeFeatureHeader)
+	if h == nil {
 		return "", "", false
 	}
-	feature, number, _ = strings.Cut(strings.TrimSpace(v), " ")
-	return feature, strings.TrimSpace(number), true
+	feature, number, ts, sig := parseFeature(h.Value())
+	if p.featureSigned(feature, number, ts, sig) {
+		return feature, number, true
+	}
+	ip, ok := sourceIP(req)
+	return feature, number, ok && p.trusted(ip)
 }
 
 // featureForPeer is the route of a call another node sent here for a feature: the retrieval or

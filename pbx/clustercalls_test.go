@@ -199,14 +199,31 @@ func TestPickupAcrossNodes(t *testing.T) {
 	})
 }
 
-// TestNodeFeatureOnlyFromNodes: the nodes' feature header from a phone (not a trusted source)
-// means nothing: the call is routed as dialled.
-func TestNodeFeatureOnlyFromNodes(t *testing.T) {
+// TestNodeFeatureSigned: the nodes' feature header is taken without a password only when a node
+// signed it (with the shared key, within 30 s) or it comes from a trusted source. Unsigned, with
+// a forged or an old signature, it means nothing: the caller is challenged. Signed, the call is
+// the feature's: nothing parked at 701 gets 404.
+func TestNodeFeatureSigned(t *testing.T) {
 	tp := startPBX(t, pbx.Config{})
 	tp.addExt(t, "100", "pw100")
 	c := newClient(t, tp.addr)
-	msg, inv := c.Invite("100", "555", []string{"X-Pbxkit-Feature: unpark 701"}, pickSDP)
-	c.Send(msg)
-	res := c.WaitResponse(407)
-	c.AckFinal(inv, res)
+	good := pbx.SignFeature(tp.PBX, "unpark", "701")
+	_, params, _ := strings.Cut(good, ";")
+	for name, c2 := range map[string]struct {
+		value  string
+		status int
+	}{
+		"unsigned":     {"unpark 701", 407},
+		"forged":       {"unpark 701;t=" + strings.Split(params, "=")[1][:10] + ";sig=AAAA", 407},
+		"other number": {"unpark 702;" + params, 407},
+		"old":          {"unpark 701;t=1000000000;sig=" + strings.Split(good, "sig=")[1], 407},
+		"signed":       {good, 404},
+	} {
+		msg, inv := c.Invite("100", "555", []string{"X-Pbxkit-Feature: " + c2.value}, pickSDP)
+		c.Send(msg)
+		res := c.WaitResponse(c2.status)
+		c.AckFinal(inv, res)
+		t.Logf("%s: %d", name, res.StatusCode)
+	}
+	waitIdle(t, tp)
 }

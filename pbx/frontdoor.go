@@ -311,6 +311,10 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 				return
 			}
 		}
+		if _, _, ok := p.peerFeature(req); ok {
+			p.routeInvite(req, tx, nil) // another node's, signed: no password (clustercalls.go)
+			return
+		}
 		ext, ok := p.authorize(ctx, req, tx, true)
 		if !ok {
 			return

@@ -119,13 +119,7 @@ func localContact(ctx context.Context) (string, bool) {
 // fromPeer returns the contact named by a call another node sent through this one: the request
 // comes from a trusted source and carries nodeRouteHeader.
 func (p *PBX) fromPeer(req *sip.Request) (string, bool) {
-	return p.fromTrustedPeer(req, nodeRouteHeader)
-}
-
-// fromTrustedPeer returns the value of the nodes' header name when req carries it and comes from
-// a trusted source (another node). From anyone else the header means nothing.
-func (p *PBX) fromTrustedPeer(req *sip.Request, name string) (string, bool) {
-	h := req.GetHeader(name)
+	h := req.GetHeader(nodeRouteHeader)
 	if h == nil {
 		return "", false
 	}

@@ -25,6 +25,7 @@ import (
 //     ways through node A's relay;
 //   - queue sales, with an agent on each node and a caller queued on each: each agent is rung once
 //     at a time, the second caller gets the agent the first did not take;
+//   - a call of node A ringing a phone is picked up (**EXT) by a phone on node B, with audio;
 //   - do not disturb set with the CLI applies to node B's next call;
 //   - node A is killed (SIGKILL): node B keeps registering and calling, A's phones re-register
 //     through the balancer onto B and call from there, and officepbx nodes shows A stale.
@@ -106,6 +107,12 @@ end`)
 	// both nodes at once.
 	cli(t, "queue", "add", "sales", "--member", onA[0].ext+","+onB[0].ext, "--db", dsn)
 	queueAcross(t, onA[1], onB[1], onA[0], onB[0])
+
+	// A call of node A rings a phone; a phone of node B picks it up (**EXT): node B asks node A,
+	// and the two talk through both relays.
+	if pc, pp := pickupAcross(t, s, onA[1], onA[0], onB[1]); relayOf(pc) != "node-a" || relayOf(pp) != "node-b" {
+		t.Errorf("picked-up call relayed by %s (caller) and %s (picker); want node-a and node-b", relayOf(pc), relayOf(pp))
+	}
 
 	// Do not disturb, set with the CLI (another process), applies to node B's next call.
 	cli(t, "ext", "set", onA[0].ext, "--dnd", "on", "--db", dsn)
@@ -285,4 +292,41 @@ func queueAcross(t *testing.T, callerA, callerB, agentA, agentB *clusterPhone) {
 		c.agent.Respond(c.agent.WaitRequest(sip.BYE), 200, "OK", "")
 		c.caller.WaitResponse(200)
 	}
+}
+
+// pickupAcross has caller (on node A) call ringing, which rings; picker, on node B, dials
+// **EXT: ringing gets CANCEL, caller and picker get 200 and hear each other, picker hangs up. It
+// returns the relay ports facing the caller and the picker, for the test to name their nodes.
+func pickupAcross(t *testing.T, s *store.Store, caller, ringing, picker *clusterPhone) (callerPort, pickerPort int) {
+	t.Helper()
+	req := dial(t, caller, ringing.ext)
+	bInv := ringing.WaitRequest(sip.INVITE)
+	ringing.Respond(bInv, 180, "Ringing", "")
+	caller.WaitResponse(180)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, ok, err := s.RingingAt(context.Background(), []string{ringing.ext}, "no node")
+		if err == nil && ok && r.NodeID == "node-a" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node A's ringing call not shared: %+v %v %v", r, ok, err)
+		}
+	}
+	pReq := dial(t, picker, "**"+ringing.ext)
+	ringing.AcceptCancel(bInv)
+	ringing.WaitRequest(sip.ACK) // of the 487
+	ok := caller.WaitResponse(200)
+	pOK := picker.WaitResponse(200)
+	caller.Send(caller.InDialogWith("ACK", req, ok, 2, routeSet(ok)))
+	picker.Send(picker.InDialogWith("ACK", pReq, pOK, 2, routeSet(pOK)))
+	pc, pp := sdpPort(t, ok.Body()), sdpPort(t, pOK.Body())
+	picker.hears("to picker", func(seq uint16) {
+		caller.sendRTP(pc, seq, "to picker")
+		picker.sendRTP(pp, seq, "to caller")
+	})
+	caller.hears("to caller", func(seq uint16) { picker.sendRTP(pp, seq, "to caller") })
+	picker.Send(picker.InDialogWith("BYE", pReq, pOK, 3, routeSet(pOK)))
+	caller.Respond(caller.WaitRequest(sip.BYE), 200, "OK", "")
+	picker.WaitResponse(200)
+	return pc, pp
 }
