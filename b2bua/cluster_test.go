@@ -24,10 +24,16 @@ type fakeCluster struct {
 	claims   []string        // "slot call-id" claimed here, in order
 	released []string        // "slot call-id" released, in order
 	node     *b2buatest.Phone
-	err      error // returned by every question when set
+	err      error         // returned by every question when set
+	claiming chan struct{} // when set, ClaimSlot signals it and waits for gate
+	gate     chan struct{}
 }
 
 func (f *fakeCluster) ClaimSlot(_ context.Context, slot, callID string) (bool, error) {
+	if f.claiming != nil {
+		f.claiming <- struct{}{}
+		<-f.gate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -102,6 +108,45 @@ func TestClusterParkSlotTakenElsewhere(t *testing.T) {
 	if _, released := cl.log(); len(released) != 1 || released[0] != "702 "+id {
 		t.Fatalf("released %q", released)
 	}
+}
+
+// TestClusterParkCallEndsWhileClaiming: the parked caller hangs up while the slot is being
+// claimed on the other nodes: the call ends, and the slot it got is freed here and released
+// there, not held by the ended call.
+func TestClusterParkCallEndsWhileClaiming(t *testing.T) {
+	cl := &fakeCluster{claiming: make(chan struct{}), gate: make(chan struct{})}
+	cfg := parkConfig(time.Minute)
+	cfg.Cluster = cl
+	s := b2buatest.NewServer(t, cfg, parkRoute)
+	caller, callee := s.Phone(t), s.Phone(t)
+	s.Register("200", callee)
+	inv, ok, bInv := answeredCall(t, s, caller, callee)
+	callee.Send(refer(callee, bInv, 5, "<sip:700@pbx.test>"))
+	callee.WaitResponse(202)
+	<-cl.claiming
+	caller.Send(caller.InDialog("BYE", inv, ok, 2))
+	caller.WaitResponse(200)
+	s.WaitEvent(inv.CallID().Value(), b2bua.CallEnded)
+	close(cl.gate)
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		_, released := cl.log()
+		if s.Engine.Parked("701") == "" && len(released) == 1 && released[0] == "701 "+inv.CallID().Value() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot 701 held by %q, released %q", s.Engine.Parked("701"), released)
+		}
+	}
+	for {
+		m := callee.RecvMsg(time.Second)
+		if m == nil {
+			break
+		}
+		if req, isReq := m.(*sip.Request); isReq {
+			callee.Respond(req, 200, "OK", "") // NOTIFYs and the BYE of the ended call
+		}
+	}
+	s.WaitIdle()
 }
 
 // TestClusterParkClaimFails: the other nodes cannot be asked: the call is parked at the first slot

@@ -42,6 +42,7 @@ type Event struct {
 	Source   string // CallDTMF: "rfc4733" or "info"
 	Slot     string // CallParked, CallRetrieved: the park slot
 	Leg      string // CallLegRinging, CallLegEnded: the extension of the leg
+	Pickable bool   // CallLegRinging: the leg rings for a call being set up, which a pickup can answer
 	Path     string // CallRecordingStarted, CallRecordingStopped: the recording's file
 }
 

@@ -85,6 +85,17 @@ func (e *Engine) IsParkSlot(number string) bool {
 	return false
 }
 
+// ParkedSlots returns the slots that hold a call (or are being taken for one) on this node.
+func (e *Engine) ParkedSlots() []string {
+	e.lot.mu.Lock()
+	defer e.lot.mu.Unlock()
+	slots := make([]string, 0, len(e.lot.calls))
+	for s := range e.lot.calls {
+		slots = append(slots, s)
+	}
+	return slots
+}
+
 // Parked returns the Call-ID of the call parked at slot, or "".
 func (e *Engine) Parked(slot string) string {
 	if c := e.lot.at(slot); c != nil {
@@ -112,10 +123,16 @@ func (tr *transfer) park() {
 	now := time.Now()
 	p := &parkState{slot: slot, side: tr.fromA, left: make(chan struct{})}
 	c.mu.Lock()
+	if !c.move(stateParked) {
+		// The call ended while the slot was being claimed (a round trip to the other nodes).
+		c.mu.Unlock()
+		c.e.releaseSlot(slot, c)
+		tr.log.Info("call ended before it was parked", "slot", slot)
+		return
+	}
 	_, p.parker = c.sideDialog(tr.fromA)
 	c.closeSegment(now, "parked")
 	c.parked = p
-	c.move(stateParked)
 	gone := c.media.sdpA
 	if !tr.fromA {
 		gone = c.media.sdpB

@@ -93,7 +93,7 @@ func (r *ringer) start(t Target) bool {
 	r.legs = append(r.legs, l)
 	r.pending++
 	if l.ext != "" {
-		c.emitWith(Event{Kind: CallLegRinging, Leg: l.ext})
+		c.emitWith(Event{Kind: CallLegRinging, Leg: l.ext, Pickable: r.opt.caller})
 	}
 	return true
 }

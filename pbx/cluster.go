@@ -37,8 +37,9 @@ type clusterStore interface {
 	ClaimSlot(ctx context.Context, node, slot, callID string, ttl time.Duration) (bool, error)
 	ReleaseSlot(ctx context.Context, node, slot, callID string) error
 	ParkedAt(ctx context.Context, slot string) (store.ParkedSlot, bool, error)
+	KeepSlots(ctx context.Context, node string, slots []string) error
 	SyncRinging(ctx context.Context, node string, add []store.RingingCall, remove []store.RingingKey, ttl time.Duration) error
-	RingingAt(ctx context.Context, exts []string, except string) (store.RingingCall, bool, error)
+	RingingAt(ctx context.Context, exts, nodes []string) (store.RingingCall, bool, error)
 }
 
 var _ clusterStore = (*store.Store)(nil)
@@ -81,6 +82,17 @@ func (p *PBX) NodeSIPAddr() string {
 	return net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
+// joinCluster drops what a run of this node before a crash left claimed (its rows would otherwise
+// be renewed by this run's heartbeats), then writes the node's row.
+func (p *PBX) joinCluster(cs clusterStore) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.HeartbeatInterval)
+	defer cancel()
+	if err := cs.ReleaseClaims(ctx, p.cfg.NodeID); err != nil {
+		p.log.Warn("claims of an earlier run not released; they expire", "error", err)
+	}
+	p.beat(cs)
+}
+
 // heartbeatLoop writes this node's row at once and then every HeartbeatInterval, renews its
 // agent claims, fetches the nonce keys ahead of need and reads the shared bans again when they
 // changed. It returns at Shutdown, which removes the row.
@@ -109,7 +121,10 @@ func (p *PBX) beat(cs clusterStore) {
 		return
 	}
 	if err := cs.RenewClaims(ctx, p.cfg.NodeID, p.claimTTL()); err != nil {
-		p.log.Warn("agent claims not renewed", "error", err)
+		p.log.Warn("claims not renewed (queue agents, waiting callers, park slots, ringing calls)", "error", err)
+	}
+	if err := cs.KeepSlots(ctx, p.cfg.NodeID, p.calls.ParkedSlots()); err != nil {
+		p.log.Warn("park slot claims not checked", "error", err)
 	}
 	p.auth.keys.prefetch(ctx, p.now())
 	p.refreshPeers(ctx, cs)
@@ -132,7 +147,7 @@ func (p *PBX) leaveCluster(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	if err := cs.ReleaseClaims(ctx, p.cfg.NodeID); err != nil {
-		p.log.Warn("agent claims not released; they expire", "error", err)
+		p.log.Warn("claims not released; they expire", "error", err)
 	}
 	if err := cs.RemoveNode(ctx, p.cfg.NodeID); err != nil {
 		p.log.Warn("node row not removed; it goes stale", "node", p.cfg.NodeID, "error", err)

@@ -49,16 +49,15 @@ func (k clusterCalls) ClaimSlot(ctx context.Context, slot, callID string) (bool,
 }
 
 // ReleaseSlot runs in the background: the call core must not wait for the database. A claim whose
-// release failed stays this node's (it renews it) until this node parks there again or stops;
-// meanwhile the others send a retrieval of that slot here, and it gets 404.
+// release failed goes at the next heartbeat, which keeps only the slots the park lot holds.
 func (k clusterCalls) ReleaseSlot(slot, callID string) {
 	k.p.wg.Add(1)
 	go func() {
 		defer k.p.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), clusterWriteTime)
 		defer cancel()
 		if err := k.cs.ReleaseSlot(ctx, k.p.cfg.NodeID, slot, callID); err != nil {
-			k.p.log.Warn("park slot claim not released; this node takes it over when it parks there", "slot", slot,
+			k.p.log.Warn("park slot claim not released; the next heartbeat retries", "slot", slot,
 				"call_id", callID, "error", err)
 		}
 	}()
@@ -72,33 +71,43 @@ func (k clusterCalls) ParkedElsewhere(ctx context.Context, slot string) (b2bua.T
 	if err != nil || !ok || row.NodeID == k.p.cfg.NodeID {
 		return b2bua.Target{}, false, err
 	}
-	return k.featureAt(row.NodeID, slot, featureUnpark)
-}
-
-func (k clusterCalls) RingingElsewhere(ctx context.Context, exts []string) (b2bua.Target, bool, error) {
-	if forPeer(ctx) || !k.p.othersLive() {
-		return b2bua.Target{}, false, nil
-	}
-	row, ok, err := k.cs.RingingAt(ctx, exts, k.p.cfg.NodeID)
-	if err != nil || !ok {
-		return b2bua.Target{}, false, err
-	}
-	return k.featureAt(row.NodeID, row.Extension, featurePickup)
-}
-
-// featureAt is the target that asks live node id for feature on number.
-func (k clusterCalls) featureAt(id, number, feature string) (b2bua.Target, bool, error) {
-	n, ok := k.p.peers.get(id)
-	if !ok || n.SIPAddr == "" || !NodeLive(n, k.p.cfg.HeartbeatInterval, k.p.now()) {
-		return b2bua.Target{}, false, nil
-	}
-	t, ok := peerTarget(number, n, sip.NewHeader(nodeFeatureHeader, k.p.signFeature(feature, number)))
+	t, ok := k.featureAt(row.NodeID, slot, featureUnpark)
 	return t, ok, nil
 }
 
+func (k clusterCalls) RingingElsewhere(ctx context.Context, exts []string) (b2bua.Target, bool, error) {
+	others := k.p.peers.live(k.p.cfg.NodeID, k.p.cfg.HeartbeatInterval, k.p.now())
+	if forPeer(ctx) || len(others) == 0 {
+		return b2bua.Target{}, false, nil
+	}
+	row, ok, err := k.cs.RingingAt(ctx, exts, others)
+	if err != nil || !ok {
+		return b2bua.Target{}, false, err
+	}
+	t, ok := k.featureAt(row.NodeID, row.Extension, featurePickup)
+	return t, ok, nil
+}
+
+// featureAt is the target that asks live node id for feature on number. It names no extension:
+// the call that dials it relays a pickup or retrieval, and is neither a ring at number (for busy
+// lamps, the ring mirror or a pickup) nor a call to it.
+func (k clusterCalls) featureAt(id, number, feature string) (b2bua.Target, bool) {
+	n, ok := k.p.peers.get(id)
+	if !ok || n.SIPAddr == "" || !NodeLive(n, k.p.cfg.HeartbeatInterval, k.p.now()) {
+		return b2bua.Target{}, false
+	}
+	t, ok := peerTarget(number, n, sip.NewHeader(nodeFeatureHeader, k.p.signFeature(id, feature, number)))
+	t.Ext = ""
+	return t, ok
+}
+
+// clusterWriteTime bounds a write to the shared tables made off a call's path (a slot release, a
+// batch of ringing calls).
+const clusterWriteTime = 5 * time.Second
+
 // othersLive reports whether another node was live at the last heartbeat.
 func (p *PBX) othersLive() bool {
-	return p.peers.anyLive(p.cfg.NodeID, p.cfg.HeartbeatInterval, p.now())
+	return len(p.peers.live(p.cfg.NodeID, p.cfg.HeartbeatInterval, p.now())) > 0
 }
 
 // forPeerKey marks the context of a call another node sent here for a feature: it is done among
@@ -108,19 +117,28 @@ type forPeerKey struct{}
 func forPeer(ctx context.Context) bool { return ctx.Value(forPeerKey{}) != nil }
 
 // peerFeature returns the feature and its number that a call from another node asks for: the
-// request carries nodeFeatureHeader, signed by a node (nodesig.go) or from a trusted source. From
-// anyone else the header means nothing.
+// request carries nodeFeatureHeader, signed by a node for this one (nodesig.go) or from a trusted
+// source. From anyone else the header means nothing.
 func (p *PBX) peerFeature(req *sip.Request) (feature, number string, ok bool) {
 	h := req.GetHeader(nodeFeatureHeader)
 	if h == nil {
 		return "", "", false
 	}
-	feature, number, ts, sig := parseFeature(h.Value())
-	if p.featureSigned(feature, number, ts, sig) {
-		return feature, number, true
+	f := parseFeature(h.Value())
+	if p.featureSigned(f) {
+		return f.feature, f.number, true
 	}
 	ip, ok := sourceIP(req)
-	return feature, number, ok && p.trusted(ip)
+	return f.feature, f.number, ok && p.trusted(ip)
+}
+
+// routeFeature hands a call another node sent for a feature to featureForPeer, without a
+// password: peerFeature has checked it.
+func (p *PBX) routeFeature(req *sip.Request, tx sip.ServerTransaction, feature, number string) {
+	if p.overMaxCalls(req, tx) {
+		return
+	}
+	p.calls.Handle(req, tx, "", p.featureForPeer(feature, number))
 }
 
 // featureForPeer is the route of a call another node sent here for a feature: the retrieval or

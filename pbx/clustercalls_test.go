@@ -133,7 +133,7 @@ func ringOn(t *testing.T, tp *testPBX, caller, phone *uaClient, number string) (
 	phone.Respond(bInv, 180, "Ringing", "")
 	caller.WaitResponse(180)
 	waitFor(t, "the ringing call shared", func() bool {
-		r, ok, err := tp.store.RingingAt(context.Background(), []string{number}, "another node")
+		r, ok, err := tp.store.RingingAt(context.Background(), []string{number}, []string{"node-a", "node-b"})
 		return err == nil && ok && r.CallID == inv.CallID().Value()
 	})
 	return inv, bInv
@@ -163,7 +163,7 @@ func pickUpFrom(t *testing.T, owner, other *testPBX, caller, ringing, picker *ua
 		t.Fatalf("the ringing node's record: %+v", cdr)
 	}
 	waitFor(t, "the ringing call gone from the shared table", func() bool {
-		_, ok, err := owner.store.RingingAt(context.Background(), []string{"101"}, "another node")
+		_, ok, err := owner.store.RingingAt(context.Background(), []string{"101"}, []string{"node-a", "node-b"})
 		return err == nil && !ok
 	})
 }
@@ -200,30 +200,39 @@ func TestPickupAcrossNodes(t *testing.T) {
 }
 
 // TestNodeFeatureSigned: the nodes' feature header is taken without a password only when a node
-// signed it (with the shared key, within 30 s) or it comes from a trusted source. Unsigned, with
-// a forged or an old signature, it means nothing: the caller is challenged. Signed, the call is
-// the feature's: nothing parked at 701 gets 404.
+// signed it for this node (with the shared key, within 30 s), once, or it comes from a trusted
+// source. Unsigned, forged, signed for another number or node, old or replayed, it means nothing:
+// the caller is challenged. Signed, the call is the feature's: nothing parked at 701 gets 404.
 func TestNodeFeatureSigned(t *testing.T) {
-	tp := startPBX(t, pbx.Config{})
+	tp := startPBX(t, pbx.Config{NodeID: "node-a"})
 	tp.addExt(t, "100", "pw100")
 	c := newClient(t, tp.addr)
-	good := pbx.SignFeature(tp.PBX, "unpark", "701")
+	good := pbx.SignFeature(tp.PBX, "node-a", "unpark", "701")
 	_, params, _ := strings.Cut(good, ";")
-	for name, c2 := range map[string]struct {
-		value  string
-		status int
+	sig := strings.Split(good, "sig=")[1]
+	for _, c2 := range []struct {
+		name, value string
+		status      int
 	}{
-		"unsigned":     {"unpark 701", 407},
-		"forged":       {"unpark 701;t=" + strings.Split(params, "=")[1][:10] + ";sig=AAAA", 407},
-		"other number": {"unpark 702;" + params, 407},
-		"old":          {"unpark 701;t=1000000000;sig=" + strings.Split(good, "sig=")[1], 407},
-		"signed":       {good, 404},
+		{"unsigned", "unpark 701", 407},
+		{"forged", strings.Replace(good, sig, "AAAA"+sig[4:], 1), 407},
+		{"other number", "unpark 702;" + params, 407},
+		{"other node", pbx.SignFeature(tp.PBX, "node-b", "unpark", "701"), 407},
+		{"old", "unpark 701;t=1000000000;" + strings.SplitN(params, ";", 2)[1], 407},
+		{"signed", good, 404},
+		{"replayed", good, 407},
+		{"signed again", pbx.SignFeature(tp.PBX, "node-a", "unpark", "701"), 404},
 	} {
 		msg, inv := c.Invite("100", "555", []string{"X-Pbxkit-Feature: " + c2.value}, pickSDP)
 		c.Send(msg)
-		res := c.WaitResponse(c2.status)
+		res := c.Recv(5 * time.Second)
+		for res != nil && res.StatusCode < 200 {
+			res = c.Recv(5 * time.Second)
+		}
+		if res == nil || res.StatusCode != c2.status {
+			t.Fatalf("%s: %v, want %d", c2.name, res, c2.status)
+		}
 		c.AckFinal(inv, res)
-		t.Logf("%s: %d", name, res.StatusCode)
 	}
 	waitIdle(t, tp)
 }

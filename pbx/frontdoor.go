@@ -311,8 +311,9 @@ func (p *PBX) handle(req *sip.Request, tx sip.ServerTransaction) {
 				return
 			}
 		}
-		if _, _, ok := p.peerFeature(req); ok {
-			p.routeInvite(req, tx, nil) // another node's, signed: no password (clustercalls.go)
+		if feature, number, ok := p.peerFeature(req); ok {
+			// Another node's (signed, or from a trusted source): no password (clustercalls.go).
+			p.routeFeature(req, tx, feature, number)
 			return
 		}
 		ext, ok := p.authorize(ctx, req, tx, true)

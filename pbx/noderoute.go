@@ -43,16 +43,17 @@ func (t *peerTable) set(nodes []store.Node) {
 	t.mu.Unlock()
 }
 
-// anyLive reports whether a node other than self is live.
-func (t *peerTable) anyLive(self string, interval time.Duration, now time.Time) bool {
+// live returns the ids of the live nodes other than self.
+func (t *peerTable) live(self string, interval time.Duration, now time.Time) []string {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	var ids []string
 	for id, n := range t.nodes {
 		if id != self && NodeLive(n, interval, now) {
-			return true
+			ids = append(ids, id)
 		}
 	}
-	return false
+	return ids
 }
 
 func (t *peerTable) get(id string) (store.Node, bool) {

@@ -94,14 +94,15 @@ type PBX struct {
 	limiter  *sourceLimiter // nil: no per-source limit
 	load     *loadGauge     // nil: no load shedding
 
-	branchPrefix string // marks requests this PBX sends; seeing it come back is a loop
-	merged       mergeTracker
-	draining     atomic.Bool // set by Shutdown: the read filter drops new datagrams
-	serving      serveState  // for Health
-	startedAt    time.Time   // when Run began (the node row)
-	beating      atomic.Bool // the heartbeat loop was started (cluster.go)
-	peers        peerTable   // the nodes as the last heartbeat read them (noderoute.go)
-	ringing      *ringMirror // this node's ringing calls, shared with the others (ringmirror.go); nil alone
+	branchPrefix  string // marks requests this PBX sends; seeing it come back is a loop
+	merged        mergeTracker
+	draining      atomic.Bool // set by Shutdown: the read filter drops new datagrams
+	serving       serveState  // for Health
+	startedAt     time.Time   // when Run began (the node row)
+	beating       atomic.Bool // the heartbeat loop was started (cluster.go)
+	peers         peerTable   // the nodes as the last heartbeat read them (noderoute.go)
+	featureNonces usedNonces  // the signed feature requests of other nodes taken (nodesig.go)
+	ringing       *ringMirror // this node's ringing calls, shared with the others (ringmirror.go); nil without a shared store
 
 	runOnce      sync.Once
 	shutdownOnce sync.Once
@@ -259,7 +260,7 @@ func (p *PBX) Run(ctx context.Context) error {
 		p.startedAt = p.now()
 		if cs := p.cluster(); cs != nil {
 			p.beating.Store(true)
-			p.beat(cs) // the row is there before the PBX says it listens
+			p.joinCluster(cs) // the row is there before the PBX says it listens
 			p.wg.Add(1)
 			go func() {
 				defer p.wg.Done()

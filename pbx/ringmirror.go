@@ -12,11 +12,12 @@ import (
 )
 
 // ringMirror keeps this node's ringing calls in the shared table ringing_calls while other nodes
-// are live, so that a picker on another node finds them (clustercalls.go). The call core's events
-// update what rings here, in memory and without waiting; one goroutine writes the changes, in a
-// batch per round trip: the calls that rang and stopped between two writes cost nothing. A write
-// that failed is retried at the next heartbeat; rows whose node died expire. A node alone writes
-// nothing, and clears its rows when the others go.
+// are live, so that a picker on another node finds them (clustercalls.go). Only the rings a pickup
+// can answer count: the legs of a call being set up (b2bua.Event.Pickable), not a transfer's or a
+// park ring-back's. The call core's events update what rings here, in memory and without waiting;
+// one goroutine writes the changes, in a batch per round trip: the calls that rang and stopped
+// between two writes cost nothing. A write that failed is retried at the next heartbeat; rows
+// whose node died expire. A node alone writes nothing, and clears its rows when the others go.
 type ringMirror struct {
 	cs   clusterStore
 	node string
@@ -28,16 +29,26 @@ type ringMirror struct {
 	on atomic.Bool // changes are being written (the others live at the last write)
 
 	mu    sync.Mutex
-	calls map[string]map[string]time.Time // call ID -> extensions it rings at -> since
-	dirty map[store.RingingKey]struct{}   // changed since the last write
+	calls map[string]map[string]ringing // call ID -> extensions it rings at
+	dirty map[store.RingingKey]struct{} // changed since the last write
 
-	wrote map[store.RingingKey]bool // the rows written (the writer's own)
+	// The writer's own: the rows written, and those a failed write may or may not have written
+	// (written again, or deleted, by the next write).
+	wrote  map[store.RingingKey]bool
+	unsure map[store.RingingKey]bool
+}
+
+// ringing is a call ringing at an extension: since when, and at how many of its phones.
+type ringing struct {
+	since time.Time
+	legs  int
 }
 
 func newRingMirror(cs clusterStore, node string, ttl time.Duration, live func() bool, log *slog.Logger) *ringMirror {
 	return &ringMirror{
 		cs: cs, node: node, ttl: ttl, live: live, log: log, kick: make(chan struct{}, 1),
-		calls: map[string]map[string]time.Time{}, dirty: map[store.RingingKey]struct{}{}, wrote: map[store.RingingKey]bool{},
+		calls: map[string]map[string]ringing{}, dirty: map[store.RingingKey]struct{}{},
+		wrote: map[store.RingingKey]bool{}, unsure: map[store.RingingKey]bool{},
 	}
 }
 
@@ -49,15 +60,17 @@ func (m *ringMirror) callEvent(ev b2bua.Event) {
 	}
 	switch ev.Kind {
 	case b2bua.CallLegRinging:
-		m.ring(ev.CallID, ev.Leg, ev.Time)
+		if ev.Pickable {
+			m.ring(ev.CallID, ev.Leg, ev.Time)
+		}
 	case b2bua.CallLegEnded:
 		m.stop(ev.CallID, ev.Leg)
-	case b2bua.CallAnswered, b2bua.CallTransferred, b2bua.CallParked, b2bua.CallEnded:
+	case b2bua.CallAnswered, b2bua.CallTransferred, b2bua.CallParked, b2bua.CallRetrieved, b2bua.CallEnded:
 		m.stop(ev.CallID, "")
 	}
 }
 
-// ring notes call ringing at ext.
+// ring notes one more phone of ext ringing for call.
 func (m *ringMirror) ring(call, ext string, at time.Time) {
 	if ext == "" {
 		return
@@ -65,26 +78,35 @@ func (m *ringMirror) ring(call, ext string, at time.Time) {
 	m.mu.Lock()
 	exts := m.calls[call]
 	if exts == nil {
-		exts = map[string]time.Time{}
+		exts = map[string]ringing{}
 		m.calls[call] = exts
 	}
-	if _, ok := exts[ext]; !ok {
-		exts[ext] = at
+	r, ok := exts[ext]
+	if !ok {
+		r.since = at
 		m.changed(store.RingingKey{CallID: call, Extension: ext})
 	}
+	r.legs++
+	exts[ext] = r
 	m.mu.Unlock()
 	m.poke()
 }
 
-// stop notes call no longer ringing at ext, or anywhere when ext is "".
+// stop notes one phone of ext no longer ringing for call, or every phone when ext is "". The
+// extension stops ringing with its last phone.
 func (m *ringMirror) stop(call, ext string) {
 	m.mu.Lock()
 	exts := m.calls[call]
-	for e := range exts {
-		if ext == "" || e == ext {
-			delete(exts, e)
-			m.changed(store.RingingKey{CallID: call, Extension: e})
+	for e, r := range exts {
+		if ext != "" && e != ext {
+			continue
 		}
+		if r.legs--; ext != "" && r.legs > 0 {
+			exts[e] = r
+			continue
+		}
+		delete(exts, e)
+		m.changed(store.RingingKey{CallID: call, Extension: e})
 	}
 	if exts != nil && len(exts) == 0 {
 		delete(m.calls, call)
@@ -140,31 +162,47 @@ func (m *ringMirror) write() {
 	var add []store.RingingCall
 	var remove []store.RingingKey
 	for k := range dirty {
-		since, rings := m.calls[k.CallID][k.Extension]
+		r, rings := m.calls[k.CallID][k.Extension]
 		switch {
-		case rings && live && !m.wrote[k]:
-			add = append(add, store.RingingCall{CallID: k.CallID, Extension: k.Extension, StartedAt: since})
+		case rings && live && (!m.wrote[k] || m.unsure[k]):
+			add = append(add, store.RingingCall{CallID: k.CallID, Extension: k.Extension, StartedAt: r.since})
 		case (!rings || !live) && m.wrote[k]:
 			remove = append(remove, k)
 		}
 	}
 	m.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), clusterWriteTime)
 	defer cancel()
-	if err := m.cs.SyncRinging(ctx, m.node, add, remove, m.ttl); err != nil {
+	err := m.cs.SyncRinging(ctx, m.node, add, remove, m.ttl)
+	m.settle(add, remove, err)
+	if err != nil {
 		m.log.Warn("ringing calls not shared with the other nodes; retried at the next heartbeat", "error", err)
 		m.mu.Lock()
 		for k := range dirty {
 			m.dirty[k] = struct{}{}
 		}
 		m.mu.Unlock()
-		return
 	}
+}
+
+// settle notes what a write did: after a failure its rows may or may not be there, so they count
+// as written (a later stop deletes them) and unsure (a later write writes them again).
+func (m *ringMirror) settle(add []store.RingingCall, remove []store.RingingKey, err error) {
 	for _, r := range add {
-		m.wrote[store.RingingKey{CallID: r.CallID, Extension: r.Extension}] = true
+		k := store.RingingKey{CallID: r.CallID, Extension: r.Extension}
+		m.wrote[k] = true
+		if err != nil {
+			m.unsure[k] = true
+		} else {
+			delete(m.unsure, k)
+		}
+	}
+	if err != nil {
+		return // the removed rows stay written: the next write removes them again
 	}
 	for _, k := range remove {
 		delete(m.wrote, k)
+		delete(m.unsure, k)
 	}
 }
 

@@ -83,18 +83,14 @@ func (p *PBX) dialplanReloaded(version int, err error) {
 // Queues returns the PBX's call queues (who waits where).
 func (p *PBX) Queues() *dialplan.Queues { return p.queues }
 
-// routeInvite hands an authenticated INVITE to the dialplan.
+// routeInvite hands an INVITE to the dialplan: one authenticated (ext), from a trusted source or
+// from a trunk (ext nil).
 func (p *PBX) routeInvite(req *sip.Request, tx sip.ServerTransaction, ext *store.Extension) {
-	if p.cfg.MaxCalls > 0 && p.calls.Active() >= p.cfg.MaxCalls {
-		p.reply(req, tx, 503, "too many calls", sip.NewHeader("Retry-After", "10"))
+	if p.overMaxCalls(req, tx) {
 		return
 	}
 	if contact, ok := p.fromPeer(req); ok {
 		p.calls.Handle(req, tx, "", p.ringForPeer(contact)) // noderoute.go
-		return
-	}
-	if feature, number, ok := p.peerFeature(req); ok {
-		p.calls.Handle(req, tx, "", p.featureForPeer(feature, number)) // clustercalls.go
 		return
 	}
 	user := ""
@@ -102,6 +98,15 @@ func (p *PBX) routeInvite(req *sip.Request, tx sip.ServerTransaction, ext *store
 		user = ext.Number
 	}
 	p.calls.Handle(req, tx, user, p.routeCall)
+}
+
+// overMaxCalls answers 503 when Config.MaxCalls calls are up, and reports it.
+func (p *PBX) overMaxCalls(req *sip.Request, tx sip.ServerTransaction) bool {
+	if p.cfg.MaxCalls > 0 && p.calls.Active() >= p.cfg.MaxCalls {
+		p.reply(req, tx, 503, "too many calls", sip.NewHeader("Retry-After", "10"))
+		return true
+	}
+	return false
 }
 
 // defaultRoute is default routing (dialplan.Default: the dialled extension's settings decide),

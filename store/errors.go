@@ -98,11 +98,16 @@ func isUnavailable(err error) bool {
 		strings.Contains(err.Error(), "unexpected EOF") || isSQLiteBusy(err)
 }
 
-// isSQLiteBusy reports SQLite's "database is locked" (SQLITE_BUSY, 5) and "database table is
-// locked" (SQLITE_LOCKED, 6): another process held the file longer than the busy timeout. The
-// write may succeed later; it is not the value's fault.
+// isSQLiteBusy reports SQLite's SQLITE_BUSY (5, "database is locked") and SQLITE_LOCKED (6,
+// "database table is locked"), extended codes included: another process held the file longer
+// than the busy timeout. The write may succeed later; it is not the value's fault.
 func isSQLiteBusy(err error) bool {
+	var coded interface{ Code() int } // the SQLite driver's *sqlite.Error
+	if errors.As(err, &coded) {
+		if primary := coded.Code() & 0xff; primary == 5 || primary == 6 {
+			return true
+		}
+	}
 	msg := err.Error()
-	return strings.Contains(msg, "(SQLITE_BUSY)") || strings.Contains(msg, "(SQLITE_LOCKED)") ||
-		strings.HasSuffix(msg, "database is locked (5)") || strings.HasSuffix(msg, "database table is locked (6)")
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "database table is locked")
 }

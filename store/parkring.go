@@ -50,6 +50,21 @@ func (s *Store) ReleaseSlot(ctx context.Context, node, slot, callID string) erro
 	return mapErr("store: release park slot "+slot, err)
 }
 
+// KeepSlots deletes the park slot claims of node other than slots (the slots its park lot holds
+// now): a release that failed, or a claim left by the node's run before a crash, is not kept.
+func (s *Store) KeepSlots(ctx context.Context, node string, slots []string) error {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	q := s.db.WithContext(ctx)
+	var err error
+	if len(slots) == 0 {
+		err = q.Exec("DELETE FROM park_slots WHERE node_id = ?", node).Error
+	} else {
+		err = q.Exec("DELETE FROM park_slots WHERE node_id = ? AND slot NOT IN ?", node, slots).Error
+	}
+	return mapErr("store: park slots", err)
+}
+
 // ParkedAt returns the live claim of park slot, or false when no node parks a call there.
 func (s *Store) ParkedAt(ctx context.Context, slot string) (ParkedSlot, bool, error) {
 	ctx, cancel := s.opCtx(ctx)
@@ -66,9 +81,9 @@ WHERE slot = ? AND expires_at > ?`, slot, s.now()).Scan(&rows).Error
 // RingingCall is a call of a node ringing at an extension; StartedAt orders the calls (the one
 // ringing longest first).
 type RingingCall struct {
+	NodeID    string `gorm:"primaryKey"`
 	CallID    string `gorm:"primaryKey"`
 	Extension string `gorm:"primaryKey"`
-	NodeID    string
 	StartedAt time.Time
 	ExpiresAt time.Time
 }
@@ -111,18 +126,18 @@ func (s *Store) SyncRinging(ctx context.Context, node string, add []RingingCall,
 	return mapErr("store: ringing calls", err)
 }
 
-// RingingAt returns the call ringing longest at one of exts on a live node other than except,
-// or false when none rings there.
-func (s *Store) RingingAt(ctx context.Context, exts []string, except string) (RingingCall, bool, error) {
-	if len(exts) == 0 {
+// RingingAt returns the call ringing longest at one of exts on one of nodes, or false when none
+// rings there.
+func (s *Store) RingingAt(ctx context.Context, exts, nodes []string) (RingingCall, bool, error) {
+	if len(exts) == 0 || len(nodes) == 0 {
 		return RingingCall{}, false, nil
 	}
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	var rows []RingingCall
-	err := s.db.WithContext(ctx).Raw(`SELECT call_id, extension, node_id, started_at, expires_at FROM ringing_calls
-WHERE extension IN ? AND node_id <> ? AND expires_at > ? ORDER BY started_at, call_id LIMIT 1`,
-		exts, except, s.now()).Scan(&rows).Error
+	err := s.db.WithContext(ctx).Raw(`SELECT node_id, call_id, extension, started_at FROM ringing_calls
+WHERE extension IN ? AND node_id IN ? AND expires_at > ? ORDER BY started_at, call_id LIMIT 1`,
+		exts, nodes, s.now()).Scan(&rows).Error
 	if err != nil || len(rows) == 0 {
 		return RingingCall{}, false, mapErr("store: ringing calls", err)
 	}

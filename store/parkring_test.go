@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,6 +67,41 @@ func TestParkSlotClaims(t *testing.T) {
 	})
 }
 
+// TestKeepSlots: a node keeps only the park slot claims its park lot holds; the others' stay.
+func TestKeepSlots(t *testing.T) {
+	each(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		a := open(t, dsn, store.WithNodeID("a"))
+		for _, c := range []struct{ node, slot string }{{"a", "701"}, {"a", "702"}, {"a", "703"}, {"b", "704"}} {
+			if ok, err := a.ClaimSlot(ctx, c.node, c.slot, "call-"+c.slot, time.Minute); err != nil || !ok {
+				t.Fatalf("claim %v: %v %v", c, ok, err)
+			}
+		}
+		held := func(want ...string) {
+			t.Helper()
+			var got []string
+			for _, slot := range []string{"701", "702", "703", "704"} {
+				if _, ok, err := a.ParkedAt(ctx, slot); err != nil {
+					t.Fatal(err)
+				} else if ok {
+					got = append(got, slot)
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Fatalf("slots held %v, want %v", got, want)
+			}
+		}
+		if err := a.KeepSlots(ctx, "a", []string{"702"}); err != nil {
+			t.Fatal(err)
+		}
+		held("702", "704")
+		if err := a.KeepSlots(ctx, "a", nil); err != nil {
+			t.Fatal(err)
+		}
+		held("704")
+	})
+}
+
 // TestRingingCalls: nodes write their ringing calls in batches; RingingAt finds the one ringing
 // longest at any of the extensions asked, on a live node other than the asker's; rows expire with
 // their node and go with ReleaseClaims.
@@ -82,9 +118,10 @@ func TestRingingCalls(t *testing.T) {
 		ring := func(call, ext string, at time.Duration) store.RingingCall {
 			return store.RingingCall{CallID: call, Extension: ext, StartedAt: t0.Add(at)}
 		}
+		others := map[string][]string{"a": {"b"}, "b": {"a"}} // the live nodes each asks
 		at := func(s *store.Store, exts []string, want string) {
 			t.Helper()
-			r, ok, err := s.RingingAt(ctx, exts, s.NodeID())
+			r, ok, err := s.RingingAt(ctx, exts, others[s.NodeID()])
 			if err != nil || ok != (want != "") || (ok && r.CallID+" "+r.Extension+" "+r.NodeID != want) {
 				t.Fatalf("%s asks %v: %+v %v %v; want %q", s.NodeID(), exts, r, ok, err, want)
 			}
@@ -97,6 +134,9 @@ func TestRingingCalls(t *testing.T) {
 		at(b, []string{"101"}, "c1 101 a")
 		at(b, []string{"101", "102"}, "c2 102 a") // c2 has rung longest
 		at(a, []string{"101", "102"}, "")         // a's own calls are a's to find
+		if r, ok, err := b.RingingAt(ctx, []string{"101"}, []string{"c"}); err != nil || ok {
+			t.Fatalf("asking only node c: %+v %v %v", r, ok, err) // a is not among the live nodes
+		}
 		at(b, []string{"103"}, "")
 		// A batch removes c2 and adds c3; writing c1 again changes nothing.
 		err = a.SyncRinging(ctx, "a", []store.RingingCall{ring("c3", "103", 3*time.Second), ring("c1", "101", 2*time.Second)},

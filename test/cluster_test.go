@@ -304,7 +304,7 @@ func pickupAcross(t *testing.T, s *store.Store, caller, ringing, picker *cluster
 	ringing.Respond(bInv, 180, "Ringing", "")
 	caller.WaitResponse(180)
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		r, ok, err := s.RingingAt(context.Background(), []string{ringing.ext}, "no node")
+		r, ok, err := s.RingingAt(context.Background(), []string{ringing.ext}, []string{"node-a", "node-b"})
 		if err == nil && ok && r.NodeID == "node-a" {
 			break
 		}

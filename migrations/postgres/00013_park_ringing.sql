@@ -21,10 +21,9 @@ CREATE TABLE ringing_calls (
     node_id     TEXT        NOT NULL,
     started_at  TIMESTAMPTZ NOT NULL,
     expires_at  TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (call_id, extension)
+    PRIMARY KEY (node_id, call_id, extension)
 );
 CREATE INDEX ringing_calls_extension ON ringing_calls (extension, started_at);
-CREATE INDEX ringing_calls_node ON ringing_calls (node_id);
 
 -- +goose Down
 DROP TABLE ringing_calls;
