@@ -38,7 +38,7 @@ type Event struct {
 	HangupBy string // CallEnded: "caller", "callee" or "pbx"
 	Reason   string // CallEnded: why, in words
 	Digit    string // CallDTMF: 0-9, *, #, A-D
-	Side     string // CallDTMF: "caller" or "callee"
+	Side     string // CallDTMF: "caller" or "callee" (who pressed); CallParked: the side that parked the other and left
 	Source   string // CallDTMF: "rfc4733" or "info"
 	Slot     string // CallParked, CallRetrieved: the park slot
 	Leg      string // CallLegRinging, CallLegEnded: the extension of the leg

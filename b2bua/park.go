@@ -144,7 +144,7 @@ func (tr *transfer) park() {
 		c.log.Debug("parked side's description", "error", err)
 	}
 	c.log.Info("call parked", "slot", slot, "parker", p.parker)
-	c.emitWith(Event{Kind: CallParked, Slot: slot})
+	c.emitWith(Event{Kind: CallParked, Slot: slot, Side: side(tr.fromA)})
 	tr.notifyPhrase(200, "Parked at "+slot, true)
 	c.byeIn(tr.x, "bye to parker")
 	c.holdAudio(p)

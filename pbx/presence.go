@@ -49,6 +49,7 @@ type callMark struct {
 	caller, callee string
 	rung           map[string]bool // extensions rung by B-legs that have not stopped ringing
 	answered       bool
+	slot           string // the park slot the call waits in
 }
 
 func newPresence(p *PBX) (*presence, error) {
@@ -105,7 +106,10 @@ func (pr *presence) callEvent(ev b2bua.Event) {
 		pr.ringLeg(m, ev.Leg, ev.Caller)
 	case b2bua.CallLegEnded:
 		pr.endLeg(m, ev.Leg)
-	case b2bua.CallAnswered, b2bua.CallTransferred:
+	case b2bua.CallParked:
+		pr.park(m, ev)
+	case b2bua.CallAnswered, b2bua.CallTransferred, b2bua.CallRetrieved:
+		pr.unpark(m)
 		m.answered = true
 		pr.mark(m, true, ev.Caller, dialogConfirmed, ev.Callee)
 		pr.mark(m, false, ev.Callee, dialogConfirmed, ev.Caller)
@@ -113,12 +117,34 @@ func (pr *presence) callEvent(ev b2bua.Event) {
 			pr.endLeg(m, ext)
 		}
 	case b2bua.CallEnded:
+		pr.unpark(m)
 		for ext := range m.rung {
 			pr.endLeg(m, ext)
 		}
 		pr.mark(m, true, "", "", "")
 		pr.mark(m, false, "", "", "")
 		delete(pr.calls, ev.CallID)
+	}
+}
+
+// park ends the dialog of the side that parked the other and left, and shows the call at its
+// park slot: the slot's lamp is on while a call waits there.
+func (pr *presence) park(m *callMark, ev b2bua.Event) {
+	parkerIsCaller := ev.Side == "caller"
+	parked := ev.Caller
+	if parkerIsCaller {
+		parked = ev.Callee
+	}
+	pr.mark(m, parkerIsCaller, "", "", "")
+	m.slot = ev.Slot
+	pr.setDialog(m.slot, dialogState{ID: m.id, Direction: "recipient", State: dialogConfirmed, Peer: parked})
+}
+
+// unpark ends the call's dialog at its park slot, if it waits in one.
+func (pr *presence) unpark(m *callMark) {
+	if m.slot != "" {
+		pr.endDialog(m.slot, m.id)
+		m.slot = ""
 	}
 }
 

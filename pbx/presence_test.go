@@ -347,3 +347,56 @@ func TestBLFRingGroupMembers(t *testing.T) {
 	hangUp(t, o.tp, o.caller, p, inv, ok, 2)
 	w102.expect("active", "recipient:terminated")
 }
+
+// TestBLFParkRingBack: a watcher of 200 sees its call ringing and answered, then ended when 200
+// parks the caller; after the park timeout 200 is rung back (early) and, once it answers, in the
+// call again (confirmed); the caller's BYE ends it. A watcher of park slot 701 sees the caller
+// wait there (confirmed, with the caller as the remote party) until the ring-back takes it.
+func TestBLFParkRingBack(t *testing.T) {
+	tp, caller, callee := blfPBX(t, pbx.Config{Features: pbx.Features{ParkTimeout: 300 * time.Millisecond}})
+	w := subscribe(t, newClient(t, tp.addr), "200", "600")
+	w.expect("active;expires=", "")
+	slot := subscribe(t, newClient(t, tp.addr), "701", "600")
+	slot.expect("active;expires=", "")
+	msg, inv := caller.Invite("100", "200", nil)
+	caller.Send(msg)
+	bInv := callee.WaitRequest(sip.INVITE)
+	callee.Respond(bInv, 180, "Ringing", "")
+	w.expect("active", "recipient:early")
+	callee.Respond(bInv, 200, "OK", calleeSDP)
+	ok := caller.WaitResponse(200)
+	callee.WaitRequest(sip.ACK)
+	caller.Send(caller.InDialog("ACK", inv, ok, 1))
+	w.expect("active", "recipient:confirmed")
+
+	callee.Send(callee.InDialogAsCallee("REFER", bInv, 5, "Contact: <"+callee.Contact("200")+">\r\nRefer-To: <sip:700@pbx.test>\r\n"))
+	callee.WaitResponse(202)
+	for {
+		n := callee.WaitRequest(sip.NOTIFY)
+		callee.Respond(n, 200, "OK", "")
+		if strings.HasPrefix(header(n, "Subscription-State"), "terminated") {
+			break
+		}
+	}
+	callee.Respond(callee.WaitRequest(sip.BYE), 200, "OK", "")
+	w.expect("active", "recipient:terminated")
+	if parked := slot.expect("active", "recipient:confirmed"); parked.doc.Dialogs[0].Remote != "sip:100@pbx.test" {
+		t.Fatalf("slot 701's dialog with %q, want the parked caller", parked.doc.Dialogs[0].Remote)
+	}
+
+	back := callee.WaitRequest(sip.INVITE) // the park timeout: 200 is rung back
+	callee.Respond(back, 180, "Ringing", "")
+	w.expect("active", "recipient:early")
+	callee.Respond(back, 200, "OK", calleeSDP)
+	callee.WaitRequest(sip.ACK)
+	re := caller.WaitRequest(sip.INVITE)
+	caller.Respond(re, 200, "OK", b2buatest.SDP)
+	caller.WaitRequest(sip.ACK)
+	w.expect("active", "recipient:confirmed")
+	slot.expect("active", "recipient:terminated")
+	caller.Send(caller.InDialog("BYE", inv, ok, 2))
+	caller.WaitResponse(200)
+	callee.Respond(callee.WaitRequest(sip.BYE), 200, "OK", "")
+	w.expect("active", "recipient:terminated")
+	waitIdle(t, tp)
+}

@@ -70,7 +70,9 @@ func (p *PBX) handleSubscribe(ctx context.Context, req *sip.Request, tx sip.Serv
 		p.reply(req, tx, 403, "only the owner of mailbox "+ext+" may subscribe to it")
 		return
 	}
-	if _, err := p.store.Extension(ctx, ext); err != nil {
+	// A park slot's lamp shows the call parked there (presence.go).
+	parkSlot := sr.pkg == EventPackageDialog && p.calls.IsParkSlot(ext)
+	if _, err := p.store.Extension(ctx, ext); err != nil && !parkSlot {
 		p.replyStoreError(req, tx, "subscribe", err)
 		return
 	}
