@@ -15,8 +15,8 @@ import (
 // are live, so that a picker on another node finds them (clustercalls.go). Only the rings a pickup
 // can answer count: the legs of a call being set up (b2bua.Event.Pickable), not a transfer's or a
 // park ring-back's. The call core's events update what rings here, in memory and without waiting;
-// one goroutine writes the changes, in a batch per round trip: the calls that rang and stopped
-// between two writes cost nothing. A write that failed is retried at the next heartbeat; rows
+// one goroutine writes the changes, in a batch every ringBatchDelay at most: the calls that rang
+// and stopped between two writes (most calls answered at once) cost nothing. A write that failed is retried at the next heartbeat; rows
 // whose node died expire. A node alone writes nothing, and clears its rows when the others go.
 type ringMirror struct {
 	cs   clusterStore
@@ -136,16 +136,30 @@ func (m *ringMirror) wake() {
 	}
 }
 
+// ringBatchDelay is how long the writer lets changes gather after the first: a call answered
+// within it (most are, under load) is never written, and the others go in one batch. A picker on
+// another node sees a ring this much later.
+const ringBatchDelay = 100 * time.Millisecond
+
 // run writes the changes until stop is closed. Each heartbeat wakes it too (beat): failed writes
 // are retried and the other nodes' coming and going followed.
 func (m *ringMirror) run(stop <-chan struct{}) {
+	gather := time.NewTimer(ringBatchDelay)
+	gather.Stop()
+	defer gather.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-m.kick:
-			m.write()
 		}
+		gather.Reset(ringBatchDelay)
+		select {
+		case <-stop:
+			return
+		case <-gather.C:
+		}
+		m.write()
 	}
 }
 
