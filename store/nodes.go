@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"net/netip"
 	"time"
 
 	"gorm.io/gorm/clause"
@@ -133,6 +135,26 @@ func (s *Store) PutBan(ctx context.Context, ip string, until time.Time) error {
 		DoUpdates: clause.AssignmentColumns([]string{"until", "node_id", "created_at"}),
 	}).Create(&b).Error
 	return mapErr("store: ban "+ip, err)
+}
+
+// LiftBan ends the ban of ip at once, for every node (each rereads the bans when told, or at its
+// next heartbeat). ErrNotFound when no ban of ip is in force; ErrInvalid when ip is not an IP
+// address.
+func (s *Store) LiftBan(ctx context.Context, ip string) error {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return fmt.Errorf("store: lift ban: %w", invalid("ip", fmt.Sprintf("%q is not an IP address", ip)))
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	res := s.db.WithContext(ctx).Where("ip = ? AND until > ?", addr.Unmap().String(), s.now()).Delete(&Ban{})
+	if res.Error != nil {
+		return mapErr("store: lift ban "+ip, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("store: ban of %s: %w", ip, ErrNotFound)
+	}
+	return nil
 }
 
 // Bans returns the bans in force, and deletes those that have ended.
