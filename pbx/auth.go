@@ -287,11 +287,19 @@ func (b *banList) publish(ip netip.Addr, until time.Time, log *slog.Logger) {
 	defer cancel()
 	if err := b.share.PutBan(ctx, ip.String(), until); err != nil {
 		log.Warn("ban not shared with the other nodes", "src_ip", ip.String(), "error", err)
+		return
 	}
+	b.mu.Lock()
+	if f := b.ips[ip]; f != nil {
+		f.published = time.Now()
+	}
+	b.mu.Unlock()
 }
 
-// setShared replaces the bans read from the database.
-func (b *banList) setShared(bans []store.Ban) {
+// setShared replaces the bans read from the database, which began to be read at read. A ban of
+// this node's that it published before then and that is not among them was lifted (officepbx ban
+// rm): it ends here too, and the failures count afresh.
+func (b *banList) setShared(bans []store.Ban, read time.Time) {
 	m := make(map[netip.Addr]time.Time, len(bans))
 	for _, x := range bans {
 		if ip, err := netip.ParseAddr(x.IP); err == nil {
@@ -299,14 +307,20 @@ func (b *banList) setShared(bans []store.Ban) {
 		}
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.shared = m
-	b.mu.Unlock()
+	for ip, f := range b.ips {
+		if _, kept := m[ip]; !kept && !f.published.IsZero() && f.published.Before(read) {
+			*f = failures{windowStart: f.windowStart}
+		}
+	}
 }
 
 type failures struct {
 	count       int
 	windowStart time.Time
 	bannedUntil time.Time
+	published   time.Time // when the ban until bannedUntil was written to the database; zero: not
 }
 
 func (b *banList) banned(ip netip.Addr, now time.Time) bool {

@@ -181,11 +181,12 @@ func (p *PBX) loadBans(cs clusterStore) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.HeartbeatInterval)
 	defer cancel()
+	read := time.Now()
 	bans, err := cs.Bans(ctx)
 	if err != nil {
 		return // the bans last read stay; the database being away is reported elsewhere
 	}
-	p.auth.bans.setShared(bans)
+	p.auth.bans.setShared(bans, read)
 }
 
 // agentClaims claims queue agents in the shared database for this node's queues

@@ -119,7 +119,8 @@ func TestNonceAcrossNodes(t *testing.T) {
 }
 
 // TestBanAcrossNodes: a source banned by node A for failed authentications is refused by node B
-// too.
+// too. Once the ban is lifted (officepbx ban rm), both nodes take the source again: node A, which
+// made the ban, as well as node B.
 func TestBanAcrossNodes(t *testing.T) {
 	eachShared(t, func(t *testing.T, dsn string) {
 		cfg := pbx.Config{AuthFailLimit: 2, HeartbeatInterval: 100 * time.Millisecond}
@@ -144,6 +145,16 @@ func TestBanAcrossNodes(t *testing.T) {
 			res := toB.Do(toB.Build(registerSpec("302", "after-ban", cseq, "Contact: <sip:302@10.0.0.32>")))
 			return res.StatusCode == 403
 		})
+		if err := a.store.LiftBan(context.Background(), "127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+		for name, c := range map[string]*uaClient{"node A": toA, "node B": toB} {
+			waitFor(t, name+" taking the source again", func() bool {
+				cseq++
+				res := c.Do(c.Build(registerSpec("302", "lifted", cseq, "Contact: <sip:302@10.0.0.32>")))
+				return res.StatusCode == 401
+			})
+		}
 	})
 }
 
