@@ -111,6 +111,25 @@ func TestBansShared(t *testing.T) {
 		if bans, err := b.Bans(ctx); err != nil || len(bans) != 0 {
 			t.Fatalf("bans after the end: %+v, %v", bans, err)
 		}
+		// Lifting: a ban in force goes for every node; none in force, or not an address, is an error.
+		if err := a.PutBan(ctx, "2001:db8::7", clock.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.LiftBan(ctx, "2001:db8::7"); err != nil {
+			t.Fatal(err)
+		}
+		if bans, err := a.Bans(ctx); err != nil || len(bans) != 0 {
+			t.Fatalf("bans after lifting: %+v, %v", bans, err)
+		}
+		if err := b.LiftBan(ctx, "2001:db8::7"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("lifting again: %v", err)
+		}
+		if err := b.LiftBan(ctx, "192.0.2.7"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("lifting an ended ban: %v", err)
+		}
+		if err := b.LiftBan(ctx, "not-an-ip"); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("lifting a malformed address: %v", err)
+		}
 	})
 }
 
@@ -195,6 +214,24 @@ func TestNotifyBindings(t *testing.T) {
 	case <-b.BansChanged():
 	case <-time.After(10 * time.Second):
 		t.Fatal("no ban notification")
+	}
+	// Reading the bans deletes none in force: no notification (else every node's reading would
+	// wake every node). Lifting one is announced.
+	if _, err := a.Bans(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.BansChanged():
+		t.Fatal("reading the bans announced a change")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := a.LiftBan(ctx, "192.0.2.9"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.BansChanged():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification of the lifted ban")
 	}
 }
 
