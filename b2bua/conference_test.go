@@ -89,8 +89,8 @@ func TestConferenceThreeCallers(t *testing.T) {
 	var ms []*member
 	for _, f := range []float64{400, 900, 1700} {
 		ms = append(ms, dialConference(t, s, "800", f))
+		waitMembers(t, rooms, "sales", len(ms)) // joined in this order: participant i+1 is ms[i]
 	}
-	waitMembers(t, rooms, "sales", 3)
 	checkHearing(t, ms, func(i, j int) bool { return i != j })
 
 	info := rooms.List()[0].Participants
