@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/internal/sipx"
 	"github.com/pbxkit/pbxkit/internal/testenv"
+	"github.com/pbxkit/pbxkit/store"
 )
 
 // TestServeBanFlags: --auth-fail-limit bans a source after that many wrong passwords (the
@@ -48,5 +51,40 @@ func TestServeBanFlags(t *testing.T) {
 	}
 	if res := register(1, "after-ban"); res.StatusCode != 403 {
 		t.Fatalf("after 2 wrong passwords with --auth-fail-limit 2: %d, want 403 (banned)", res.StatusCode)
+	}
+}
+
+// TestCLIBans: ban list shows the bans in force with the node that made each, ban rm lifts one
+// (then it is gone from the list); an ended or unknown ban is not found (exit 1, naming the IP)
+// and a malformed IP is a usage error (exit 2). Both databases.
+func TestCLIBans(t *testing.T) {
+	for name, dsn := range map[string]func(testing.TB) string{"sqlite": testenv.SQLiteDSN, "postgres": testenv.PostgresDSN} {
+		t.Run(name, func(t *testing.T) {
+			db := dsn(t)
+			ctx := context.Background()
+			s, err := store.Open(ctx, db, store.WithNodeID("pbx1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			mustRun(t, 0, "^no bans in force\n$", "", "ban", "list", "--db", db)
+			for ip, until := range map[string]time.Time{"192.0.2.7": time.Now().Add(5 * time.Minute),
+				"2001:db8::7": time.Now().Add(time.Hour), "198.51.100.9": time.Now().Add(-time.Minute)} {
+				if err := s.PutBan(ctx, ip, until); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mustRun(t, 1, "", "ban rm: no ban of 198.51.100.9 in force", "ban", "rm", "198.51.100.9", "--db", db)
+			mustRun(t, 0, `^IP\s+UNTIL\s+REMAINING\s+NODE\n192\.0\.2\.7\s+\S+ \S+\s+(4m5\d|5m0)s\s+pbx1\n2001:db8::7\s+\S+ \S+\s+(59m5\d|1h0m0)s\s+pbx1\n$`, "",
+				"ban", "list", "--db", db)
+			mustRun(t, 0, "^ban of 192.0.2.7 lifted\n$", "", "ban", "rm", "192.0.2.7", "--db", db)
+			mustRun(t, 0, `^IP\s+UNTIL\s+REMAINING\s+NODE\n2001:db8::7\s`, "", "ban", "list", "--db", db)
+			mustRun(t, 0, "ban of 2001:db8::7 lifted", "", "ban", "rm", "--db", db, "2001:db8::7")
+			mustRun(t, 0, "^no bans in force\n$", "", "ban", "list", "--db", db)
+			mustRun(t, 1, "", "ban rm: no ban of 192.0.2.7 in force", "ban", "rm", "192.0.2.7", "--db", db)
+			mustRun(t, 2, "", `ban rm: "not-an-ip" is not an IP address`, "ban", "rm", "not-an-ip", "--db", db)
+			mustRun(t, 2, "", "ban rm: want exactly one IP address, got 0 arguments", "ban", "rm", "--db", db)
+			mustRun(t, 2, "", "ban list takes no arguments", "ban", "list", "192.0.2.7", "--db", db)
+		})
 	}
 }

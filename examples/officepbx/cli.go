@@ -69,14 +69,14 @@ func isFlagError(err error) bool {
 func newRoot(stdout, stderr io.Writer) *ffcli.Command {
 	root := &ffcli.Command{
 		Name:       "officepbx",
-		ShortUsage: "officepbx [serve|ext|queue|group|trunk|vm|cdr|migrate|nodes|config|version] [flags]",
+		ShortUsage: "officepbx [serve|ext|queue|group|trunk|vm|cdr|migrate|nodes|ban|config|version] [flags]",
 		ShortHelp:  "A small office PBX on pbxkit.",
 		Subcommands: []*ffcli.Command{
-			serveCmd(stderr), extCmd(stdout), queueCmd(stdout), groupCmd(stdout), trunkCmd(stdout), vmCmd(stdout), cdrCmd(stdout), migrateCmd(stdout), nodesCmd(stdout),
+			serveCmd(stderr), extCmd(stdout), queueCmd(stdout), groupCmd(stdout), trunkCmd(stdout), vmCmd(stdout), cdrCmd(stdout), migrateCmd(stdout), nodesCmd(stdout), banCmd(stdout),
 		},
 		Exec: func(_ context.Context, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q: want serve, ext, queue, group, trunk, vm, cdr, migrate, nodes, config or version", args[0])
+				return usagef("unknown command %q: want serve, ext, queue, group, trunk, vm, cdr, migrate, nodes, ban, config or version", args[0])
 			}
 			return flag.ErrHelp
 		},

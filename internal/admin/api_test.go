@@ -29,6 +29,8 @@ var endpoints = []struct{ method, path string }{
 	{"POST", "/api/conferences/sales/participants/1/mute"},
 	{"POST", "/api/conferences/sales/participants/1/unmute"},
 	{"DELETE", "/api/conferences/sales/participants/1"},
+	{"GET", "/api/bans"},
+	{"DELETE", "/api/bans/192.0.2.7"},
 	{"POST", "/api/dialplan/reload"},
 	{"GET", "/api/events"},
 	{"GET", "/api/openapi.json"},
