@@ -30,6 +30,10 @@ type Store interface {
 	Queues(ctx context.Context) ([]store.Queue, error)
 	Bans(ctx context.Context) ([]store.Ban, error)
 	LiftBan(ctx context.Context, ip string) error
+	VoicemailMessages(ctx context.Context, mailbox, folder string) ([]store.VoicemailMessage, error)
+	Voicemail(ctx context.Context, mailbox string, id int64) (*store.VoicemailMessage, error)
+	SetVoicemailFolder(ctx context.Context, mailbox string, id int64, folder string) error
+	DeleteVoicemail(ctx context.Context, mailbox string, id int64) (*store.VoicemailMessage, error)
 	TokenStore
 }
 
@@ -39,8 +43,8 @@ var _ Store = (*store.Store)(nil)
 type Config struct {
 	// PBX is the PBX served. Required.
 	PBX *pbx.PBX
-	// Store is where extensions, registrations, records, queues and bans are read and changed.
-	// Default: the PBX's own store (PBX.Store), which must then implement Store.
+	// Store is where extensions, registrations, records, queues, bans and voicemail are read and
+	// changed. Default: the PBX's own store (PBX.Store), which must then implement Store.
 	Store Store
 	// Token is the API token. Empty: the one stored in the database, or a new one generated and
 	// stored (its hash) on the first start, which NewToken returns so it can be shown once.
@@ -141,6 +145,10 @@ func (s *Server) endpoints() []endpoint {
 		{"DELETE", "/api/conferences/{room}/participants/{id}", s.kickParticipant},
 		{"GET", "/api/bans", s.listBans},
 		{"DELETE", "/api/bans/{ip}", s.liftBan},
+		{"GET", "/api/voicemail", s.listVoicemail},
+		{"GET", "/api/voicemail/{mailbox}/{id}/audio", s.voicemailAudio},
+		{"PATCH", "/api/voicemail/{mailbox}/{id}", s.patchVoicemail},
+		{"DELETE", "/api/voicemail/{mailbox}/{id}", s.deleteVoicemail},
 		{"POST", "/api/dialplan/reload", s.reloadDialplan},
 		{"GET", "/api/events", s.events},
 		{"GET", "/api/openapi.json", serveOpenAPI},

@@ -29,7 +29,9 @@ func consoleHandler() http.Handler {
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+		// media-src blob: lets the voicemail players play the audio the console fetched with the
+		// token (an <audio> element cannot send the Authorization header itself).
+		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; media-src 'self' blob:; frame-ancestors 'none'")
 		files.ServeHTTP(w, r)
 	})
 }

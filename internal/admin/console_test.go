@@ -2,16 +2,21 @@ package admin_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/internal/testenv"
 	"github.com/pbxkit/pbxkit/pbx"
+	"github.com/pbxkit/pbxkit/store"
 )
 
 // browser starts headless Chromium for the test and returns a context driving one tab; it is
@@ -164,4 +169,90 @@ func TestConsoleRecording(t *testing.T) {
 	}
 	b2buatest.HangUp(t, caller, callee, inv, ok, 2)
 	e.waitCalls(t, 0)
+}
+
+// TestConsoleVoicemail drives the console's voicemail list in Chromium: a seeded message is
+// listed with its caller; Play fetches its audio with the token and plays it in an <audio>
+// player; Mark heard moves it to saved; Delete asks first (cancelled: nothing happens), then
+// removes it from the table, the store and the disk.
+func TestConsoleVoicemail(t *testing.T) {
+	e := start(t, pbx.Config{DataDir: t.TempDir()})
+	e.addExt(t, "101")
+	m, _ := e.addVoicemail(t, "101", "200", "Alice Caller", 2)
+	ctx := browser(t)
+
+	// confirm() dialogs get the answers sent to answers, and their messages go to asked.
+	answers, asked := make(chan bool, 2), make(chan string, 2)
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			asked <- ev.Message
+			accept := false
+			select {
+			case accept = <-answers:
+			default:
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
+		}
+	}()
+
+	rowSel := fmt.Sprintf(`#voicemail tbody tr[data-mailbox="101"][data-id="%d"]`, m.ID)
+	run(t, ctx, "sign in and see the message",
+		chromedp.Navigate(e.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SetValue(chromedp.CSS("#token"), testToken),
+		chromedp.Click(chromedp.CSS("#signin")),
+		chromedp.WaitVisible(chromedp.CSS(rowSel+`[data-folder="new"]`)),
+	)
+	if shown := text(t, ctx, rowSel); !strings.Contains(shown, "Alice Caller (200)") || !strings.Contains(shown, "2 s") || !strings.Contains(shown, "new") {
+		t.Fatalf("message row: %q", shown)
+	}
+
+	// Play: the audio is fetched with the token into a blob the player plays (the page's CSP
+	// lets it); its length shows the WAV was read.
+	run(t, ctx, "play the message",
+		chromedp.Click(chromedp.CSS(rowSel+" button.play")),
+		chromedp.WaitVisible(chromedp.CSS(rowSel+" audio")),
+	)
+	dur, err := chromedp.Run(ctx, chromedp.Poll[float64](
+		`(() => { const a = document.querySelector('`+rowSel+` audio');
+		  return a && a.src.startsWith("blob:") && a.readyState >= 1 && a.duration; })()`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil || dur < 1.9 || dur > 2.1 {
+		t.Fatalf("the player did not load the message: duration %v, %v", dur, err)
+	}
+
+	run(t, ctx, "mark it heard",
+		chromedp.Click(chromedp.CSS(rowSel+" button.heard")),
+		chromedp.WaitVisible(chromedp.CSS(rowSel+`[data-folder="saved"]`)),
+	)
+	if x, err := e.store.Voicemail(context.Background(), "101", m.ID); err != nil || x.Folder != "saved" {
+		t.Fatalf("stored after Mark heard: %+v %v", x, err)
+	}
+
+	// Delete, cancelled at the question: the message stays.
+	answers <- false
+	run(t, ctx, "delete, cancelled", chromedp.Click(chromedp.CSS(rowSel+" button.delete")))
+	if q := <-asked; !strings.Contains(q, "Alice Caller") || !strings.Contains(q, "101") {
+		t.Fatalf("the question: %q", q)
+	}
+	if _, err := e.store.Voicemail(context.Background(), "101", m.ID); err != nil {
+		t.Fatalf("a cancelled delete deleted: %v", err)
+	}
+	answers <- true
+	run(t, ctx, "delete",
+		chromedp.Click(chromedp.CSS(rowSel+" button.delete")),
+		chromedp.WaitNotPresent(chromedp.CSS(rowSel)),
+		chromedp.WaitVisible(chromedp.CSS("#vm-empty")),
+	)
+	<-asked
+	if _, err := e.store.Voicemail(context.Background(), "101", m.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the message is still stored: %v", err)
+	}
+	if _, err := os.Stat(m.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the WAV file is still there: %v", err)
+	}
 }

@@ -8,6 +8,10 @@ let token = sessionStorage.getItem("pbxkit-token") || "";
 let streamAbort = null;
 let cdrPage = 1;
 let editing = null; // the number of the extension being edited, or null when adding
+// players holds the voicemail players loaded so far, by "mailbox/id": each an <audio> element
+// playing an object URL of the message's WAV, fetched with the token. A message's audio never
+// changes, so a refresh of the list keeps them (one playing goes on playing).
+let players = new Map();
 
 async function api(method, path, body) {
   const opts = { method, headers: { Authorization: "Bearer " + token } };
@@ -24,6 +28,20 @@ async function api(method, path, body) {
   const data = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(data.error || res.status + " " + res.statusText);
   return data;
+}
+
+// apiBlob fetches a file of the API (a voicemail message's audio) with the token.
+async function apiBlob(path) {
+  const res = await fetch(path, { headers: { Authorization: "Bearer " + token } });
+  if (res.status === 401) {
+    signOut("The token was not accepted.");
+    throw new Error("unauthorized");
+  }
+  if (!res.ok) {
+    const data = await res.json().catch(() => ({}));
+    throw new Error(data.error || res.status + " " + res.statusText);
+  }
+  return res.blob();
 }
 
 function el(tag, text, attrs) {
@@ -79,6 +97,7 @@ function signOut(msg) {
   token = "";
   sessionStorage.removeItem("pbxkit-token");
   if (streamAbort) streamAbort.abort();
+  dropPlayers(new Set());
   $("#app").hidden = true;
   $("#login").hidden = false;
   $("#signout").hidden = true;
@@ -89,7 +108,7 @@ function signOut(msg) {
 // ---- lists ----
 
 function refreshAll() {
-  refreshCalls(); refreshExtensions(); refreshRegistrations(); refreshQueues(); refreshCDRs();
+  refreshCalls(); refreshExtensions(); refreshRegistrations(); refreshQueues(); refreshCDRs(); refreshVoicemail();
 }
 
 async function refreshCalls() {
@@ -189,6 +208,77 @@ async function refreshCDRs() {
     $("#cdr-prev").disabled = page.page <= 1;
     $("#cdr-next").disabled = !page.has_more;
   } catch (err) { showError(err); }
+}
+
+// ---- voicemail ----
+
+async function refreshVoicemail() {
+  const q = new URLSearchParams();
+  const mailbox = $("#vm-mailbox").value.trim();
+  if (mailbox) q.set("mailbox", mailbox);
+  if ($("#vm-folder").value) q.set("folder", $("#vm-folder").value);
+  try {
+    const qs = q.toString();
+    const msgs = await api("GET", "/api/voicemail" + (qs ? "?" + qs : ""));
+    dropPlayers(new Set(msgs.map(vmKey)));
+    $("#voicemail tbody").replaceChildren(...msgs.map((m) => row([m.mailbox,
+      m.caller_name ? m.caller_name + " (" + m.caller + ")" : m.caller, fmtTime(m.created_at), m.duration_sec + " s",
+      m.folder === "new" ? "new" : "heard", player(m), vmActions(m)],
+      { "data-mailbox": m.mailbox, "data-id": m.id, "data-folder": m.folder })));
+    $("#vm-empty").hidden = msgs.length > 0;
+  } catch (err) { showError(err); }
+}
+
+function vmKey(m) { return m.mailbox + "/" + m.id; }
+
+// player is the message's <audio controls>: loaded already, or a Play button that fetches the
+// audio (with the token, which an <audio src> cannot send) and turns into the player.
+function player(m) {
+  const loaded = players.get(vmKey(m));
+  if (loaded) return loaded;
+  const span = el("span");
+  const audio = el("audio", null, { controls: "", preload: "none", hidden: "" });
+  const play = button("Play", async () => {
+    play.disabled = true;
+    try {
+      const blob = await apiBlob(m.audio_url);
+      audio.src = URL.createObjectURL(blob);
+      players.set(vmKey(m), audio);
+      audio.hidden = false;
+      play.remove();
+      if (!span.isConnected) refreshVoicemail(); // the list was redrawn meanwhile: show it there
+      audio.play().catch(() => {}); // the player stays for the user to start when autoplay is refused
+    } catch (err) { play.disabled = false; showError(err); }
+  }, { class: "play" });
+  span.append(play, audio);
+  return span;
+}
+
+// dropPlayers frees the players of messages not in keep.
+function dropPlayers(keep) {
+  for (const [key, audio] of players) {
+    if (keep.has(key)) continue;
+    audio.pause();
+    URL.revokeObjectURL(audio.src);
+    players.delete(key);
+  }
+}
+
+function vmActions(m) {
+  const span = el("span");
+  const path = "/api/voicemail/" + encodeURIComponent(m.mailbox) + "/" + m.id;
+  if (m.folder === "new") {
+    span.appendChild(button("Mark heard", async () => {
+      try { await api("PATCH", path, { folder: "saved" }); refreshVoicemail(); } catch (err) { showError(err); }
+    }, { class: "heard" }));
+    span.appendChild(document.createTextNode(" "));
+  }
+  span.appendChild(button("Delete", async () => {
+    const from = m.caller_name || m.caller || "an unknown caller";
+    if (!confirm("Delete the message from " + from + " in mailbox " + m.mailbox + "?")) return;
+    try { await api("DELETE", path); refreshVoicemail(); } catch (err) { showError(err); refreshVoicemail(); }
+  }, { class: "delete" }));
+  return span;
 }
 
 // ---- extension form ----
@@ -299,6 +389,8 @@ function onEvent(ev) {
   // The record reaches the database a moment after the call ends (records are written in
   // batches): look again shortly.
   if (ev.kind === "call.ended") { refreshCDRs(); setTimeout(refreshCDRs, 1000); setTimeout(refreshCDRs, 3000); }
+  // A call that ended may have left a message (it is filed as the caller hangs up).
+  if (ev.kind === "call.ended") { refreshVoicemail(); setTimeout(refreshVoicemail, 1000); }
   if (ev.kind.startsWith("registration.")) refreshRegistrations();
   if (ev.kind.startsWith("queue.")) refreshQueues();
 }
@@ -312,4 +404,5 @@ $("#ext-cancel").addEventListener("click", resetForm);
 $("#cdr-form").addEventListener("submit", (ev) => { ev.preventDefault(); cdrPage = 1; refreshCDRs(); });
 $("#cdr-prev").addEventListener("click", () => { if (cdrPage > 1) { cdrPage--; refreshCDRs(); } });
 $("#cdr-next").addEventListener("click", () => { cdrPage++; refreshCDRs(); });
+$("#vm-form").addEventListener("submit", (ev) => { ev.preventDefault(); refreshVoicemail(); });
 if (token) signIn(token);
