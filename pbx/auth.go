@@ -228,10 +228,11 @@ func (a *authenticator) useNonce(nonce string, nc int) bool {
 func (a *authenticator) fail(ip netip.Addr, user string, req *sip.Request, reason string) {
 	a.m.authFailures.Inc()
 	a.log.Warn("sip auth failed", "src_ip", ip.String(), "user", user, "method", string(req.Method), "reason", reason)
-	if a.bans.fail(ip, a.now()) {
+	now := a.now()
+	if a.bans.fail(ip, now) {
 		a.m.bans.Inc()
 		a.log.Warn("sip source banned", "src_ip", ip.String(), "for", a.bans.ban.String())
-		a.bans.publish(ip, a.now().Add(a.bans.ban), a.log)
+		a.bans.publish(ip, now.Add(a.bans.ban), a.log)
 	}
 }
 
@@ -290,7 +291,7 @@ func (b *banList) publish(ip netip.Addr, until time.Time, log *slog.Logger) {
 		return
 	}
 	b.mu.Lock()
-	if f := b.ips[ip]; f != nil {
+	if f := b.ips[ip]; f != nil && f.bannedUntil.Equal(until) { // still the ban published
 		f.published = time.Now()
 	}
 	b.mu.Unlock()
@@ -362,6 +363,7 @@ func (b *banList) fail(ip netip.Addr, now time.Time) bool {
 	if f.count >= b.limit && !now.Before(f.bannedUntil) {
 		f.bannedUntil = now.Add(b.ban)
 		f.count = 0
+		f.published = time.Time{} // this ban is not in the database until publish says so
 		return true
 	}
 	return false

@@ -305,6 +305,16 @@ func TestVoicemailDelete(t *testing.T) {
 		}
 	})
 	defer stop()
+	// The messages just added may still be announced (the store polls a version every 0.1 s):
+	// let that pass, so that the signal awaited below is the DELETE's.
+	for quiet := time.After(500 * time.Millisecond); ; {
+		select {
+		case <-changed:
+			continue
+		case <-quiet:
+		}
+		break
+	}
 	path := fmt.Sprintf("/api/voicemail/101/%d", m.ID)
 	if code, body := e.do(t, "DELETE", path, ""); code != 204 || body != "" {
 		t.Fatalf("delete: %d %q", code, body)

@@ -212,7 +212,11 @@ async function refreshCDRs() {
 
 // ---- voicemail ----
 
+// vmAsked numbers the list requests: an answer to an older one than the last shown is dropped.
+let vmAsked = 0;
+
 async function refreshVoicemail() {
+  const asked = ++vmAsked;
   const q = new URLSearchParams();
   const mailbox = $("#vm-mailbox").value.trim();
   if (mailbox) q.set("mailbox", mailbox);
@@ -220,13 +224,18 @@ async function refreshVoicemail() {
   try {
     const qs = q.toString();
     const msgs = await api("GET", "/api/voicemail" + (qs ? "?" + qs : ""));
+    if (asked !== vmAsked) return; // a newer request (another filter, a later event) answers
     dropPlayers(new Set(msgs.map(vmKey)));
     $("#voicemail tbody").replaceChildren(...msgs.map((m) => row([m.mailbox,
       m.caller_name ? m.caller_name + " (" + m.caller + ")" : m.caller, fmtTime(m.created_at), m.duration_sec + " s",
       m.folder === "new" ? "new" : "heard", player(m), vmActions(m)],
       { "data-mailbox": m.mailbox, "data-id": m.id, "data-folder": m.folder })));
     $("#vm-empty").hidden = msgs.length > 0;
-  } catch (err) { showError(err); }
+  } catch (err) {
+    if (asked !== vmAsked) return;
+    $("#voicemail tbody").replaceChildren(); // not the list of another filter beside this one
+    showError(err);
+  }
 }
 
 function vmKey(m) { return m.mailbox + "/" + m.id; }
@@ -240,8 +249,12 @@ function player(m) {
   const audio = el("audio", null, { controls: "", preload: "none", hidden: "" });
   const play = button("Play", async () => {
     play.disabled = true;
+    const signedIn = token;
     try {
       const blob = await apiBlob(m.audio_url);
+      if (token !== signedIn) return; // signed out (or in again) meanwhile: nothing to play
+      const earlier = players.get(vmKey(m)); // a Play of the same message in a redrawn list
+      if (earlier) { earlier.pause(); URL.revokeObjectURL(earlier.src); }
       audio.src = URL.createObjectURL(blob);
       players.set(vmKey(m), audio);
       audio.hidden = false;
