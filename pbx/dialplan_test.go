@@ -667,6 +667,9 @@ end`, pbx.Config{}, 0)
 		got++
 	}
 	if got != n {
+		for id := range want { // what the PBX did with the calls left unanswered, for the record
+			t.Logf("unanswered %s:\n%s", id, grep(tp.logs.String(), id))
+		}
 		t.Fatalf("%d of %d calls answered", got, n)
 	}
 	waitIdle(t, tp)
