@@ -78,7 +78,7 @@ func (p *PBX) newVoicemailApp() (*voicemailApp, error) {
 	if !ok || p.relay == nil || p.cfg.DataDir == "" {
 		return nil, nil
 	}
-	dir, prompts := filepath.Join(p.cfg.DataDir, "voicemail"), filepath.Join(p.cfg.DataDir, voicemailPrompts)
+	dir, prompts := p.VoicemailDir(), filepath.Join(p.cfg.DataDir, voicemailPrompts)
 	if err := writePrompts(prompts); err != nil {
 		return nil, err
 	}
@@ -197,3 +197,7 @@ func hungUp(err error) error {
 	}
 	return err
 }
+
+// VoicemailDir is the folder the messages are recorded in, one folder per mailbox: voicemail in
+// Config.DataDir.
+func (p *PBX) VoicemailDir() string { return filepath.Join(p.cfg.DataDir, "voicemail") }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -90,6 +91,23 @@ func messageOf(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
 	return r.PathValue("mailbox"), id, true
 }
 
+// openInside opens path, which must lie inside dir once symbolic links are followed: a path
+// stored elsewhere is taken for a missing file.
+func openInside(dir, path string) (*os.File, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, err
+	}
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
+	}
+	if rel, err := filepath.Rel(root, real); err != nil || !filepath.IsLocal(rel) {
+		return nil, fs.ErrNotExist
+	}
+	return os.Open(real)
+}
+
 // voicemailAudio serves a message's WAV file, with ranges (browsers seek with them); 404 when
 // there is no such message or its file is missing (e.g. recorded on another node, or removed by
 // hand).
@@ -103,7 +121,7 @@ func (s *Server) voicemailAudio(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, err)
 		return
 	}
-	f, err := os.Open(m.Path)
+	f, err := openInside(s.cfg.PBX.VoicemailDir(), m.Path)
 	var st os.FileInfo
 	if err == nil {
 		defer f.Close()

@@ -235,6 +235,25 @@ func TestVoicemailAudio(t *testing.T) {
 	if code, body := e.do(t, "GET", url, ""); code != 404 || !strings.Contains(errorOf(t, body), "missing") {
 		t.Fatalf("file gone: %d %s", code, body)
 	}
+	// A message whose stored path leads out of the voicemail folder, by name or by a symbolic
+	// link, is not served.
+	outside := filepath.Join(t.TempDir(), "secret.wav")
+	if err := os.WriteFile(outside, []byte("not for the API"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(filepath.Dir(m.Path), "link.wav")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{outside, link} {
+		bad := &store.VoicemailMessage{Mailbox: "101", Caller: "200", CallID: "call-out", Path: path, Seconds: 1}
+		if err := e.store.AddVoicemail(context.Background(), bad); err != nil {
+			t.Fatal(err)
+		}
+		if code, body := e.do(t, "GET", fmt.Sprintf("/api/voicemail/101/%d/audio", bad.ID), ""); code != 404 {
+			t.Fatalf("%s: %d %s, want 404", path, code, body)
+		}
+	}
 }
 
 // TestVoicemailPatch: PATCH moves a message to saved (heard) and back to new, answering the
