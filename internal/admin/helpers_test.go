@@ -93,18 +93,27 @@ func (e *env) doRaw(t *testing.T, method, path, body, contentType string) (int, 
 func (e *env) send(t *testing.T, method, path, body, auth, contentType string) (int, string) {
 	t.Helper()
 	var rd io.Reader
+	h := http.Header{}
+	if auth != "" {
+		h.Set("Authorization", auth)
+	}
 	if body != "" {
 		rd = strings.NewReader(body)
+		h.Set("Content-Type", contentType)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	res, b := e.request(t, method, path, rd, h)
+	return res.StatusCode, string(b)
+}
+
+// request sends a request with the headers h and returns the response and its body.
+func (e *env) request(t *testing.T, method, path string, body io.Reader, h http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", contentType)
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	res, err := e.srv.Client().Do(req)
 	if err != nil {
@@ -115,7 +124,7 @@ func (e *env) send(t *testing.T, method, path, body, auth, contentType string) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.StatusCode, string(b)
+	return res, b
 }
 
 // decode parses body into v, failing the test when it is not JSON.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -179,26 +178,14 @@ func TestVoicemailAudio(t *testing.T) {
 
 	get := func(auth, rng string) (*http.Response, []byte) {
 		t.Helper()
-		req, err := http.NewRequest("GET", e.srv.URL+url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		h := http.Header{}
 		if auth != "" {
-			req.Header.Set("Authorization", auth)
+			h.Set("Authorization", auth)
 		}
 		if rng != "" {
-			req.Header.Set("Range", rng)
+			h.Set("Range", rng)
 		}
-		res, err := e.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res, b
+		return e.request(t, "GET", url, nil, h)
 	}
 	res, body := get("Bearer "+testToken, "")
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "audio/wav" || !bytes.Equal(body, wav) ||
