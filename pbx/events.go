@@ -36,11 +36,11 @@ type Event struct {
 
 	// Calls.
 	CallID   string
-	Caller   string // conference.*: the participant's name (a caller's number)
+	Caller   string // the caller; conference.*: the participant's name (a caller's number)
 	Callee   string
 	Status   int
 	HangupBy string
-	Reason   string // conference.left: why: hangup (it hung up), kicked, ended (the conference ended)
+	Reason   string // why: call.ended; AgentPaused's reason; conference.left: hangup, kicked, ended (the conference ended)
 	Digit    string // call.dtmf: the key pressed (0-9, *, #, A-D)
 	Side     string // call.dtmf: "caller" or "callee"
 	Slot     string // call.parked, call.retrieved: the park slot
