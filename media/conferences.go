@@ -15,6 +15,8 @@ import (
 type Conferences struct {
 	log *slog.Logger
 
+	events *notifier // shared by the rooms: OnChange
+
 	mu     sync.Mutex
 	rooms  map[string]*Room
 	closed bool
@@ -38,12 +40,23 @@ func NewConferences(log *slog.Logger) *Conferences {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Conferences{log: log, rooms: make(map[string]*Room)}
+	return &Conferences{log: log, events: &notifier{}, rooms: make(map[string]*Room)}
 }
+
+// OnChange sets a function told of every change of the rooms (as RoomConfig.OnChange: who joins
+// and leaves, mutes and unmutes, a room's end), in the order they happened across all rooms,
+// outside the registry's and the rooms' locks. It must not block. Nil tells nobody.
+func (c *Conferences) OnChange(f func(ConferenceEvent)) { c.events.set(f) }
 
 // Join puts a participant into the room named room, making the room when it has none (or the one
 // it had closed). Errors: ErrRoomFull, ErrNoCodec (a codec other than G.711), ErrClosed.
 func (c *Conferences) Join(room string, cfg ParticipantConfig) (*Participant, error) {
+	p, err := c.join(room, cfg)
+	c.events.flush() // outside c.mu
+	return p, err
+}
+
+func (c *Conferences) join(room string, cfg ParticipantConfig) (*Participant, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -57,9 +70,10 @@ func (c *Conferences) Join(room string, cfg ParticipantConfig) (*Participant, er
 			if r, err = NewRoom(RoomConfig{Name: room, Logger: c.log}); err != nil {
 				return nil, err
 			}
+			r.events = c.events
 			made = true
 		}
-		p, err := r.Join(cfg)
+		p, err := r.join(cfg)
 		switch {
 		case errors.Is(err, ErrRoomClosed) && !made: // its last participant just left
 			delete(c.rooms, room)
@@ -143,7 +157,7 @@ func (c *Conferences) Kick(room string, id int) error {
 	if err != nil {
 		return err
 	}
-	p.Leave()
+	p.leave(LeftKicked)
 	c.log.Info("conference: participant kicked", "room", room, "participant", id)
 	return nil
 }

@@ -45,7 +45,10 @@
 // its own G.711 law through ParticipantConfig.Send, for which an RTPStream makes the RTP packets.
 // Muted participants are heard by nobody but hear the room; a short beep tells everyone when
 // someone joins or leaves. A frame allocates nothing; the room's goroutine ends with its last
-// participant (docs/benchmarks.md has the cost per participant).
+// participant (docs/benchmarks.md has the cost per participant). Conferences keeps a PBX's rooms
+// by name; who joins and leaves (hung up, kicked, the conference ended), mutes and unmutes, and a
+// room's end are told in order to an observer (RoomConfig.OnChange, Conferences.OnChange:
+// ConferenceEvent) outside the rooms' locks, never by the mixing clock.
 //
 // On Linux the relay's sockets are plain non-blocking descriptors served by a few event loops
 // (epoll, one per CPU by default, Config.Loops) rather than a goroutine each; elsewhere a goroutine

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +78,21 @@ func (p *Participant) Info() ParticipantInfo {
 }
 
 // SetMuted mutes the participant (the others stop hearing it; it still hears them) or unmutes it.
-func (p *Participant) SetMuted(muted bool) { p.muted.Store(muted) }
+// A change is told to the room's OnChange (ConferenceMuted, ConferenceUnmuted) while the
+// participant is in the room.
+func (p *Participant) SetMuted(muted bool) {
+	r := p.room
+	r.mu.Lock()
+	if p.muted.Swap(muted) != muted && slices.Contains(r.members, p) {
+		kind := ConferenceUnmuted
+		if muted {
+			kind = ConferenceMuted
+		}
+		r.changed(kind, p, "")
+	}
+	r.mu.Unlock()
+	r.events.flush()
+}
 
 // moderator reports whether the participant is a moderator (ParticipantConfig.Moderator).
 func (p *Participant) moderator() bool { return p.mod }
@@ -92,8 +107,12 @@ func (p *Participant) Done() <-chan struct{} { return p.left }
 // Leave takes the participant out of the room and waits until the room no longer uses it: Send is
 // not called after Leave returns. The last participant to leave closes the room. It is safe to
 // call more than once.
-func (p *Participant) Leave() {
-	p.room.remove(p)
+func (p *Participant) Leave() { p.leave(LeftHangup) }
+
+// leave is Leave, telling why the participant left (LeftHangup, LeftKicked).
+func (p *Participant) leave(why string) {
+	p.room.remove(p, why)
+	p.room.events.flush()
 	p.room.settle()
 }
 

@@ -42,6 +42,12 @@ type RoomConfig struct {
 	NoTones bool
 	// Logger receives the room's logs. Default: discarded.
 	Logger *slog.Logger
+	// OnChange, when set, is told of every change of the room (ConferenceEvent: joined, left,
+	// muted, unmuted, ended) in the order they happened, once the room's lock is released, on
+	// the goroutine that made the change (Join, Leave, SetMuted, Close) or on another one making
+	// a change at the same time; never on the room's clock. It must not block; a change it makes
+	// itself is told after it returns.
+	OnChange func(ConferenceEvent)
 }
 
 // Room is a conference: participants join with Join and leave with Participant.Leave.
@@ -56,6 +62,8 @@ type Room struct {
 	closed  bool    // nobody joins any more
 	noClock bool    // tests: no goroutine, frames mixed by calling mixFrame
 	tone    []int16 // a tone to start with the next frame
+
+	events *notifier // tells cfg.OnChange, or Conferences.OnChange
 
 	tick    sync.Mutex // held by the clock for a whole frame: mixing and sending
 	active  []*Participant
@@ -90,6 +98,7 @@ func NewRoom(cfg RoomConfig) (*Room, error) {
 		log:     cfg.Logger.With("room", cfg.Name),
 		members: make([]*Participant, 0, cfg.MaxParticipants),
 		active:  make([]*Participant, 0, cfg.MaxParticipants),
+		events:  &notifier{f: cfg.OnChange},
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}, nil
@@ -104,6 +113,12 @@ func (r *Room) Done() <-chan struct{} { return r.done }
 // Join adds a participant, who hears the room from the next frame on. ErrRoomFull when the room
 // has MaxParticipants, ErrRoomClosed when it closed, ErrNoCodec for a codec other than G.711.
 func (r *Room) Join(cfg ParticipantConfig) (*Participant, error) {
+	defer r.events.flush()
+	return r.join(cfg)
+}
+
+// join is Join without telling the change (Conferences tells it once its own lock is released).
+func (r *Room) join(cfg ParticipantConfig) (*Participant, error) {
 	out := g711Law(cfg.Codec.PayloadType)
 	if (out == nil || cfg.Codec.Name == "") && (cfg.Send != nil || cfg.Codec.Name != "") {
 		return nil, ErrNoCodec // pushed frames are G.711; a pulled participant may name no codec
@@ -121,6 +136,10 @@ func (r *Room) Join(cfg ParticipantConfig) (*Participant, error) {
 		send: cfg.Send, joined: time.Now(), left: make(chan struct{})}
 	p.muted.Store(cfg.Muted)
 	r.members = append(r.members, p)
+	r.changed(ConferenceJoined, p, "")
+	if cfg.Muted {
+		r.changed(ConferenceMuted, p, "")
+	}
 	if !r.cfg.NoTones {
 		r.tone = joinTone
 	}
@@ -133,9 +152,18 @@ func (r *Room) Join(cfg ParticipantConfig) (*Participant, error) {
 	return p, nil
 }
 
-// remove takes p out of the room, and closes the room when p was the last. It reports whether p
-// was in the room.
-func (r *Room) remove(p *Participant) bool {
+// changed queues a change of the room for cfg.OnChange. The caller holds r.mu.
+func (r *Room) changed(kind string, p *Participant, why string) {
+	ev := ConferenceEvent{Kind: kind, Room: r.cfg.Name, Why: why}
+	if p != nil {
+		ev.Participant = p.Info()
+	}
+	r.events.post(ev)
+}
+
+// remove takes p out of the room (why: LeftHangup, LeftKicked), and closes the room when p was
+// the last. It reports whether p was in the room. The caller tells the change (r.events.flush).
+func (r *Room) remove(p *Participant, why string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i := slices.Index(r.members, p)
@@ -144,14 +172,11 @@ func (r *Room) remove(p *Participant) bool {
 	}
 	r.members = slices.Delete(r.members, i, i+1)
 	close(p.left)
+	r.changed(ConferenceLeft, p, why)
 	r.log.Debug("conference: left", "participant", p.id, "name", p.name, "participants", len(r.members))
 	if p.mod && len(r.members) > 0 && !slices.ContainsFunc(r.members, (*Participant).moderator) {
 		r.log.Info("conference: the last moderator left: the conference ends", "participants", len(r.members))
-		for _, q := range r.members {
-			close(q.left)
-		}
-		clear(r.members)
-		r.members = r.members[:0]
+		r.empty()
 	}
 	if len(r.members) == 0 {
 		r.shut()
@@ -161,12 +186,25 @@ func (r *Room) remove(p *Participant) bool {
 	return true
 }
 
+// empty takes everyone out of the room: the conference ended. The caller holds r.mu.
+func (r *Room) empty() {
+	for _, q := range r.members {
+		close(q.left)
+		r.changed(ConferenceLeft, q, LeftEnded)
+	}
+	clear(r.members)
+	r.members = r.members[:0]
+}
+
 // shut closes the room: nobody joins any more, and the clock stops. The caller holds r.mu.
 func (r *Room) shut() {
 	if r.closed {
 		return
 	}
 	r.closed = true
+	if r.nextID > 0 { // a room nobody ever joined never was a conference
+		r.changed(ConferenceEnded, nil, "")
+	}
 	close(r.stop)
 	if !r.started {
 		close(r.done)
@@ -192,13 +230,10 @@ func (r *Room) settle() {
 // waits for the clock's goroutine. It is safe to call more than once.
 func (r *Room) Close() {
 	r.mu.Lock()
-	for _, p := range r.members {
-		close(p.left)
-	}
-	clear(r.members)
-	r.members = r.members[:0]
+	r.empty()
 	r.shut()
 	r.mu.Unlock()
+	r.events.flush()
 	<-r.done
 }
 

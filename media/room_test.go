@@ -2,8 +2,10 @@ package media
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -564,4 +566,26 @@ func TestRoomModerator(t *testing.T) {
 // (audiotest.Goertzel gives the power, A²/4).
 func toneLevel(samples []int16, freq float64) float64 {
 	return 2 * math.Sqrt(audiotest.Goertzel(samples, 8000, freq))
+}
+
+// A room of its own (no Conferences) tells its changes to RoomConfig.OnChange; an empty room
+// closed tells nothing.
+func TestRoomOnChange(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var got []string
+	r, _ := NewRoom(RoomConfig{Name: "own", OnChange: func(ev ConferenceEvent) {
+		got = append(got, fmt.Sprintf("%s %s %d %s", ev.Kind, ev.Room, ev.Participant.ID, ev.Why))
+	}})
+	a, _ := join(t, r, PCMU, false)
+	join(t, r, PCMA, true)
+	a.Leave()
+	r.Close()
+	want := "conference.joined own 1 |conference.joined own 2 |conference.muted own 2 |" +
+		"conference.left own 1 hangup|conference.left own 2 ended|conference.ended own 0 "
+	if strings.Join(got, "|") != want {
+		t.Fatalf("told %q", got)
+	}
+
+	empty, _ := NewRoom(RoomConfig{OnChange: func(ev ConferenceEvent) { t.Errorf("an empty room told %+v", ev) }})
+	empty.Close()
 }

@@ -3,6 +3,7 @@ package pbx_test
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,4 +107,77 @@ func waitRoom(t *testing.T, tp *testPBX, room string, n int) {
 // (audiotest.Goertzel gives the power, A²/4).
 func toneLevel(samples []int16, freq float64) float64 {
 	return 2 * math.Sqrt(audiotest.Goertzel(samples, 8000, freq))
+}
+
+// A room's changes are PBX events (Subscribe): two callers join room 05 over SIP, one is muted
+// and unmuted through the rooms and kicked (the PBX hangs it up), the other hangs up and the room
+// ends; each event names the room and the participant, the joins the caller and codec.
+func TestConferenceEvents(t *testing.T) {
+	lo := freeEvenRange(t, 8)
+	tp, _, _ := callPBX(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 7,
+		DialplanScript: filepath.Join("..", "examples", "dialplans", "conference.lua")}, 0)
+	sub := tp.Subscribe(64)
+	defer sub.Close()
+	conf := func() pbx.Event { // the next conference event, skipping the calls'
+		t.Helper()
+		for {
+			if ev := next(t, sub); strings.HasPrefix(ev.Kind, "conference.") {
+				return ev
+			}
+		}
+	}
+	type caller struct {
+		phone *uaClient
+		inv   *sip.Request
+		ok    *sip.Response
+	}
+	dial := func(from string, n int) caller {
+		c := caller{phone: newClient(t, tp.addr)}
+		var msg string
+		msg, c.inv = c.phone.Invite(from, "805", nil, b2buatest.NewRTP(t).SDP())
+		c.phone.Send(msg)
+		c.ok = c.phone.WaitResponse(200)
+		c.phone.Send(c.phone.InDialog("ACK", c.inv, c.ok, 1))
+		waitRoom(t, tp, "05", n)
+		return c
+	}
+	a := dial("100", 1)
+	b := dial("102", 2)
+
+	want := func(ev pbx.Event, kind string, id int, name, reason string) {
+		t.Helper()
+		if ev.Kind != kind || ev.Room != "05" || ev.Participant != id || ev.Caller != name || ev.Reason != reason ||
+			ev.Time.IsZero() {
+			t.Fatalf("got %+v, want %s of participant %d (%s) %s", ev, kind, id, name, reason)
+		}
+	}
+	ev := conf()
+	want(ev, pbx.ConferenceJoined, 1, "100", "")
+	if ev.Codec != "PCMU" || ev.Moderator {
+		t.Fatalf("joined: %+v", ev)
+	}
+	want(conf(), pbx.ConferenceJoined, 2, "102", "")
+
+	rooms := tp.Conferences()
+	if err := rooms.SetMuted("05", 2, true); err != nil {
+		t.Fatal(err)
+	}
+	want(conf(), pbx.ConferenceMuted, 2, "102", "")
+	if err := rooms.SetMuted("05", 2, false); err != nil {
+		t.Fatal(err)
+	}
+	want(conf(), pbx.ConferenceUnmuted, 2, "102", "")
+	if err := rooms.Kick("05", 2); err != nil {
+		t.Fatal(err)
+	}
+	want(conf(), pbx.ConferenceLeft, 2, "102", "kicked")
+	b.phone.Respond(b.phone.WaitRequest(sip.BYE), 200, "OK", "")
+
+	a.phone.Send(a.phone.InDialog("BYE", a.inv, a.ok, 2))
+	a.phone.WaitResponse(200)
+	want(conf(), pbx.ConferenceLeft, 1, "100", "hangup")
+	if ev := conf(); ev.Kind != pbx.ConferenceEnded || ev.Room != "05" || ev.Participant != 0 || ev.Caller != "" {
+		t.Fatalf("got %+v, want the room's end", ev)
+	}
+	waitIdle(t, tp)
 }

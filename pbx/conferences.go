@@ -21,9 +21,10 @@ func (p *PBX) conferenceRooms() b2bua.Conferences {
 	return callmedia.Conferences(p.conferences)
 }
 
-// watchConferences publishes the rooms' figures: pbxkit_conference_rooms and
-// pbxkit_conference_participants.
+// watchConferences publishes the rooms' changes as events (conference.*), and their figures:
+// pbxkit_conference_rooms and pbxkit_conference_participants.
 func (p *PBX) watchConferences() {
+	p.conferences.OnChange(func(ch media.ConferenceEvent) { p.events.publish(conferenceEvent(ch)) })
 	p.metrics.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pbxkit_conference_rooms", Help: "Conference rooms open (with at least one participant).",
@@ -32,4 +33,14 @@ func (p *PBX) watchConferences() {
 			Name: "pbxkit_conference_participants", Help: "Participants in conference rooms.",
 		}, func() float64 { _, n := p.conferences.Counts(); return float64(n) }),
 	)
+}
+
+// conferenceEvent is a room's change as a PBX event.
+func conferenceEvent(ch media.ConferenceEvent) Event {
+	ev := Event{Kind: ch.Kind, Time: ch.Time, Room: ch.Room, Reason: ch.Why}
+	if ch.Kind != media.ConferenceEnded {
+		pi := ch.Participant
+		ev.Participant, ev.Caller, ev.Codec, ev.Moderator = pi.ID, pi.Name, pi.Codec, pi.Moderator
+	}
+	return ev
 }

@@ -2,7 +2,8 @@
 // validates every request, digest authentication, the registrar, and calls: the B2BUA call core
 // (package b2bua) routed by a Go dialplan, a Lua script (package dialplan) or default routing,
 // with the RTP relay (package media) when Config gives it a port range, and the store for
-// extensions, registrations and call records. Subscribe delivers call and registration events.
+// extensions, registrations and call records. Subscribe delivers call, registration, queue and
+// conference events.
 //
 // A PBX in a few lines (see Example_embedding):
 //

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pbxkit/pbxkit/b2bua"
 	"github.com/pbxkit/pbxkit/dialplan"
+	"github.com/pbxkit/pbxkit/media"
 )
 
 // Event kinds besides the call events of package b2bua (call.new, call.ringing, call.answered,
@@ -20,6 +21,12 @@ const (
 	QueueLeft     = dialplan.QueueLeft     // a caller stopped waiting: Queue, CallID, Status, Waiting
 	AgentPaused   = "queue.agent_paused"   // an agent was paused: Queue ("" all its queues), Extension, Reason
 	AgentUnpaused = "queue.agent_unpaused" // an agent was unpaused: Queue, Extension
+	// Conference rooms (conferences.go).
+	ConferenceJoined  = media.ConferenceJoined  // a participant joined: Room, Participant, Caller, Codec, Moderator
+	ConferenceLeft    = media.ConferenceLeft    // a participant left: Room, Participant, Caller, Reason (hangup, kicked, ended)
+	ConferenceMuted   = media.ConferenceMuted   // a participant was muted (or joined muted): Room, Participant, Caller
+	ConferenceUnmuted = media.ConferenceUnmuted // a participant was unmuted: Room, Participant, Caller
+	ConferenceEnded   = media.ConferenceEnded   // a room closed (its last participant or moderator left, shutdown): Room
 )
 
 // Event is something that happened in the PBX, for framework users who watch it (Subscribe).
@@ -29,11 +36,11 @@ type Event struct {
 
 	// Calls.
 	CallID   string
-	Caller   string
+	Caller   string // the caller; conference.*: the participant's name (a caller's number)
 	Callee   string
 	Status   int
 	HangupBy string
-	Reason   string
+	Reason   string // why: call.ended; AgentPaused's reason; conference.left: hangup, kicked, ended (the conference ended)
 	Digit    string // call.dtmf: the key pressed (0-9, *, #, A-D)
 	Side     string // call.dtmf: "caller" or "callee"
 	Slot     string // call.parked, call.retrieved: the park slot
@@ -50,6 +57,12 @@ type Event struct {
 	Queue    string
 	Waiting  int // callers waiting in Queue after the change
 	Position int // QueueJoined: the caller's place in line
+
+	// Conference rooms.
+	Room        string // the room's name
+	Participant int    // the participant's ID in Room (1, 2, ... in the order they joined)
+	Codec       string // the codec the participant hears the room in (PCMU, PCMA)
+	Moderator   bool   // the participant's leaving ends the conference when no other moderator is in
 }
 
 // Subscription receives the PBX's events on C until Close or Shutdown, which close C. Events are

@@ -1,9 +1,16 @@
 package admin_test
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/media"
 	"github.com/pbxkit/pbxkit/pbx"
 )
@@ -85,4 +92,79 @@ func TestConferences(t *testing.T) {
 	if code, _ := e.do(t, "DELETE", path, ""); code != 404 {
 		t.Fatalf("kicking again: %d", code)
 	}
+}
+
+// confEnv runs a PBX with the media relay and examples/dialplans/conference.lua: 8NN joins room
+// NN.
+func confEnv(t *testing.T) *env {
+	t.Helper()
+	lo := relayPorts(t, 8)
+	return start(t, pbx.Config{RTPPortMin: lo, RTPPortMax: lo + 7,
+		DialplanScript: filepath.Join("..", "..", "examples", "dialplans", "conference.lua")})
+}
+
+// confCaller is a phone in a conference room.
+type confCaller struct {
+	phone *b2buatest.Phone
+	inv   *sip.Request
+	ok    *sip.Response
+}
+
+// dialRoom calls 8+room from extension from and waits until the PBX answered.
+func (e *env) dialRoom(t *testing.T, from, room string) confCaller {
+	t.Helper()
+	c := confCaller{phone: b2buatest.NewPhone(t, e.pbx.UDPAddr())}
+	var msg string
+	msg, c.inv = c.phone.Invite(from, "8"+room, nil, b2buatest.NewRTP(t).SDP())
+	c.phone.Send(msg)
+	c.ok = c.phone.WaitResponse(200)
+	c.phone.Send(c.phone.InDialog("ACK", c.inv, c.ok, 1))
+	return c
+}
+
+// TestEventStreamConference: a caller joining a room over SIP, muted and kicked through the API,
+// shows on the event stream (conference.joined with the room, the participant's id, the caller
+// and codec; conference.muted; conference.left kicked; conference.ended), and the kicked caller
+// is hung up.
+func TestEventStreamConference(t *testing.T) {
+	e := confEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := e.openStream(t, ctx)
+	c := e.dialRoom(t, "100", "07")
+	conf := func() sseEvent { // the next conference event, skipping the call's
+		t.Helper()
+		for {
+			ev, err := s.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(ev.name, "conference.") {
+				return ev
+			}
+		}
+	}
+	ev := conf()
+	if ev.name != "conference.joined" || ev.data["kind"] != "conference.joined" || ev.data["room"] != "07" ||
+		ev.data["participant"] != 1.0 || ev.data["caller"] != "100" || ev.data["codec"] != "PCMU" ||
+		ev.data["moderator"] != nil || ev.data["time"] == nil {
+		t.Fatalf("joined: %s %v", ev.name, ev.data)
+	}
+	if code, body := e.do(t, "POST", "/api/conferences/07/participants/1/mute", ""); code != 200 {
+		t.Fatalf("mute: %d %s", code, body)
+	}
+	if ev := conf(); ev.name != "conference.muted" || ev.data["room"] != "07" || ev.data["participant"] != 1.0 {
+		t.Fatalf("muted: %s %v", ev.name, ev.data)
+	}
+	if code, body := e.do(t, "DELETE", "/api/conferences/07/participants/1", ""); code != 204 {
+		t.Fatalf("kick: %d %s", code, body)
+	}
+	if ev := conf(); ev.name != "conference.left" || ev.data["participant"] != 1.0 || ev.data["reason"] != "kicked" {
+		t.Fatalf("left: %s %v", ev.name, ev.data)
+	}
+	if ev := conf(); ev.name != "conference.ended" || ev.data["room"] != "07" || ev.data["participant"] != nil {
+		t.Fatalf("ended: %s %v", ev.name, ev.data)
+	}
+	c.phone.Respond(c.phone.WaitRequest(sip.BYE), 200, "OK", "")
+	e.waitCalls(t, 0)
 }

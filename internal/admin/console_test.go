@@ -12,9 +12,11 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/internal/testenv"
+	"github.com/pbxkit/pbxkit/media"
 	"github.com/pbxkit/pbxkit/pbx"
 	"github.com/pbxkit/pbxkit/store"
 )
@@ -255,4 +257,97 @@ func TestConsoleVoicemail(t *testing.T) {
 	if _, err := os.Stat(m.Path); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the WAV file is still there: %v", err)
 	}
+}
+
+// TestConsoleConferences drives the console's Conferences view in Chromium: a caller dialling a
+// room appears in it (pushed by the event stream) with its number and codec, beside a participant
+// whose name is markup (shown as text); Mute shows it muted, as the API says; Kick asks first
+// (cancelled: it stays), then takes it out: the caller is hung up and its row goes; the room goes
+// when its last participant leaves.
+func TestConsoleConferences(t *testing.T) {
+	e := confEnv(t)
+	ctx := browser(t)
+	answers, asked := make(chan bool, 2), make(chan string, 2)
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			asked <- ev.Message
+			accept := false
+			select {
+			case accept = <-answers:
+			default:
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
+		}
+	}()
+	run(t, ctx, "sign in",
+		chromedp.Navigate(e.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SetValue(chromedp.CSS("#token"), testToken),
+		chromedp.Click(chromedp.CSS("#signin")),
+		chromedp.WaitVisible(chromedp.Search(`//span[@id="live"][contains(., "live")]`)),
+		chromedp.WaitVisible(chromedp.CSS("#conf-empty")),
+	)
+
+	c := e.dialRoom(t, "100", "07")
+	rowSel := `#conferences table[data-room="07"] tr[data-id="1"]`
+	run(t, ctx, "see the caller in room 07", chromedp.WaitVisible(chromedp.CSS(rowSel+`[data-muted="false"]`)))
+	if shown := text(t, ctx, rowSel); !strings.Contains(shown, "100") || !strings.Contains(shown, "PCMU") {
+		t.Fatalf("participant row: %q", shown)
+	}
+	other, err := e.pbx.Conferences().Join("07", media.ParticipantConfig{Codec: media.PCMA, Name: `<b id="x">bold</b>`,
+		Moderator: true, Send: func([]byte) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Leave()
+	otherSel := `#conferences table[data-room="07"] tr[data-id="2"]`
+	run(t, ctx, "see the second participant", chromedp.WaitVisible(chromedp.CSS(otherSel)))
+	if shown := text(t, ctx, otherSel); !strings.Contains(shown, `<b id="x">bold</b>`) || !strings.Contains(shown, "moderator") {
+		t.Fatalf("a name of markup: %q", shown)
+	}
+	run(t, ctx, "no markup was made", chromedp.WaitNotPresent(chromedp.CSS("#conferences b#x")))
+
+	run(t, ctx, "mute",
+		chromedp.Click(chromedp.CSS(rowSel+" button.mute")),
+		chromedp.WaitVisible(chromedp.CSS(rowSel+`[data-muted="true"] button.unmute`)),
+	)
+	if shown := text(t, ctx, rowSel); !strings.Contains(shown, "muted") {
+		t.Fatalf("muted row: %q", shown)
+	}
+	_, body := e.do(t, "GET", "/api/conferences", "")
+	var listed []media.ConferenceInfo
+	decode(t, body, &listed)
+	if len(listed) != 1 || len(listed[0].Participants) != 2 || listed[0].Participants[0].Name != "100" ||
+		!listed[0].Participants[0].Muted || listed[0].Participants[1].Muted {
+		t.Fatalf("the API after Mute: %s", body)
+	}
+
+	answers <- false
+	run(t, ctx, "kick, cancelled", chromedp.Click(chromedp.CSS(rowSel+" button.kick")))
+	if q := <-asked; !strings.Contains(q, "100") || !strings.Contains(q, "07") {
+		t.Fatalf("the question: %q", q)
+	}
+	if rooms := e.pbx.Conferences().List(); len(rooms) != 1 || len(rooms[0].Participants) != 2 {
+		t.Fatalf("a cancelled kick kicked: %+v", rooms)
+	}
+	answers <- true
+	run(t, ctx, "kick",
+		chromedp.Click(chromedp.CSS(rowSel+" button.kick")),
+		chromedp.WaitNotPresent(chromedp.CSS(rowSel)),
+	)
+	<-asked
+	c.phone.Respond(c.phone.WaitRequest(sip.BYE), 200, "OK", "")
+	e.waitCalls(t, 0)
+	if rooms := e.pbx.Conferences().List(); len(rooms) != 1 || len(rooms[0].Participants) != 1 {
+		t.Fatalf("after Kick: %+v", rooms)
+	}
+	other.Leave()
+	run(t, ctx, "see the room end",
+		chromedp.WaitNotPresent(chromedp.CSS(`#conferences table[data-room="07"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#conf-empty")),
+	)
 }

@@ -15,33 +15,38 @@ const eventBuffer = 256
 
 // eventView is a PBX event on the stream; fields that do not apply are left out.
 type eventView struct {
-	Kind       string    `json:"kind"`
-	Time       time.Time `json:"time"`
-	CallID     string    `json:"call_id,omitempty"`
-	Caller     string    `json:"caller,omitempty"`
-	Callee     string    `json:"callee,omitempty"`
-	Status     int       `json:"status,omitempty"`
-	HangupBy   string    `json:"hangup_by,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	Digit      string    `json:"digit,omitempty"`
-	Side       string    `json:"side,omitempty"`
-	Slot       string    `json:"slot,omitempty"`
-	Leg        string    `json:"leg,omitempty"`
-	Path       string    `json:"path,omitempty"`
-	Extension  string    `json:"extension,omitempty"`
-	Contact    string    `json:"contact,omitempty"`
-	Source     string    `json:"source,omitempty"`
-	ExpiresSec int       `json:"expires_sec,omitempty"`
-	Queue      string    `json:"queue,omitempty"`
-	Waiting    *int      `json:"waiting,omitempty"`
-	Position   int       `json:"position,omitempty"`
-	Dropped    int64     `json:"dropped,omitempty"`
+	Kind        string    `json:"kind"`
+	Time        time.Time `json:"time"`
+	CallID      string    `json:"call_id,omitempty"`
+	Caller      string    `json:"caller,omitempty"`
+	Callee      string    `json:"callee,omitempty"`
+	Status      int       `json:"status,omitempty"`
+	HangupBy    string    `json:"hangup_by,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Digit       string    `json:"digit,omitempty"`
+	Side        string    `json:"side,omitempty"`
+	Slot        string    `json:"slot,omitempty"`
+	Leg         string    `json:"leg,omitempty"`
+	Path        string    `json:"path,omitempty"`
+	Extension   string    `json:"extension,omitempty"`
+	Contact     string    `json:"contact,omitempty"`
+	Source      string    `json:"source,omitempty"`
+	ExpiresSec  int       `json:"expires_sec,omitempty"`
+	Queue       string    `json:"queue,omitempty"`
+	Waiting     *int      `json:"waiting,omitempty"`
+	Position    int       `json:"position,omitempty"`
+	Room        string    `json:"room,omitempty"`
+	Participant int       `json:"participant,omitempty"`
+	Codec       string    `json:"codec,omitempty"`
+	Moderator   bool      `json:"moderator,omitempty"`
+	Dropped     int64     `json:"dropped,omitempty"`
 }
 
 func viewEvent(e pbx.Event) eventView {
 	v := eventView{Kind: e.Kind, Time: e.Time, CallID: e.CallID, Caller: e.Caller, Callee: e.Callee, Status: e.Status,
 		HangupBy: e.HangupBy, Reason: e.Reason, Digit: e.Digit, Side: e.Side, Slot: e.Slot, Leg: e.Leg, Path: e.Path, Extension: e.Extension,
-		Contact: e.Contact, Source: e.Source, ExpiresSec: int(e.Expires / time.Second), Queue: e.Queue, Position: e.Position}
+		Contact: e.Contact, Source: e.Source, ExpiresSec: int(e.Expires / time.Second), Queue: e.Queue, Position: e.Position,
+		Room: e.Room, Participant: e.Participant, Codec: e.Codec, Moderator: e.Moderator}
 	if e.Kind == pbx.QueueJoined || e.Kind == pbx.QueueLeft {
 		n := e.Waiting
 		v.Waiting = &n

@@ -108,7 +108,8 @@ function signOut(msg) {
 // ---- lists ----
 
 function refreshAll() {
-  refreshCalls(); refreshExtensions(); refreshRegistrations(); refreshQueues(); refreshCDRs(); refreshVoicemail();
+  refreshCalls(); refreshExtensions(); refreshRegistrations(); refreshQueues(); refreshConferences(); refreshCDRs();
+  refreshVoicemail();
 }
 
 async function refreshCalls() {
@@ -192,6 +193,58 @@ async function refreshQueues() {
       box.appendChild(table);
     }
   } catch (err) { showError(err); }
+}
+
+// ---- conferences ----
+
+// confAsked and confShown number the conference listings asked for and the newest shown: events
+// come in bursts (a room ending takes everyone out), and an older answer arriving late must not
+// replace a newer one.
+let confAsked = 0;
+let confShown = 0;
+
+async function refreshConferences() {
+  const n = ++confAsked;
+  try {
+    const rooms = await api("GET", "/api/conferences");
+    if (n < confShown) return;
+    confShown = n;
+    const box = $("#conferences");
+    box.replaceChildren();
+    if (rooms.length === 0) box.appendChild(el("p", "No conferences.", { class: "muted", id: "conf-empty" }));
+    for (const r of rooms) {
+      const count = r.participants.length;
+      box.appendChild(el("h3", "Room " + r.name + ": " + count + (count === 1 ? " participant" : " participants")));
+      const table = el("table", null, { "data-room": r.name });
+      const head = el("tr");
+      for (const h of ["Participant", "Codec", "Joined", "State", ""]) head.appendChild(el("th", h));
+      table.appendChild(el("thead")).appendChild(head);
+      const tbody = table.appendChild(el("tbody"));
+      for (const p of r.participants) {
+        const flags = [p.muted ? "muted" : "", p.moderator ? "moderator" : ""].filter((x) => x).join(", ");
+        tbody.appendChild(row([p.name, p.codec, fmtTime(p.joined), flags, confActions(r.name, p)],
+          { "data-id": p.id, "data-muted": p.muted ? "true" : "false" }));
+      }
+      box.appendChild(table);
+    }
+  } catch (err) { showError(err); }
+}
+
+// confActions are a participant's buttons: mute or unmute, and kick (asked first: a caller is
+// hung up). The event stream's conference.* events refresh the list.
+function confActions(room, p) {
+  const span = el("span");
+  const path = "/api/conferences/" + encodeURIComponent(room) + "/participants/" + p.id;
+  const verb = p.muted ? "unmute" : "mute";
+  span.appendChild(button(p.muted ? "Unmute" : "Mute", async () => {
+    try { await api("POST", path + "/" + verb); refreshConferences(); } catch (err) { showError(err); refreshConferences(); }
+  }, { class: verb }));
+  span.appendChild(document.createTextNode(" "));
+  span.appendChild(button("Kick", async () => {
+    if (!confirm("Take " + (p.name || "participant " + p.id) + " out of room " + room + "? A caller is hung up.")) return;
+    try { await api("DELETE", path); refreshConferences(); } catch (err) { showError(err); refreshConferences(); }
+  }, { class: "kick" }));
+  return span;
 }
 
 async function refreshCDRs() {
@@ -391,10 +444,12 @@ function onEvent(ev) {
   if (ev.kind === "ready") {
     $("#live").textContent = "(live)";
     refreshCalls();
+    refreshConferences(); // what changed while the stream was away
     return;
   }
+  const room = ev.room ? "room " + ev.room + (ev.participant ? " #" + ev.participant : "") : "";
   const li = el("li", new Date(ev.time).toLocaleTimeString() + " " + ev.kind + " " +
-    [ev.caller, ev.callee, ev.extension, ev.queue, ev.digit, ev.status, ev.reason, ev.path].filter((x) => x).join(" "));
+    [room, ev.caller, ev.callee, ev.extension, ev.queue, ev.digit, ev.status, ev.reason, ev.path].filter((x) => x).join(" "));
   const list = $("#events");
   list.insertBefore(li, list.firstChild);
   while (list.children.length > 100) list.removeChild(list.lastChild);
@@ -406,6 +461,7 @@ function onEvent(ev) {
   if (ev.kind === "call.ended") { refreshVoicemail(); setTimeout(refreshVoicemail, 1000); }
   if (ev.kind.startsWith("registration.")) refreshRegistrations();
   if (ev.kind.startsWith("queue.")) refreshQueues();
+  if (ev.kind.startsWith("conference.")) refreshConferences();
 }
 
 // ---- wiring ----
