@@ -40,6 +40,12 @@ type clusterStore interface {
 	KeepSlots(ctx context.Context, node string, slots []string) error
 	SyncRinging(ctx context.Context, node string, add []store.RingingCall, remove []store.RingingKey, ttl time.Duration) error
 	RingingAt(ctx context.Context, exts, nodes []string) (store.RingingCall, bool, error)
+	SyncWatched(ctx context.Context, node string, add, remove []string, ttl time.Duration) error
+	WatchedBy(ctx context.Context, nodes []string) ([]string, error)
+	SyncDialogs(ctx context.Context, node string, put []store.DialogState, remove []store.DialogKey, ttl time.Duration) error
+	DialogsOf(ctx context.Context, ext string, nodes []string) ([]store.DialogState, error)
+	WatchDialogs(f func(ext string)) (stop func())
+	WatchedChanged() <-chan struct{}
 }
 
 var _ clusterStore = (*store.Store)(nil)
@@ -107,6 +113,8 @@ func (p *PBX) heartbeatLoop(cs clusterStore) {
 			p.beat(cs)
 		case <-cs.BansChanged():
 			p.loadBans(cs)
+		case <-cs.WatchedChanged():
+			p.presence.share.watchedChanged(p.presence, p.cfg.HeartbeatInterval)
 		}
 	}
 }
@@ -129,6 +137,7 @@ func (p *PBX) beat(cs clusterStore) {
 	p.auth.keys.prefetch(ctx, p.now())
 	p.refreshPeers(ctx, cs)
 	p.ringing.wake() // the others may have come or gone; a failed write is retried
+	p.presence.share.beat(ctx, p.presence)
 	p.loadBans(cs)
 }
 

@@ -266,10 +266,14 @@ func (p *PBX) Run(ctx context.Context) error {
 				defer p.wg.Done()
 				p.heartbeatLoop(cs)
 			}()
-			p.wg.Add(1)
+			p.wg.Add(2)
 			go func() {
 				defer p.wg.Done()
 				p.ringing.run(p.stop)
+			}()
+			go func() {
+				defer p.wg.Done()
+				p.presence.share.run(p.stop, p.presence)
 			}()
 		}
 		if p.load != nil {

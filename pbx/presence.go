@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/emiago/sipgo"
@@ -33,10 +35,15 @@ type presence struct {
 	mailboxes Mailboxes
 	stopWatch func() // ends the store's word of mailbox changes
 
+	// share shows the lamps of calls on other nodes (presenceshare.go); nil without a shared
+	// store.
+	share *presenceShare
+
 	mu       sync.Mutex
 	closed   bool
 	calls    map[string]*callMark                  // call ID -> the parties marked busy
 	byExt    map[string]map[string]dialogState     // extension -> dialog ID -> state
+	remote   map[string][]dialogState              // watched extension -> its dialogs on other nodes
 	watchers map[string]map[*subscription]struct{} // watched extension -> its subscriptions
 	subs     map[string]*subscription              // dialog key -> subscription
 	perIP    map[netip.Addr]int                    // source bucket -> subscriptions counted
@@ -64,7 +71,7 @@ func newPresence(p *PBX) (*presence, error) {
 	pr := &presence{
 		cfg: p.cfg, log: p.log.With("component", "presence"), trusted: p.trusted, udp: udp, tcp: tcp,
 		branch: p.branchPrefix, quit: make(chan struct{}),
-		calls: map[string]*callMark{}, byExt: map[string]map[string]dialogState{},
+		calls: map[string]*callMark{}, byExt: map[string]map[string]dialogState{}, remote: map[string][]dialogState{},
 		watchers: map[string]map[*subscription]struct{}{}, subs: map[string]*subscription{},
 		perIP: map[netip.Addr]int{},
 	}
@@ -206,6 +213,7 @@ func (pr *presence) setDialog(ext string, d dialogState) {
 		return
 	}
 	dialogs[d.ID] = d
+	pr.share.dialogSet(ext, d)
 	pr.changed(ext, nil)
 }
 
@@ -219,8 +227,56 @@ func (pr *presence) endDialog(ext, id string) {
 	if len(pr.byExt[ext]) == 0 {
 		delete(pr.byExt, ext)
 	}
+	pr.share.dialogEnded(ext, id)
 	d.State = dialogTerminated
 	pr.changed(ext, &d)
+}
+
+// setRemote shows ds, the dialogs of ext on other nodes, to ext's watchers: those gone are
+// reported terminated once.
+func (pr *presence) setRemote(ext string, ds []dialogState) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if len(pr.watchers[ext]) == 0 {
+		delete(pr.remote, ext)
+		return
+	}
+	old := pr.remote[ext]
+	if slices.Equal(old, ds) {
+		return
+	}
+	if len(ds) == 0 {
+		delete(pr.remote, ext)
+	} else {
+		pr.remote[ext] = ds
+	}
+	for _, d := range old {
+		if !slices.ContainsFunc(ds, func(n dialogState) bool { return n.ID == d.ID }) {
+			d.State = dialogTerminated
+			pr.changed(ext, &d)
+		}
+	}
+	pr.changed(ext, nil)
+}
+
+// watching reports whether a phone watches ext's dialogs here.
+func (pr *presence) watching(ext string) bool {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return len(pr.watchers[ext]) > 0
+}
+
+// watchedExtensions lists the extensions whose dialogs phones watch here.
+func (pr *presence) watchedExtensions() []string {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	var exts []string
+	for key := range pr.watchers {
+		if !strings.Contains(key, "\x00") { // message-waiting lamps are filed apart
+			exts = append(exts, key)
+		}
+	}
+	return exts
 }
 
 // changed wakes the subscriptions watching ext; ended, when set, is a dialog they must report as
@@ -251,6 +307,7 @@ func (pr *presence) document(s *subscription) []byte {
 	for _, d := range live {
 		dialogs = append(dialogs, d)
 	}
+	dialogs = append(dialogs, pr.remote[s.ext]...)
 	return dialogInfoBody(version, s.ext, pr.cfg.Domain, dialogs)
 }
 
@@ -284,6 +341,9 @@ func (pr *presence) add(s *subscription) error {
 	if w == nil {
 		w = map[*subscription]struct{}{}
 		pr.watchers[s.watchKey()] = w
+		if s.pkg == EventPackageDialog {
+			pr.share.watch(s.ext)
+		}
 	}
 	w[s] = struct{}{}
 	pr.wg.Add(1) // for s.run, which the caller starts once it has answered the SUBSCRIBE
@@ -298,8 +358,12 @@ func (pr *presence) remove(s *subscription) {
 		delete(pr.subs, s.key)
 	}
 	delete(pr.watchers[s.watchKey()], s)
-	if len(pr.watchers[s.watchKey()]) == 0 {
+	if w, ok := pr.watchers[s.watchKey()]; ok && len(w) == 0 {
 		delete(pr.watchers, s.watchKey())
+		if s.pkg == EventPackageDialog {
+			pr.share.unwatch(s.ext)
+			delete(pr.remote, s.ext)
+		}
 	}
 	if s.counted {
 		bucket := sourceBucket(s.src)

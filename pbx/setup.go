@@ -79,6 +79,10 @@ func (p *PBX) newSIPStack() error {
 // newPresence makes the busy-lamp service over the SIP stack.
 func (p *PBX) newPresence() (err error) {
 	p.presence, err = newPresence(p)
+	if cs := p.cluster(); err == nil && cs != nil {
+		others := func() []string { return p.peers.live(p.cfg.NodeID, p.cfg.HeartbeatInterval, p.now()) }
+		p.presence.share = newPresenceShare(cs, p.cfg.NodeID, p.claimTTL(), others, p.log.With("component", "presence"))
+	}
 	return err
 }
 
