@@ -20,6 +20,10 @@ import (
 // not the cache TTL. The settings_version poll (settings.go) keeps running beside it: it covers
 // the time the listening connection is down, and SQLite, which has no NOTIFY. After the
 // connection restarts every cache entry is expired, since notifications sent meanwhile are lost.
+// Migration 00014 adds the changes of dialog states and watched extensions (busy lamps across
+// nodes), which are told to their watchers (dialogs.go) rather than expiring a cache; after a
+// restart the watchers are told that anything may have changed. Like the caches, the listening
+// connection exists only with the cache on (WithCacheTTL(0) is for short-lived tools).
 
 // listenRetry is the wait before the listening connection is opened again after it failed.
 const listenRetry = time.Second
@@ -29,6 +33,7 @@ type listener struct {
 	done      sync.WaitGroup
 	listening atomic.Bool
 	bans      chan struct{} // signalled (never blocks) when the ban list changed
+	watched   chan struct{} // signalled (never blocks) when watched_extensions changed
 	notes     atomic.Int64  // notifications received
 }
 
@@ -38,6 +43,7 @@ type listener struct {
 func (s *Store) listen(ctx context.Context, dsn string) {
 	l := &s.notify
 	l.bans = make(chan struct{}, 1)
+	l.watched = make(chan struct{}, 1)
 	if s.dialect != migrations.Postgres || s.opt.cacheTTL <= 0 {
 		return
 	}
@@ -72,6 +78,8 @@ func (s *Store) listen(ctx context.Context, dsn string) {
 				s.exts.expireAll()
 				s.bindings.expireAll()
 				s.signalBans()
+				s.signalWatched()
+				s.tellDialogs("")
 			}
 		}
 	}()
@@ -122,7 +130,8 @@ func (s *Store) serveNotifications(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-// applyNotification expires what a notification says changed. Expired, not deleted: a store's
+// applyNotification expires what a notification says changed, or tells those who watch it
+// (dialogs.go). Expired, not deleted: a store's
 // own writes come back as notifications too, after it may have read the new rows into the
 // cache, and an entry kept can still be served stale while the database is away (cache.go).
 func (s *Store) applyNotification(payload string) {
@@ -133,6 +142,10 @@ func (s *Store) applyNotification(payload string) {
 		s.exts.expireAll()
 	case payload == "bans":
 		s.signalBans()
+	case strings.HasPrefix(payload, "dialogs:"):
+		s.tellDialogs(strings.TrimPrefix(payload, "dialogs:"))
+	case payload == "watched":
+		s.signalWatched()
 	}
 }
 

@@ -124,6 +124,7 @@ type Store struct {
 	closed   atomic.Bool
 	settings settingsWatch
 	vm       vmWatch
+	dialogs  dialogWatch        // WatchDialogs callbacks (dialogs.go)
 	notify   listener           // Postgres LISTEN for changes made by other nodes (listen.go)
 	extFill  singleflight.Group // one database query per extension missing from the cache
 }
