@@ -27,7 +27,7 @@ type presenceShare struct {
 	others func() []string // the live nodes but this one
 	log    *slog.Logger
 
-	watched *mirror[string, bool]                    // extensions this node's phones watch
+	watched *mirror[string, bool]                  // extensions this node's phones watch
 	dialogs *mirror[store.DialogKey, sharedDialog] // dialogs of extensions watched elsewhere
 
 	mu        sync.Mutex
@@ -169,6 +169,9 @@ func (sh *presenceShare) readSoon(ext string) {
 
 // run reads the others' dialogs when asked, until stop is closed, and runs the mirrors' writers.
 func (sh *presenceShare) run(stop <-chan struct{}, pr *presence) {
+	if sh == nil {
+		return
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); sh.watched.run(stop) }()
