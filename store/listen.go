@@ -131,9 +131,9 @@ func (s *Store) serveNotifications(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // applyNotification expires what a notification says changed, or tells those who watch it
-// (dialogs.go). Expired, not deleted: a store's
-// own writes come back as notifications too, after it may have read the new rows into the
-// cache, and an entry kept can still be served stale while the database is away (cache.go).
+// (dialogs.go). Expired, not deleted: a store's own writes come back as notifications too, after
+// it may have read the new rows into the cache, and an entry kept can still be served stale while
+// the database is away (cache.go).
 func (s *Store) applyNotification(payload string) {
 	switch {
 	case strings.HasPrefix(payload, "bindings:"):
