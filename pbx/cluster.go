@@ -129,7 +129,7 @@ func (p *PBX) beat(cs clusterStore) {
 		return
 	}
 	if err := cs.RenewClaims(ctx, p.cfg.NodeID, p.claimTTL()); err != nil {
-		p.log.Warn("claims not renewed (queue agents, waiting callers, park slots, ringing calls)", "error", err)
+		p.log.Warn("claims not renewed (queue agents, waiting callers, park slots, ringing calls, busy lamps)", "error", err)
 	}
 	if err := cs.KeepSlots(ctx, p.cfg.NodeID, p.calls.ParkedSlots()); err != nil {
 		p.log.Warn("park slot claims not checked", "error", err)
