@@ -43,7 +43,7 @@ type clusterStore interface {
 	SyncWatched(ctx context.Context, node string, add, remove []string, ttl time.Duration) error
 	WatchedBy(ctx context.Context, nodes []string) ([]string, error)
 	SyncDialogs(ctx context.Context, node string, put []store.DialogState, remove []store.DialogKey, ttl time.Duration) error
-	DialogsOf(ctx context.Context, ext string, nodes []string) ([]store.DialogState, error)
+	DialogsOf(ctx context.Context, exts, nodes []string) ([]store.DialogState, error)
 	WatchDialogs(f func(ext string)) (stop func())
 	WatchedChanged() <-chan struct{}
 }

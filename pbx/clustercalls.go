@@ -138,6 +138,7 @@ func (p *PBX) routeFeature(req *sip.Request, tx sip.ServerTransaction, feature, 
 	if p.overMaxCalls(req, tx) {
 		return
 	}
+	p.peerCalls.Store(req.CallID().Value(), true)
 	p.calls.Handle(req, tx, "", p.featureForPeer(feature, number))
 }
 

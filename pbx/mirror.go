@@ -16,11 +16,11 @@ import (
 // nothing, and deletes its rows when the others go. The ringing calls (ringmirror.go), the
 // extensions watched and the dialogs of busy lamps (presenceshare.go) are mirrors.
 type mirror[K comparable, V comparable] struct {
-	name string
-	sync func(ctx context.Context, put map[K]V, remove []K) error
-	live func() bool // another node is live
-	log  *slog.Logger
-	kick chan struct{}
+	name     string
+	syncRows func(ctx context.Context, put map[K]V, remove []K) error
+	live     func() bool // another node is live
+	log      *slog.Logger
+	kick     chan struct{}
 
 	on atomic.Bool // changes are being written (the others were live at the last write)
 
@@ -39,10 +39,10 @@ type mirror[K comparable, V comparable] struct {
 // batch. The other nodes see a change this much later.
 const mirrorBatchDelay = 100 * time.Millisecond
 
-func newMirror[K comparable, V comparable](name string, sync func(context.Context, map[K]V, []K) error,
+func newMirror[K comparable, V comparable](name string, syncRows func(context.Context, map[K]V, []K) error,
 	live func() bool, log *slog.Logger) *mirror[K, V] {
 	return &mirror[K, V]{
-		name: name, sync: sync, live: live, log: log, kick: make(chan struct{}, 1),
+		name: name, syncRows: syncRows, live: live, log: log, kick: make(chan struct{}, 1),
 		want: map[K]V{}, dirty: map[K]struct{}{}, wrote: map[K]V{}, unsure: map[K]bool{},
 	}
 }
@@ -84,11 +84,8 @@ func (m *mirror[K, V]) poke() {
 }
 
 // wake wakes the writer: the heartbeat does, so that failed writes are retried and the other
-// nodes' coming and going followed. A nil mirror does nothing.
+// nodes' coming and going followed.
 func (m *mirror[K, V]) wake() {
-	if m == nil {
-		return
-	}
 	select {
 	case m.kick <- struct{}{}:
 	default:
@@ -144,7 +141,7 @@ func (m *mirror[K, V]) write() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterWriteTime)
 	defer cancel()
-	err := m.sync(ctx, put, remove)
+	err := m.syncRows(ctx, put, remove)
 	m.settle(put, remove, err)
 	if err != nil {
 		m.log.Warn(m.name+" not shared with the other nodes; retried at the next heartbeat", "error", err)
@@ -168,7 +165,12 @@ func (m *mirror[K, V]) settle(put map[K]V, remove []K, err error) {
 		}
 	}
 	if err != nil {
-		return // the removed rows stay written: the next write removes them again
+		// The removed rows stay written (the next write removes them again) and unsure: set again
+		// meanwhile, they are written again, for they may be gone.
+		for _, k := range remove {
+			m.unsure[k] = true
+		}
+		return
 	}
 	for _, k := range remove {
 		delete(m.wrote, k)

@@ -102,7 +102,11 @@ type PBX struct {
 	beating       atomic.Bool // the heartbeat loop was started (cluster.go)
 	peers         peerTable   // the nodes as the last heartbeat read them (noderoute.go)
 	featureNonces usedNonces  // the signed feature requests of other nodes taken (nodesig.go)
-	ringing       *ringMirror // this node's ringing calls, shared with the others (ringmirror.go); nil without a shared store
+	// peerCalls are the calls other nodes sent here (Call-ID -> true until the call ends): to ring
+	// a phone of this node's, or for a pickup or retrieval. Their busy lamps are the sending
+	// node's, which shares them (presenceshare.go): shown here too, they would show twice.
+	peerCalls sync.Map
+	ringing   *ringMirror // this node's ringing calls, shared with the others (ringmirror.go); nil without a shared store
 
 	runOnce      sync.Once
 	shutdownOnce sync.Once

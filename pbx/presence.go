@@ -297,8 +297,10 @@ func (pr *presence) document(s *subscription) []byte {
 	s.mu.Lock()
 	version := s.version
 	s.version++
+	remote := pr.remote[s.ext]
 	for _, d := range s.ended {
-		if _, again := live[d.ID]; !again {
+		_, again := live[d.ID]
+		if !again && !slices.ContainsFunc(remote, func(r dialogState) bool { return r.ID == d.ID }) {
 			dialogs = append(dialogs, d)
 		}
 	}
@@ -307,7 +309,7 @@ func (pr *presence) document(s *subscription) []byte {
 	for _, d := range live {
 		dialogs = append(dialogs, d)
 	}
-	dialogs = append(dialogs, pr.remote[s.ext]...)
+	dialogs = append(dialogs, remote...)
 	return dialogInfoBody(version, s.ext, pr.cfg.Domain, dialogs)
 }
 

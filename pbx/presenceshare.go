@@ -3,10 +3,12 @@ package pbx
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/pbxkit/pbxkit/b2bua"
 	"github.com/pbxkit/pbxkit/store"
 )
 
@@ -47,7 +49,7 @@ func newPresenceShare(cs clusterStore, node string, ttl time.Duration, others fu
 		elsewhere: map[string]bool{}, shared: map[string]map[string]bool{}, pending: map[string]bool{},
 		kick: make(chan struct{}, 1)}
 	sh.watched = newMirror("extensions watched", func(ctx context.Context, put map[string]bool, remove []string) error {
-		return cs.SyncWatched(ctx, node, slices.Collect(mapKeys(put)), remove, ttl)
+		return cs.SyncWatched(ctx, node, slices.Collect(maps.Keys(put)), remove, ttl)
 	}, live, log)
 	sh.dialogs = newMirror("busy lamp dialogs", func(ctx context.Context, put map[store.DialogKey]sharedDialog, remove []store.DialogKey) error {
 		rows := make([]store.DialogState, 0, len(put))
@@ -58,16 +60,6 @@ func newPresenceShare(cs clusterStore, node string, ttl time.Duration, others fu
 		return cs.SyncDialogs(ctx, node, rows, remove, ttl)
 	}, live, log)
 	return sh
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // dialogSet shares a dialog of ext, if the others watch ext. The presence's lock is held.
@@ -179,48 +171,62 @@ func (sh *presenceShare) run(stop <-chan struct{}, pr *presence) {
 	defer wg.Wait()
 	stopWatch := sh.cs.WatchDialogs(sh.readSoon)
 	defer stopWatch()
-	for {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
 		select {
 		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
 			return
 		case <-sh.kick:
-			sh.read(pr)
+			sh.read(ctx, pr)
 		}
 	}
 }
 
-// read reads the others' dialogs of the extensions asked for and shows them.
-func (sh *presenceShare) read(pr *presence) {
+// read reads the others' dialogs of the extensions asked for, in one query, and shows them.
+func (sh *presenceShare) read(ctx context.Context, pr *presence) {
 	sh.mu.Lock()
-	exts, all := sh.pending, sh.all
+	asked, all := sh.pending, sh.all
 	sh.pending, sh.all = map[string]bool{}, false
 	sh.mu.Unlock()
 	if all {
 		for _, ext := range pr.watchedExtensions() {
-			exts[ext] = true
+			asked[ext] = true
 		}
 	}
-	others := sh.others()
-	for ext := range exts {
-		if !pr.watching(ext) {
-			continue
+	var exts []string
+	for ext := range asked {
+		if pr.watching(ext) {
+			exts = append(exts, ext)
 		}
-		var rows []store.DialogState
-		if len(others) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), clusterWriteTime)
-			var err error
-			rows, err = sh.cs.DialogsOf(ctx, ext, others)
-			cancel()
-			if err != nil {
-				sh.log.Warn("busy lamps: the other nodes' dialogs not read; read again at the next heartbeat", "ext", ext, "error", err)
-				continue
+	}
+	var rows []store.DialogState
+	if others := sh.others(); len(others) > 0 && len(exts) > 0 {
+		rctx, cancel := context.WithTimeout(ctx, clusterWriteTime)
+		var err error
+		rows, err = sh.cs.DialogsOf(rctx, exts, others)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				sh.log.Warn("busy lamps: the other nodes' dialogs not read; read again at the next heartbeat", "error", err)
 			}
+			return
 		}
-		ds := make([]dialogState, len(rows))
-		for i, r := range rows {
-			ds[i] = dialogState{ID: r.NodeID + "-" + r.DialogID, Direction: r.Direction, State: r.State, Peer: r.Peer}
-		}
-		pr.setRemote(ext, ds)
+	}
+	byExt := make(map[string][]dialogState, len(exts))
+	for _, r := range rows {
+		byExt[r.Extension] = append(byExt[r.Extension], dialogState{ID: r.NodeID + "-" + r.DialogID,
+			Direction: r.Direction, State: r.State, Peer: r.Peer})
+	}
+	for _, ext := range exts {
+		pr.setRemote(ext, byExt[ext])
 	}
 }
 
@@ -259,4 +265,15 @@ func (sh *presenceShare) refreshWatched(ctx context.Context, pr *presence) {
 	pr.mu.Lock()
 	sh.setElsewhere(exts, pr.byExt)
 	pr.mu.Unlock()
+}
+
+// fromPeerCall reports whether ev is of a call another node sent here (PBX.peerCalls), and
+// forgets the call with its end.
+func (p *PBX) fromPeerCall(ev b2bua.Event) bool {
+	if ev.Kind == b2bua.CallEnded {
+		_, ok := p.peerCalls.LoadAndDelete(ev.CallID)
+		return ok
+	}
+	_, ok := p.peerCalls.Load(ev.CallID)
+	return ok
 }

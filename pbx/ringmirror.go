@@ -19,25 +19,19 @@ import (
 type ringMirror struct {
 	*mirror[store.RingingKey, time.Time] // the rows: call ringing at extension -> since
 
-	mu    sync.Mutex
-	calls map[string]map[string]ringing // call ID -> extensions it rings at
-}
-
-// ringing is a call ringing at an extension: since when, and at how many of its phones.
-type ringing struct {
-	since time.Time
-	legs  int
+	calls   map[string]map[string]int // call ID -> extensions it rings at -> at how many phones
+	callsMu sync.Mutex
 }
 
 func newRingMirror(cs clusterStore, node string, ttl time.Duration, live func() bool, log *slog.Logger) *ringMirror {
-	sync := func(ctx context.Context, put map[store.RingingKey]time.Time, remove []store.RingingKey) error {
+	syncRows := func(ctx context.Context, put map[store.RingingKey]time.Time, remove []store.RingingKey) error {
 		add := make([]store.RingingCall, 0, len(put))
 		for k, since := range put {
 			add = append(add, store.RingingCall{CallID: k.CallID, Extension: k.Extension, StartedAt: since})
 		}
 		return cs.SyncRinging(ctx, node, add, remove, ttl)
 	}
-	return &ringMirror{mirror: newMirror("ringing calls", sync, live, log), calls: map[string]map[string]ringing{}}
+	return &ringMirror{mirror: newMirror("ringing calls", syncRows, live, log), calls: map[string]map[string]int{}}
 }
 
 // callEvent follows which extensions each call rings at. It must not block: the call core calls
@@ -63,33 +57,30 @@ func (m *ringMirror) ring(call, ext string, at time.Time) {
 	if ext == "" {
 		return
 	}
-	m.mu.Lock()
+	m.callsMu.Lock()
 	exts := m.calls[call]
 	if exts == nil {
-		exts = map[string]ringing{}
+		exts = map[string]int{}
 		m.calls[call] = exts
 	}
-	r, ok := exts[ext]
-	if !ok {
-		r.since = at
+	if exts[ext] == 0 {
 		m.set(store.RingingKey{CallID: call, Extension: ext}, at)
 	}
-	r.legs++
-	exts[ext] = r
-	m.mu.Unlock()
+	exts[ext]++
+	m.callsMu.Unlock()
 }
 
 // stop notes one phone of ext no longer ringing for call, or every phone when ext is "". The
 // extension stops ringing with its last phone.
 func (m *ringMirror) stop(call, ext string) {
-	m.mu.Lock()
+	m.callsMu.Lock()
 	exts := m.calls[call]
-	for e, r := range exts {
+	for e, legs := range exts {
 		if ext != "" && e != ext {
 			continue
 		}
-		if r.legs--; ext != "" && r.legs > 0 {
-			exts[e] = r
+		if legs--; ext != "" && legs > 0 {
+			exts[e] = legs
 			continue
 		}
 		delete(exts, e)
@@ -98,5 +89,5 @@ func (m *ringMirror) stop(call, ext string) {
 	if exts != nil && len(exts) == 0 {
 		delete(m.calls, call)
 	}
-	m.mu.Unlock()
+	m.callsMu.Unlock()
 }

@@ -113,8 +113,8 @@ func TestRingMirror(t *testing.T) {
 	want("the others are back", "c4@106", "c4@107")
 	ev(b2bua.CallEnded, "c4", "", false)
 	want("c4 ended")
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.callsMu.Lock()
+	defer m.callsMu.Unlock()
 	if len(m.calls) != 0 || len(m.wrote) != 0 || len(m.unsure) != 0 {
 		t.Fatalf("left behind: calls %v, wrote %v, unsure %v", m.calls, m.wrote, m.unsure)
 	}

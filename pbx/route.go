@@ -90,6 +90,7 @@ func (p *PBX) routeInvite(req *sip.Request, tx sip.ServerTransaction, ext *store
 		return
 	}
 	if contact, ok := p.fromPeer(req); ok {
+		p.peerCalls.Store(req.CallID().Value(), true)
 		p.calls.Handle(req, tx, "", p.ringForPeer(contact)) // noderoute.go
 		return
 	}

@@ -123,7 +123,9 @@ func (p *PBX) newCallCore() error {
 		OnEvent: func(e b2bua.Event) {
 			setup.event(e)
 			p.metrics.callEvent(e)
-			p.presence.callEvent(e)
+			if !p.fromPeerCall(e) {
+				p.presence.callEvent(e)
+			}
 			p.ringing.callEvent(e)
 			p.events.publish(callEvent(e))
 		},

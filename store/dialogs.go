@@ -154,20 +154,20 @@ func (s *Store) SyncDialogs(ctx context.Context, node string, put []DialogState,
 	return mapErr("store: dialog states", err)
 }
 
-// DialogsOf returns the dialogs of extension ext on one of nodes (rows live), ordered by node and
-// dialog id; none for no nodes.
-func (s *Store) DialogsOf(ctx context.Context, ext string, nodes []string) ([]DialogState, error) {
-	if len(nodes) == 0 {
+// DialogsOf returns the live dialogs of the extensions exts on the nodes asked, ordered by
+// extension, node and dialog: one query for every extension a node's phones watch.
+func (s *Store) DialogsOf(ctx context.Context, exts, nodes []string) ([]DialogState, error) {
+	if len(nodes) == 0 || len(exts) == 0 {
 		return nil, nil
 	}
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	var rows []dialogRow
 	err := s.db.WithContext(ctx).Raw(`SELECT node_id, extension, dialog_id, direction, state, peer, expires_at
-FROM dialog_states WHERE extension = ? AND node_id IN ? AND expires_at > ? ORDER BY node_id, dialog_id`,
-		ext, nodes, s.now()).Scan(&rows).Error
+FROM dialog_states WHERE extension IN ? AND node_id IN ? AND expires_at > ? ORDER BY extension, node_id, dialog_id`,
+		exts, nodes, s.now()).Scan(&rows).Error
 	if err != nil {
-		return nil, mapErr("store: dialog states of "+ext, err)
+		return nil, mapErr("store: dialog states", err)
 	}
 	var ds []DialogState
 	for _, r := range rows {

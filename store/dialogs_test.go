@@ -69,7 +69,7 @@ func TestWatchedExtensions(t *testing.T) {
 }
 
 // TestDialogStates: nodes write the dialogs of extensions in batches (a dialog written again is
-// updated); DialogsOf lists the live dialogs of one extension on the nodes asked; rows expire with
+// updated); DialogsOf lists the live dialogs of the extensions asked on the nodes asked; rows expire with
 // their node and go with ReleaseClaims.
 func TestDialogStates(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
@@ -93,7 +93,7 @@ func TestDialogStates(t *testing.T) {
 		}
 		dialogs := func(ext string, nodes []string, want string) {
 			t.Helper()
-			ds, err := b.DialogsOf(ctx, ext, nodes)
+			ds, err := b.DialogsOf(ctx, []string{ext}, nodes)
 			if err != nil {
 				t.Fatalf("dialogs of %s on %v: %v", ext, nodes, err)
 			}
@@ -120,7 +120,7 @@ func TestDialogStates(t *testing.T) {
 		dialogs("102", []string{"a", "b"}, "a/d3/initiator/confirmed/101")
 		dialogs("101", []string{"c"}, "")
 		dialogs("101", nil, "")
-		ds, err := b.DialogsOf(ctx, "102", []string{"a"})
+		ds, err := b.DialogsOf(ctx, []string{"102"}, []string{"a"})
 		if err != nil || len(ds) != 1 || !ds[0].ExpiresAt.Equal(t0.Add(10*time.Second)) {
 			t.Fatalf("expiry of a's dialog: %+v, %v; want %v", ds, err, t0.Add(10*time.Second))
 		}
@@ -169,7 +169,7 @@ func TestDialogsBatches(t *testing.T) {
 		if err := a.SyncWatched(ctx, "a", exts, nil, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		ds, err := a.DialogsOf(ctx, "101", []string{"a"})
+		ds, err := a.DialogsOf(ctx, []string{"101"}, []string{"a"})
 		if err != nil || len(ds) != 250 || ds[0].DialogID != "d000" || ds[249].DialogID != "d249" {
 			t.Fatalf("dialogs: %d, %v", len(ds), err)
 		}
