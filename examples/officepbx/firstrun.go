@@ -159,27 +159,31 @@ func phoneHost(a *net.UDPAddr, externalIP string) string {
 	return net.JoinHostPort("127.0.0.1", port)
 }
 
-func (i startInfo) print(w io.Writer) {
-	fmt.Fprintf(w, "officepbx is running\n")
-	fmt.Fprintf(w, "  SIP         udp+tcp %s (phones register to %s, domain %s)\n", i.sip, i.phoneHost, i.domain)
-	fmt.Fprintf(w, "  TLS         %s\n", orText(i.tls, "off (--tls ADDR --tls-cert FILE --tls-key FILE)"))
-	fmt.Fprintf(w, "  HTTP        %s\n", orText(i.http, "off (--http ADDR)"))
+// print writes the summary in one piece, so that a reader of the log (or a test waiting for its
+// first line) never sees half of it.
+func (i startInfo) print(out io.Writer) {
+	var w strings.Builder
+	defer func() { io.WriteString(out, w.String()) }()
+	fmt.Fprintf(&w, "officepbx is running\n")
+	fmt.Fprintf(&w, "  SIP         udp+tcp %s (phones register to %s, domain %s)\n", i.sip, i.phoneHost, i.domain)
+	fmt.Fprintf(&w, "  TLS         %s\n", orText(i.tls, "off (--tls ADDR --tls-cert FILE --tls-key FILE)"))
+	fmt.Fprintf(&w, "  HTTP        %s\n", orText(i.http, "off (--http ADDR)"))
 	if i.extensions < 0 {
-		fmt.Fprintf(w, "  database    %s (in memory: gone when the PBX stops)\n", i.db)
+		fmt.Fprintf(&w, "  database    %s (in memory: gone when the PBX stops)\n", i.db)
 	} else {
-		fmt.Fprintf(w, "  database    %s, %s\n", i.db, plural(i.extensions, "extension"))
+		fmt.Fprintf(&w, "  database    %s, %s\n", i.db, plural(i.extensions, "extension"))
 	}
-	fmt.Fprintf(w, "  dialplan    %s\n", orText(i.dialplan, "none: calls go to the extension dialled (--dialplan FILE)"))
-	fmt.Fprintf(w, "  media relay %s\n", orText(i.relay, "off: phones send RTP to each other (--rtp-ports LO-HI)"))
+	fmt.Fprintf(&w, "  dialplan    %s\n", orText(i.dialplan, "none: calls go to the extension dialled (--dialplan FILE)"))
+	fmt.Fprintf(&w, "  media relay %s\n", orText(i.relay, "off: phones send RTP to each other (--rtp-ports LO-HI)"))
 	if len(i.demo) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nFirst run: demo extensions created. Their passwords are shown this once:\n")
+	fmt.Fprintf(&w, "\nFirst run: demo extensions created. Their passwords are shown this once:\n")
 	for _, d := range i.demo {
-		fmt.Fprintf(w, "  %s  %-10s  password %s\n", d.number, d.name, d.password)
+		fmt.Fprintf(&w, "  %s  %-10s  password %s\n", d.number, d.name, d.password)
 	}
-	fmt.Fprintf(w, "Set a phone to server %s, user name = the extension, and its password.\n", i.phoneHost)
-	fmt.Fprintf(w, "Queue %q has agents 102 and 103. Change passwords with: officepbx ext set NUMBER --password PW\n\n", demoQueue)
+	fmt.Fprintf(&w, "Set a phone to server %s, user name = the extension, and its password.\n", i.phoneHost)
+	fmt.Fprintf(&w, "Queue %q has agents 102 and 103. Change passwords with: officepbx ext set NUMBER --password PW\n\n", demoQueue)
 }
 
 func orText(s, none string) string {
