@@ -46,6 +46,8 @@ type clusterStore interface {
 	DialogsOf(ctx context.Context, exts, nodes []string) ([]store.DialogState, error)
 	WatchDialogs(f func(ext string)) (stop func())
 	WatchedChanged() <-chan struct{}
+	ClaimTrunk(ctx context.Context, node, trunk string, ttl time.Duration) (bool, error)
+	ReleaseTrunk(ctx context.Context, node, trunk string) error
 }
 
 var _ clusterStore = (*store.Store)(nil)

@@ -3,6 +3,7 @@ package pbx_test
 import (
 	"context"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +187,50 @@ func TestTrunkCallNotSentBackOut(t *testing.T) {
 	if m := prov.RecvMsg(200 * time.Millisecond); m != nil {
 		t.Fatalf("the provider got:\n%s", m)
 	}
+}
+
+// TestTrunkRegisteredByOneNode: two nodes share a trunk that registers: one of them registers it
+// (the provider sees one Contact), the other does not; when that node stops (unregistering), the
+// other takes the registration over.
+func TestTrunkRegisteredByOneNode(t *testing.T) {
+	eachShared(t, func(t *testing.T, dsn string) {
+		reg := newRegistrar(t, 200)
+		cfg := pbx.Config{TrunkRefresh: 100 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond}
+		cfg.NodeID = "node-a"
+		a := startNode(t, dsn, cfg)
+		cfg.NodeID = "node-b"
+		b := startNode(t, dsn, cfg)
+		err := a.store.CreateTrunk(context.Background(), &store.Trunk{Name: "prov", Host: reg.conn.LocalAddr().String(),
+			Username: "acct", Password: "pw", Register: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := reg.next(t, 3*time.Second)
+		contact := first.GetHeader("Contact").Value()
+		holder, other := a, b
+		if strings.Contains(contact, ":"+strconv.Itoa(b.addr.Port)) {
+			holder, other = b, a
+		}
+		if !strings.Contains(contact, ":"+strconv.Itoa(holder.addr.Port)) {
+			t.Fatalf("REGISTER from neither node: %s", contact)
+		}
+		select {
+		case again := <-reg.reqs:
+			t.Fatalf("a second REGISTER while the first is good for a minute:\n%s", again)
+		case <-time.After(time.Second):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := holder.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if un, _ := reg.next(t, time.Second); un.GetHeader("Expires").Value() != "0" {
+			t.Fatalf("the stopping node's unREGISTER:\n%s", un)
+		}
+		next, _ := reg.next(t, 3*time.Second)
+		if c := next.GetHeader("Contact").Value(); !strings.Contains(c, ":"+strconv.Itoa(other.addr.Port)) ||
+			next.GetHeader("Expires").Value() == "0" {
+			t.Fatalf("the other node did not take the registration over: %s", next)
+		}
+	})
 }

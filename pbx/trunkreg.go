@@ -57,7 +57,8 @@ type trunkReg struct {
 const unregisterWait = time.Second
 
 // reconcile starts a registration for each trunk that wants one and has none (or one made with
-// other settings), and stops those of trunks gone or changed. It runs on the trunk loop only.
+// other settings), and stops those of trunks gone or changed; with several nodes, only of the
+// trunks this node registers (trunkclaims.go). It runs on the trunk loop only.
 func (tt *trunkTable) reconcile(list []*trunk) {
 	want := map[string]*trunk{}
 	for _, t := range list {
@@ -65,18 +66,24 @@ func (tt *trunkTable) reconcile(list []*trunk) {
 			want[t.Name] = t
 		}
 	}
+	tt.mine(want)
 	var stop []*trunkReg
+	var released []string
 	tt.mu.Lock()
 	for name, r := range tt.regs {
 		if t, ok := want[name]; !ok || t.regKey() != r.key {
 			stop = append(stop, r)
 			delete(tt.regs, name)
+			if !ok {
+				released = append(released, name)
+			}
 		}
 	}
 	tt.mu.Unlock()
 	for _, r := range stop {
 		r.stop()
 	}
+	tt.release(released)
 	for name, t := range want {
 		tt.mu.Lock()
 		_, running := tt.regs[name]

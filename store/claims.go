@@ -40,9 +40,9 @@ func (s *Store) ReleaseAgent(ctx context.Context, node, ext, callID string) erro
 
 // claimTables are the tables whose rows a node holds while it renews them: agent claims, waiting
 // callers, park slots and ringing calls (parkring.go), watched extensions and dialog states
-// (dialogs.go).
+// (dialogs.go), trunk registrations (trunkclaims.go).
 var claimTables = []string{"agent_claims", "queue_waiters", "park_slots", "ringing_calls",
-	"watched_extensions", "dialog_states"}
+	"watched_extensions", "dialog_states", "trunk_claims"}
 
 // RenewClaims pushes the expiry of every row node holds in claimTables to ttl from now.
 func (s *Store) RenewClaims(ctx context.Context, node string, ttl time.Duration) error {
