@@ -90,9 +90,10 @@ func (r *run) luaQueueLogin(L *lua.LState) int {
 	return r.setAgent(L, queue, ext, AgentChange{LoggedOut: &out})
 }
 
-// pbx.queue_stats(queue) -> {waiting, longest_wait, answered, abandoned, timed_out, full}
+// pbx.queue_stats(queue) -> {waiting, longest_wait, answered, abandoned, timed_out, full}; the
+// waiting callers of every node, with several (Queues.StatsAcross)
 func (r *run) luaQueueStats(L *lua.LState) int {
-	s := r.l.cfg.Queues.Stats(L.CheckString(1))
+	s := r.l.cfg.Queues.StatsAcross(r.ctx, L.CheckString(1))
 	t := L.CreateTable(0, 6)
 	t.RawSetString("waiting", lua.LNumber(s.Waiting))
 	t.RawSetString("longest_wait", lua.LNumber(s.LongestWait.Seconds()))
@@ -104,9 +105,9 @@ func (r *run) luaQueueStats(L *lua.LState) int {
 	return 1
 }
 
-// pbx.queue_size(name) -> how many callers wait in the queue
+// pbx.queue_size(name) -> how many callers wait in the queue, on every node
 func (r *run) luaQueueSize(L *lua.LState) int {
-	L.Push(lua.LNumber(r.l.cfg.Queues.Waiting(L.CheckString(1))))
+	L.Push(lua.LNumber(r.l.cfg.Queues.StatsAcross(r.ctx, L.CheckString(1)).Waiting))
 	return 1
 }
 

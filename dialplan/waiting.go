@@ -2,6 +2,7 @@ package dialplan
 
 import (
 	"context"
+	"time"
 )
 
 // WaitingList is one waiting list per queue shared by several PBX nodes: the callers of every
@@ -16,6 +17,34 @@ type WaitingList interface {
 	Position(ctx context.Context, queue, callID string) (int, error)
 	// Leave takes the call out of the list.
 	Leave(queue, callID string)
+}
+
+// WaitingCounter is a WaitingList that counts the callers of every node (pbx's does): the
+// figures of StatsAcross then count them all.
+type WaitingCounter interface {
+	// Waiting returns how many callers wait in the queue, on every node, and since when the first
+	// of them waits.
+	Waiting(ctx context.Context, queue string) (n int, since time.Time, err error)
+}
+
+// StatsAcross is Stats with Waiting and LongestWait counted over the callers of every node, when
+// the waiting list is shared and counts them (WaitingCounter); the other figures are this
+// node's. When the shared list cannot answer, this node's figures are returned.
+func (qs *Queues) StatsAcross(ctx context.Context, name string) QueueStats {
+	st := qs.Stats(name)
+	wc, ok := qs.shared.(WaitingCounter)
+	if !ok {
+		return st
+	}
+	n, since, err := wc.Waiting(ctx, name)
+	if err != nil {
+		return st
+	}
+	st.Waiting, st.LongestWait = n, 0
+	if n > 0 {
+		st.LongestWait = max(qs.now().Sub(since), 0)
+	}
+	return st
 }
 
 // ShareWaiting makes the queues keep their waiting lists in wl too. Call it before the first

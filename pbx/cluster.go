@@ -34,6 +34,7 @@ type clusterStore interface {
 	JoinQueue(ctx context.Context, node, queue, callID string, maxLen int, ttl time.Duration) (int, bool, error)
 	QueuePosition(ctx context.Context, queue, callID string) (int, error)
 	LeaveQueue(ctx context.Context, queue, callID string) error
+	QueueWaiting(ctx context.Context, queue string) (int, time.Time, error)
 	ClaimSlot(ctx context.Context, node, slot, callID string, ttl time.Duration) (bool, error)
 	ReleaseSlot(ctx context.Context, node, slot, callID string) error
 	ParkedAt(ctx context.Context, slot string) (store.ParkedSlot, bool, error)
@@ -240,7 +241,10 @@ type waitingList struct {
 	cs clusterStore
 }
 
-var _ dialplan.WaitingList = waitingList{}
+var (
+	_ dialplan.WaitingList    = waitingList{}
+	_ dialplan.WaitingCounter = waitingList{}
+)
 
 func (w waitingList) Join(ctx context.Context, queue, callID string, maxLen int) (int, bool, error) {
 	pos, ok, err := w.cs.JoinQueue(ctx, w.p.cfg.NodeID, queue, callID, maxLen, w.p.claimTTL())
@@ -252,6 +256,11 @@ func (w waitingList) Join(ctx context.Context, queue, callID string, maxLen int)
 
 func (w waitingList) Position(ctx context.Context, queue, callID string) (int, error) {
 	return w.cs.QueuePosition(ctx, queue, callID)
+}
+
+// Waiting counts the callers waiting in queue on every node (dialplan.WaitingCounter).
+func (w waitingList) Waiting(ctx context.Context, queue string) (int, time.Time, error) {
+	return w.cs.QueueWaiting(ctx, queue)
 }
 
 // Leave waits for the database (bounded by the store's operation time-out), so that the callers

@@ -259,8 +259,9 @@ func TestQueueAgentAcrossNodes(t *testing.T) {
 	})
 }
 
-// TestQueueOrderAcrossNodes: callers queued through two nodes wait in one line. With the agent
-// busy, a caller queued on node B and then one on node A hear positions 1 and 2; when the agent
+// TestQueueOrderAcrossNodes: callers queued through two nodes wait in one line, and the queue's
+// figures count them both. With the agent busy, a caller queued on node B and then one on node A
+// hear positions 1 and 2; when the agent
 // is free, node B's caller (first in line) gets it, not node A's, which then moves up.
 func TestQueueOrderAcrossNodes(t *testing.T) {
 	eachShared(t, func(t *testing.T, dsn string) {
@@ -297,6 +298,13 @@ func TestQueueOrderAcrossNodes(t *testing.T) {
 		msg, invA := onA.Invite("102", "sales", nil)
 		onA.Send(msg)
 		waitPhrase(t, onA, invA, 182, "Queued (position 2)")
+		// The figures count both nodes' callers; this node's own, one.
+		for _, n := range []*testPBX{a, b} {
+			if all, own := n.Queues().StatsAcross(context.Background(), "sales"), n.Queues().Stats("sales"); all.Waiting != 2 ||
+				own.Waiting != 1 || all.LongestWait+50*time.Millisecond < own.LongestWait {
+				t.Errorf("waiting across the nodes %+v, on the node %+v; want 2 and 1", all, own)
+			}
+		}
 
 		// The agent hangs up: node B's caller is first in line.
 		first.Send(first.InDialog("BYE", inv1, ok1, 2))

@@ -116,6 +116,27 @@ WHERE w.queue = ? AND (w.expires_at > ? OR w.call_id = me.call_id)
 	return int(n), mapErr("store: position in queue "+queue, err)
 }
 
+// QueueWaiting returns how many callers wait in queue on every node (live rows) and since when
+// the first of them waits (zero when none does).
+func (s *Store) QueueWaiting(ctx context.Context, queue string) (int, time.Time, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	now := s.now()
+	var first []struct{ JoinedAt time.Time }
+	err := s.db.WithContext(ctx).Raw(`SELECT joined_at FROM queue_waiters WHERE queue = ? AND expires_at > ?
+ORDER BY joined_at LIMIT 1`, queue, now).Scan(&first).Error
+	if err != nil || len(first) == 0 {
+		return 0, time.Time{}, mapErr("store: waiting in queue "+queue, err)
+	}
+	var n int64
+	err = s.db.WithContext(ctx).Raw("SELECT count(*) FROM queue_waiters WHERE queue = ? AND expires_at > ?", queue, now).
+		Scan(&n).Error
+	if err != nil {
+		return 0, time.Time{}, mapErr("store: waiting in queue "+queue, err)
+	}
+	return int(n), first[0].JoinedAt.UTC(), nil
+}
+
 // LeaveQueue takes callID out of the waiting list of queue.
 func (s *Store) LeaveQueue(ctx context.Context, queue, callID string) error {
 	ctx, cancel := s.opCtx(ctx)

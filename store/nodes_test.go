@@ -283,3 +283,35 @@ func TestQueueWaitersShared(t *testing.T) {
 		position(a, "c3", 0)
 	})
 }
+
+// TestQueueWaiting: the callers waiting in a queue on every node are counted, with the time the
+// first of them joined; a dead node's callers are not.
+func TestQueueWaiting(t *testing.T) {
+	each(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		var mu sync.Mutex
+		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+		a := open(t, dsn, store.WithNodeID("a"), store.WithClock(now))
+		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
+		if n, oldest, err := a.QueueWaiting(ctx, "sales"); err != nil || n != 0 || !oldest.IsZero() {
+			t.Fatalf("empty queue: %d %v %v", n, oldest, err)
+		}
+		start := now()
+		if _, _, err := a.JoinQueue(ctx, "a", "sales", "c1", 0, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		advance(2 * time.Second)
+		if _, _, err := b.JoinQueue(ctx, "b", "sales", "c2", 0, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if n, oldest, err := b.QueueWaiting(ctx, "sales"); err != nil || n != 2 || !oldest.Equal(start) {
+			t.Fatalf("two waiting: %d %v %v, want 2 since %v", n, oldest, err, start)
+		}
+		advance(9 * time.Second) // a died: its caller's row ran out
+		if n, oldest, err := b.QueueWaiting(ctx, "sales"); err != nil || n != 1 || !oldest.Equal(start.Add(2*time.Second)) {
+			t.Fatalf("after a died: %d %v %v", n, oldest, err)
+		}
+	})
+}

@@ -8,7 +8,8 @@ import (
 	"github.com/pbxkit/pbxkit/dialplan"
 )
 
-// queueView is a queue with its agents and its figures since the PBX started.
+// queueView is a queue with its agents and its figures since the PBX started: the callers
+// waiting on every node, the counts of this node's.
 type queueView struct {
 	Name        string      `json:"name"`
 	Strategy    string      `json:"strategy"`
@@ -39,7 +40,7 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]queueView, 0, len(qs))
 	for _, q := range qs {
-		st := s.pbx.Queues().Stats(q.Name)
+		st := s.pbx.Queues().StatsAcross(r.Context(), q.Name)
 		v := queueView{Name: q.Name, Strategy: q.Strategy, MaxWait: q.MaxWait, MaxLen: q.MaxLen,
 			Waiting: st.Waiting, LongestWait: int(st.LongestWait.Seconds()), Answered: st.Answered,
 			Abandoned: st.Abandoned, TimedOut: st.TimedOut, Full: st.Full, Agents: make([]agentView, 0, len(q.Members))}
