@@ -5,28 +5,15 @@ import (
 	"time"
 )
 
-// Queue agents are claimed cluster-wide: a node rings an agent only after it has claimed the
-// agent's row in agent_claims, and releases it when the agent is free again. A claim carries an
-// expiry that its node pushes forward while it holds it (RenewClaims, from its heartbeat); when a
-// node dies its claims run out and the agents can be rung again. One INSERT ... ON CONFLICT DO
-// UPDATE ... WHERE expired does the claim atomically on both databases, without a lock held
-// across a round trip.
+// Queue agents are claimed cluster-wide (claim.go): a node rings an agent only after it has
+// claimed the agent's row in agent_claims, and releases it when the agent is free again; when a
+// node dies its claims run out and the agents can be rung again.
 
 // ClaimAgent claims agent ext for a call of node until ttl from now. It reports false when
 // another live claim holds the agent (another node, or another call of this one).
 func (s *Store) ClaimAgent(ctx context.Context, node, ext, callID string, ttl time.Duration) (bool, error) {
-	ctx, cancel := s.opCtx(ctx)
-	defer cancel()
-	now := s.now()
-	res := s.db.WithContext(ctx).Exec(`INSERT INTO agent_claims (extension, node_id, call_id, expires_at)
-VALUES (?, ?, ?, ?)
-ON CONFLICT (extension) DO UPDATE SET node_id = excluded.node_id, call_id = excluded.call_id,
-    expires_at = excluded.expires_at
-WHERE agent_claims.expires_at <= ?`, ext, node, callID, dbTime(now.Add(ttl)), now)
-	if res.Error != nil {
-		return false, mapErr("store: claim agent "+ext, res.Error)
-	}
-	return res.RowsAffected == 1, nil
+	return s.claim(ctx, "store: claim agent "+ext, "agent_claims", []string{"extension", "node_id", "call_id"},
+		[]any{ext, node, callID}, ttl, claimExpiredOnly)
 }
 
 // ReleaseAgent ends the claim of agent ext by callID; a claim of another call stays.

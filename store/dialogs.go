@@ -4,9 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // Busy lamps (RFC 4235 dialog-info subscriptions) show an extension's calls on every node, not
@@ -54,42 +51,25 @@ type dialogRow struct {
 
 func (dialogRow) TableName() string { return "dialog_states" }
 
-// syncBatch is the number of rows one INSERT writes.
-const syncBatch = 100
-
 // SyncWatched writes the changes of the extensions node's phones watch in one transaction: the
 // extensions of add (written again if present, expiring ttl from now) and the removal of those of
 // remove. An extension in both is added.
 func (s *Store) SyncWatched(ctx context.Context, node string, add, remove []string, ttl time.Duration) error {
-	if len(add) == 0 && len(remove) == 0 {
-		return nil
-	}
-	ctx, cancel := s.opCtx(ctx)
-	defer cancel()
 	until := dbTime(s.now().Add(ttl))
 	seen := make(map[string]bool, len(add))
 	rows := make([]watchedRow, 0, len(add))
 	for _, ext := range add {
-		if !seen[ext] { // one statement cannot upsert a row twice (Postgres)
+		if !seen[ext] {
 			seen[ext] = true
 			rows = append(rows, watchedRow{NodeID: node, Extension: ext, ExpiresAt: until})
 		}
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if len(remove) > 0 {
-			if err := tx.Exec("DELETE FROM watched_extensions WHERE node_id = ? AND extension IN ?", node, remove).Error; err != nil {
-				return err
-			}
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		return tx.Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "node_id"}, {Name: "extension"}},
-			DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
-		}).CreateInBatches(rows, syncBatch).Error
-	})
-	return mapErr("store: watched extensions", err)
+	keys := make([][]any, len(remove))
+	for i, ext := range remove {
+		keys[i] = []any{ext}
+	}
+	return syncNodeRows(ctx, s, "store: watched extensions", "watched_extensions", node, []string{"extension"}, keys, rows,
+		[]string{"expires_at"})
 }
 
 // WatchedBy returns the extensions watched by one of nodes (rows live), sorted, each once; none
@@ -114,11 +94,6 @@ WHERE node_id IN ? AND expires_at > ? ORDER BY extension`, nodes, s.now()).Scan(
 // ttl from now, whatever their ExpiresAt) and the removal of those of remove. A dialog in both is
 // put; of a dialog put twice the last is written.
 func (s *Store) SyncDialogs(ctx context.Context, node string, put []DialogState, remove []DialogKey, ttl time.Duration) error {
-	if len(put) == 0 && len(remove) == 0 {
-		return nil
-	}
-	ctx, cancel := s.opCtx(ctx)
-	defer cancel()
 	until := dbTime(s.now().Add(ttl))
 	at := make(map[DialogKey]int, len(put))
 	rows := make([]dialogRow, 0, len(put))
@@ -126,7 +101,7 @@ func (s *Store) SyncDialogs(ctx context.Context, node string, put []DialogState,
 		r := dialogRow{NodeID: node, Extension: d.Extension, DialogID: d.DialogID, Direction: d.Direction,
 			State: d.State, Peer: d.Peer, ExpiresAt: until}
 		k := DialogKey{d.Extension, d.DialogID}
-		if i, ok := at[k]; ok { // one statement cannot upsert a row twice (Postgres)
+		if i, ok := at[k]; ok { // the last of a dialog put twice
 			rows[i] = r
 			continue
 		}
@@ -137,21 +112,8 @@ func (s *Store) SyncDialogs(ctx context.Context, node string, put []DialogState,
 	for i, k := range remove {
 		keys[i] = []any{k.Extension, k.DialogID}
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if len(keys) > 0 {
-			if err := tx.Exec("DELETE FROM dialog_states WHERE node_id = ? AND (extension, dialog_id) IN ?", node, keys).Error; err != nil {
-				return err
-			}
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		return tx.Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "node_id"}, {Name: "extension"}, {Name: "dialog_id"}},
-			DoUpdates: clause.AssignmentColumns([]string{"direction", "state", "peer", "expires_at"}),
-		}).CreateInBatches(rows, syncBatch).Error
-	})
-	return mapErr("store: dialog states", err)
+	return syncNodeRows(ctx, s, "store: dialog states", "dialog_states", node, []string{"extension", "dialog_id"}, keys,
+		rows, []string{"direction", "state", "peer", "expires_at"})
 }
 
 // DialogsOf returns the live dialogs of the extensions exts on the nodes asked, ordered by

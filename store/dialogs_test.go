@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,12 +17,8 @@ import (
 func TestWatchedExtensions(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-		var mu sync.Mutex
-		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-		a := open(t, dsn, store.WithNodeID("a"), store.WithClock(now))
-		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
+		clock := newTestClock()
+		a, b := twoNodes(t, dsn, clock)
 		sync := func(s *store.Store, add, remove []string) {
 			t.Helper()
 			if err := s.SyncWatched(ctx, s.NodeID(), add, remove, 10*time.Second); err != nil {
@@ -51,11 +46,11 @@ func TestWatchedExtensions(t *testing.T) {
 		watched([]string{"a"}, "102 104")
 		sync(a, nil, nil)
 		// a keeps renewing while b dies.
-		advance(8 * time.Second)
+		clock.advance(8 * time.Second)
 		if err := a.RenewClaims(ctx, "a", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		advance(3 * time.Second)
+		clock.advance(3 * time.Second)
 		watched([]string{"a", "b"}, "102 104")
 		watched([]string{"b"}, "")
 		if err := a.ReleaseClaims(ctx, "a"); err != nil {
@@ -74,13 +69,9 @@ func TestWatchedExtensions(t *testing.T) {
 func TestDialogStates(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-		var mu sync.Mutex
-		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-		a := open(t, dsn, store.WithNodeID("a"), store.WithClock(now))
-		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
-		t0 := now()
+		clock := newTestClock()
+		a, b := twoNodes(t, dsn, clock)
+		t0 := clock.now()
 		dialog := func(ext, id, dir, state, peer string) store.DialogState {
 			return store.DialogState{NodeID: "ignored", Extension: ext, DialogID: id, Direction: dir, State: state,
 				Peer: peer, ExpiresAt: t0.Add(time.Hour)}
@@ -138,11 +129,11 @@ func TestDialogStates(t *testing.T) {
 		dialogs("101", []string{"b"}, "b/d0/recipient/confirmed/300")
 		sync(a, nil, nil)
 		// a keeps renewing while b dies.
-		advance(8 * time.Second)
+		clock.advance(8 * time.Second)
 		if err := a.RenewClaims(ctx, "a", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		advance(3 * time.Second)
+		clock.advance(3 * time.Second)
 		dialogs("101", []string{"a", "b"}, "a/d1/initiator/confirmed/0612345678")
 		if err := a.ReleaseClaims(ctx, "a"); err != nil {
 			t.Fatal(err)

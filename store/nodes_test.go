@@ -138,12 +138,8 @@ func TestBansShared(t *testing.T) {
 func TestAgentClaims(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-		var mu sync.Mutex
-		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-		a := open(t, dsn, store.WithNodeID("a"), store.WithClock(now))
-		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
+		clock := newTestClock()
+		a, b := twoNodes(t, dsn, clock)
 		claim := func(s *store.Store, call string, want bool) {
 			t.Helper()
 			got, err := s.ClaimAgent(ctx, s.NodeID(), "201", call, 10*time.Second)
@@ -163,13 +159,13 @@ func TestAgentClaims(t *testing.T) {
 		}
 		claim(b, "c2", true)
 		// b keeps renewing for a while, then dies: its claim runs out.
-		advance(8 * time.Second)
+		clock.advance(8 * time.Second)
 		if err := b.RenewClaims(ctx, "b", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		advance(8 * time.Second)
+		clock.advance(8 * time.Second)
 		claim(a, "c4", false)
-		advance(3 * time.Second)
+		clock.advance(3 * time.Second)
 		claim(a, "c4", true)
 		if err := a.ReleaseClaims(ctx, "a"); err != nil {
 			t.Fatal(err)
@@ -240,19 +236,15 @@ func TestNotifyBindings(t *testing.T) {
 func TestQueueWaitersShared(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-		var mu sync.Mutex
-		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-		a := open(t, dsn, store.WithNodeID("a"), store.WithClock(now))
-		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
+		clock := newTestClock()
+		a, b := twoNodes(t, dsn, clock)
 		join := func(s *store.Store, call string, wantPos int, wantOK bool) {
 			t.Helper()
 			pos, ok, err := s.JoinQueue(ctx, s.NodeID(), "sales", call, 3, 10*time.Second)
 			if err != nil || pos != wantPos || ok != wantOK {
 				t.Fatalf("%s joins with %s: position %d, %v, %v; want %d, %v", s.NodeID(), call, pos, ok, err, wantPos, wantOK)
 			}
-			advance(time.Millisecond)
+			clock.advance(time.Millisecond)
 		}
 		position := func(s *store.Store, call string, want int) {
 			t.Helper()
@@ -270,11 +262,11 @@ func TestQueueWaitersShared(t *testing.T) {
 		position(a, "c3", 2)
 		position(b, "c2", 1)
 		// b dies: its caller c2 expires after the TTL while a keeps renewing.
-		advance(8 * time.Second)
+		clock.advance(8 * time.Second)
 		if err := a.RenewClaims(ctx, "a", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		advance(3 * time.Second)
+		clock.advance(3 * time.Second)
 		position(a, "c3", 1)
 		position(a, "gone", 0)
 		if err := a.ReleaseClaims(ctx, "a"); err != nil {
@@ -289,27 +281,23 @@ func TestQueueWaitersShared(t *testing.T) {
 func TestQueueWaiting(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-		var mu sync.Mutex
-		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-		a := open(t, dsn, store.WithNodeID("a"), store.WithClock(now))
-		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
+		clock := newTestClock()
+		a, b := twoNodes(t, dsn, clock)
 		if n, oldest, err := a.QueueWaiting(ctx, "sales"); err != nil || n != 0 || !oldest.IsZero() {
 			t.Fatalf("empty queue: %d %v %v", n, oldest, err)
 		}
-		start := now()
+		start := clock.now()
 		if _, _, err := a.JoinQueue(ctx, "a", "sales", "c1", 0, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		advance(2 * time.Second)
+		clock.advance(2 * time.Second)
 		if _, _, err := b.JoinQueue(ctx, "b", "sales", "c2", 0, 20*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if n, oldest, err := b.QueueWaiting(ctx, "sales"); err != nil || n != 2 || !oldest.Equal(start) {
 			t.Fatalf("two waiting: %d %v %v, want 2 since %v", n, oldest, err, start)
 		}
-		advance(9 * time.Second) // a died: its caller's row ran out
+		clock.advance(9 * time.Second) // a died: its caller's row ran out
 		if n, oldest, err := b.QueueWaiting(ctx, "sales"); err != nil || n != 1 || !oldest.Equal(start.Add(2*time.Second)) {
 			t.Fatalf("after a died: %d %v %v", n, oldest, err)
 		}

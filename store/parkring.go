@@ -3,12 +3,9 @@ package store
 import (
 	"context"
 	"time"
-
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
-// Park slots and ringing calls are shared like queue agents (claims.go): a node claims a park
+// Park slots and ringing calls are shared like queue agents (claim.go): a node claims a park
 // slot in park_slots before it parks a call there, and keeps the extensions its calls ring at in
 // ringing_calls while other nodes run beside it. A node that is asked for a slot or a ringing call
 // it does not hold finds here the node to send the caller to. Rows carry an expiry that their node
@@ -26,19 +23,8 @@ type ParkedSlot struct {
 // live claim of another node holds the slot; a claim of the same node is taken over (the node's
 // own park lot decides between its calls).
 func (s *Store) ClaimSlot(ctx context.Context, node, slot, callID string, ttl time.Duration) (bool, error) {
-	ctx, cancel := s.opCtx(ctx)
-	defer cancel()
-	now := s.now()
-	res := s.db.WithContext(ctx).Exec(`INSERT INTO park_slots (slot, node_id, call_id, parked_at, expires_at)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (slot) DO UPDATE SET node_id = excluded.node_id, call_id = excluded.call_id,
-    parked_at = excluded.parked_at, expires_at = excluded.expires_at
-WHERE park_slots.expires_at <= ? OR park_slots.node_id = excluded.node_id`,
-		slot, node, callID, now, dbTime(now.Add(ttl)), now)
-	if res.Error != nil {
-		return false, mapErr("store: claim park slot "+slot, res.Error)
-	}
-	return res.RowsAffected == 1, nil
+	return s.claim(ctx, "store: claim park slot "+slot, "park_slots", []string{"slot", "node_id", "call_id", "parked_at"},
+		[]any{slot, node, callID, s.now()}, ttl, claimOwnNode)
 }
 
 // ReleaseSlot ends the claim of park slot by call callID of node; a claim of another call stays.
@@ -97,11 +83,6 @@ type RingingKey struct{ CallID, Extension string }
 // SyncRinging writes the changes of node's ringing calls in one transaction: the rows of add
 // (expiring ttl from now) and the removal of those of remove.
 func (s *Store) SyncRinging(ctx context.Context, node string, add []RingingCall, remove []RingingKey, ttl time.Duration) error {
-	if len(add) == 0 && len(remove) == 0 {
-		return nil
-	}
-	ctx, cancel := s.opCtx(ctx)
-	defer cancel()
 	until := dbTime(s.now().Add(ttl))
 	rows := make([]RingingCall, len(add))
 	for i, r := range add {
@@ -112,18 +93,8 @@ func (s *Store) SyncRinging(ctx context.Context, node string, add []RingingCall,
 	for i, k := range remove {
 		keys[i] = []any{k.CallID, k.Extension}
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if len(keys) > 0 {
-			if err := tx.Exec("DELETE FROM ringing_calls WHERE node_id = ? AND (call_id, extension) IN ?", node, keys).Error; err != nil {
-				return err
-			}
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		return tx.Clauses(clause.OnConflict{UpdateAll: true}).CreateInBatches(rows, 100).Error
-	})
-	return mapErr("store: ringing calls", err)
+	return syncNodeRows(ctx, s, "store: ringing calls", "ringing_calls", node, []string{"call_id", "extension"}, keys, rows,
+		[]string{"started_at", "expires_at"})
 }
 
 // RingingAt returns the call ringing longest at one of exts on one of nodes, or false when none

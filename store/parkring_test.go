@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,12 +15,8 @@ import (
 func TestParkSlotClaims(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-		var mu sync.Mutex
-		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-		a := open(t, dsn, store.WithNodeID("a"), store.WithClock(now))
-		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
+		clock := newTestClock()
+		a, b := twoNodes(t, dsn, clock)
 		claim := func(s *store.Store, call string, want bool) {
 			t.Helper()
 			got, err := s.ClaimSlot(ctx, s.NodeID(), "701", call, 10*time.Second)
@@ -51,13 +46,13 @@ func TestParkSlotClaims(t *testing.T) {
 		}
 		parked(a, "", "")
 		claim(b, "c2", true)
-		advance(8 * time.Second)
+		clock.advance(8 * time.Second)
 		if err := b.RenewClaims(ctx, "b", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		advance(8 * time.Second)
+		clock.advance(8 * time.Second)
 		claim(a, "c4", false)
-		advance(3 * time.Second) // b died: its slot ran out
+		clock.advance(3 * time.Second) // b died: its slot ran out
 		parked(a, "", "")
 		claim(a, "c4", true)
 		if err := a.ReleaseClaims(ctx, "a"); err != nil {
@@ -108,13 +103,9 @@ func TestKeepSlots(t *testing.T) {
 func TestRingingCalls(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-		var mu sync.Mutex
-		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-		a := open(t, dsn, store.WithNodeID("a"), store.WithClock(now))
-		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
-		t0 := now()
+		clock := newTestClock()
+		a, b := twoNodes(t, dsn, clock)
+		t0 := clock.now()
 		ring := func(call, ext string, at time.Duration) store.RingingCall {
 			return store.RingingCall{CallID: call, Extension: ext, StartedAt: t0.Add(at)}
 		}
@@ -149,11 +140,11 @@ func TestRingingCalls(t *testing.T) {
 		if err := b.SyncRinging(ctx, "b", []store.RingingCall{ring("c4", "104", 0)}, nil, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		advance(8 * time.Second)
+		clock.advance(8 * time.Second)
 		if err := a.RenewClaims(ctx, "a", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		advance(3 * time.Second) // b died
+		clock.advance(3 * time.Second) // b died
 		at(a, []string{"104"}, "")
 		at(b, []string{"103"}, "c3 103 a")
 		if err := a.ReleaseClaims(ctx, "a"); err != nil {

@@ -39,6 +39,33 @@ func each(t *testing.T, fn func(t *testing.T, dsn string)) {
 	}
 }
 
+// testClock is a clock a test moves; the stores opened on it read their time from it.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock { return &testClock{t: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)} }
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// twoNodes opens the stores of nodes a and b over dsn, on clock.
+func twoNodes(t *testing.T, dsn string, clock *testClock) (a, b *store.Store) {
+	t.Helper()
+	return open(t, dsn, store.WithNodeID("a"), store.WithClock(clock.now)),
+		open(t, dsn, store.WithNodeID("b"), store.WithClock(clock.now))
+}
+
 func open(t *testing.T, dsn string, opts ...store.Option) *store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

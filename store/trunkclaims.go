@@ -6,24 +6,15 @@ import (
 )
 
 // A trunk that registers at its provider is registered by one node of several: the one holding
-// its row of trunk_claims, claimed like a queue agent (claims.go) and renewed by the heartbeat.
+// its row of trunk_claims (claim.go) and renewed by the heartbeat.
 // Providers that keep one registration per account would otherwise see the nodes take it from
 // each other at every refresh.
 
 // ClaimTrunk claims the registration of trunk for node until ttl from now. It reports false when
 // another node's live claim holds it; node's own claim is renewed.
 func (s *Store) ClaimTrunk(ctx context.Context, node, trunk string, ttl time.Duration) (bool, error) {
-	ctx, cancel := s.opCtx(ctx)
-	defer cancel()
-	now := s.now()
-	res := s.db.WithContext(ctx).Exec(`INSERT INTO trunk_claims (trunk, node_id, expires_at) VALUES (?, ?, ?)
-ON CONFLICT (trunk) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at
-WHERE trunk_claims.expires_at <= ? OR trunk_claims.node_id = excluded.node_id`,
-		trunk, node, dbTime(now.Add(ttl)), now)
-	if res.Error != nil {
-		return false, mapErr("store: claim trunk "+trunk, res.Error)
-	}
-	return res.RowsAffected == 1, nil
+	return s.claim(ctx, "store: claim trunk "+trunk, "trunk_claims", []string{"trunk", "node_id"}, []any{trunk, node},
+		ttl, claimOwnNode)
 }
 
 // ReleaseTrunk ends node's claim of trunk, if it holds it.

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,12 +13,8 @@ import (
 func TestTrunkClaims(t *testing.T) {
 	each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-		var mu sync.Mutex
-		now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-		a := open(t, dsn, store.WithNodeID("a"), store.WithClock(now))
-		b := open(t, dsn, store.WithNodeID("b"), store.WithClock(now))
+		clock := newTestClock()
+		a, b := twoNodes(t, dsn, clock)
 		claim := func(s *store.Store, want bool) {
 			t.Helper()
 			if got, err := s.ClaimTrunk(ctx, s.NodeID(), "prov", 10*time.Second); err != nil || got != want {
@@ -28,9 +23,9 @@ func TestTrunkClaims(t *testing.T) {
 		}
 		claim(a, true)
 		claim(b, false)
-		advance(8 * time.Second)
+		clock.advance(8 * time.Second)
 		claim(a, true) // renewed
-		advance(8 * time.Second)
+		clock.advance(8 * time.Second)
 		claim(b, false)
 		if err := b.ReleaseTrunk(ctx, "b", "prov"); err != nil { // not the holder: no effect
 			t.Fatal(err)
@@ -40,7 +35,7 @@ func TestTrunkClaims(t *testing.T) {
 			t.Fatal(err)
 		}
 		claim(b, true)
-		advance(11 * time.Second) // b died
+		clock.advance(11 * time.Second) // b died
 		claim(a, true)
 		if err := a.ReleaseClaims(ctx, "a"); err != nil {
 			t.Fatal(err)
