@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
+	"github.com/pbxkit/pbxkit/pbx"
 )
 
 // until takes the watcher's NOTIFYs until one shows the dialogs' states ("direction:state,...")
@@ -41,7 +42,7 @@ func (n notice) from(node string) bool {
 // answered and end; a phone that starts watching while the call is up sees it too.
 func TestBLFAcrossNodes(t *testing.T) {
 	eachShared(t, func(t *testing.T, dsn string) {
-		a, b := twoNodes(t, dsn)
+		a, b := twoNodes(t, dsn, pbx.Config{})
 		phone := newClient(t, a.addr)
 		bind(t, a, "101", phone)
 		b.addExt(t, "201", "pw201")
@@ -82,7 +83,7 @@ func TestBLFAcrossNodes(t *testing.T) {
 // a watcher through B sees the call once, as A shares it.
 func TestBLFCallThroughRegisteringNode(t *testing.T) {
 	eachShared(t, func(t *testing.T, dsn string) {
-		a, b := twoNodes(t, dsn)
+		a, b := twoNodes(t, dsn, pbx.Config{})
 		b.addExt(t, "202", "pw202")
 		b.addExt(t, "201", "pw201")
 		ph := b2buatest.NewTCPPhone(t, b.addr.String())

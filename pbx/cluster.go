@@ -102,9 +102,9 @@ func (p *PBX) joinCluster(cs clusterStore) {
 	p.beat(cs)
 }
 
-// heartbeatLoop writes this node's row at once and then every HeartbeatInterval, renews its
-// agent claims, fetches the nonce keys ahead of need and reads the shared bans again when they
-// changed. It returns at Shutdown, which removes the row.
+// heartbeatLoop writes this node's row every HeartbeatInterval (beat: it renews its claims,
+// fetches the nonce keys ahead of need, rereads the nodes, the bans and what the others watch),
+// and reads the shared bans or what the others watch again when told they changed. It returns at Shutdown, which removes the row.
 func (p *PBX) heartbeatLoop(cs clusterStore) {
 	t := time.NewTicker(p.cfg.HeartbeatInterval)
 	defer t.Stop()

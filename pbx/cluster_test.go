@@ -36,6 +36,46 @@ func startNode(t *testing.T, dsn string, cfg pbx.Config) *testPBX {
 	return tp
 }
 
+// twoNodes starts nodes A and B on dsn with cfg (trusting 127.0.0.0/8 and beating every 100 ms
+// unless cfg says otherwise), and waits until A has read B's row (the nodes know each other).
+func twoNodes(t *testing.T, dsn string, cfg pbx.Config) (a, b *testPBX) {
+	t.Helper()
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 100 * time.Millisecond
+	}
+	if cfg.Trusted == nil {
+		cfg.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	}
+	cfg.NodeID = "node-a"
+	a = startNode(t, dsn, cfg)
+	cfg.NodeID = "node-b"
+	b = startNode(t, dsn, cfg)
+	ctx := context.Background()
+	waitFor(t, "node A reading node B's row", func() bool {
+		ns, err := a.Nodes(ctx)
+		return err == nil && len(ns) == 2 && ns[0].LastSeen.After(ns[1].StartedAt.Add(2*cfg.HeartbeatInterval))
+	})
+	return a, b
+}
+
+// salesNodes is twoNodes running the call-centre dialplan with queue sales, whose one agent, 201,
+// is registered through node A.
+func salesNodes(t *testing.T, dsn string) (a, b *testPBX, agent *uaClient) {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "dialplan.lua")
+	if err := os.WriteFile(script, []byte(callCentreScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, b = twoNodes(t, dsn, pbx.Config{DialplanScript: script, HeartbeatInterval: 200 * time.Millisecond})
+	agent = newClient(t, a.addr)
+	bind(t, a, "201", agent)
+	q := store.Queue{Name: "sales", Strategy: store.StrategyRingAll, Members: []store.QueueMember{{Extension: "201"}}}
+	if err := a.store.CreateQueue(context.Background(), &q); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, agent
+}
+
 // waitFor polls cond for up to 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -208,22 +248,7 @@ func TestProxyClientBanned(t *testing.T) {
 // for its own caller; once that call ends, B does.
 func TestQueueAgentAcrossNodes(t *testing.T) {
 	eachShared(t, func(t *testing.T, dsn string) {
-		script := filepath.Join(t.TempDir(), "dialplan.lua")
-		if err := os.WriteFile(script, []byte(callCentreScript), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg := pbx.Config{DialplanScript: script, HeartbeatInterval: 200 * time.Millisecond,
-			Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-		cfg.NodeID = "node-a"
-		a := startNode(t, dsn, cfg)
-		cfg.NodeID = "node-b"
-		b := startNode(t, dsn, cfg)
-		agent := newClient(t, a.addr)
-		bind(t, a, "201", agent)
-		q := store.Queue{Name: "sales", Strategy: store.StrategyRingAll, Members: []store.QueueMember{{Extension: "201"}}}
-		if err := a.store.CreateQueue(context.Background(), &q); err != nil {
-			t.Fatal(err)
-		}
+		a, b, agent := salesNodes(t, dsn)
 		callerA, callerB := newClient(t, a.addr), newClient(t, b.addr)
 		msg, invA := callerA.Invite("100", "sales", nil)
 		callerA.Send(msg)
@@ -265,22 +290,7 @@ func TestQueueAgentAcrossNodes(t *testing.T) {
 // is free, node B's caller (first in line) gets it, not node A's, which then moves up.
 func TestQueueOrderAcrossNodes(t *testing.T) {
 	eachShared(t, func(t *testing.T, dsn string) {
-		script := filepath.Join(t.TempDir(), "dialplan.lua")
-		if err := os.WriteFile(script, []byte(callCentreScript), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg := pbx.Config{DialplanScript: script, HeartbeatInterval: 200 * time.Millisecond,
-			Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-		cfg.NodeID = "node-a"
-		a := startNode(t, dsn, cfg)
-		cfg.NodeID = "node-b"
-		b := startNode(t, dsn, cfg)
-		agent := newClient(t, a.addr)
-		bind(t, a, "201", agent)
-		q := store.Queue{Name: "sales", Strategy: store.StrategyRingAll, Members: []store.QueueMember{{Extension: "201"}}}
-		if err := a.store.CreateQueue(context.Background(), &q); err != nil {
-			t.Fatal(err)
-		}
+		a, b, agent := salesNodes(t, dsn)
 		// The agent takes a call of node A and is busy.
 		first := newClient(t, a.addr)
 		msg, inv1 := first.Invite("100", "sales", nil)
@@ -338,23 +348,13 @@ func TestQueueOrderAcrossNodes(t *testing.T) {
 // connection. Node A could not open a connection to the phone itself.
 func TestCallThroughRegisteringNode(t *testing.T) {
 	eachShared(t, func(t *testing.T, dsn string) {
-		cfg := pbx.Config{HeartbeatInterval: 100 * time.Millisecond, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-		cfg.NodeID = "node-a"
-		a := startNode(t, dsn, cfg)
-		cfg.NodeID = "node-b"
-		b := startNode(t, dsn, cfg)
+		a, b := twoNodes(t, dsn, pbx.Config{})
 		b.addExt(t, "202", "pw202")
 		ph := b2buatest.NewTCPPhone(t, b.addr.String())
 		reg := registerSpec("202", "tcp-reg", 1, "Contact: <"+ph.Contact("202")+">")
 		if res := ph.Do(ph.Build(reg)); res.StatusCode != 200 {
 			t.Fatalf("REGISTER over TCP to node B: %d", res.StatusCode)
 		}
-		// Node A knows node B once it has read the node rows after B started.
-		ctx := context.Background()
-		waitFor(t, "node A reading node B's row", func() bool {
-			ns, err := a.Nodes(ctx)
-			return err == nil && len(ns) == 2 && ns[0].LastSeen.After(ns[1].StartedAt.Add(2*cfg.HeartbeatInterval))
-		})
 		caller := newClient(t, a.addr)
 		msg, inv := caller.Invite("100", "202", nil)
 		caller.Send(msg)
@@ -371,7 +371,7 @@ func TestCallThroughRegisteringNode(t *testing.T) {
 		caller.WaitResponse(200)
 		waitIdle(t, a)
 		waitIdle(t, b)
-		if err := a.Shutdown(ctx); err != nil {
+		if err := a.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	})

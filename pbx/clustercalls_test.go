@@ -2,7 +2,6 @@ package pbx_test
 
 import (
 	"context"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -12,23 +11,6 @@ import (
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/pbx"
 )
-
-// twoNodes starts nodes A and B on dsn, trusting each other, and waits until each has read the
-// other's row (the park and pickup of one are then found by the other).
-func twoNodes(t *testing.T, dsn string) (a, b *testPBX) {
-	t.Helper()
-	cfg := pbx.Config{HeartbeatInterval: 100 * time.Millisecond, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	cfg.NodeID = "node-a"
-	a = startNode(t, dsn, cfg)
-	cfg.NodeID = "node-b"
-	b = startNode(t, dsn, cfg)
-	ctx := context.Background()
-	waitFor(t, "node A reading node B's row", func() bool {
-		ns, err := a.Nodes(ctx)
-		return err == nil && len(ns) == 2 && ns[0].LastSeen.After(ns[1].StartedAt.Add(2*cfg.HeartbeatInterval))
-	})
-	return a, b
-}
 
 // parkOn has caller call number on node tp, the phone of number answer and park the call with a
 // blind transfer to 700; it returns the caller's INVITE and 200 and the slot the final NOTIFY
@@ -64,7 +46,7 @@ func parkOn(t *testing.T, tp *testPBX, caller, phone *uaClient, number string) (
 // every node.
 func TestParkAcrossNodes(t *testing.T) {
 	eachShared(t, func(t *testing.T, dsn string) {
-		a, b := twoNodes(t, dsn)
+		a, b := twoNodes(t, dsn, pbx.Config{})
 		ctx := context.Background()
 		parkerA, parkerB := newClient(t, a.addr), newClient(t, b.addr)
 		bind(t, a, "101", parkerA)
@@ -173,7 +155,7 @@ func pickUpFrom(t *testing.T, owner, other *testPBX, caller, ringing, picker *ua
 // each pickup to node A. Nothing ringing: 480.
 func TestPickupAcrossNodes(t *testing.T) {
 	eachShared(t, func(t *testing.T, dsn string) {
-		a, b := twoNodes(t, dsn)
+		a, b := twoNodes(t, dsn, pbx.Config{})
 		ringing, caller := newClient(t, a.addr), newClient(t, a.addr)
 		bind(t, a, "101", ringing)
 		p102, p103 := newClient(t, b.addr), newClient(t, b.addr)
