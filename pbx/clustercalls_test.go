@@ -10,6 +10,7 @@ import (
 
 	"github.com/pbxkit/pbxkit/b2bua/b2buatest"
 	"github.com/pbxkit/pbxkit/pbx"
+	"github.com/pbxkit/pbxkit/store"
 )
 
 // parkOn has caller call number on node tp, the phone of number answer and park the call with a
@@ -217,4 +218,32 @@ func TestNodeFeatureSigned(t *testing.T) {
 		c.AckFinal(inv, res)
 	}
 	waitIdle(t, tp)
+}
+
+// TestNodeDropsStaleClaims: a node starting drops the claims a crashed run of the same id left
+// (here a park slot), and each heartbeat drops a slot claim its park lot does not hold (a release
+// that failed).
+func TestNodeDropsStaleClaims(t *testing.T) {
+	eachShared(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if ok, err := s.ClaimSlot(ctx, "node-a", "705", "call-of-the-crashed-run", time.Hour); err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		a := startNode(t, dsn, pbx.Config{NodeID: "node-a", HeartbeatInterval: 100 * time.Millisecond})
+		if _, held, err := a.store.ParkedAt(ctx, "705"); err != nil || held {
+			t.Fatalf("slot 705 after the start: held %v, %v", held, err)
+		}
+		if ok, err := s.ClaimSlot(ctx, "node-a", "706", "call-whose-release-failed", time.Hour); err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		waitFor(t, "slot 706 dropped by a heartbeat", func() bool {
+			_, held, err := a.store.ParkedAt(ctx, "706")
+			return err == nil && !held
+		})
+	})
 }
